@@ -1,0 +1,25 @@
+# One image for the four services (intake, review, clarification, archive) and the one-shot
+# migration: `zhengming serve <name>` / `zhengming migrate`. See docker-compose.yml.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ZM_LOCAL_ROOT=/var/lib/zhengming
+
+# Only what the wheel needs: no .venv, .local or tests end up in the image.
+COPY pyproject.toml README.md /tmp/src/
+COPY shared /tmp/src/shared
+COPY services /tmp/src/services
+COPY zhengming /tmp/src/zhengming
+
+RUN pip install /tmp/src \
+    && rm -rf /tmp/src \
+    && useradd --system --uid 10001 --user-group --home-dir /var/lib/zhengming --create-home zhengming
+
+USER zhengming
+WORKDIR /var/lib/zhengming
+
+ENTRYPOINT ["zhengming"]
+CMD ["serve", "intake"]

@@ -1,0 +1,47 @@
+# zhengming: `make demo` runs the main job, `make test` the whole suite on real Kafka and PostgreSQL.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ZM     := $(BIN)/zhengming
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up down status test unit lint bench demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(ZM) up
+
+down: $(STAMP)
+	$(ZM) down
+
+status: $(STAMP)
+	$(ZM) status
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared services zhengming tests bench
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+# Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure).
+test: $(STAMP)
+	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP)
+	$(ZM) with-infra -- $(BIN)/python -m bench.run
+
+demo: $(STAMP)
+	@echo "The Lishui Q1 2023 scenario arrives with the workflow services; for now: start the infrastructure."
+	$(ZM) up
+
+clean: down
+	rm -rf .local

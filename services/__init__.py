@@ -1,0 +1,1 @@
+"""The four zhengming services: intake, review, clarification, archive."""

@@ -1,0 +1,1 @@
+"""Shared core of the zhengming services: envelope, event store, outbox, consumer, crypto, logging."""

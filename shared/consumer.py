@@ -1,0 +1,223 @@
+"""Consumer runner: applies each event exactly once (inbox + effect in one transaction), then
+commits the Kafka offset; poison messages go to a dead-letter topic, transient failures retry."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from pydantic import BaseModel, ValidationError
+
+from shared.db import Conn
+from shared.envelope import EventEnvelope
+from shared.errors import InvalidEvent, UnknownEventType
+from shared.logging import get_logger
+from shared.registry import EventRegistry
+from shared.settings import ConsumerSettings
+from shared.topics import dead_letter_topic
+
+log = get_logger(__name__)
+
+Apply = Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
+
+# Errors worth retrying: the database or the network is away for a while. Anything else is a
+# property of the message and retrying cannot fix it.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+class DeadLetter(Exception):
+    """A message that can never be applied; `code` and the message go into the DLQ headers."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class Outcome:
+    """What the runner did with one message (returned for tests and counted for metrics)."""
+
+    status: str  # applied | duplicate | dead_letter
+    event_id: str | None = None
+    reason: str | None = None
+
+
+class EventConsumer:
+    """Runs one consumer (one group, one inbox name) over one or more topics."""
+
+    def __init__(
+        self,
+        name: str,
+        pool: asyncpg.Pool,
+        registry: EventRegistry,
+        apply: Apply,
+        *,
+        settings: ConsumerSettings | None = None,
+    ) -> None:
+        self.name = name
+        self.pool = pool
+        self.registry = registry
+        self.apply = apply
+        self.settings = settings or ConsumerSettings()
+        self.broker: KafkaBroker | None = None
+        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "dead_letter": 0}
+
+    def subscribe(
+        self,
+        broker: KafkaBroker,
+        *topics: str,
+        pattern: str | None = None,
+        group_id: str | None = None,
+    ) -> None:
+        """Declare the FastStream subscriber; offsets are committed by hand after the apply."""
+        self.broker = broker
+        subscriber = broker.subscriber(
+            *topics,
+            pattern=pattern,
+            group_id=group_id or self.name,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
+            title=f"{self.name}",
+            description=f"zhengming consumer {self.name}: applies events once, dead-letters poison",
+        )
+
+        async def handle(body: bytes, msg: KafkaMessage) -> None:
+            await self.handle(msg)
+
+        subscriber(handle)
+
+    async def handle(self, msg: KafkaMessage) -> Outcome:
+        raw = msg.raw_message
+        record = raw[0] if isinstance(raw, tuple) else raw
+        position = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        try:
+            envelope, payload = self.decode(msg.body)
+        except DeadLetter as dead:
+            await self.dead_letter(msg, dead, position)
+            await msg.ack()
+            return Outcome("dead_letter", reason=dead.reason)
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=str(envelope.correlation_id),
+            causation_id=str(envelope.causation_id) if envelope.causation_id else None,
+            case_id=envelope.case_id,
+            event_id=str(envelope.event_id),
+            event_type=envelope.event_type,
+            consumer=self.name,
+        ):
+            try:
+                status = await self.apply_once(envelope, payload, position)
+            except DeadLetter as dead:
+                await self.dead_letter(msg, dead, position)
+                status = "dead_letter"
+            self.counts[status] += 1
+            self.after_apply(envelope, status)
+            await msg.ack()
+            return Outcome(status, str(envelope.event_id))
+
+    def after_apply(self, envelope: EventEnvelope, status: str) -> None:
+        """Hook between the database commit and the offset commit (fault-injection tests)."""
+
+    def decode(self, body: bytes) -> tuple[EventEnvelope, BaseModel]:
+        try:
+            envelope = EventEnvelope.from_bytes(body)
+        except ValidationError as exc:
+            raise DeadLetter("undecodable", _short(exc)) from exc
+        if not envelope.hash_ok():
+            raise DeadLetter("hash_mismatch", f"hash of {envelope.event_id} does not match its content")
+        try:
+            payload = self.registry.decode(envelope)
+        except UnknownEventType as exc:
+            raise DeadLetter("unknown_event_type", f"unknown event type {exc}") from exc
+        except InvalidEvent as exc:
+            raise DeadLetter("invalid_event", str(exc)) from exc
+        return envelope, payload
+
+    async def apply_once(self, envelope: EventEnvelope, payload: BaseModel, position: dict[str, Any]) -> str:
+        """Inbox row and effect in one transaction; retried with backoff while failures are
+        transient. Gives up by ending the process (offset uncommitted, so nothing is lost)."""
+        delay = self.settings.retry_initial_s
+        deadline = time.monotonic() + self.settings.retry_deadline_s
+        while True:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    fresh = await conn.fetchval(
+                        "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset)"
+                        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                        self.name,
+                        envelope.event_id,
+                        position["topic"],
+                        position["partition"],
+                        position["offset"],
+                    )
+                    if not fresh:
+                        log.info("event.duplicate")
+                        return "duplicate"
+                    await self.apply(conn, envelope, payload)
+                log.info("event.applied")
+                return "applied"
+            except TRANSIENT as exc:
+                if time.monotonic() > deadline:
+                    log.critical("consumer.giving_up", error=repr(exc))
+                    os._exit(75)  # a supervisor restarts us; the offset was never committed
+                log.warning("event.retry", error=repr(exc), delay_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+            except DeadLetter:
+                raise
+            except (
+                asyncpg.DataError,
+                asyncpg.IntegrityConstraintViolationError,
+                ValueError,
+            ) as exc:
+                raise DeadLetter("rejected", _short(exc)) from exc
+
+    async def dead_letter(self, msg: KafkaMessage, dead: DeadLetter, position: dict[str, Any]) -> None:
+        assert self.broker is not None
+        log.warning("event.dead_letter", code=dead.code, reason=dead.reason, **position)
+        raw = msg.raw_message
+        record = raw[0] if isinstance(raw, tuple) else raw
+        await self.broker.publish(
+            msg.body,
+            topic=dead_letter_topic(self.name),
+            key=record.key,
+            headers={
+                "zm-dlq-code": dead.code,
+                "zm-dlq-reason": dead.reason[:2000],
+                "zm-dlq-consumer": self.name,
+                "zm-original-topic": position["topic"],
+                "zm-original-partition": str(position["partition"]),
+                "zm-original-offset": str(position["offset"]),
+            },
+        )
+        self.counts["dead_letter"] += 1
+
+
+def _raw_body(msg: Any) -> bytes:
+    """Hand the handler the bytes as they came: decoding is the runner's job (to dead-letter)."""
+    body: bytes = msg.body
+    return body
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).replace("\n", " ")[:1000]

@@ -1,0 +1,110 @@
+"""PostgreSQL access: connection pools bound to a service schema, and versioned SQL migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+import asyncpg.pool
+
+from shared.settings import PostgresSettings
+
+# What handlers receive: a bare connection or one borrowed from a pool.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+CORE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_schema(schema: str) -> str:
+    """Schema names are interpolated into SQL, so only plain identifiers are accepted."""
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"not a valid schema name: {schema!r}")
+    return schema
+
+
+async def create_pool(
+    settings: PostgresSettings,
+    schema: str,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+) -> asyncpg.Pool:
+    """A pool whose connections see `schema` first on their search path."""
+    check_schema(schema)
+    pool = await asyncpg.create_pool(
+        settings.dsn(),
+        min_size=settings.pool_min if min_size is None else min_size,
+        max_size=settings.pool_max if max_size is None else max_size,
+        init=init_connection,
+        server_settings={"search_path": f"{schema},public", "application_name": f"zm-{schema}"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb in and out as Python values."""
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def migration_files(dirs: Sequence[Path]) -> list[tuple[str, Path]]:
+    """Migrations as (version, path), e.g. ('core/0001_event_store', ...), in apply order."""
+    found: list[tuple[str, Path]] = []
+    for directory in dirs:
+        prefix = "core" if directory == CORE_MIGRATIONS else directory.parent.name
+        found.extend((f"{prefix}/{f.stem}", f) for f in sorted(directory.glob("[0-9]*.sql")))
+    return found
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, dirs: Sequence[Path]) -> list[str]:
+    """Create `schema` if needed and apply the migrations it lacks; returns what was applied.
+
+    A transaction-scoped advisory lock keeps two processes from migrating the same schema at once.
+    """
+    check_schema(schema)
+    applied: list[str] = []
+    lock = int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, checksum text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["version"]: r["checksum"]
+            for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
+        for version, path in migration_files(dirs):
+            sql = path.read_text(encoding="utf-8")
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if version in done:
+                if done[version] != checksum:
+                    raise RuntimeError(f"migration {version} changed after it was applied to {schema}")
+                continue
+            await conn.execute(sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                version,
+                checksum,
+            )
+            applied.append(version)
+    return applied
+
+
+def service_migrations(service: str) -> list[Path]:
+    """The core migrations plus the service's own, if it has any."""
+    own = SERVICES_DIR / service / "migrations"
+    return [CORE_MIGRATIONS] + ([own] if own.is_dir() else [])

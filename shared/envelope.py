@@ -1,0 +1,127 @@
+"""The event envelope every zhengming event travels in, its canonical bytes and its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+GENESIS_HASH = "0" * 64
+
+JURISDICTIONS: dict[str, str] = {
+    "331100": "丽水市",
+    "331102": "莲都区",
+    "331121": "青田县",
+    "331122": "缙云县",
+    "331123": "遂昌县",
+    "331124": "松阳县",
+    "331125": "云和县",
+    "331126": "庆元县",
+    "331127": "景宁畲族自治县",
+    "331181": "龙泉市",
+}
+CITY = "331100"
+
+
+class Actor(BaseModel):
+    """Who caused an event: the authenticated user, their role and unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=200)
+    role: str = Field(min_length=1, max_length=100)
+    unit: str = Field(min_length=1, max_length=200)
+
+
+class EventEnvelope(BaseModel):
+    """One domain event with everything needed to route, order, attribute and verify it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    event_type: str = Field(min_length=1, max_length=200)
+    schema_version: int = Field(ge=1)
+    stream_id: str = Field(min_length=1, max_length=300)
+    stream_version: int = Field(ge=1)
+    case_id: str = Field(min_length=1, max_length=200)
+    jurisdiction: str = Field(pattern=r"^\d{6}$")
+    occurred_at: AwareDatetime
+    actor: Actor
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    payload: dict[str, Any]
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # One canonical form for hashing: the database hands instants back in UTC.
+        return value.astimezone(UTC)
+
+    def to_bytes(self) -> bytes:
+        """The wire form on Kafka: canonical JSON of the whole envelope."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> EventEnvelope:
+        return cls.model_validate_json(raw)
+
+    def computed_hash(self) -> str:
+        return chain_hash(self.prev_hash, self.model_dump(mode="json", exclude={"prev_hash", "hash"}))
+
+    def hash_ok(self) -> bool:
+        return self.computed_hash() == self.hash
+
+
+def canonical_json(value: Any) -> bytes:
+    """Deterministic JSON: sorted keys, no spaces, UTF-8 (Chinese text kept as is)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    """SHA-256 over the previous hash and the canonical bytes of the rest of the envelope."""
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(canonical_json(body))
+    return digest.hexdigest()
+
+
+def seal(
+    *,
+    event_type: str,
+    schema_version: int,
+    stream_id: str,
+    stream_version: int,
+    case_id: str,
+    jurisdiction: str,
+    occurred_at: datetime,
+    actor: Actor,
+    correlation_id: uuid.UUID,
+    causation_id: uuid.UUID | None,
+    payload: dict[str, Any],
+    prev_hash: str,
+    event_id: uuid.UUID | None = None,
+) -> EventEnvelope:
+    """Build an envelope and compute its hash in the chain after `prev_hash`."""
+    draft = EventEnvelope(
+        event_id=event_id or uuid.uuid4(),
+        event_type=event_type,
+        schema_version=schema_version,
+        stream_id=stream_id,
+        stream_version=stream_version,
+        case_id=case_id,
+        jurisdiction=jurisdiction,
+        occurred_at=occurred_at,
+        actor=actor,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        payload=payload,
+        prev_hash=prev_hash,
+        hash=GENESIS_HASH,
+    )
+    return draft.model_copy(update={"hash": draft.computed_hash()})

@@ -1,0 +1,274 @@
+"""PostgreSQL event store: append with expected version, load, outbox rows, per-stream hash chain."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from shared.db import Conn
+from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
+from shared.errors import ConcurrencyError
+from shared.topics import events_topic
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event decided by an aggregate, before the store gives it a place in its stream."""
+
+    event_type: str
+    schema_version: int
+    payload: dict[str, Any]
+    occurred_at: datetime | None = None
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first link of a stream's hash chain that does not hold."""
+
+    stream_id: str
+    stream_version: int
+    expected: str
+    found: str
+    reason: str
+
+
+def _lock_key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
+def outbox_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel that wakes a schema's relay."""
+    return f"zm_outbox_{schema}"
+
+
+_INSERT_EVENT = """
+INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, case_id,
+                    jurisdiction, occurred_at, actor, correlation_id, causation_id, payload,
+                    prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+"""
+_INSERT_OUTBOX = "INSERT INTO outbox (event_id, topic, key, body, headers) VALUES ($1, $2, $3, $4, $5)"
+_COLUMNS = (
+    "event_id, stream_id, stream_version, event_type, schema_version, case_id, jurisdiction,"
+    " occurred_at, actor, correlation_id, causation_id, payload, prev_hash, hash"
+)
+
+
+def row_to_envelope(row: asyncpg.Record) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        case_id=row["case_id"],
+        jurisdiction=row["jurisdiction"],
+        occurred_at=row["occurred_at"],
+        actor=Actor.model_validate(row["actor"]),
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        payload=row["payload"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+class EventStore:
+    """The append-only store of one service schema (the pool's search path selects it)."""
+
+    def __init__(self, pool: asyncpg.Pool, *, schema: str, context: str) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.context = context
+
+    async def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        case_id: str,
+        jurisdiction: str,
+        actor: Actor,
+        correlation_id: uuid.UUID,
+        causation_id: uuid.UUID | None = None,
+        conn: Conn | None = None,
+    ) -> list[EventEnvelope]:
+        """Append `events` after `expected_version`; the outbox rows commit with them.
+
+        Raises ConcurrencyError when the stream has moved on. When `conn` is given the caller's
+        transaction is used (a unit of work spanning more than one append).
+        """
+        if conn is not None:
+            return await self._append(
+                conn,
+                stream_id,
+                expected_version,
+                events,
+                case_id,
+                jurisdiction,
+                actor,
+                correlation_id,
+                causation_id,
+            )
+        async with self.pool.acquire() as own, own.transaction():
+            return await self._append(
+                own,
+                stream_id,
+                expected_version,
+                events,
+                case_id,
+                jurisdiction,
+                actor,
+                correlation_id,
+                causation_id,
+            )
+
+    async def _append(
+        self,
+        conn: Conn,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        case_id: str,
+        jurisdiction: str,
+        actor: Actor,
+        correlation_id: uuid.UUID,
+        causation_id: uuid.UUID | None,
+    ) -> list[EventEnvelope]:
+        if not events:
+            return []
+        # Writers of one case (one Kafka key) take turns: the outbox ids of a key are then
+        # allocated in commit order, so publishing in id order keeps each key's order.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(f"case:{case_id}"))
+        head = await conn.fetchrow(
+            "SELECT stream_version, hash FROM events WHERE stream_id = $1"
+            " ORDER BY stream_version DESC LIMIT 1",
+            stream_id,
+        )
+        version, prev_hash = (head["stream_version"], head["hash"]) if head else (0, GENESIS_HASH)
+        if version != expected_version:
+            raise ConcurrencyError(stream_id, expected_version, version)
+        now = datetime.now(UTC)
+        topic = events_topic(jurisdiction, self.context)
+        sealed: list[EventEnvelope] = []
+        for new in events:
+            version += 1
+            envelope = seal(
+                event_type=new.event_type,
+                schema_version=new.schema_version,
+                stream_id=stream_id,
+                stream_version=version,
+                case_id=case_id,
+                jurisdiction=jurisdiction,
+                occurred_at=new.occurred_at or now,
+                actor=actor,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                payload=new.payload,
+                prev_hash=prev_hash,
+                event_id=new.event_id,
+            )
+            prev_hash = envelope.hash
+            sealed.append(envelope)
+        try:
+            await conn.executemany(_INSERT_EVENT, [_event_args(e) for e in sealed])
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "events_stream_version_key":
+                raise ConcurrencyError(stream_id, expected_version, version) from exc
+            raise
+        await conn.executemany(
+            _INSERT_OUTBOX,
+            [(e.event_id, topic, e.case_id, e.to_bytes(), _headers(e)) for e in sealed],
+        )
+        await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
+        return sealed
+
+    async def load(self, stream_id: str, after_version: int = 0) -> list[EventEnvelope]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2"
+                " ORDER BY stream_version",
+                stream_id,
+                after_version,
+            )
+        return [row_to_envelope(r) for r in rows]
+
+    async def load_case(self, case_id: str) -> list[EventEnvelope]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE case_id = $1 ORDER BY global_position",
+                case_id,
+            )
+        return [row_to_envelope(r) for r in rows]
+
+    async def iter_all(self, batch: int = 2000) -> AsyncIterator[EventEnvelope]:
+        """Every event, stream by stream in version order (for verification and replay)."""
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+            cursor = conn.cursor(
+                f"SELECT {_COLUMNS} FROM events ORDER BY stream_id, stream_version", prefetch=batch
+            )
+            async for row in cursor:
+                yield row_to_envelope(row)
+
+    async def verify(self) -> ChainBreak | None:
+        """Check every stream's chain: versions 1..n without gaps, each prev_hash the previous
+        hash, each hash recomputed from the stored fields. Returns the first break, if any."""
+        stream: str | None = None
+        expected_version = 0
+        prev = GENESIS_HASH
+        async for env in self.iter_all():
+            if env.stream_id != stream:
+                stream, expected_version, prev = env.stream_id, 0, GENESIS_HASH
+            expected_version += 1
+            if env.stream_version != expected_version:
+                return ChainBreak(
+                    env.stream_id,
+                    expected_version,
+                    prev,
+                    "(missing)",
+                    f"version {expected_version} missing",
+                )
+            if env.prev_hash != prev:
+                return ChainBreak(env.stream_id, env.stream_version, prev, env.prev_hash, "prev_hash")
+            recomputed = env.computed_hash()
+            if recomputed != env.hash:
+                return ChainBreak(env.stream_id, env.stream_version, recomputed, env.hash, "hash")
+            prev = env.hash
+        return None
+
+
+def _event_args(e: EventEnvelope) -> tuple[Any, ...]:
+    return (
+        e.event_id,
+        e.stream_id,
+        e.stream_version,
+        e.event_type,
+        e.schema_version,
+        e.case_id,
+        e.jurisdiction,
+        e.occurred_at,
+        e.actor.model_dump(),
+        e.correlation_id,
+        e.causation_id,
+        e.payload,
+        e.prev_hash,
+        e.hash,
+    )
+
+
+def _headers(e: EventEnvelope) -> dict[str, str]:
+    """Kafka headers for routing and tracing without opening the body."""
+    return {
+        "event_type": e.event_type,
+        "schema_version": str(e.schema_version),
+        "correlation_id": str(e.correlation_id),
+        "content-type": "application/json",
+    }

@@ -1,0 +1,1 @@
+"""Operator tooling of zhengming: the `zhengming` command and the local infrastructure."""
