@@ -63,6 +63,14 @@ ASGIApp = Callable[
 ]
 
 
+def _uuid_or_new(value: str | None) -> str:
+    """Correlation ids travel into event envelopes, which take UUIDs only."""
+    try:
+        return str(uuid.UUID(value)) if value else str(uuid.uuid4())
+    except ValueError:
+        return str(uuid.uuid4())
+
+
 class RequestContextMiddleware:
     """ASGI middleware: binds correlation, causation and case ids to every log line of a request.
 
@@ -83,7 +91,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        correlation_id = headers.get("x-correlation-id") or str(uuid.uuid4())
+        correlation_id = _uuid_or_new(headers.get("x-correlation-id"))
         context = {
             "correlation_id": correlation_id,
             "causation_id": headers.get("x-causation-id"),

@@ -68,7 +68,10 @@ class EventRegistry:
             step = self._upcasters.get((event_type, version))
             if step is None:
                 raise InvalidEvent(f"no upcaster for {event_type} v{version}")
-            payload = step(dict(payload))
+            try:
+                payload = step(dict(payload))
+            except Exception as exc:  # an old payload the upcaster cannot read is invalid, not a crash
+                raise InvalidEvent(f"{event_type} v{version} cannot be upcast: {exc!r}") from exc
             version += 1
         return payload
 

@@ -1,0 +1,1 @@
+"""Benchmarks on the real PostgreSQL and Kafka (`make bench`, or `python -m bench.run`)."""

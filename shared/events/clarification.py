@@ -1,0 +1,169 @@
+"""Events of the clarification context (澄清正名): the pool and the chain from 申请 to 备案."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import Field
+
+from shared.events import registry
+from shared.events.common import (
+    Allegation,
+    BadEffect,
+    ClarificationForm,
+    Finding,
+    Frozen,
+    PriorityFlag,
+    Subject,
+)
+
+CONTEXT = "clarification"
+
+
+@registry.event("ApplicationNoted", 1)
+class ApplicationNoted(Frozen):
+    """A green-channel application reached the clarification office."""
+
+    application_id: str
+    applicant: Subject
+    untrue_points: list[str]
+    request: str
+    filed_on: date
+
+
+@registry.event("OutcomeNoted", 1)
+class OutcomeNoted(Frozen):
+    """The verification's conclusion reached the clarification office."""
+
+    concluded_on: date
+    findings: dict[str, Finding]
+    untrue_points: list[Allegation]
+    subjects: list[Subject]
+    eligible_for_pool: bool
+
+
+@registry.event("PriorityNoted", 1)
+class PriorityNoted(Frozen):
+    """The backlog sweep screened the matter, with priority flags."""
+
+    sweep_id: str
+    priority_flags: list[PriorityFlag]
+
+
+@registry.event("CandidateAdded", 1)
+class CandidateAdded(Frozen):
+    """备选库: the matter entered the candidate pool."""
+
+    via: Literal["conclusion", "sweep", "green_channel"]
+    added_on: date
+
+
+@registry.event("ApplicationDeclined", 1)
+class ApplicationDeclined(Frozen):
+    """A green-channel application whose matter cannot enter the pool (e.g. partly true)."""
+
+    application_id: str
+    reason: str
+
+
+@registry.event("ClarificationStarted", 1)
+class ClarificationStarted(Frozen):
+    """申请: proposed by the department after consulting the person, or applied for by the person.
+    The person's consent is required."""
+
+    initiated_by: Literal["department", "person"]
+    person: Subject
+    consent: Literal[True]
+    consent_note: str = ""
+    started_on: date
+
+
+@registry.event("AssessmentRecorded", 1)
+class AssessmentRecorded(Frozen):
+    """评估 against the positive and negative lists; a refusal records its reasons."""
+
+    assessed_on: date
+    eligible: bool
+    bad_effects: list[BadEffect]
+    effect_only_from_interviews: bool
+    refusals: list[str] = []  # codes of the negative-list rules that applied
+    reason: str = ""
+
+
+@registry.event("ReReviewRecorded", 1)
+class ReReviewRecorded(Frozen):
+    """复核 by the quality-evaluation group: three checks plus the expected effect."""
+
+    reviewed_on: date
+    verification_complete: bool
+    conclusion_clear: bool
+    disposal_adequate: bool
+    expected_effect: str
+    members: dict[str, str]  # office role -> user id
+    passed: bool
+    reasons: list[str] = []
+
+
+@registry.event("ClarificationApproved", 1)
+class ClarificationApproved(Frozen):
+    """Approval by the head of the organ at the level of cadre-management authority."""
+
+    approved_on: date
+    approver: str
+    level: str
+    clarify_by: date
+
+
+@registry.event("ClarificationPerformed", 1)
+class ClarificationPerformed(Frozen):
+    """澄清: only the listed untrue points, in the chosen forms (written notice always)."""
+
+    performed_on: date
+    forms: list[ClarificationForm] = Field(min_length=1)
+    scope: str = ""
+    points: list[Allegation] = Field(min_length=1)
+    person: Subject
+    concluded_on: date
+    on_time: bool
+    round_id: str | None = None
+    documents: list[str] = []
+
+
+@registry.event("FeedbackGiven", 1)
+class FeedbackGiven(Frozen):
+    """反馈 to the unit's party committee and its head (一把手)."""
+
+    given_on: date
+    party_committee: str
+    unit_head: str
+
+
+@registry.event("AcknowledgementRecorded", 1)
+class AcknowledgementRecorded(Frozen):
+    """The person acknowledged the clarification."""
+
+    acknowledged_on: date
+    note: str = ""
+
+
+@registry.event("ClarificationFiled", 1)
+class ClarificationFiled(Frozen):
+    """备案: the case goes to the archive."""
+
+    filed_on: date
+    person: Subject
+    points: list[Allegation]
+    forms: list[ClarificationForm]
+    concluded_on: date
+    clarified_on: date
+
+
+@registry.event("QuarterlyRoundHeld", 1)
+class QuarterlyRoundHeld(Frozen):
+    """集中澄清: a quarter's ready candidates of a jurisdiction clarified in one batch."""
+
+    round_id: str
+    quarter: str
+    held_on: date
+    matters: list[str]

@@ -1,0 +1,83 @@
+"""Value objects and vocabularies shared by the events of every context (the glossary as types)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Channel = Literal["letter", "visit", "online", "phone", "referred_down", "agency_transfer"]
+"""来信 letter, 来访 visit, 网络 online (12388), 电话 phone, 上级转办 referred down,
+其他机关移送 transferred by another agency."""
+
+HandlingMethod = Literal[
+    "talk_inquiry", "preliminary_verification", "shelve", "close", "formal_investigation"
+]
+"""谈话函询, 初步核实, 暂存待查, 予以了结, 移送审查调查."""
+
+Finding = Literal["true", "partly_true", "untrue", "not_proven", "honest_mistake", "false_accusation"]
+"""属实, 部分属实, 失实, 查无实据, 错告, 诬告陷害 (suspected)."""
+
+ClarificationForm = Literal["written_notice", "face_to_face", "unit_meeting", "scoped_notice"]
+"""澄清通知书 (always), 当面澄清, 会议澄清 (meeting of the unit), 一定范围内通报."""
+
+PriorityFlag = Literal[
+    "work_record", "reputation", "frontline_reform", "rural_revitalisation", "land_requisition_demolition"
+]
+"""优先澄清件 flags of the backlog sweep (大起底)."""
+
+BadEffect = Literal["repeated_reports", "selection_affected", "rights_harmed", "wide_spread"]
+"""Bad effects on the person's work, life or standing that make clarification worthwhile."""
+
+CadreLevel = Literal["city", "county"]
+"""Cadre-management authority: whose head approves the clarification."""
+
+Role = Literal[
+    "letters_office",
+    "handling_department",
+    "case_trial",
+    "case_management",
+    "head",
+    "organisation_department",
+    "auditor",
+    "system",
+]
+"""信访室, 承办部门, 审理室, 案管室, 主要负责人, 组织部, auditor; system = a service reacting to events."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Subject(Frozen):
+    """被反映人: a person (with post and unit) or a unit that a report is about."""
+
+    kind: Literal["person", "unit"]
+    subject_id: str = Field(default="", max_length=100)
+    name: str = Field(min_length=1, max_length=100)
+    post: str | None = Field(default=None, max_length=200)
+    unit: str | None = Field(default=None, max_length=200)
+    party_member: bool = True
+    cadre_level: CadreLevel = "county"
+
+    @model_validator(mode="after")
+    def _stable_id(self) -> Subject:
+        # 一人一档 needs a stable id across reports; derived when the caller gives none.
+        if not self.subject_id:
+            digest = hashlib.sha256(f"{self.kind}|{self.name}|{self.unit or ''}".encode()).hexdigest()
+            object.__setattr__(self, "subject_id", f"{self.kind[0]}-{digest[:16]}")
+        return self
+
+
+class Allegation(Frozen):
+    """One point of a report; each gets its own finding."""
+
+    allegation_id: str = Field(min_length=1, max_length=50)
+    summary: str = Field(min_length=1, max_length=2000)
+
+
+def quarter_of(day: date) -> str:
+    """'2023Q1' style quarter label."""
+    return f"{day.year}Q{(day.month - 1) // 3 + 1}"

@@ -1,0 +1,85 @@
+"""Events of the review context (核查): handling decision, findings, conclusion, the sweep."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import Field
+
+from shared.events import registry
+from shared.events.common import Allegation, Finding, Frozen, HandlingMethod, PriorityFlag, Subject
+
+CONTEXT = "review"
+
+
+@registry.event("VerificationOpened", 1)
+class VerificationOpened(Frozen):
+    """The handling department received the matter."""
+
+    department: str
+    opened_on: date
+    received_on: date
+    real_name: bool
+    subjects: list[Subject] = Field(min_length=1)
+    allegations: list[Allegation] = Field(min_length=1)
+
+
+@registry.event("HandlingDecided", 1)
+class HandlingDecided(Frozen):
+    """Collective decision on how to handle the matter, with its approval."""
+
+    method: HandlingMethod
+    decided_on: date
+    approved_by: str
+    note: str = ""
+
+
+@registry.event("FindingRecorded", 1)
+class FindingRecorded(Frozen):
+    """The finding on one allegation."""
+
+    allegation_id: str
+    finding: Finding
+    basis: str = Field(min_length=1, max_length=4000)
+    approved_by: str | None = None
+    approval_jurisdiction: str | None = None
+
+
+@registry.event("FalseAccusationReferred", 1)
+class FalseAccusationReferred(Frozen):
+    """诬告陷害: the suspected false accusation goes on to punishment and referral."""
+
+    allegation_id: str
+    referred_on: date
+    referred_to: str
+
+
+@registry.event("VerificationConcluded", 1)
+class VerificationConcluded(Frozen):
+    """办结: every allegation has its finding; eligible when at least one point is untrue and
+    none is true or partly true."""
+
+    concluded_on: date
+    received_on: date
+    findings: dict[str, Finding]
+    untrue_points: list[Allegation]
+    subjects: list[Subject] = Field(min_length=1)
+    eligible_for_pool: bool
+
+
+@registry.event("CandidateScreened", 1)
+class CandidateScreened(Frozen):
+    """大起底: a closed untrue matter of the last three years screened into the pool."""
+
+    sweep_id: str
+    screened_on: date
+    priority_flags: list[PriorityFlag] = []
+
+
+@registry.event("ResultsReportedBack", 1)
+class ResultsReportedBack(Frozen):
+    """Quarterly report of verification results back to the letters-and-visits office."""
+
+    quarter: str
+    reported_on: date
+    matters: dict[str, str]  # matter id -> overall outcome
