@@ -94,6 +94,8 @@ class ServiceSettings(BaseSettings):
     review_port: int = 8102
     clarification_port: int = 8103
     archive_port: int = 8104
+    # A county deployment serves its own jurisdiction only (e.g. ["331122"]); empty = all ten.
+    jurisdictions: list[str] = []
 
     def port(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")

@@ -191,6 +191,35 @@ class EventStore:
         await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
         return sealed
 
+    async def enqueue_integration(
+        self,
+        conn: Conn,
+        *,
+        topic: str,
+        key: str,
+        body: bytes,
+        message_id: uuid.UUID,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Put an outbound integration message (a public contract, not an envelope) in the outbox,
+        in the caller's transaction, so it is sent exactly when the events that caused it commit."""
+        await conn.execute(
+            _INSERT_OUTBOX,
+            message_id,
+            topic,
+            key,
+            body,
+            {"content-type": "application/json", **(headers or {})},
+        )
+        await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
+
+    async def load_in(self, conn: Conn, stream_id: str) -> list[EventEnvelope]:
+        """Load a stream inside the caller's transaction (for a unit of work)."""
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY stream_version", stream_id
+        )
+        return [row_to_envelope(r) for r in rows]
+
     async def load(self, stream_id: str, after_version: int = 0) -> list[EventEnvelope]:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 PREFIX = "zm"
 
@@ -16,9 +17,26 @@ def events_topic(jurisdiction: str, context: str) -> str:
     return f"{PREFIX}.{jurisdiction}.{context}.events"
 
 
-def events_pattern(context: str) -> str:
-    """Regular expression matching the events topics of `context` in every jurisdiction."""
-    return rf"^{PREFIX}\.\d{{6}}\.{re.escape(context)}\.events$"
+def events_pattern(context: str, jurisdictions: Iterable[str] | None = None) -> str:
+    """Regular expression matching the events topics of `context` in the given jurisdictions
+    (every jurisdiction when None): how the city level aggregates its counties."""
+    codes = r"\d{6}" if jurisdictions is None else "(?:" + "|".join(sorted(jurisdictions)) + ")"
+    return rf"^{PREFIX}\.{codes}\.{re.escape(context)}\.events$"
+
+
+def inbound_reports_topic(jurisdiction: str) -> str:
+    """Reports published by another agency's system for this jurisdiction (inbound integration)."""
+    return f"{PREFIX}.{jurisdiction}.inbound.reports"
+
+
+def inbound_reports_pattern(jurisdictions: Iterable[str] | None = None) -> str:
+    codes = r"\d{6}" if jurisdictions is None else "(?:" + "|".join(sorted(jurisdictions)) + ")"
+    return rf"^{PREFIX}\.{codes}\.inbound\.reports$"
+
+
+def personnel_notices_topic(jurisdiction: str) -> str:
+    """Public, versioned contract for the organisation department (outbound integration)."""
+    return f"{PREFIX}.{jurisdiction}.public.personnel-notices.v1"
 
 
 def dead_letter_topic(consumer: str) -> str:

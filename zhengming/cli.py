@@ -17,6 +17,7 @@ from shared import settings
 from shared.db import migrate as run_migrations
 from shared.db import service_migrations
 from zhengming.local import LocalKafka, LocalPostgres
+from zhengming.services import all_services
 
 # The readiness probes expect refused connections while a broker boots; keep them quiet.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -51,7 +52,7 @@ def migrate() -> None:
         console.print(f"{service}: {', '.join(applied) if applied else 'up to date'}")
 
 
-def start_infra() -> list[str]:
+def start_infra(with_services: bool = False) -> list[str]:
     """Start what is not running; returns the names of the parts this call started."""
     started: list[str] = []
     kafka, postgres = _kafka(), _postgres()
@@ -63,12 +64,28 @@ def start_infra() -> list[str]:
     if postgres.start():
         started.append("postgres")
     asyncio.run(_migrate_all())
+    if with_services:
+        from shared.auth import AuthSettings, ensure_keys
+
+        ensure_keys(AuthSettings())
+        services = all_services(settings.local(), settings.services())
+        for svc in services:
+            if svc.start():
+                started.append(svc.name)
+                console.print(f"{svc.name}: starting…")
+            else:
+                console.print(f"{svc.name}: already running")
+        for svc in services:
+            svc.wait_ready()
     return started
 
 
 def stop_infra(parts: list[str] | None = None) -> None:
     """Stop the named parts (all when None), services first, Kafka last."""
-    wanted = set(parts) if parts is not None else {"postgres", "kafka"}
+    wanted = set(parts) if parts is not None else {"postgres", "kafka", *settings.SERVICES}
+    for svc in all_services(settings.local(), settings.services()):
+        if svc.name in wanted and svc.stop():
+            console.print(f"{svc.name}: stopped")
     if "postgres" in wanted and _postgres().stop():
         console.print("postgres: stopped")
     if "kafka" in wanted and _kafka().stop():
@@ -76,9 +93,12 @@ def stop_infra(parts: list[str] | None = None) -> None:
 
 
 @app.command()
-def up() -> None:
-    """Start Kafka and PostgreSQL (and migrate) unless already running; wait until they answer."""
-    start_infra()
+def up(
+    infra_only: Annotated[bool, typer.Option(help="Kafka and PostgreSQL only, no services")] = False,
+) -> None:
+    """Start Kafka, PostgreSQL (migrated) and the four services unless already running; wait
+    until each answers."""
+    start_infra(with_services=not infra_only)
     status()
 
 
@@ -93,6 +113,7 @@ def status() -> None:
     """Say what runs where and whether it answers."""
     table = Table("part", "running", "answering", "pid", "where")
     rows = [_kafka().status(), _postgres().status()]
+    rows += [svc.status() for svc in all_services(settings.local(), settings.services())]
     for s in rows:
         table.add_row(
             s.name, "yes" if s.running else "no", "yes" if s.answering else "no", str(s.pid or "-"), s.where
@@ -104,6 +125,7 @@ def status() -> None:
 def with_infra(
     ctx: typer.Context,
     keep: Annotated[bool, typer.Option(help="leave the infrastructure running afterwards")] = False,
+    services: Annotated[bool, typer.Option(help="also start the four services")] = False,
 ) -> None:
     """Run a command with Kafka and PostgreSQL up; stop afterwards what this call started,
     also when the command fails (e.g. `zhengming with-infra -- pytest`)."""
@@ -112,7 +134,7 @@ def with_infra(
     started: list[str] = []
     code = 1
     try:
-        started = start_infra()
+        started = start_infra(with_services=services)
         code = subprocess.call(ctx.args)
     except KeyboardInterrupt:
         code = 130
@@ -120,6 +142,71 @@ def with_infra(
         if not keep:
             stop_infra(started)
     sys.exit(code)
+
+
+@app.command()
+def serve(service: Annotated[str, typer.Argument(help="intake | review | clarification | archive")]) -> None:
+    """Run one service in the foreground: HTTP API, Kafka consumers, outbox relay."""
+    if service not in settings.SERVICES:
+        raise typer.BadParameter(f"unknown service {service}; one of {', '.join(settings.SERVICES)}")
+    import importlib
+
+    from shared.runtime import ServiceDefinition
+    from shared.runtime import serve as run
+
+    definition = importlib.import_module(f"services.{service}.main").definition
+    assert isinstance(definition, ServiceDefinition)
+    asyncio.run(run(definition))
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="user id")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="letters_office, handling_department, case_trial, "
+            "case_management, head, organisation_department, auditor"
+        ),
+    ],
+    unit: Annotated[str, typer.Option(help="the user's unit")],
+    jurisdiction: Annotated[list[str], typer.Option(help="granted jurisdiction (repeat)")],
+    hours: Annotated[int, typer.Option(help="validity")] = 12,
+) -> None:
+    """Mint a signed bearer token for local use."""
+    from datetime import timedelta
+
+    from shared.auth import Principal, mint
+
+    principal = Principal(user_id=user, role=role, unit=unit, jurisdictions=jurisdiction)
+    typer.echo(mint(principal, ttl=timedelta(hours=hours)))
+
+
+@app.command()
+def tokens(
+    jurisdiction: Annotated[str, typer.Option(help="the jurisdiction of the users")] = "331122",
+) -> None:
+    """Print one token per role for a jurisdiction (local use with curl)."""
+    from shared.auth import Principal, mint
+    from shared.envelope import JURISDICTIONS
+
+    name = JURISDICTIONS[jurisdiction]
+    for role in (
+        "letters_office",
+        "handling_department",
+        "case_trial",
+        "case_management",
+        "head",
+        "organisation_department",
+        "auditor",
+    ):
+        principal = Principal(
+            user_id=f"{role}-{jurisdiction}",
+            role=role,
+            unit=f"{name}纪委监委",
+            jurisdictions=[jurisdiction],
+        )
+        typer.echo(f"export ZM_TOKEN_{role.upper()}={mint(principal)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,232 @@
+"""Service runtime: one composition of pool, event store, relay, broker, consumers and HTTP app
+per process, plus the unit of work that command and reaction handlers run in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+
+from shared import settings
+from shared.consumer import EventConsumer
+from shared.crypto import FieldCipher, load_master_key
+from shared.db import Conn, create_pool, migrate, service_migrations
+from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
+from shared.events import registry
+from shared.logging import configure_logging, get_logger
+from shared.outbox import OutboxRelay, make_producer
+from shared.settings import CryptoSettings, RelaySettings
+from shared.store import EventStore, NewEvent
+
+log = get_logger(__name__)
+
+Projector = Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
+"""Updates read models for one event, inside the transaction that applies it."""
+
+SYSTEM_ROLE = "system"
+
+
+def system_actor(service: str) -> Actor:
+    """The actor of events a service records in reaction to another service's event."""
+    return Actor(user_id=f"system:{service}", role=SYSTEM_ROLE, unit=f"zhengming {service}")
+
+
+class UnitOfWork:
+    """One transaction: load streams, record new events (and their outbox rows), project them."""
+
+    def __init__(self, store: EventStore, conn: Conn, projector: Projector | None) -> None:
+        self.store = store
+        self.conn = conn
+        self.projector = projector
+        self.recorded: list[EventEnvelope] = []
+
+    async def load(self, stream_id: str) -> list[tuple[EventEnvelope, BaseModel]]:
+        """A stream's events with their typed (upcast) payloads, in version order."""
+        return [(e, registry.decode(e)) for e in await self.store.load_in(self.conn, stream_id)]
+
+    async def record(
+        self,
+        stream_id: str,
+        expected_version: int,
+        payloads: Sequence[BaseModel],
+        *,
+        case_id: str,
+        jurisdiction: str,
+        actor: Actor,
+        correlation_id: uuid.UUID,
+        causation_id: uuid.UUID | None = None,
+    ) -> list[EventEnvelope]:
+        new = []
+        for payload in payloads:
+            event_type, version, body = registry.encode(payload)
+            new.append(NewEvent(event_type, version, body))
+        envelopes = await self.store.append(
+            stream_id,
+            expected_version,
+            new,
+            case_id=case_id,
+            jurisdiction=jurisdiction,
+            actor=actor,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            conn=self.conn,
+        )
+        if self.projector is not None:
+            for envelope, payload in zip(envelopes, payloads, strict=True):
+                await self.projector(self.conn, envelope, payload)
+        self.recorded.extend(envelopes)
+        return envelopes
+
+    async def publish(self, *, topic: str, key: str, message: BaseModel) -> None:
+        """An outbound integration message, sent when (and only if) this unit of work commits."""
+        await self.store.enqueue_integration(
+            self.conn,
+            topic=topic,
+            key=key,
+            body=message.model_dump_json().encode(),
+            message_id=uuid.uuid4(),
+        )
+
+
+@dataclass
+class ConsumerSpec:
+    """A consumer a service runs: a name (inbox and group), what it reads, how it applies."""
+
+    name: str
+    apply: Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
+    pattern: str
+    consumer_class: type[EventConsumer] = EventConsumer
+
+
+@dataclass
+class Runtime:
+    """Everything one service process holds."""
+
+    service: str
+    pool: asyncpg.Pool
+    store: EventStore
+    cipher: FieldCipher
+    jurisdictions: list[str]
+    projector: Projector | None = None
+    producer: AIOKafkaProducer | None = None
+    broker: KafkaBroker | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    broker_started: bool = False
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield UnitOfWork(self.store, conn, self.projector)
+
+    def unit_of_work_on(self, conn: Conn) -> UnitOfWork:
+        """A unit of work inside a transaction someone else opened (a consumer's)."""
+        return UnitOfWork(self.store, conn, self.projector)
+
+
+@dataclass
+class ServiceDefinition:
+    """What a service's composition root hands to `serve`."""
+
+    name: str
+    build_api: Callable[[Runtime], FastAPI]
+    consumers: Callable[[Runtime], list[ConsumerSpec]] = lambda _: []
+    projector: Projector | None = None
+    on_start: Callable[[Runtime], Awaitable[None]] | None = None
+
+
+def served_jurisdictions() -> list[str]:
+    configured = settings.services().jurisdictions
+    return [j for j in JURISDICTIONS if not configured or j in configured]
+
+
+async def open_runtime(definition: ServiceDefinition, *, schema: str | None = None) -> Runtime:
+    """Pool (schema migrated), store and cipher; no broker yet (tests use this directly)."""
+    name = definition.name
+    schema = schema or name
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        await migrate(conn, schema, service_migrations(name))
+    finally:
+        await conn.close()
+    pool = await create_pool(settings.postgres(), schema)
+    return Runtime(
+        service=name,
+        pool=pool,
+        store=EventStore(pool, schema=schema, context=name),
+        cipher=FieldCipher(load_master_key(CryptoSettings())),
+        jurisdictions=served_jurisdictions(),
+        projector=definition.projector,
+    )
+
+
+def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.service}
+
+    @app.get("/readyz", tags=["health"], summary="The database and the broker answer")
+    async def readyz() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            checks["database"] = await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), 3) == 1
+        except Exception:
+            checks["database"] = False
+        checks["broker"] = runtime.broker_started
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+
+async def serve(definition: ServiceDefinition) -> None:
+    """Run one service until SIGINT/SIGTERM: HTTP API, consumers and outbox relay."""
+    configure_logging(definition.name)
+    runtime = await open_runtime(definition)
+    kafka = settings.kafka()
+    runtime.producer = make_producer(kafka)
+    await runtime.producer.start()
+    runtime.broker = KafkaBroker(kafka.bootstrap, logger=None, enable_idempotence=True)
+    for spec in definition.consumers(runtime):
+        consumer = spec.consumer_class(spec.name, runtime.pool, registry, spec.apply)
+        consumer.subscribe(runtime.broker, pattern=spec.pattern, group_id=f"zm.{spec.name}")
+        runtime.consumers.append(consumer)
+    relay = OutboxRelay(runtime.pool, runtime.producer, schema=definition.name, settings=RelaySettings())
+    stop = asyncio.Event()
+    relay_task = asyncio.create_task(relay.run(stop))
+    await runtime.broker.start()
+    runtime.broker_started = True
+    if definition.on_start is not None:
+        await definition.on_start(runtime)
+    app = definition.build_api(runtime)
+    add_health_routes(app, runtime)
+    svc = settings.services()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=svc.host,
+            port=svc.port(definition.name),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    log.info("service.start", url=svc.url(definition.name), jurisdictions=runtime.jurisdictions)
+    try:
+        await server.serve()
+    finally:
+        log.info("service.stopping")
+        await runtime.broker.stop()  # finishes the message in hand, commits nothing beyond it
+        stop.set()
+        await relay_task
+        await runtime.producer.stop()
+        await runtime.pool.close()
+        log.info("service.stopped")

@@ -1,0 +1,47 @@
+"""Working days of the official Chinese calendar, adjusted working days included (chinesecalendar)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import chinese_calendar
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+_warned: set[int] = set()
+
+
+def is_working_day(day: date) -> bool:
+    """True on a working day: weekdays that are not holidays, plus adjusted working weekends."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        # The package covers the years the State Council has announced; beyond them, fall back
+        # to Monday-Friday and say so once per year.
+        if day.year not in _warned:
+            _warned.add(day.year)
+            log.warning("workdays.calendar_unknown", year=day.year)
+        return day.weekday() < 5
+
+
+def add_working_days(start: date, days: int) -> date:
+    """The date `days` working days after `start` (start itself does not count)."""
+    current = start
+    remaining = days
+    while remaining > 0:
+        current += timedelta(days=1)
+        if is_working_day(current):
+            remaining -= 1
+    return current
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Working days after `start` up to and including `end` (0 when end <= start)."""
+    count = 0
+    current = start
+    while current < end:
+        current += timedelta(days=1)
+        if is_working_day(current):
+            count += 1
+    return count
