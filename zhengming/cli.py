@@ -160,6 +160,27 @@ def serve(service: Annotated[str, typer.Argument(help="intake | review | clarifi
 
 
 @app.command()
+def asyncapi(
+    check: Annotated[bool, typer.Option(help="only check that docs/asyncapi is current")] = False,
+) -> None:
+    """Write (or check) the AsyncAPI documents of the four services under docs/asyncapi/."""
+    from shared import asyncapi as spec
+
+    if check:
+        stale = [
+            s
+            for s in settings.SERVICES
+            if (spec.DOCS / f"{s}.json").read_text(encoding="utf-8") != spec.render(s)
+        ]
+        if stale:
+            console.print(f"stale: {', '.join(stale)}; run `zhengming asyncapi`")
+            raise typer.Exit(1)
+        return
+    for path in spec.write_all():
+        console.print(f"wrote {path}")
+
+
+@app.command()
 def token(
     user: Annotated[str, typer.Option(help="user id")],
     role: Annotated[

@@ -1,0 +1,504 @@
+"""Archive rules: filing (备案), return visits (回访), integrity file (廉政档案), personnel notice,
+quarterly statistics and the indicator 保护党员干部担当干事激情 — no I/O."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal, Protocol, TypeVar, get_args
+
+from pydantic import BaseModel
+
+from shared.envelope import JURISDICTIONS
+from shared.events.archive import (
+    FilingRecorded,
+    IntegrityFileEntered,
+    NoticeEntry,
+    PersonnelNoticeIssued,
+    ReturnVisitRecorded,
+    ReturnVisitScheduled,
+)
+from shared.events.clarification import ClarificationFiled
+from shared.events.common import Channel, ClarificationForm, Frozen
+from shared.http import Conflict, NotFound, RuleViolation
+from shared.workdays import add_working_days, working_days_between
+
+VisitParty = Literal["person", "unit"]
+
+# Both the person and their unit are visited: the person for their state of mind and work, the
+# unit for the views of leaders and colleagues (DESIGN: "return visits to the person and the unit").
+RETURN_VISIT_PARTIES: tuple[VisitParty, ...] = ("person", "unit")
+
+
+def archive_stream(case_id: str) -> str:
+    return f"archive-{case_id}"
+
+
+def notice_stream(jurisdiction: str, period: str) -> str:
+    return f"notices-{jurisdiction}-{period}"
+
+
+def notice_id_for(jurisdiction: str, period: str) -> str:
+    """Deterministic, so a replayed or retried notice can never get a second identity."""
+    return f"PN-{jurisdiction}-{period}"
+
+
+def visit_id_for(case_id: str, number: int) -> str:
+    return f"{case_id}-V{number}"
+
+
+def chinese_date(day: date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+# --- quarters -------------------------------------------------------------------------------------
+
+_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
+
+
+@dataclass(frozen=True)
+class Quarter:
+    """季度: the period of the statistics and of the personnel notice, e.g. 2023Q1."""
+
+    year: int
+    number: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.year}Q{self.number}"
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, 3 * self.number - 2, 1)
+
+    @property
+    def last_day(self) -> date:
+        if self.number == 4:
+            return date(self.year, 12, 31)
+        return date.fromordinal(date(self.year, 3 * self.number + 1, 1).toordinal() - 1)
+
+    def contains(self, day: date) -> bool:
+        return self.first_day <= day <= self.last_day
+
+
+def parse_quarter(text: str, *, field: str = "quarter") -> Quarter:
+    """'2023Q1' -> Quarter; anything else is a 422 naming `field`."""
+    match = _QUARTER.match(text.strip())
+    if match is None or not 1900 <= int(match.group(1)) <= 2999:
+        raise RuleViolation(
+            f"{field} must look like 2023Q1 (year, Q, quarter 1-4); got {text!r}",
+            field=field,
+            code="invalid_quarter",
+        )
+    return Quarter(int(match.group(1)), int(match.group(2)))
+
+
+# --- the case file: filing, integrity file, return visits -------------------------------------------
+
+
+@dataclass
+class Visit:
+    """回访 of the person or of their unit: when it is due and, once done, when it happened."""
+
+    visit_id: str
+    visit_with: VisitParty
+    due_on: date
+    visited_on: date | None = None
+
+
+def integrity_summary(filed: ClarificationFiled, jurisdiction: str, case_id: str) -> str:
+    """The 廉政档案 entry: what was clarified, how many points, when, by whom — never an overall
+    evaluation of the person (only the listed untrue points are clarified)."""
+    organ = JURISDICTIONS.get(jurisdiction, jurisdiction)
+    return (
+        f"{chinese_date(filed.clarified_on)}，{organ}纪委监委对{filed.person.name}"
+        f"被检举控告的{len(filed.points)}项问题经核查失实予以澄清正名"
+        f"（{chinese_date(filed.filed_on)}备案，编号{case_id}）。"
+    )
+
+
+class CaseFile:
+    """备案: the archive's record of one clarified matter — the filing, its 廉政档案 entry and the
+    return visits (回访) to the person and the unit."""
+
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        self.filing: FilingRecorded | None = None
+        self.integrity_entries: list[IntegrityFileEntered] = []
+        self.visits: dict[str, Visit] = {}
+
+    @classmethod
+    def rebuild(cls, case_id: str, history: Iterable[BaseModel]) -> CaseFile:
+        case = cls(case_id)
+        for payload in history:
+            case.apply(payload)
+        return case
+
+    def apply(self, payload: BaseModel) -> None:
+        if isinstance(payload, FilingRecorded):
+            self.filing = payload
+        elif isinstance(payload, IntegrityFileEntered):
+            self.integrity_entries.append(payload)
+        elif isinstance(payload, ReturnVisitScheduled):
+            self.visits[payload.visit_id] = Visit(payload.visit_id, payload.visit_with, payload.due_on)
+        elif isinstance(payload, ReturnVisitRecorded):
+            self.visits[payload.visit_id].visited_on = payload.visited_on
+
+    def file(
+        self, filed: ClarificationFiled, *, jurisdiction: str, return_visit_working_days: int
+    ) -> list[BaseModel]:
+        """备案 of a clarification: filing record, integrity-file entry and one return visit to the
+        person and one to the unit, due `return_visit_working_days` working days after the
+        clarification. A matter already filed gives nothing (the filing is idempotent)."""
+        if self.filing is not None:
+            return []
+        due_on = add_working_days(filed.clarified_on, return_visit_working_days)
+        return [
+            FilingRecorded(
+                filed_on=filed.filed_on,
+                person=filed.person,
+                points=filed.points,
+                forms=filed.forms,
+                concluded_on=filed.concluded_on,
+                clarified_on=filed.clarified_on,
+            ),
+            IntegrityFileEntered(
+                entered_on=filed.filed_on,
+                subject_id=filed.person.subject_id,
+                summary=integrity_summary(filed, jurisdiction, self.case_id),
+            ),
+            *(
+                ReturnVisitScheduled(visit_id=visit_id_for(self.case_id, n), due_on=due_on, visit_with=party)
+                for n, party in enumerate(RETURN_VISIT_PARTIES, start=1)
+            ),
+        ]
+
+    def record_visit(
+        self,
+        visit_id: str,
+        *,
+        visited_on: date,
+        state_of_mind: str,
+        work: str,
+        leader_views: str,
+        colleague_views: str,
+    ) -> list[BaseModel]:
+        """回访 done. Once per visit, and not before the clarification it follows."""
+        visit = self.visits.get(visit_id)
+        if visit is None or self.filing is None:
+            raise NotFound(f"no return visit {visit_id}", field="visit_id", code="visit_not_found")
+        if visit.visited_on is not None:
+            raise Conflict(
+                f"return visit {visit_id} was already recorded (visited on {visit.visited_on})",
+                field="visit_id",
+                code="already_recorded",
+            )
+        if visited_on < self.filing.clarified_on:
+            raise RuleViolation(
+                f"visited_on {visited_on} is before the clarification on {self.filing.clarified_on}",
+                field="visited_on",
+                code="visit_before_clarification",
+            )
+        return [
+            ReturnVisitRecorded(
+                visit_id=visit_id,
+                visited_on=visited_on,
+                state_of_mind=state_of_mind,
+                work=work,
+                leader_views=leader_views,
+                colleague_views=colleague_views,
+            )
+        ]
+
+
+class ScheduledVisit(Protocol):
+    """Anything that has a visit's id, due date and date of the visit (if done)."""
+
+    @property
+    def visit_id(self) -> str: ...
+
+    @property
+    def due_on(self) -> date: ...
+
+    @property
+    def visited_on(self) -> date | None: ...
+
+
+V = TypeVar("V", bound=ScheduledVisit)
+
+
+def overdue(visits: Iterable[V], as_of: date) -> list[V]:
+    """Visits scheduled, not recorded, and due before `as_of` (due on `as_of` itself is not late)."""
+    late = [v for v in visits if v.visited_on is None and v.due_on < as_of]
+    return sorted(late, key=lambda v: (v.due_on, v.visit_id))
+
+
+# --- the personnel notice ---------------------------------------------------------------------------
+
+
+class PersonnelNotice:
+    """组织部通报: the periodic notice to the organisation (personnel) department of one
+    jurisdiction naming the persons and units whose clarification was filed in the period."""
+
+    def __init__(self, jurisdiction: str, period: Quarter) -> None:
+        self.jurisdiction = jurisdiction
+        self.period = period
+        self.issued: PersonnelNoticeIssued | None = None
+
+    @classmethod
+    def rebuild(cls, jurisdiction: str, period: Quarter, history: Iterable[BaseModel]) -> PersonnelNotice:
+        notice = cls(jurisdiction, period)
+        for payload in history:
+            notice.apply(payload)
+        return notice
+
+    def apply(self, payload: BaseModel) -> None:
+        if isinstance(payload, PersonnelNoticeIssued):
+            self.issued = payload
+
+    def issue(self, issued_on: date, entries: Sequence[NoticeEntry]) -> list[PersonnelNoticeIssued]:
+        """Once per period, and only after it ended: a notice issued mid-period would leave the rest
+        of the period's filings out for good, since the next notice covers the next period."""
+        if self.issued is not None:
+            raise Conflict(
+                f"the notice for {self.period.label} in {self.jurisdiction} was already issued"
+                f" on {self.issued.issued_on}",
+                field="period",
+                code="already_issued",
+            )
+        if issued_on <= self.period.last_day:
+            raise RuleViolation(
+                f"issued_on {issued_on} must be after the end of {self.period.label}"
+                f" ({self.period.last_day})",
+                field="issued_on",
+                code="period_not_over",
+            )
+        ordered = sorted(entries, key=lambda e: (e.clarified_on, e.subject_id))
+        return [
+            PersonnelNoticeIssued(
+                notice_id=notice_id_for(self.jurisdiction, self.period.label),
+                period=self.period.label,
+                issued_on=issued_on,
+                entries=ordered,
+            )
+        ]
+
+
+# --- statistics ---------------------------------------------------------------------------------------
+
+CHANNELS: tuple[str, ...] = get_args(Channel)
+FORMS: tuple[str, ...] = get_args(ClarificationForm)
+
+
+@dataclass(frozen=True)
+class ClarificationFact:
+    """One 澄清 performed: whom, in which forms, on time or not, how long after the conclusion."""
+
+    case_id: str
+    subject_id: str
+    kind: Literal["person", "unit"]
+    forms: tuple[str, ...]
+    on_time: bool
+    working_days: int
+
+
+@dataclass(frozen=True)
+class VisitFact:
+    """One 回访 due in the quarter and, if done, when."""
+
+    visit_id: str
+    due_on: date
+    visited_on: date | None
+
+
+@dataclass(frozen=True)
+class QuarterFacts:
+    """统计事实: the raw facts of one quarter in one jurisdiction (or, added up, several): each list is
+    already restricted to the quarter by the date that counts for it."""
+
+    report_channels: tuple[str, ...] = ()
+    untrue_conclusions: frozenset[str] = frozenset()  # case ids
+    candidates: frozenset[str] = frozenset()  # case ids
+    clarifications: tuple[ClarificationFact, ...] = ()
+    filings: frozenset[str] = frozenset()  # case ids
+    visits_done: frozenset[str] = frozenset()  # visit ids visited in the quarter
+    visits_due: tuple[VisitFact, ...] = ()
+    false_accusations_referred: frozenset[str] = frozenset()  # event ids
+
+    def __add__(self, other: QuarterFacts) -> QuarterFacts:
+        # Facts are combined, not figures: a mean or a distinct count over the city must be
+        # computed over all the facts, not from the counties' figures.
+        return QuarterFacts(
+            report_channels=self.report_channels + other.report_channels,
+            untrue_conclusions=self.untrue_conclusions | other.untrue_conclusions,
+            candidates=self.candidates | other.candidates,
+            clarifications=self.clarifications + other.clarifications,
+            filings=self.filings | other.filings,
+            visits_done=self.visits_done | other.visits_done,
+            visits_due=self.visits_due + other.visits_due,
+            false_accusations_referred=self.false_accusations_referred | other.false_accusations_referred,
+        )
+
+
+def combine(facts: Iterable[QuarterFacts]) -> QuarterFacts:
+    total = QuarterFacts()
+    for part in facts:
+        total = total + part
+    return total
+
+
+class Figures(Frozen):
+    """季度统计: the quarterly figures of one jurisdiction, or of the city with its counties."""
+
+    reports_received: int
+    reports_by_channel: dict[str, int]
+    untrue_conclusions: int
+    candidates: int
+    clarifications: int
+    persons_clarified: int
+    units_clarified: int
+    forms_used: dict[str, int]
+    on_time_clarifications: int
+    working_days_to_clarify_mean: float | None
+    working_days_to_clarify_median: float | None
+    filings: int
+    return_visits_done: int
+    return_visits_due: int
+    return_visits_due_done_on_time: int
+    false_accusations_referred: int
+
+
+def mean_days(days: Sequence[int]) -> float | None:
+    return round(statistics.fmean(days), 1) if days else None
+
+
+def median_days(days: Sequence[int]) -> float | None:
+    return float(statistics.median(days)) if days else None
+
+
+def distinct_subjects(clarifications: Iterable[ClarificationFact], kind: str) -> int:
+    """Persons (or units) clarified: each counted once however many of their matters were."""
+    return len({c.subject_id for c in clarifications if c.kind == kind})
+
+
+def forms_used(clarifications: Iterable[ClarificationFact]) -> dict[str, int]:
+    counts = Counter(form for c in clarifications for form in c.forms)
+    return {form: counts.get(form, 0) for form in FORMS}
+
+
+def figures(facts: QuarterFacts) -> Figures:
+    days = [c.working_days for c in facts.clarifications]
+    channels = Counter(facts.report_channels)
+    return Figures(
+        reports_received=len(facts.report_channels),
+        reports_by_channel={channel: channels.get(channel, 0) for channel in CHANNELS},
+        untrue_conclusions=len(facts.untrue_conclusions),
+        candidates=len(facts.candidates),
+        clarifications=len({c.case_id for c in facts.clarifications}),
+        persons_clarified=distinct_subjects(facts.clarifications, "person"),
+        units_clarified=distinct_subjects(facts.clarifications, "unit"),
+        forms_used=forms_used(facts.clarifications),
+        on_time_clarifications=len({c.case_id for c in facts.clarifications if c.on_time}),
+        working_days_to_clarify_mean=mean_days(days),
+        working_days_to_clarify_median=median_days(days),
+        filings=len(facts.filings),
+        return_visits_done=len(facts.visits_done),
+        return_visits_due=len(facts.visits_due),
+        return_visits_due_done_on_time=sum(
+            1 for v in facts.visits_due if v.visited_on is not None and v.visited_on <= v.due_on
+        ),
+        false_accusations_referred=len(facts.false_accusations_referred),
+    )
+
+
+def working_days_to_clarify(concluded_on: date, performed_on: date) -> int:
+    """Time from the verification's conclusion to the clarification, in working days."""
+    return working_days_between(concluded_on, performed_on)
+
+
+class Coverage(Frozen):
+    """覆盖: which of the city level and its counties clarified at least one person or unit."""
+
+    covered: int
+    of: int
+    jurisdictions: list[str]
+    text: str
+
+
+def coverage(facts_by_jurisdiction: dict[str, QuarterFacts]) -> Coverage:
+    """Coverage of the city level and its 9 counties (always out of all ten)."""
+    covered = sorted(j for j, facts in facts_by_jurisdiction.items() if facts.clarifications)
+    of = len(JURISDICTIONS)
+    text = f"covered {len(covered)} of {of}"
+    return Coverage(covered=len(covered), of=of, jurisdictions=covered, text=text)
+
+
+# --- the indicator 保护党员干部担当干事激情 ----------------------------------------------------------
+
+INDICATOR_NAME = "保护党员干部担当干事激情"
+
+# Weights of the components (docs/indicator.md gives the reasons). Coverage only exists for the
+# city-wide row; where a component has no denominator it drops out and the rest are re-weighted.
+INDICATOR_WEIGHTS: dict[str, float] = {
+    "clarification_rate": 0.35,
+    "timeliness": 0.20,
+    "return_visits": 0.20,
+    "coverage": 0.25,
+}
+# 诬告陷害 referred deter the next false accuser, but a quota would invite labelling honest
+# mistakes as false accusations: a small bonus, capped.
+DETERRENCE_POINTS_PER_REFERRAL = 1.0
+DETERRENCE_CAP_POINTS = 5.0
+
+
+class Indicator(Frozen):
+    """保护党员干部担当干事激情: the 0-100 score of the city's 高质量发展指数 derived from the figures."""
+
+    name: str = INDICATOR_NAME
+    score: float | None
+    components: dict[str, float | None]
+    deterrence_bonus: float
+
+
+def clarification_rate(clarified: int, candidates: int) -> float | None:
+    """Clarified matters per matter entering the pool, capped at 1 (a quarter may clear candidates
+    of earlier quarters); undefined when there was neither."""
+    if candidates == 0:
+        return None if clarified == 0 else 1.0
+    return min(1.0, clarified / candidates)
+
+
+def share(part: int, whole: int) -> float | None:
+    return None if whole == 0 else part / whole
+
+
+def deterrence_bonus(referred: int) -> float:
+    return min(DETERRENCE_CAP_POINTS, DETERRENCE_POINTS_PER_REFERRAL * referred)
+
+
+def indicator(fig: Figures, cover: Coverage | None = None) -> Indicator:
+    """The weighted mean of the defined components times 100, plus the capped deterrence bonus,
+    at most 100; None when no component is defined (nothing happened to judge)."""
+    components: dict[str, float | None] = {
+        "clarification_rate": clarification_rate(fig.clarifications, fig.candidates),
+        "timeliness": share(fig.on_time_clarifications, fig.clarifications),
+        "return_visits": share(fig.return_visits_due_done_on_time, fig.return_visits_due),
+        "coverage": None if cover is None else cover.covered / cover.of,
+    }
+    defined = {name: value for name, value in components.items() if value is not None}
+    bonus = deterrence_bonus(fig.false_accusations_referred)
+    if not defined:
+        return Indicator(score=None, components=_rounded(components), deterrence_bonus=bonus)
+    weight = sum(INDICATOR_WEIGHTS[name] for name in defined)
+    base = 100 * sum(INDICATOR_WEIGHTS[name] * value for name, value in defined.items()) / weight
+    return Indicator(
+        score=round(min(100.0, base + bonus), 1), components=_rounded(components), deterrence_bonus=bonus
+    )
+
+
+def _rounded(components: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: None if v is None else round(v, 4) for k, v in components.items()}

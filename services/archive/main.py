@@ -1,0 +1,19 @@
+"""Composition root of the archive service (备案, 回访, 档案): `zhengming serve archive`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from services.archive.api import build_api
+from services.archive.consumers import consumers
+from services.archive.projections import project
+from shared.events.archive import PersonnelNoticeV1
+from shared.runtime import ServiceDefinition
+from shared.topics import personnel_notices_topic
+
+definition = ServiceDefinition(name="archive", build_api=build_api, consumers=consumers, projector=project)
+
+# Outbound integration contracts (documented in the AsyncAPI document): name -> (address, message).
+PUBLIC_CONTRACTS: dict[str, tuple[str, type[BaseModel]]] = {
+    "public.personnel-notices.v1": (personnel_notices_topic("{jurisdiction}"), PersonnelNoticeV1),
+}

@@ -1,0 +1,167 @@
+"""Archive read models: the files (一人一档) fed by the archive's own events, and the statistics
+facts fed by the events of intake, review and clarification. Rebuildable from the events alone."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from services.archive.domain import working_days_to_clarify
+from shared.db import Conn
+from shared.envelope import EventEnvelope
+from shared.events.archive import (
+    FilingRecorded,
+    IntegrityFileEntered,
+    PersonnelNoticeIssued,
+    ReturnVisitRecorded,
+    ReturnVisitScheduled,
+)
+from shared.events.clarification import CandidateAdded, ClarificationPerformed
+from shared.events.intake import ReportReceived
+from shared.events.review import FalseAccusationReferred, VerificationConcluded
+
+
+async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
+    """The archive's own events, in the transaction that appends them."""
+    if isinstance(payload, FilingRecorded):
+        await conn.execute(
+            "INSERT INTO filings (case_id, jurisdiction, subject_id, kind, name, post, unit, points,"
+            " forms, filed_on, concluded_on, clarified_on, event_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            envelope.case_id,
+            envelope.jurisdiction,
+            payload.person.subject_id,
+            payload.person.kind,
+            payload.person.name,
+            payload.person.post,
+            payload.person.unit,
+            [p.model_dump(mode="json") for p in payload.points],
+            list(payload.forms),
+            payload.filed_on,
+            payload.concluded_on,
+            payload.clarified_on,
+            envelope.event_id,
+        )
+    elif isinstance(payload, IntegrityFileEntered):
+        await conn.execute(
+            "INSERT INTO integrity_entries (event_id, case_id, jurisdiction, subject_id, entered_on,"
+            " summary) VALUES ($1, $2, $3, $4, $5, $6)",
+            envelope.event_id,
+            envelope.case_id,
+            envelope.jurisdiction,
+            payload.subject_id,
+            payload.entered_on,
+            payload.summary,
+        )
+    elif isinstance(payload, ReturnVisitScheduled):
+        # The filing precedes its visits in the stream, so its row is there to name the subject.
+        await conn.execute(
+            "INSERT INTO visits (visit_id, case_id, jurisdiction, subject_id, visit_with, clarified_on,"
+            " due_on, scheduled_event_id)"
+            " SELECT $1, f.case_id, $3, f.subject_id, $4, f.clarified_on, $5, $6"
+            " FROM filings f WHERE f.case_id = $2",
+            payload.visit_id,
+            envelope.case_id,
+            envelope.jurisdiction,
+            payload.visit_with,
+            payload.due_on,
+            envelope.event_id,
+        )
+    elif isinstance(payload, ReturnVisitRecorded):
+        await conn.execute(
+            "UPDATE visits SET visited_on = $2, state_of_mind = $3, work = $4, leader_views = $5,"
+            " colleague_views = $6, recorded_event_id = $7 WHERE visit_id = $1",
+            payload.visit_id,
+            payload.visited_on,
+            payload.state_of_mind,
+            payload.work,
+            payload.leader_views,
+            payload.colleague_views,
+            envelope.event_id,
+        )
+    elif isinstance(payload, PersonnelNoticeIssued):
+        await conn.execute(
+            "INSERT INTO notices (notice_id, jurisdiction, period, issued_on, entries, event_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6)",
+            payload.notice_id,
+            envelope.jurisdiction,
+            payload.period,
+            payload.issued_on,
+            [e.model_dump(mode="json") for e in payload.entries],
+            envelope.event_id,
+        )
+
+
+# --- facts of other contexts (called by the statistics consumers) ------------------------------------
+# Each insert is keyed by the event id and ignores a second copy, so even a delivery that slipped
+# past the inbox could not count twice; the figures are computed when asked, never incremented.
+
+
+async def note_report(conn: Conn, envelope: EventEnvelope, payload: ReportReceived) -> None:
+    await conn.execute(
+        "INSERT INTO stat_reports (event_id, case_id, jurisdiction, channel, received_on)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.channel,
+        payload.received_on,
+    )
+
+
+async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: VerificationConcluded) -> None:
+    untrue = sum(1 for finding in payload.findings.values() if finding == "untrue")
+    if untrue == 0:
+        return  # only conclusions with an untrue point are counted
+    await conn.execute(
+        "INSERT INTO stat_conclusions (event_id, case_id, jurisdiction, concluded_on, untrue_points)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.concluded_on,
+        untrue,
+    )
+
+
+async def note_false_accusation(
+    conn: Conn, envelope: EventEnvelope, payload: FalseAccusationReferred
+) -> None:
+    await conn.execute(
+        "INSERT INTO stat_false_accusations (event_id, case_id, jurisdiction, allegation_id, referred_on)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.allegation_id,
+        payload.referred_on,
+    )
+
+
+async def note_candidate(conn: Conn, envelope: EventEnvelope, payload: CandidateAdded) -> None:
+    await conn.execute(
+        "INSERT INTO stat_candidates (event_id, case_id, jurisdiction, added_on, via)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.added_on,
+        payload.via,
+    )
+
+
+async def note_clarification(conn: Conn, envelope: EventEnvelope, payload: ClarificationPerformed) -> None:
+    await conn.execute(
+        "INSERT INTO stat_clarifications (event_id, case_id, jurisdiction, subject_id, kind, forms,"
+        " on_time, concluded_on, performed_on, working_days)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.person.subject_id,
+        payload.person.kind,
+        list(payload.forms),
+        payload.on_time,
+        payload.concluded_on,
+        payload.performed_on,
+        working_days_to_clarify(payload.concluded_on, payload.performed_on),
+    )

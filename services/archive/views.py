@@ -1,0 +1,367 @@
+"""Archive queries over the read models: files (一人一档), filings, visits, notices, statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, Literal, TypeVar
+
+import asyncpg
+from pydantic import BaseModel
+
+from services.archive.domain import (
+    ClarificationFact,
+    Coverage,
+    Figures,
+    Indicator,
+    Quarter,
+    QuarterFacts,
+    VisitFact,
+    combine,
+    coverage,
+    figures,
+    indicator,
+)
+from shared.db import Conn
+from shared.envelope import CITY, JURISDICTIONS
+from shared.events.archive import NoticeEntry
+from shared.events.common import Allegation, ClarificationForm, Frozen
+
+
+class VisitView(Frozen):
+    """回访 as listed: scheduled, and what was found once recorded."""
+
+    visit_id: str
+    case_id: str
+    jurisdiction: str
+    subject_id: str
+    visit_with: Literal["person", "unit"]
+    clarified_on: date
+    due_on: date
+    visited_on: date | None
+    state_of_mind: str | None
+    work: str | None
+    leader_views: str | None
+    colleague_views: str | None
+
+
+class FilingView(Frozen):
+    """备案 record of one clarified matter."""
+
+    case_id: str
+    jurisdiction: str
+    subject_id: str
+    kind: Literal["person", "unit"]
+    name: str
+    post: str | None
+    unit: str | None
+    points: list[Allegation]
+    forms: list[ClarificationForm]
+    concluded_on: date
+    clarified_on: date
+    filed_on: date
+
+
+class IntegrityEntryView(Frozen):
+    """廉政档案 entry."""
+
+    case_id: str
+    jurisdiction: str
+    entered_on: date
+    summary: str
+
+
+class SubjectFile(Frozen):
+    """一人一档: everything the archive holds on one person or unit."""
+
+    subject_id: str
+    kind: Literal["person", "unit"]
+    name: str
+    post: str | None
+    unit: str | None
+    filings: list[FilingView]
+    integrity_entries: list[IntegrityEntryView]
+    visits: list[VisitView]
+
+
+class NoticeView(Frozen):
+    """A notice issued to the organisation department."""
+
+    notice_id: str
+    jurisdiction: str
+    period: str
+    issued_on: date
+    entries: list[NoticeEntry]
+
+
+class StatisticsRow(Frozen):
+    """The quarter's figures and indicator for one jurisdiction, or for the city with its counties."""
+
+    scope: Literal["jurisdiction", "city_wide"]
+    jurisdiction: str | None
+    name: str
+    jurisdictions_included: list[str]
+    quarter: str
+    figures: Figures
+    covered: bool | None
+    coverage: Coverage | None
+    indicator: Indicator
+
+
+class StatisticsReport(Frozen):
+    quarter: str
+    rows: list[StatisticsRow]
+    total: StatisticsRow | None
+
+
+_VISIT_COLUMNS = (
+    "visit_id, case_id, jurisdiction, subject_id, visit_with, clarified_on, due_on, visited_on,"
+    " state_of_mind, work, leader_views, colleague_views"
+)
+_FILING_COLUMNS = (
+    "case_id, jurisdiction, subject_id, kind, name, post, unit, points, forms, concluded_on,"
+    " clarified_on, filed_on"
+)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(model: type[M], row: asyncpg.Record) -> M:
+    return model.model_validate(dict(row))
+
+
+# --- files, filings, visits --------------------------------------------------------------------------
+
+
+async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]) -> SubjectFile | None:
+    """The file of a person or unit as far as `jurisdictions` reach; None when nothing is visible."""
+    filing_rows = await conn.fetch(
+        f"SELECT {_FILING_COLUMNS} FROM filings WHERE subject_id = $1 AND jurisdiction = ANY($2::text[])"
+        " ORDER BY clarified_on, case_id",
+        subject_id,
+        list(jurisdictions),
+    )
+    if not filing_rows:
+        return None
+    filings = [_model(FilingView, r) for r in filing_rows]
+    entries = await conn.fetch(
+        "SELECT case_id, jurisdiction, entered_on, summary FROM integrity_entries"
+        " WHERE subject_id = $1 AND jurisdiction = ANY($2::text[]) ORDER BY entered_on, case_id",
+        subject_id,
+        list(jurisdictions),
+    )
+    visits = await conn.fetch(
+        f"SELECT {_VISIT_COLUMNS} FROM visits WHERE subject_id = $1 AND jurisdiction = ANY($2::text[])"
+        " ORDER BY due_on, visit_id",
+        subject_id,
+        list(jurisdictions),
+    )
+    latest = filings[-1]  # name, post and unit as of the latest clarification
+    return SubjectFile(
+        subject_id=subject_id,
+        kind=latest.kind,
+        name=latest.name,
+        post=latest.post,
+        unit=latest.unit,
+        filings=filings,
+        integrity_entries=[_model(IntegrityEntryView, r) for r in entries],
+        visits=[_model(VisitView, r) for r in visits],
+    )
+
+
+async def filings_of(conn: Conn, jurisdiction: str, quarter: Quarter | None) -> list[FilingView]:
+    first, last = (quarter.first_day, quarter.last_day) if quarter else (date.min, date.max)
+    rows = await conn.fetch(
+        f"SELECT {_FILING_COLUMNS} FROM filings WHERE jurisdiction = $1 AND filed_on BETWEEN $2 AND $3"
+        " ORDER BY filed_on, case_id",
+        jurisdiction,
+        first,
+        last,
+    )
+    return [_model(FilingView, r) for r in rows]
+
+
+async def visit_location(conn: Conn, visit_id: str) -> tuple[str, str] | None:
+    """(case id, jurisdiction) of a scheduled visit."""
+    row = await conn.fetchrow("SELECT case_id, jurisdiction FROM visits WHERE visit_id = $1", visit_id)
+    return None if row is None else (row["case_id"], row["jurisdiction"])
+
+
+async def visit(conn: Conn, visit_id: str) -> VisitView | None:
+    row = await conn.fetchrow(f"SELECT {_VISIT_COLUMNS} FROM visits WHERE visit_id = $1", visit_id)
+    return None if row is None else _model(VisitView, row)
+
+
+async def open_visits(conn: Conn, jurisdiction: str) -> list[VisitView]:
+    rows = await conn.fetch(
+        f"SELECT {_VISIT_COLUMNS} FROM visits WHERE jurisdiction = $1 AND visited_on IS NULL",
+        jurisdiction,
+    )
+    return [_model(VisitView, r) for r in rows]
+
+
+# --- notices -----------------------------------------------------------------------------------------
+
+
+async def notice_entries(conn: Conn, jurisdiction: str, period: Quarter) -> list[NoticeEntry]:
+    """Persons and units whose clarification was filed in the period (each filing once)."""
+    rows = await conn.fetch(
+        "SELECT subject_id, name, kind, post, unit, clarified_on, jsonb_array_length(points) AS points"
+        " FROM filings WHERE jurisdiction = $1 AND filed_on BETWEEN $2 AND $3",
+        jurisdiction,
+        period.first_day,
+        period.last_day,
+    )
+    return [_model(NoticeEntry, r) for r in rows]
+
+
+async def notices_of(conn: Conn, jurisdictions: Sequence[str]) -> list[NoticeView]:
+    rows = await conn.fetch(
+        "SELECT notice_id, jurisdiction, period, issued_on, entries FROM notices"
+        " WHERE jurisdiction = ANY($1::text[]) ORDER BY jurisdiction, period",
+        list(jurisdictions),
+    )
+    return [_model(NoticeView, r) for r in rows]
+
+
+# --- statistics --------------------------------------------------------------------------------------
+
+
+async def quarter_facts(
+    conn: Conn, jurisdictions: Sequence[str], quarter: Quarter
+) -> dict[str, QuarterFacts]:
+    """The raw facts of the quarter per jurisdiction, each by the date that counts for it."""
+    args = (list(jurisdictions), quarter.first_day, quarter.last_day)
+    parts: dict[str, dict[str, Any]] = {j: {} for j in jurisdictions}
+
+    def collect(rows: list[asyncpg.Record], key: str, value: Any) -> None:
+        for row in rows:
+            parts[row["jurisdiction"]].setdefault(key, []).append(value(row))
+
+    in_quarter = "jurisdiction = ANY($1::text[]) AND {column} BETWEEN $2 AND $3"
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, channel FROM stat_reports WHERE " + in_quarter.format(column="received_on"),
+            *args,
+        ),
+        "report_channels",
+        lambda r: r["channel"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_conclusions WHERE "
+            + in_quarter.format(column="concluded_on"),
+            *args,
+        ),
+        "untrue_conclusions",
+        lambda r: r["case_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_candidates WHERE " + in_quarter.format(column="added_on"),
+            *args,
+        ),
+        "candidates",
+        lambda r: r["case_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id, subject_id, kind, forms, on_time, working_days"
+            " FROM stat_clarifications WHERE " + in_quarter.format(column="performed_on"),
+            *args,
+        ),
+        "clarifications",
+        lambda r: ClarificationFact(
+            r["case_id"], r["subject_id"], r["kind"], tuple(r["forms"]), r["on_time"], r["working_days"]
+        ),
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM filings WHERE " + in_quarter.format(column="filed_on"), *args
+        ),
+        "filings",
+        lambda r: r["case_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, visit_id FROM visits WHERE " + in_quarter.format(column="visited_on"),
+            *args,
+        ),
+        "visits_done",
+        lambda r: r["visit_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, visit_id, due_on, visited_on FROM visits WHERE "
+            + in_quarter.format(column="due_on"),
+            *args,
+        ),
+        "visits_due",
+        lambda r: VisitFact(r["visit_id"], r["due_on"], r["visited_on"]),
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, event_id FROM stat_false_accusations WHERE "
+            + in_quarter.format(column="referred_on"),
+            *args,
+        ),
+        "false_accusations_referred",
+        lambda r: str(r["event_id"]),
+    )
+    return {j: _facts(p) for j, p in parts.items()}
+
+
+def _facts(part: dict[str, Any]) -> QuarterFacts:
+    return QuarterFacts(
+        report_channels=tuple(part.get("report_channels", ())),
+        untrue_conclusions=frozenset(part.get("untrue_conclusions", ())),
+        candidates=frozenset(part.get("candidates", ())),
+        clarifications=tuple(part.get("clarifications", ())),
+        filings=frozenset(part.get("filings", ())),
+        visits_done=frozenset(part.get("visits_done", ())),
+        visits_due=tuple(part.get("visits_due", ())),
+        false_accusations_referred=frozenset(part.get("false_accusations_referred", ())),
+    )
+
+
+def statistics_report(
+    quarter: Quarter,
+    facts_by_jurisdiction: dict[str, QuarterFacts],
+    *,
+    rows_for: Sequence[str],
+    city_wide: bool,
+) -> StatisticsReport:
+    """One row for each of `rows_for`; with `city_wide`, a total over every jurisdiction given."""
+    rows = []
+    for j in sorted(rows_for):
+        fig = figures(facts_by_jurisdiction[j])
+        rows.append(
+            StatisticsRow(
+                scope="jurisdiction",
+                jurisdiction=j,
+                name=JURISDICTIONS.get(j, j),
+                jurisdictions_included=[j],
+                quarter=quarter.label,
+                figures=fig,
+                covered=fig.persons_clarified + fig.units_clarified > 0,
+                coverage=None,
+                indicator=indicator(fig),
+            )
+        )
+    total = None
+    if city_wide:
+        fig = figures(combine(facts_by_jurisdiction.values()))
+        cover = coverage(facts_by_jurisdiction)
+        total = StatisticsRow(
+            scope="city_wide",
+            jurisdiction=None,
+            name=f"{JURISDICTIONS[CITY]}（市本级及所辖县市区合计）",
+            jurisdictions_included=sorted(facts_by_jurisdiction),
+            quarter=quarter.label,
+            figures=fig,
+            covered=None,
+            coverage=cover,
+            indicator=indicator(fig, cover),
+        )
+    return StatisticsReport(quarter=quarter.label, rows=rows, total=total)

@@ -1,0 +1,716 @@
+"""Clarification domain (澄清正名): the candidate pool, the chain from 申请 to 备案, the 正反清单 and the
+quarterly rounds, as rules (data + pure functions) and an event-sourced aggregate; no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal, get_args
+
+from pydantic import BaseModel
+
+from shared.envelope import CITY
+from shared.events.clarification import (
+    AcknowledgementRecorded,
+    ApplicationDeclined,
+    ApplicationNoted,
+    AssessmentRecorded,
+    CandidateAdded,
+    ClarificationApproved,
+    ClarificationFiled,
+    ClarificationPerformed,
+    ClarificationStarted,
+    FeedbackGiven,
+    OutcomeNoted,
+    PriorityNoted,
+    QuarterlyRoundHeld,
+    ReReviewRecorded,
+)
+from shared.events.common import (
+    Allegation,
+    BadEffect,
+    CadreLevel,
+    ClarificationForm,
+    Finding,
+    Subject,
+    quarter_of,
+)
+from shared.events.intake import ClarificationApplicationFiled
+from shared.events.review import CandidateScreened, VerificationConcluded
+from shared.http import Conflict, Forbidden, RuleViolation
+from shared.workdays import add_working_days
+
+State = Literal[
+    "awaiting_outcome",
+    "not_eligible",
+    "candidate",
+    "started",
+    "assessed",
+    "refused",
+    "sent_back",
+    "re_reviewed",
+    "approved",
+    "performed",
+    "filed",
+]
+"""Where a matter stands: before the pool (awaiting_outcome, not_eligible), in the pool (candidate),
+along the chain, or at one of its ends (refused, filed)."""
+STATES: tuple[State, ...] = get_args(State)
+
+DocumentKind = Literal["approval_form", "notice", "unit_letter"]
+"""失实检举控告澄清审批表, 澄清通知书, 关于失实检举控告澄清的函."""
+
+CLARIFY_WITHIN_WORKING_DAYS = 5
+UNTRUE_FINDINGS: frozenset[Finding] = frozenset({"untrue", "honest_mistake", "false_accusation"})
+TRUE_FINDINGS: frozenset[Finding] = frozenset({"true", "partly_true"})
+QUALITY_GROUP_OFFICES: tuple[str, ...] = ("letters_office", "case_trial", "case_management")
+"""澄清质效评估小组: one member from each of 信访室, 审理室, 案管室."""
+BAD_EFFECT_ORDER: tuple[BadEffect, ...] = get_args(BadEffect)
+FORM_ORDER: tuple[ClarificationForm, ...] = get_args(ClarificationForm)
+
+
+def stream_id(case_id: str) -> str:
+    return f"clarification-{case_id}"
+
+
+def round_stream_id(jurisdiction: str, quarter: str) -> str:
+    return f"round-{jurisdiction}-{quarter}"
+
+
+def document_id(case_id: str, kind: DocumentKind) -> str:
+    """Deterministic, so a document is issued once per matter and events can name it."""
+    return f"{case_id}-{kind}"
+
+
+# --- Dates ---------------------------------------------------------------------------------------
+
+
+def not_before(day: date, earlier: date, *, field: str, earlier_step: str) -> None:
+    """Dates must not go backwards along the chain."""
+    if day < earlier:
+        raise RuleViolation(
+            f"{field} {day.isoformat()} is before {earlier_step} ({earlier.isoformat()})",
+            field=field,
+            code="date_order",
+        )
+
+
+# --- Points: only the untrue allegations are clarified -------------------------------------------
+
+
+def clarifiable_points(outcome: OutcomeNoted) -> list[Allegation]:
+    """The allegations verified untrue: the only ones a clarification speaks of (no overall
+    evaluation of the person, nothing about points that were true or not proven)."""
+    return [p for p in outcome.untrue_points if outcome.findings.get(p.allegation_id) in UNTRUE_FINDINGS]
+
+
+# --- 正反清单: positive and negative lists -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssessmentFacts:
+    """What the lists are judged on: the verification's outcome and the bad effects found."""
+
+    outcome: OutcomeNoted | None
+    bad_effects: tuple[BadEffect, ...] = ()
+    effect_only_from_interviews: bool = False
+
+
+@dataclass(frozen=True)
+class ListRule:
+    """One entry of the 正反清单: a code, its wording in Chinese and when it holds."""
+
+    code: str
+    description: str
+    holds: Callable[[AssessmentFacts], bool]
+
+
+def is_unresolved(facts: AssessmentFacts) -> bool:
+    return facts.outcome is None
+
+
+def is_partly_true(facts: AssessmentFacts) -> bool:
+    return facts.outcome is not None and any(f in TRUE_FINDINGS for f in facts.outcome.findings.values())
+
+
+def is_not_proven(facts: AssessmentFacts) -> bool:
+    # 查无实据 is not 失实: without at least one point verified untrue there is nothing to clear.
+    return facts.outcome is not None and not clarifiable_points(facts.outcome)
+
+
+def has_no_bad_effect(facts: AssessmentFacts) -> bool:
+    return not facts.bad_effects
+
+
+def effect_only_from_interviews(facts: AssessmentFacts) -> bool:
+    return facts.effect_only_from_interviews
+
+
+def is_verified_untrue(facts: AssessmentFacts) -> bool:
+    return facts.outcome is not None and bool(clarifiable_points(facts.outcome))
+
+
+def has_bad_effect(facts: AssessmentFacts) -> bool:
+    return bool(facts.bad_effects)
+
+
+POSITIVE_LIST: tuple[ListRule, ...] = (
+    ListRule("verified_untrue", "经核查，检举控告反映的问题失实", is_verified_untrue),
+    ListRule(
+        "bad_effect",
+        "对被反映人的工作、生活或声誉造成不良影响（多次被检举控告、影响选拔任用或评先评优、合法权益受损、传播范围较广）",
+        has_bad_effect,
+    ),
+)
+"""正面清单: every entry must hold for a clarification."""
+
+NEGATIVE_LIST: tuple[ListRule, ...] = (
+    ListRule("not_concluded", "核查尚未办结、问题尚未查清，不予澄清", is_unresolved),
+    ListRule("partly_true", "反映问题属实或部分属实，不予澄清", is_partly_true),
+    ListRule("not_proven", "反映问题查无实据、未查实失实，不予澄清", is_not_proven),
+    ListRule("no_bad_effect", "尚未对被反映人造成不良影响，不予澄清", has_no_bad_effect),
+    ListRule(
+        "effect_only_from_interviews",
+        "不良影响仅因核查中的谈话函询产生，不予澄清",
+        effect_only_from_interviews,
+    ),
+)
+"""负面清单: any entry that holds refuses the clarification."""
+
+OUTCOME_RULES: frozenset[str] = frozenset({"not_concluded", "partly_true", "not_proven"})
+"""The negative-list entries judged on the outcome alone: they also keep a matter out of the pool."""
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """评估 result: eligible, or the negative-list rules that refuse it."""
+
+    eligible: bool
+    refusals: tuple[ListRule, ...]
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.refusals]
+
+    @property
+    def reason(self) -> str:
+        return "；".join(r.description for r in self.refusals)
+
+
+def assess_against_lists(facts: AssessmentFacts) -> Assessment:
+    refusals = tuple(rule for rule in NEGATIVE_LIST if rule.holds(facts))
+    eligible = not refusals and all(rule.holds(facts) for rule in POSITIVE_LIST)
+    return Assessment(eligible=eligible, refusals=refusals)
+
+
+def outcome_refusals(outcome: OutcomeNoted) -> list[ListRule]:
+    facts = AssessmentFacts(outcome=outcome, bad_effects=(), effect_only_from_interviews=False)
+    return [r for r in NEGATIVE_LIST if r.code in OUTCOME_RULES and r.holds(facts)]
+
+
+def eligible_for_pool(concluded_eligible: bool, outcome: OutcomeNoted) -> bool:
+    """备选库 entry: the review's verdict, and none of the outcome's negative-list rules (a true or
+    partly true matter never enters the pool, whatever anyone else says)."""
+    return concluded_eligible and not outcome_refusals(outcome)
+
+
+def pool_refusal_reason(outcome: OutcomeNoted) -> str:
+    reasons = [r.description for r in outcome_refusals(outcome)]
+    return "；".join(reasons) or "核查结论不符合澄清条件，不予澄清"
+
+
+# --- 复核: the quality-evaluation group ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReReviewCheck:
+    """One of the three checks of the 澄清质效评估小组 and the reason given when it fails."""
+
+    name: str
+    label: str
+    failure: str
+
+
+RE_REVIEW_CHECKS: tuple[ReReviewCheck, ...] = (
+    ReReviewCheck("verification_complete", "核查全面", "核查不全面，退回补充核查后重新复核"),
+    ReReviewCheck("conclusion_clear", "结论清楚", "核查结论不清楚，退回进一步查明后重新复核"),
+    ReReviewCheck("disposal_adequate", "处置到位", "处置不到位，退回完善处置后重新复核"),
+)
+
+
+def failed_check_reasons(results: Mapping[str, bool]) -> list[str]:
+    return [check.failure for check in RE_REVIEW_CHECKS if not results[check.name]]
+
+
+def check_group_members(members: Mapping[str, str]) -> dict[str, str]:
+    """The group sits with one named member of each of the three offices, three different people."""
+    missing = [o for o in QUALITY_GROUP_OFFICES if not members.get(o, "").strip()]
+    unknown = sorted(set(members) - set(QUALITY_GROUP_OFFICES))
+    if missing or unknown:
+        raise RuleViolation(
+            "the quality-evaluation group needs one member from each of letters_office, case_trial"
+            f" and case_management (missing: {', '.join(missing) or '-'};"
+            f" unknown: {', '.join(unknown) or '-'})",
+            field="members",
+            code="group_incomplete",
+        )
+    chosen = {o: members[o].strip() for o in QUALITY_GROUP_OFFICES}
+    if len(set(chosen.values())) != len(chosen):
+        raise RuleViolation(
+            "the three offices must be represented by three different members",
+            field="members",
+            code="group_incomplete",
+        )
+    return chosen
+
+
+# --- Approval at the level of cadre-management authority ---------------------------------------
+
+
+def approval_level(
+    cadre_level: CadreLevel, matter_jurisdiction: str, approver_jurisdictions: Sequence[str]
+) -> str:
+    """The jurisdiction whose head must approve: the city for city-managed cadres (市管干部),
+    the matter's own jurisdiction for county-managed ones."""
+    needed = CITY if cadre_level == "city" else matter_jurisdiction
+    if needed not in approver_jurisdictions:
+        raise Forbidden(
+            f"a {cadre_level}-level cadre's clarification is approved by the head of {needed}",
+            code="approval_level",
+        )
+    return needed
+
+
+def clarify_by(approved_on: date) -> date:
+    return add_working_days(approved_on, CLARIFY_WITHIN_WORKING_DAYS)
+
+
+# --- 澄清: forms and scope ----------------------------------------------------------------------
+
+
+def clarification_forms(forms: Iterable[ClarificationForm], scope: str) -> list[ClarificationForm]:
+    """The written notice (澄清通知书) is always given; a notice within a scope needs that scope."""
+    chosen = {"written_notice", *forms}
+    ordered = [f for f in FORM_ORDER if f in chosen]
+    if "scoped_notice" in ordered and not scope.strip():
+        raise RuleViolation(
+            "a notice within a set scope (scoped_notice) needs the scope",
+            field="scope",
+            code="scope_required",
+        )
+    return ordered
+
+
+# --- 集中澄清: quarterly rounds -----------------------------------------------------------------
+
+
+def check_round_date(quarter: str, held_on: date) -> None:
+    if quarter_of(held_on) != quarter:
+        raise RuleViolation(
+            f"held_on {held_on.isoformat()} is not in {quarter}", field="held_on", code="outside_quarter"
+        )
+
+
+# --- The aggregate -------------------------------------------------------------------------------
+
+
+def next_state(state: State, event: BaseModel) -> State:
+    """The state an event leads to: one place for the state machine (aggregate and read model)."""
+    match event:
+        case OutcomeNoted(eligible_for_pool=False) if state == "awaiting_outcome":
+            return "not_eligible"
+        case CandidateAdded():
+            return "candidate"
+        case ClarificationStarted():
+            return "started"
+        case AssessmentRecorded(eligible=eligible):
+            return "assessed" if eligible else "refused"
+        case ReReviewRecorded(passed=passed):
+            return "re_reviewed" if passed else "sent_back"
+        case ClarificationApproved():
+            return "approved"
+        case ClarificationPerformed():
+            return "performed"
+        case ClarificationFiled():
+            return "filed"
+    return state
+
+
+def wrong_state(action: str, state: State) -> Conflict:
+    return Conflict(f"cannot {action}: the matter is {state}", code="wrong_state")
+
+
+@dataclass
+class Clarification:
+    """澄清正名 of one matter: its place in the 备选库 and its way along the chain."""
+
+    case_id: str
+    state: State = "awaiting_outcome"
+    version: int = 0
+    outcome: OutcomeNoted | None = None
+    applications: dict[str, ApplicationNoted] = field(default_factory=dict)
+    declined: dict[str, str] = field(default_factory=dict)
+    priorities: list[PriorityNoted] = field(default_factory=list)
+    candidate: CandidateAdded | None = None
+    started: ClarificationStarted | None = None
+    assessment: AssessmentRecorded | None = None
+    re_reviews: list[ReReviewRecorded] = field(default_factory=list)
+    approval: ClarificationApproved | None = None
+    performance: ClarificationPerformed | None = None
+    feedback: FeedbackGiven | None = None
+    acknowledgement: AcknowledgementRecorded | None = None
+    filing: ClarificationFiled | None = None
+
+    @classmethod
+    def rebuild(cls, case_id: str, events: Iterable[BaseModel]) -> Clarification:
+        clarification = cls(case_id)
+        for event in events:
+            clarification.apply(event)
+        return clarification
+
+    def apply(self, event: BaseModel) -> None:
+        match event:
+            case OutcomeNoted():
+                self.outcome = event
+            case ApplicationNoted():
+                self.applications[event.application_id] = event
+            case ApplicationDeclined():
+                self.declined[event.application_id] = event.reason
+            case PriorityNoted():
+                self.priorities.append(event)
+            case CandidateAdded():
+                self.candidate = event
+            case ClarificationStarted():
+                self.started = event
+            case AssessmentRecorded():
+                self.assessment = event
+            case ReReviewRecorded():
+                self.re_reviews.append(event)
+            case ClarificationApproved():
+                self.approval = event
+            case ClarificationPerformed():
+                self.performance = event
+            case FeedbackGiven():
+                self.feedback = event
+            case AcknowledgementRecorded():
+                self.acknowledgement = event
+            case ClarificationFiled():
+                self.filing = event
+        self.state = next_state(self.state, event)
+        self.version += 1
+
+    def pending_applications(self) -> list[str]:
+        if self.candidate is not None:
+            return []
+        return [a for a in self.applications if a not in self.declined]
+
+    @property
+    def last_re_review(self) -> ReReviewRecorded | None:
+        return self.re_reviews[-1] if self.re_reviews else None
+
+    # Reactions to other contexts' facts: each idempotent, and the pool comes out the same
+    # whatever the order in which the conclusion, the sweep and an application arrive.
+
+    def note_outcome(self, concluded: VerificationConcluded) -> list[BaseModel]:
+        if self.outcome is not None:
+            return []  # a verification concludes once: a redelivered conclusion changes nothing
+        draft = OutcomeNoted(
+            concluded_on=concluded.concluded_on,
+            findings=concluded.findings,
+            untrue_points=concluded.untrue_points,
+            subjects=concluded.subjects,
+            eligible_for_pool=concluded.eligible_for_pool,
+        )
+        noted = draft.model_copy(
+            update={"eligible_for_pool": eligible_for_pool(concluded.eligible_for_pool, draft)}
+        )
+        events: list[BaseModel] = [noted]
+        if noted.eligible_for_pool:
+            if self.candidate is None:
+                events.append(CandidateAdded(via="conclusion", added_on=concluded.concluded_on))
+        else:
+            reason = pool_refusal_reason(noted)
+            events.extend(
+                ApplicationDeclined(application_id=a, reason=reason) for a in self.pending_applications()
+            )
+        return events
+
+    def note_sweep(self, screened: CandidateScreened) -> list[BaseModel]:
+        if any(p.sweep_id == screened.sweep_id for p in self.priorities):
+            return []
+        events: list[BaseModel] = [
+            PriorityNoted(sweep_id=screened.sweep_id, priority_flags=screened.priority_flags)
+        ]
+        if self.outcome is not None and self.outcome.eligible_for_pool and self.candidate is None:
+            events.append(CandidateAdded(via="sweep", added_on=screened.screened_on))
+        return events
+
+    def note_application(self, filed: ClarificationApplicationFiled) -> list[BaseModel]:
+        if filed.application_id in self.applications:
+            return []
+        events: list[BaseModel] = [
+            ApplicationNoted(
+                application_id=filed.application_id,
+                applicant=filed.applicant,
+                untrue_points=filed.untrue_points,
+                request=filed.request,
+                filed_on=filed.filed_on,
+            )
+        ]
+        if self.outcome is None:
+            return events  # 绿色通道 before the conclusion is normal: it waits for the outcome
+        if self.outcome.eligible_for_pool:
+            if self.candidate is None:
+                events.append(CandidateAdded(via="green_channel", added_on=filed.filed_on))
+        else:
+            events.append(
+                ApplicationDeclined(
+                    application_id=filed.application_id, reason=pool_refusal_reason(self.outcome)
+                )
+            )
+        return events
+
+    # The chain: each command checks the state and its rules, and returns the events it decides.
+
+    def start(
+        self,
+        *,
+        initiated_by: Literal["department", "person"],
+        person_subject_id: str,
+        consent: bool,
+        consent_note: str,
+        started_on: date,
+    ) -> list[BaseModel]:
+        """申请."""
+        if self.state in ("awaiting_outcome", "not_eligible"):
+            raise Conflict("the matter is not in the candidate pool", code="not_a_candidate")
+        if self.state != "candidate" or self.candidate is None or self.outcome is None:
+            raise wrong_state("start", self.state)
+        if not consent:
+            raise RuleViolation(
+                "no consent, no clarification: the person must agree",
+                field="consent",
+                code="consent_required",
+            )
+        person = self._subject(person_subject_id)
+        not_before(
+            started_on, self.candidate.added_on, field="started_on", earlier_step="entry into the pool"
+        )
+        return [
+            ClarificationStarted(
+                initiated_by=initiated_by,
+                person=person,
+                consent=True,
+                consent_note=consent_note,
+                started_on=started_on,
+            )
+        ]
+
+    def _subject(self, subject_id: str) -> Subject:
+        assert self.outcome is not None
+        for subject in self.outcome.subjects:
+            if subject.subject_id == subject_id:
+                return subject
+        raise RuleViolation(
+            f"{subject_id} is not a reported subject of {self.case_id}",
+            field="person_subject_id",
+            code="unknown_subject",
+        )
+
+    def assess(
+        self, *, assessed_on: date, bad_effects: Iterable[BadEffect], effect_only_from_interviews: bool
+    ) -> list[BaseModel]:
+        """评估 against the 正反清单; a refusal is recorded too (it is a decision)."""
+        if self.state != "started" or self.started is None:
+            raise wrong_state("assess", self.state)
+        not_before(assessed_on, self.started.started_on, field="assessed_on", earlier_step="the start")
+        effects = tuple(e for e in BAD_EFFECT_ORDER if e in set(bad_effects))
+        result = assess_against_lists(AssessmentFacts(self.outcome, effects, effect_only_from_interviews))
+        return [
+            AssessmentRecorded(
+                assessed_on=assessed_on,
+                eligible=result.eligible,
+                bad_effects=list(effects),
+                effect_only_from_interviews=effect_only_from_interviews,
+                refusals=result.codes,
+                reason=result.reason,
+            )
+        ]
+
+    def re_review(
+        self,
+        *,
+        reviewed_on: date,
+        verification_complete: bool,
+        conclusion_clear: bool,
+        disposal_adequate: bool,
+        expected_effect: str,
+        members: Mapping[str, str],
+    ) -> list[BaseModel]:
+        """复核 by the quality-evaluation group; a failing check sends the matter back."""
+        if self.state not in ("assessed", "sent_back") or self.assessment is None:
+            raise wrong_state("re-review", self.state)
+        group = check_group_members(members)
+        last = self.last_re_review
+        if last is not None:
+            not_before(reviewed_on, last.reviewed_on, field="reviewed_on", earlier_step="the last re-review")
+        not_before(
+            reviewed_on, self.assessment.assessed_on, field="reviewed_on", earlier_step="the assessment"
+        )
+        checks = {
+            "verification_complete": verification_complete,
+            "conclusion_clear": conclusion_clear,
+            "disposal_adequate": disposal_adequate,
+        }
+        reasons = failed_check_reasons(checks)
+        return [
+            ReReviewRecorded(
+                reviewed_on=reviewed_on,
+                expected_effect=expected_effect,
+                members=group,
+                verification_complete=verification_complete,
+                conclusion_clear=conclusion_clear,
+                disposal_adequate=disposal_adequate,
+                passed=not reasons,
+                reasons=reasons,
+            )
+        ]
+
+    def approve(
+        self, *, approved_on: date, approver: str, approver_jurisdictions: Sequence[str], jurisdiction: str
+    ) -> list[BaseModel]:
+        """Approval by the head (主要负责人) at the level of cadre-management authority."""
+        last = self.last_re_review
+        if self.state != "re_reviewed" or last is None or self.started is None:
+            raise wrong_state("approve (a passed re-review is needed)", self.state)
+        not_before(approved_on, last.reviewed_on, field="approved_on", earlier_step="the re-review")
+        level = approval_level(self.started.person.cadre_level, jurisdiction, approver_jurisdictions)
+        return [
+            ClarificationApproved(
+                approved_on=approved_on, approver=approver, level=level, clarify_by=clarify_by(approved_on)
+            )
+        ]
+
+    def perform(
+        self,
+        *,
+        performed_on: date,
+        forms: Iterable[ClarificationForm],
+        scope: str,
+        round_id: str | None = None,
+    ) -> list[BaseModel]:
+        """澄清: only the untrue points, the written notice always, within 5 working days."""
+        if self.state != "approved" or self.approval is None or self.started is None or self.outcome is None:
+            raise wrong_state("clarify", self.state)
+        chosen = clarification_forms(forms, scope)
+        not_before(performed_on, self.approval.approved_on, field="performed_on", earlier_step="the approval")
+        return [
+            ClarificationPerformed(
+                performed_on=performed_on,
+                forms=chosen,
+                scope=scope.strip(),
+                points=clarifiable_points(self.outcome),
+                person=self.started.person,
+                concluded_on=self.outcome.concluded_on,
+                on_time=performed_on <= self.approval.clarify_by,
+                round_id=round_id,
+                documents=[document_id(self.case_id, "notice"), document_id(self.case_id, "unit_letter")],
+            )
+        ]
+
+    def give_feedback(self, *, given_on: date, party_committee: str, unit_head: str) -> list[BaseModel]:
+        """反馈 to the unit's party committee and its head."""
+        performed = self._performed("give feedback")
+        if self.feedback is not None:
+            raise Conflict("feedback was already given", code="already_recorded")
+        not_before(given_on, performed.performed_on, field="given_on", earlier_step="the clarification")
+        return [FeedbackGiven(given_on=given_on, party_committee=party_committee, unit_head=unit_head)]
+
+    def acknowledge(self, *, acknowledged_on: date, note: str) -> list[BaseModel]:
+        performed = self._performed("record the acknowledgement")
+        if self.acknowledgement is not None:
+            raise Conflict("the acknowledgement was already recorded", code="already_recorded")
+        not_before(
+            acknowledged_on, performed.performed_on, field="acknowledged_on", earlier_step="the clarification"
+        )
+        return [AcknowledgementRecorded(acknowledged_on=acknowledged_on, note=note)]
+
+    def file(self, *, filed_on: date) -> list[BaseModel]:
+        """备案: after feedback to the unit and the person's acknowledgement."""
+        performed = self._performed("file")
+        missing = [
+            name
+            for name, step in (("feedback", self.feedback), ("acknowledgement", self.acknowledgement))
+            if step is None
+        ]
+        if missing or self.feedback is None or self.acknowledgement is None:
+            raise Conflict(f"cannot file before the {' and the '.join(missing)}", code="wrong_state")
+        not_before(filed_on, self.feedback.given_on, field="filed_on", earlier_step="the feedback")
+        not_before(
+            filed_on,
+            self.acknowledgement.acknowledged_on,
+            field="filed_on",
+            earlier_step="the acknowledgement",
+        )
+        return [
+            ClarificationFiled(
+                filed_on=filed_on,
+                person=performed.person,
+                points=performed.points,
+                forms=performed.forms,
+                concluded_on=performed.concluded_on,
+                clarified_on=performed.performed_on,
+            )
+        ]
+
+    def _performed(self, action: str) -> ClarificationPerformed:
+        if self.state != "performed" or self.performance is None:
+            raise wrong_state(action, self.state)
+        return self.performance
+
+
+# --- 集中澄清 as a decision over many matters -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What a quarterly round decides: each ready matter's clarification and the round itself."""
+
+    performed: dict[str, list[BaseModel]]
+    held: QuarterlyRoundHeld
+
+
+def plan_round(
+    matters: Sequence[Clarification],
+    *,
+    round_exists: bool,
+    jurisdiction: str,
+    quarter: str,
+    held_on: date,
+    forms: Iterable[ClarificationForm],
+    scope: str,
+) -> RoundPlan:
+    """Every approved matter (approved on or before the day of the round) is clarified in one batch;
+    a quarter's round is held once."""
+    round_id = round_stream_id(jurisdiction, quarter)
+    if round_exists:
+        raise Conflict(f"the round {round_id} was already held", code="round_held")
+    check_round_date(quarter, held_on)
+    chosen = clarification_forms(forms, scope)
+    ready = sorted(
+        (m for m in matters if m.state == "approved" and m.approval and m.approval.approved_on <= held_on),
+        key=lambda m: m.case_id,
+    )
+    if not ready:
+        raise RuleViolation(
+            f"no approved matter of {jurisdiction} is ready for a round on {held_on.isoformat()}",
+            field="jurisdiction",
+            code="nothing_ready",
+        )
+    performed = {
+        m.case_id: m.perform(performed_on=held_on, forms=chosen, scope=scope, round_id=round_id)
+        for m in ready
+    }
+    held = QuarterlyRoundHeld(round_id=round_id, quarter=quarter, held_on=held_on, matters=list(performed))
+    return RoundPlan(performed=performed, held=held)

@@ -1,0 +1,12 @@
+"""Composition root of the clarification service: `zhengming serve clarification`."""
+
+from __future__ import annotations
+
+from services.clarification.api import build_api
+from services.clarification.consumers import consumers
+from services.clarification.projections import project
+from shared.runtime import ServiceDefinition
+
+definition = ServiceDefinition(
+    name="clarification", build_api=build_api, consumers=consumers, projector=project
+)

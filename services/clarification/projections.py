@@ -1,0 +1,332 @@
+"""Read models of the clarification service, fed by its own events (rebuildable from them alone:
+dates come from the payloads, never the clock), and the queries over them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.clarification.domain import State, next_state
+from shared.db import Conn
+from shared.envelope import EventEnvelope
+from shared.events.clarification import (
+    AcknowledgementRecorded,
+    ApplicationDeclined,
+    ApplicationNoted,
+    AssessmentRecorded,
+    CandidateAdded,
+    ClarificationApproved,
+    ClarificationFiled,
+    ClarificationPerformed,
+    ClarificationStarted,
+    FeedbackGiven,
+    OutcomeNoted,
+    PriorityNoted,
+    QuarterlyRoundHeld,
+    ReReviewRecorded,
+)
+from shared.workdays import working_days_between
+
+COLUMNS = (
+    "jurisdiction",
+    "state",
+    "version",
+    "eligible",
+    "concluded_on",
+    "outcome",
+    "candidate_via",
+    "added_on",
+    "priority_flags",
+    "applications",
+    "person",
+    "approved_on",
+    "clarify_by",
+    "performed_on",
+    "round_id",
+    "steps",
+)
+_UPDATE = (
+    "UPDATE clarifications SET "
+    + ", ".join(f"{c} = ${i}" for i, c in enumerate(COLUMNS, start=2))
+    + " WHERE case_id = $1"
+)
+
+
+def _step(envelope: EventEnvelope, name: str, on: date, **details: Any) -> dict[str, Any]:
+    return {
+        "step": name,
+        "on": on.isoformat(),
+        "by": envelope.actor.user_id,
+        "role": envelope.actor.role,
+        "version": envelope.stream_version,
+        **details,
+    }
+
+
+def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> dict[str, Any]:
+    """The matter's row after one of its events (pure: the same events give the same row)."""
+    new = dict(row)
+    state: State = row["state"]
+    new["state"] = next_state(state, payload)
+    new["version"] = envelope.stream_version
+    applications: dict[str, dict[str, Any]] = {k: dict(v) for k, v in row["applications"].items()}
+    steps: list[dict[str, Any]] = list(row["steps"])
+    match payload:
+        case OutcomeNoted():
+            new["outcome"] = payload.model_dump(mode="json")
+            new["eligible"] = payload.eligible_for_pool
+            new["concluded_on"] = payload.concluded_on
+        case ApplicationNoted():
+            applications[payload.application_id] = {
+                "application_id": payload.application_id,
+                "applicant": payload.applicant.name,
+                "untrue_points": payload.untrue_points,
+                "request": payload.request,
+                "filed_on": payload.filed_on.isoformat(),
+                "status": "pending" if row["candidate_via"] is None else "in_pool",
+                "reason": "",
+            }
+        case ApplicationDeclined():
+            applications[payload.application_id].update(status="declined", reason=payload.reason)
+        case PriorityNoted():
+            flags = list(row["priority_flags"])
+            new["priority_flags"] = flags + [f for f in payload.priority_flags if f not in flags]
+        case CandidateAdded():
+            new["candidate_via"] = payload.via
+            new["added_on"] = payload.added_on
+            for application in applications.values():
+                if application["status"] == "pending":
+                    application["status"] = "in_pool"
+        case ClarificationStarted():
+            new["person"] = payload.person.model_dump(mode="json")
+            steps.append(
+                _step(
+                    envelope,
+                    "started",
+                    payload.started_on,
+                    initiated_by=payload.initiated_by,
+                    consent_note=payload.consent_note,
+                )
+            )
+        case AssessmentRecorded():
+            steps.append(
+                _step(
+                    envelope,
+                    "assessed",
+                    payload.assessed_on,
+                    eligible=payload.eligible,
+                    bad_effects=payload.bad_effects,
+                    refusals=payload.refusals,
+                    reason=payload.reason,
+                )
+            )
+        case ReReviewRecorded():
+            steps.append(
+                _step(
+                    envelope,
+                    "re_reviewed",
+                    payload.reviewed_on,
+                    passed=payload.passed,
+                    reasons=payload.reasons,
+                    members=payload.members,
+                )
+            )
+        case ClarificationApproved():
+            new["approved_on"] = payload.approved_on
+            new["clarify_by"] = payload.clarify_by
+            steps.append(
+                _step(
+                    envelope,
+                    "approved",
+                    payload.approved_on,
+                    approver=payload.approver,
+                    level=payload.level,
+                    clarify_by=payload.clarify_by.isoformat(),
+                )
+            )
+        case ClarificationPerformed():
+            new["performed_on"] = payload.performed_on
+            new["round_id"] = payload.round_id
+            steps.append(
+                _step(
+                    envelope,
+                    "performed",
+                    payload.performed_on,
+                    forms=payload.forms,
+                    scope=payload.scope,
+                    on_time=payload.on_time,
+                    round_id=payload.round_id,
+                    documents=payload.documents,
+                )
+            )
+        case FeedbackGiven():
+            steps.append(
+                _step(
+                    envelope,
+                    "feedback",
+                    payload.given_on,
+                    party_committee=payload.party_committee,
+                    unit_head=payload.unit_head,
+                )
+            )
+        case AcknowledgementRecorded():
+            steps.append(_step(envelope, "acknowledged", payload.acknowledged_on, note=payload.note))
+        case ClarificationFiled():
+            steps.append(_step(envelope, "filed", payload.filed_on))
+    new["applications"] = applications
+    new["steps"] = steps
+    return new
+
+
+async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
+    """Projector of the clarification service's own events (same transaction as the append)."""
+    if isinstance(payload, QuarterlyRoundHeld):
+        await conn.execute(
+            "INSERT INTO rounds (round_id, jurisdiction, quarter, held_on, matters)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            payload.round_id,
+            envelope.jurisdiction,
+            payload.quarter,
+            payload.held_on,
+            payload.matters,
+        )
+        return
+    await conn.execute(
+        "INSERT INTO clarifications (case_id, jurisdiction, state, version)"
+        " VALUES ($1, $2, 'awaiting_outcome', 0) ON CONFLICT DO NOTHING",
+        envelope.case_id,
+        envelope.jurisdiction,
+    )
+    row = await conn.fetchrow("SELECT * FROM clarifications WHERE case_id = $1 FOR UPDATE", envelope.case_id)
+    assert row is not None
+    if row["version"] >= envelope.stream_version:
+        return  # already projected (a replay over a live read model)
+    new = evolve(dict(row), envelope, payload)
+    await conn.execute(_UPDATE, envelope.case_id, *(new[c] for c in COLUMNS))
+
+
+# --- Queries -------------------------------------------------------------------------------------
+
+
+def _subjects(outcome: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return list(outcome["subjects"]) if outcome else []
+
+
+async def pool(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
+    """备选库: candidates not yet started, priority-flagged first, then by the day they entered."""
+    rows = await conn.fetch(
+        "SELECT case_id, candidate_via, added_on, priority_flags, concluded_on, outcome FROM clarifications"
+        " WHERE jurisdiction = $1 AND state = 'candidate'"
+        " ORDER BY jsonb_array_length(priority_flags) > 0 DESC, added_on, case_id",
+        jurisdiction,
+    )
+    return [
+        {
+            "case_id": r["case_id"],
+            "via": r["candidate_via"],
+            "added_on": r["added_on"],
+            "priority": bool(r["priority_flags"]),
+            "priority_flags": r["priority_flags"],
+            "concluded_on": r["concluded_on"],
+            "subjects": _subjects(r["outcome"]),
+            "untrue_points": r["outcome"]["untrue_points"] if r["outcome"] else [],
+        }
+        for r in rows
+    ]
+
+
+def _summary(r: Any) -> dict[str, Any]:
+    return {
+        "case_id": r["case_id"],
+        "jurisdiction": r["jurisdiction"],
+        "state": r["state"],
+        "person": r["person"],
+        "added_on": r["added_on"],
+        "priority": bool(r["priority_flags"]),
+        "approved_on": r["approved_on"],
+        "clarify_by": r["clarify_by"],
+        "performed_on": r["performed_on"],
+        "round_id": r["round_id"],
+    }
+
+
+async def clarifications(conn: Conn, jurisdiction: str, state: str | None) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT * FROM clarifications WHERE jurisdiction = $1 AND ($2::text IS NULL OR state = $2)"
+        " ORDER BY case_id",
+        jurisdiction,
+        state,
+    )
+    return [_summary(r) for r in rows]
+
+
+async def clarification(conn: Conn, case_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM clarifications WHERE case_id = $1", case_id)
+    if row is None:
+        return None
+    documents = await conn.fetch(
+        "SELECT doc_id, kind, title, created_on FROM documents WHERE case_id = $1"
+        " ORDER BY created_on, doc_id",
+        case_id,
+    )
+    applications = sorted(row["applications"].values(), key=lambda a: (a["filed_on"], a["application_id"]))
+    return {
+        **_summary(row),
+        "version": row["version"],
+        "eligible": row["eligible"],
+        "outcome": row["outcome"],
+        "candidate": (
+            {"via": row["candidate_via"], "added_on": row["added_on"]} if row["candidate_via"] else None
+        ),
+        "priority_flags": row["priority_flags"],
+        "applications": applications,
+        "steps": row["steps"],
+        "documents": [dict(d) for d in documents],
+    }
+
+
+async def document(conn: Conn, case_id: str, doc_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT doc_id, case_id, kind, title, body, created_on FROM documents"
+        " WHERE case_id = $1 AND doc_id = $2",
+        case_id,
+        doc_id,
+    )
+    return dict(row) if row else None
+
+
+async def jurisdiction_of(conn: Conn, case_id: str) -> str | None:
+    value: str | None = await conn.fetchval(
+        "SELECT jurisdiction FROM clarifications WHERE case_id = $1", case_id
+    )
+    return value
+
+
+async def overdue(conn: Conn, jurisdiction: str, as_of: date) -> list[dict[str, Any]]:
+    """Approved, not yet clarified, and past the 5 working days after approval."""
+    rows = await conn.fetch(
+        "SELECT * FROM clarifications WHERE jurisdiction = $1 AND state = 'approved' AND clarify_by < $2"
+        " ORDER BY clarify_by, case_id",
+        jurisdiction,
+        as_of,
+    )
+    return [{**_summary(r), "working_days_late": working_days_between(r["clarify_by"], as_of)} for r in rows]
+
+
+async def approved_matters(conn: Conn, jurisdiction: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT case_id FROM clarifications WHERE jurisdiction = $1 AND state = 'approved' ORDER BY case_id",
+        jurisdiction,
+    )
+    return [r["case_id"] for r in rows]
+
+
+async def rounds(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT round_id, jurisdiction, quarter, held_on, matters FROM rounds WHERE jurisdiction = $1"
+        " ORDER BY quarter",
+        jurisdiction,
+    )
+    return [dict(r) for r in rows]

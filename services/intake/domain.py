@@ -1,0 +1,547 @@
+"""Intake domain (检举控告): the report aggregate, its disposition rules and its deadlines; no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from shared.crypto import SealedField
+from shared.envelope import CITY, JURISDICTIONS
+from shared.events.common import Allegation, Channel, Frozen, Subject
+from shared.events.intake import (
+    ClarificationApplicationFiled,
+    ReportAccepted,
+    ReporterErased,
+    ReporterNotified,
+    ReportHandedOver,
+    ReportLogged,
+    ReportMergedAsRepeat,
+    ReportReceived,
+    ReportResultDue,
+    ReportSentDown,
+    ReportSentUp,
+)
+from shared.http import Conflict, RuleViolation
+from shared.workdays import add_working_days
+
+ReportState = Literal["received", "logged", "accepted", "sent_up", "sent_down", "repeat", "handed_over"]
+"""接收, 登记, 受理, 报送上级, 转送下级, 重复件, 移送承办."""
+
+NoticeKind = Literal["acceptance", "result"]
+OverdueKind = Literal["disposition", "acceptance_notice", "result_notice", "sent_down_response"]
+
+# Deadlines in working days of the official calendar (adjusted working days count).
+DISPOSITION_DAYS = 5
+ACCEPTANCE_NOTICE_DAYS = 15
+RESULT_NOTICE_DAYS = 15
+SENT_DOWN_RESPONSE_DAYS = 5
+
+# A report in one of these states has left this office's hands (报送上级, 转送下级, 重复件): its
+# acceptance notice is owed by whoever holds the matter now, not by this report.
+LEFT_STATES: frozenset[str] = frozenset({"sent_up", "sent_down", "repeat"})
+REPORTER_FIELD = "reporter.identity"
+
+
+class ReporterIdentity(Frozen):
+    """检举控告人: who reported; only ever stored sealed with the reporter's own key."""
+
+    name: str = Field(min_length=1, max_length=100)
+    contact: str = Field(min_length=1, max_length=200)
+    id_number: str | None = Field(default=None, max_length=50)
+
+
+class AllegationDraft(BaseModel):
+    """An allegation as a caller gives it: the id is assigned when absent."""
+
+    allegation_id: str | None = Field(default=None, min_length=1, max_length=50)
+    summary: str = Field(min_length=1, max_length=2000)
+
+
+def report_id(jurisdiction: str, year: int, sequence: int) -> str:
+    """The matter id, e.g. 331122-2023-000001."""
+    return f"{jurisdiction}-{year}-{sequence:06d}"
+
+
+def stream_id(report: str) -> str:
+    return f"report-{report}"
+
+
+def application_stream_id(application_id: str) -> str:
+    return f"application-{application_id}"
+
+
+def application_id(matter_id: str, n: int) -> str:
+    return f"{matter_id}-GC{n}"
+
+
+def disposition_due(logged_on: date) -> date:
+    return add_working_days(logged_on, DISPOSITION_DAYS)
+
+
+def acceptance_notice_due(received_on: date) -> date:
+    return add_working_days(received_on, ACCEPTANCE_NOTICE_DAYS)
+
+
+def result_notice_due(concluded_on: date) -> date:
+    return add_working_days(concluded_on, RESULT_NOTICE_DAYS)
+
+
+def sent_down_response_due(sent_on: date) -> date:
+    return add_working_days(sent_on, SENT_DOWN_RESPONSE_DAYS)
+
+
+def number_allegations(drafts: Sequence[AllegationDraft]) -> list[Allegation]:
+    """Give every allegation an id ("A1", "A2", ...) where the caller gave none; ids are unique."""
+    given = [d.allegation_id for d in drafts if d.allegation_id is not None]
+    duplicates = sorted({a for a in given if given.count(a) > 1})
+    if duplicates:
+        raise RuleViolation(
+            f"allegation ids must be unique; repeated: {', '.join(duplicates)}",
+            field="allegations",
+            code="duplicate_allegation",
+        )
+    taken = set(given)
+    out: list[Allegation] = []
+    n = 0
+    for draft in drafts:
+        allegation_id = draft.allegation_id
+        if allegation_id is None:
+            n += 1
+            while f"A{n}" in taken:
+                n += 1
+            allegation_id = f"A{n}"
+            taken.add(allegation_id)
+        out.append(Allegation(allegation_id=allegation_id, summary=draft.summary))
+    return out
+
+
+def check_reporter(real_name: bool, reporter: ReporterIdentity | None) -> None:
+    """实名 reports name their reporter; anonymous ones carry no identity at all."""
+    if real_name and reporter is None:
+        raise RuleViolation(
+            "a real-name report needs the reporter's identity", field="reporter", code="reporter_required"
+        )
+    if not real_name and reporter is not None:
+        raise RuleViolation(
+            "an anonymous report carries no reporter identity; set real_name or leave reporter out",
+            field="reporter",
+            code="anonymous_with_identity",
+        )
+
+
+def check_subjects(subjects: Sequence[Subject]) -> None:
+    """被反映人: a person is named with post and unit; a unit by its name."""
+    for i, subject in enumerate(subjects):
+        if subject.kind == "person":
+            for name in ("post", "unit"):
+                if not getattr(subject, name):
+                    raise RuleViolation(
+                        f"a reported person needs a {name}",
+                        field=f"subjects.{i}.{name}",
+                        code="subject_incomplete",
+                    )
+
+
+def check_send_up(from_jurisdiction: str, to_jurisdiction: str) -> None:
+    """报送上级: a county sends up to the city; the city has no higher level here."""
+    if from_jurisdiction == CITY:
+        raise RuleViolation(
+            "the city level has no higher level to send up to",
+            field="to_jurisdiction",
+            code="no_higher_level",
+        )
+    if to_jurisdiction != CITY:
+        raise RuleViolation(
+            f"a county sends up to the city {CITY}", field="to_jurisdiction", code="not_the_higher_level"
+        )
+
+
+def check_send_down(from_jurisdiction: str, to_jurisdiction: str) -> None:
+    """转送下级: only the city sends down, and only to one of its counties."""
+    if from_jurisdiction != CITY:
+        raise RuleViolation(
+            "only the city level sends reports down", field="to_jurisdiction", code="no_lower_level"
+        )
+    if to_jurisdiction == CITY or to_jurisdiction not in JURISDICTIONS:
+        raise RuleViolation(
+            f"{to_jurisdiction} is not a county of the city", field="to_jurisdiction", code="not_a_county"
+        )
+
+
+def _not_before(day: date, earlier: date | None, field_name: str, what: str) -> None:
+    if earlier is not None and day < earlier:
+        raise RuleViolation(
+            f"{field_name} {day} is before {what} {earlier}",
+            field=field_name,
+            code="date_before_previous_step",
+        )
+
+
+@dataclass
+class Report:
+    """检举控告 report (one matter): rebuilt from its events; commands return new events."""
+
+    report_id: str
+    jurisdiction: str
+    state: ReportState = "received"
+    channel: Channel = "letter"
+    received_on: date | None = None
+    real_name: bool = False
+    reporter: SealedField | None = None
+    reporter_subject_id: str | None = None
+    subjects: list[Subject] = field(default_factory=list)
+    allegations: list[Allegation] = field(default_factory=list)
+    summary: str = ""
+    source_agency: str | None = None
+    source_reference: str | None = None
+    logged_on: date | None = None
+    disposition_due: date | None = None
+    acceptance_notice_due: date | None = None
+    disposed_on: date | None = None
+    accepted_on: date | None = None
+    sent_to: str | None = None
+    lower_report_id: str | None = None
+    response_due: date | None = None
+    repeats_matter_id: str | None = None
+    handed_on: date | None = None
+    department: str | None = None
+    concluded_on: date | None = None
+    result_notice_due: date | None = None
+    notified: dict[str, date] = field(default_factory=dict)
+    reporter_erased: bool = False
+
+    # ---- rebuilding -------------------------------------------------------------------------
+
+    @classmethod
+    def rebuild(cls, report_id: str, jurisdiction: str, payloads: Iterable[BaseModel]) -> Report:
+        report = cls(report_id, jurisdiction)
+        for payload in payloads:
+            report.apply(payload)
+        return report
+
+    def apply(self, payload: BaseModel) -> None:
+        """The only place state changes."""
+        match payload:
+            case ReportReceived():
+                self.channel = payload.channel
+                self.received_on = payload.received_on
+                self.real_name = payload.real_name
+                self.reporter = payload.reporter
+                self.reporter_subject_id = payload.reporter_subject_id
+                self.subjects = list(payload.subjects)
+                self.allegations = list(payload.allegations)
+                self.summary = payload.summary
+                self.source_agency = payload.source_agency
+                self.source_reference = payload.source_reference
+            case ReportLogged():
+                self.state = "logged"
+                self.logged_on = payload.logged_on
+                self.disposition_due = payload.disposition_due
+                self.acceptance_notice_due = payload.acceptance_notice_due
+            case ReportAccepted():
+                self.state = "accepted"
+                self.accepted_on = self.disposed_on = payload.accepted_on
+            case ReportSentUp():
+                self.state = "sent_up"
+                self.disposed_on = payload.sent_on
+                self.sent_to = payload.to_jurisdiction
+            case ReportSentDown():
+                self.state = "sent_down"
+                self.disposed_on = payload.sent_on
+                self.sent_to = payload.to_jurisdiction
+                self.lower_report_id = payload.lower_report_id
+                self.response_due = payload.response_due
+            case ReportMergedAsRepeat():
+                self.state = "repeat"
+                self.disposed_on = payload.merged_on
+                self.repeats_matter_id = payload.repeats_matter_id
+            case ReportHandedOver():
+                self.state = "handed_over"
+                self.handed_on = payload.handed_on
+                self.department = payload.department
+            case ReporterNotified():
+                self.notified[payload.kind] = payload.notified_on
+            case ReportResultDue():
+                self.concluded_on = payload.concluded_on
+                self.result_notice_due = payload.result_notice_due
+            case ReporterErased():
+                self.reporter_erased = True
+            case _:
+                raise TypeError(f"a report does not apply {type(payload).__name__}")
+
+    # ---- commands ---------------------------------------------------------------------------
+
+    @staticmethod
+    def register(
+        *,
+        report_id: str,
+        channel: Channel,
+        received_on: date,
+        real_name: bool,
+        reporter: SealedField | None,
+        subjects: Sequence[Subject],
+        allegations: Sequence[Allegation],
+        summary: str,
+        source_agency: str | None = None,
+        source_reference: str | None = None,
+    ) -> ReportReceived:
+        """接收. The identity must already be sealed: it never enters an event in clear."""
+        if real_name and reporter is None:
+            raise RuleViolation(
+                "a real-name report needs the reporter's identity", field="reporter", code="reporter_required"
+            )
+        return ReportReceived(
+            report_id=report_id,
+            channel=channel,
+            received_on=received_on,
+            real_name=real_name,
+            reporter=reporter,
+            reporter_subject_id=reporter.subject_id if reporter is not None else None,
+            subjects=list(subjects),
+            allegations=list(allegations),
+            summary=summary,
+            source_agency=source_agency,
+            source_reference=source_reference,
+        )
+
+    def _require(self, *states: ReportState, action: str) -> None:
+        if self.state not in states:
+            raise Conflict(
+                f"report {self.report_id} is {self.state}; {action} needs it {' or '.join(states)}",
+                code="wrong_state",
+            )
+
+    def log(self, logged_on: date) -> list[BaseModel]:
+        """登记: the 5-day disposition clock starts; real-name reporters are owed a notice."""
+        self._require("received", action="logging")
+        _not_before(logged_on, self.received_on, "logged_on", "the receipt on")
+        assert self.received_on is not None
+        return [
+            ReportLogged(
+                logged_on=logged_on,
+                disposition_due=disposition_due(logged_on),
+                acceptance_notice_due=acceptance_notice_due(self.received_on) if self.real_name else None,
+            )
+        ]
+
+    def accept(self, accepted_on: date) -> list[BaseModel]:
+        """受理."""
+        self._require("logged", action="acceptance")
+        _not_before(accepted_on, self.logged_on, "accepted_on", "the logging on")
+        return [ReportAccepted(accepted_on=accepted_on)]
+
+    def send_up(self, sent_on: date, to_jurisdiction: str) -> list[BaseModel]:
+        """报送上级."""
+        self._require("logged", action="sending up")
+        check_send_up(self.jurisdiction, to_jurisdiction)
+        _not_before(sent_on, self.logged_on, "sent_on", "the logging on")
+        return [ReportSentUp(sent_on=sent_on, to_jurisdiction=to_jurisdiction)]
+
+    def send_down(
+        self, sent_on: date, to_jurisdiction: str, lower_report_id: str
+    ) -> tuple[ReportSentDown, ReportReceived]:
+        """转送下级: this report records where it went; the lower level gets a report of its own
+        (same subjects, allegations and sealed reporter, copied as they are)."""
+        self._require("logged", action="sending down")
+        check_send_down(self.jurisdiction, to_jurisdiction)
+        _not_before(sent_on, self.logged_on, "sent_on", "the logging on")
+        sent = ReportSentDown(
+            sent_on=sent_on,
+            to_jurisdiction=to_jurisdiction,
+            lower_report_id=lower_report_id,
+            response_due=sent_down_response_due(sent_on),
+        )
+        lower = ReportReceived(
+            report_id=lower_report_id,
+            channel="referred_down",
+            received_on=sent_on,
+            real_name=self.real_name,
+            reporter=self.reporter,
+            reporter_subject_id=self.reporter_subject_id,
+            subjects=self.subjects,
+            allegations=self.allegations,
+            summary=self.summary,
+            source_agency=self.jurisdiction,
+            source_reference=self.report_id,
+        )
+        return sent, lower
+
+    def merge_into(self, merged_on: date, matter: Report | None) -> list[BaseModel]:
+        """重复件: merged into the matter it repeats (a repeat of a repeat points at the original);
+        the matter must be one of this jurisdiction."""
+        self._require("logged", action="merging as a repeat")
+        if matter is None or matter.jurisdiction != self.jurisdiction:
+            raise RuleViolation(
+                f"no matter of that id in jurisdiction {self.jurisdiction}",
+                field="repeats_matter_id",
+                code="unknown_matter",
+            )
+        original = matter.repeats_matter_id if matter.state == "repeat" else matter.report_id
+        if original == self.report_id:
+            raise RuleViolation(
+                "a report cannot repeat itself", field="repeats_matter_id", code="repeat_of_itself"
+            )
+        _not_before(merged_on, self.logged_on, "merged_on", "the logging on")
+        assert original is not None
+        return [ReportMergedAsRepeat(merged_on=merged_on, repeats_matter_id=original)]
+
+    def hand_over(self, handed_on: date, department: str, repeat_count: int) -> list[BaseModel]:
+        """移送承办: what the handling department needs to verify, never the reporter."""
+        self._require("accepted", action="handing over")
+        _not_before(handed_on, self.accepted_on, "handed_on", "the acceptance on")
+        assert self.received_on is not None
+        return [
+            ReportHandedOver(
+                handed_on=handed_on,
+                department=department,
+                received_on=self.received_on,
+                real_name=self.real_name,
+                subjects=self.subjects,
+                allegations=self.allegations,
+                repeat_count=repeat_count,
+            )
+        ]
+
+    def notify(self, kind: NoticeKind, notified_on: date) -> list[BaseModel]:
+        """Tell a real-name reporter of acceptance (after 受理) or of the result (after 办结)."""
+        if not self.real_name:
+            raise RuleViolation(
+                "an anonymous reporter cannot be notified", field="kind", code="anonymous_report"
+            )
+        if kind in self.notified:
+            raise Conflict(f"the {kind} notice was already given", code="already_recorded")
+        if kind == "acceptance":
+            if self.accepted_on is None:
+                raise Conflict("the acceptance notice needs the report accepted", code="wrong_state")
+            _not_before(notified_on, self.accepted_on, "notified_on", "the acceptance on")
+        else:
+            if self.concluded_on is None:
+                raise Conflict("no result is due: the verification has not concluded", code="wrong_state")
+            _not_before(notified_on, self.concluded_on, "notified_on", "the conclusion on")
+        return [ReporterNotified(kind=kind, notified_on=notified_on)]
+
+    def result_due(self, concluded_on: date) -> list[BaseModel]:
+        """The matter's verification concluded: a real-name reporter is owed the result. Once due,
+        later conclusions change nothing (redelivery and replays converge)."""
+        if not self.real_name or self.concluded_on is not None:
+            return []
+        return [ReportResultDue(concluded_on=concluded_on, result_notice_due=result_notice_due(concluded_on))]
+
+    def erase_reporter(self, erased_on: date) -> list[BaseModel]:
+        """Crypto-shredding of the reporter: recorded once per report."""
+        if self.reporter_subject_id is None or self.reporter_erased:
+            return []
+        return [ReporterErased(reporter_subject_id=self.reporter_subject_id, erased_on=erased_on)]
+
+
+def file_application(
+    matter: Report | None,
+    *,
+    jurisdiction: str,
+    application_id: str,
+    applicant: Subject,
+    untrue_points: Sequence[str],
+    request: str,
+    filed_on: date,
+) -> ClarificationApplicationFiled:
+    """绿色通道: the reported person's written application, about points of a matter of this
+    jurisdiction; it may come before, during or after the verification."""
+    if matter is None or matter.jurisdiction != jurisdiction:
+        raise RuleViolation(
+            f"no matter of that id in jurisdiction {jurisdiction}", field="matter_id", code="unknown_matter"
+        )
+    if matter.state == "repeat":
+        raise RuleViolation(
+            f"{matter.report_id} is a repeat; file under the matter {matter.repeats_matter_id}",
+            field="matter_id",
+            code="repeat_report",
+        )
+    if matter.state == "sent_down":
+        raise RuleViolation(
+            f"{matter.report_id} was sent down; file under {matter.lower_report_id}",
+            field="matter_id",
+            code="matter_moved",
+        )
+    if applicant.subject_id not in {s.subject_id for s in matter.subjects}:
+        raise RuleViolation(
+            "the applicant is not a reported subject of the matter", field="applicant", code="not_a_subject"
+        )
+    known = {a.allegation_id for a in matter.allegations}
+    unknown = [p for p in untrue_points if p not in known]
+    if unknown:
+        raise RuleViolation(
+            f"not allegations of {matter.report_id}: {', '.join(unknown)}",
+            field="untrue_points",
+            code="unknown_allegation",
+        )
+    _not_before(filed_on, matter.received_on, "filed_on", "the receipt on")
+    return ClarificationApplicationFiled(
+        application_id=application_id,
+        matter_id=matter.report_id,
+        applicant=applicant,
+        untrue_points=list(dict.fromkeys(untrue_points)),
+        request=request,
+        filed_on=filed_on,
+    )
+
+
+# ---- overdue list ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """What the overdue list needs of one report (from the read model)."""
+
+    report_id: str
+    state: ReportState
+    real_name: bool
+    disposition_due: date | None = None
+    disposed_on: date | None = None
+    acceptance_notice_due: date | None = None
+    acceptance_notified_on: date | None = None
+    result_notice_due: date | None = None
+    result_notified_on: date | None = None
+    response_due: date | None = None
+    lower_disposed_on: date | None = None
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    report_id: str
+    kind: OverdueKind
+    due_on: date
+    days_overdue: int
+
+
+def _late(due: date | None, done_on: date | None, as_of: date) -> bool:
+    """Past due at `as_of` and not done by then (a step done after as_of was still late then)."""
+    return due is not None and as_of > due and (done_on is None or done_on > as_of)
+
+
+def overdue(report: Deadlines, as_of: date) -> list[OverdueItem]:
+    """What of one report is late at `as_of`; days_overdue counts calendar days past the due date."""
+    found: list[tuple[OverdueKind, date]] = []
+    if _late(report.disposition_due, report.disposed_on, as_of):
+        assert report.disposition_due is not None
+        found.append(("disposition", report.disposition_due))
+    left_by_then = (
+        report.state in LEFT_STATES and report.disposed_on is not None and report.disposed_on <= as_of
+    )
+    if (
+        report.real_name
+        and not left_by_then
+        and _late(report.acceptance_notice_due, report.acceptance_notified_on, as_of)
+    ):
+        assert report.acceptance_notice_due is not None
+        found.append(("acceptance_notice", report.acceptance_notice_due))
+    if report.real_name and _late(report.result_notice_due, report.result_notified_on, as_of):
+        assert report.result_notice_due is not None
+        found.append(("result_notice", report.result_notice_due))
+    if _late(report.response_due, report.lower_disposed_on, as_of):
+        assert report.response_due is not None
+        found.append(("sent_down_response", report.response_due))
+    return [OverdueItem(report.report_id, kind, due, (as_of - due).days) for kind, due in found]

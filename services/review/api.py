@@ -1,0 +1,329 @@
+"""Review's HTTP entrypoint: handling decision, findings, conclusion, sweep, quarterly results, and
+the queries on verifications and referred false accusations."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+
+from services.review import handlers, projections
+from services.review.domain import DEFAULT_REFERRAL_UNIT
+from shared.auth import Principal
+from shared.envelope import EventEnvelope
+from shared.events.common import Allegation, Finding, HandlingMethod, PriorityFlag, Subject
+from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
+from shared.runtime import Runtime
+
+HANDLING = ("handling_department",)
+SWEEPERS = ("handling_department", "case_management")
+READERS = ("handling_department", "case_trial", "case_management", "head", "auditor")
+RESULT_READERS = ("letters_office", *READERS)
+
+JurisdictionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
+CaseId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DecisionBody(Body):
+    """The collective handling decision (集体研究) and its approver."""
+
+    method: HandlingMethod
+    decided_on: date
+    approved_by: UserId
+    collective: StrictBool
+    note: str = Field(default="", max_length=4000)
+
+
+class FindingBody(Body):
+    """The finding on one allegation; a false accusation needs city approval and a referral date."""
+
+    allegation_id: str = Field(min_length=1, max_length=50)
+    finding: Finding
+    basis: str = Field(min_length=1, max_length=4000)
+    approved_by: UserId | None = None
+    approval_jurisdiction: JurisdictionCode | None = None
+    referred_on: date | None = None
+    referred_to: str = Field(default=DEFAULT_REFERRAL_UNIT, min_length=1, max_length=200)
+
+
+class ConcludeBody(Body):
+    concluded_on: date
+
+
+class SweepBody(Body):
+    """大起底 of one jurisdiction as of a day, with optional 优先澄清件 flags per matter."""
+
+    jurisdiction: JurisdictionCode
+    as_of: date
+    priority_flags: dict[CaseId, list[PriorityFlag]] = Field(default_factory=dict)
+
+
+class ResultsBody(Body):
+    jurisdiction: JurisdictionCode
+    quarter: Quarter
+    reported_on: date
+
+
+class Decision(BaseModel):
+    method: HandlingMethod
+    decided_on: date
+    approved_by: str
+    note: str
+
+
+class FindingView(BaseModel):
+    allegation_id: str
+    finding: Finding
+    basis: str
+    approved_by: str | None = None
+    approval_jurisdiction: str | None = None
+
+
+class Screening(BaseModel):
+    sweep_id: str
+    screened_on: date
+    priority_flags: list[PriorityFlag]
+
+
+class VerificationView(BaseModel):
+    case_id: str
+    jurisdiction: str
+    department: str
+    state: Literal["open", "decided", "concluded"]
+    opened_on: date
+    received_on: date
+    real_name: bool
+    subjects: list[Subject]
+    allegations: list[Allegation]
+    decision: Decision | None
+    findings: dict[str, FindingView]
+    concluded_on: date | None
+    eligible_for_pool: bool | None
+    untrue_points: list[Allegation] | None
+    screenings: list[Screening]
+    version: int
+
+
+class CommandResult(BaseModel):
+    recorded: list[str] = Field(description="event types recorded by the command")
+    verification: VerificationView
+
+
+class SweepResultView(BaseModel):
+    sweep_id: str
+    screened: list[str] = Field(description="every matter this sweep screened, now or before")
+    newly_screened: list[str] = Field(description="the matters screened by this call")
+
+
+class ResultsReportView(BaseModel):
+    jurisdiction: str
+    quarter: str
+    reported_on: date
+    matters: dict[str, str] = Field(description="matter id -> overall outcome")
+
+
+class FalseAccusationView(BaseModel):
+    case_id: str
+    allegation_id: str
+    jurisdiction: str
+    referred_on: date
+    referred_to: str
+    basis: str
+    approved_by: str | None
+    approval_jurisdiction: str | None
+
+
+def _view(row: dict[str, Any]) -> VerificationView:
+    decision = (
+        Decision(
+            method=row["method"],
+            decided_on=row["decided_on"],
+            approved_by=row["approved_by"],
+            note=row["decision_note"] or "",
+        )
+        if row["method"] is not None
+        else None
+    )
+    return VerificationView.model_validate({**row, "decision": decision})
+
+
+def build_api(runtime: Runtime) -> FastAPI:
+    app = create_app(
+        "review",
+        title="zhengming review (核查)",
+        description="Verification of reported matters: handling decision, findings per allegation, "
+        "conclusion, the backlog sweep (大起底) and quarterly results back to the letters office.",
+    )
+
+    async def visible(case_id: str, principal: Principal) -> VerificationView:
+        async with runtime.pool.acquire() as conn:
+            row = await projections.verification(conn, case_id)
+        if row is None or not principal.sees(row["jurisdiction"]):
+            raise NotFound(f"no verification {case_id}")
+        return _view(row)
+
+    async def result(case_id: str, principal: Principal, envelopes: list[EventEnvelope]) -> CommandResult:
+        return CommandResult(
+            recorded=[e.event_type for e in envelopes], verification=await visible(case_id, principal)
+        )
+
+    @app.post(
+        "/verifications/{case_id}/decision",
+        summary="Record the collective, approved handling decision",
+        response_model=CommandResult,
+    )
+    async def decide(
+        case_id: str,
+        body: DecisionBody,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(*HANDLING))],
+    ) -> CommandResult:
+        envelopes = await handlers.decide_handling(
+            runtime,
+            command_context(principal, request),
+            handlers.DecideHandling(case_id=case_id, **body.model_dump()),
+        )
+        return await result(case_id, principal, envelopes)
+
+    @app.post(
+        "/verifications/{case_id}/findings",
+        summary="Record the finding on one allegation (a false accusation is also referred)",
+        response_model=CommandResult,
+    )
+    async def find(
+        case_id: str,
+        body: FindingBody,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(*HANDLING))],
+    ) -> CommandResult:
+        envelopes = await handlers.record_finding(
+            runtime,
+            command_context(principal, request),
+            handlers.RecordFinding(case_id=case_id, **body.model_dump()),
+        )
+        return await result(case_id, principal, envelopes)
+
+    @app.post(
+        "/verifications/{case_id}/conclude",
+        summary="Conclude (办结) the verification once every allegation has its finding",
+        response_model=CommandResult,
+    )
+    async def conclude(
+        case_id: str,
+        body: ConcludeBody,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(*HANDLING))],
+    ) -> CommandResult:
+        envelopes = await handlers.conclude(
+            runtime,
+            command_context(principal, request),
+            handlers.ConcludeVerification(case_id=case_id, concluded_on=body.concluded_on),
+        )
+        return await result(case_id, principal, envelopes)
+
+    @app.post(
+        "/sweeps",
+        summary="Backlog sweep (大起底): screen the eligible matters of the last three years",
+        response_model=SweepResultView,
+    )
+    async def sweep(
+        body: SweepBody,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(*SWEEPERS))],
+    ) -> SweepResultView:
+        check_jurisdiction(principal, body.jurisdiction)
+        done = await handlers.run_sweep(
+            runtime,
+            command_context(principal, request),
+            handlers.RunSweep(body.jurisdiction, body.as_of, body.priority_flags),
+        )
+        return SweepResultView(
+            sweep_id=done.sweep_id, screened=done.screened, newly_screened=done.newly_screened
+        )
+
+    @app.post(
+        "/results-reports",
+        summary="Report a quarter's verification results back to the letters-and-visits office",
+        response_model=ResultsReportView,
+    )
+    async def report(
+        body: ResultsBody,
+        request: Request,
+        principal: Annotated[Principal, Depends(require(*HANDLING))],
+    ) -> ResultsReportView:
+        check_jurisdiction(principal, body.jurisdiction)
+        await handlers.report_results(
+            runtime,
+            command_context(principal, request),
+            handlers.ReportResults(body.jurisdiction, body.quarter, body.reported_on),
+        )
+        async with runtime.pool.acquire() as conn:
+            rows = await projections.results_reports(conn, [body.jurisdiction], body.quarter)
+        return ResultsReportView.model_validate(rows[0])
+
+    @app.get(
+        "/verifications/{case_id}",
+        summary="One verification (404 when it is not in the caller's jurisdictions)",
+        response_model=VerificationView,
+    )
+    async def get_verification(
+        case_id: str, principal: Annotated[Principal, Depends(require(*READERS))]
+    ) -> VerificationView:
+        return await visible(case_id, principal)
+
+    def scope(principal: Principal, jurisdiction: str | None) -> list[str]:
+        if jurisdiction is None:
+            return list(principal.jurisdictions)
+        check_jurisdiction(principal, jurisdiction)
+        return [jurisdiction]
+
+    @app.get(
+        "/verifications",
+        summary="Verifications of a jurisdiction (default: all the caller's), optionally by state",
+        response_model=list[VerificationView],
+    )
+    async def list_verifications(
+        principal: Annotated[Principal, Depends(require(*READERS))],
+        jurisdiction: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+        state: Literal["open", "decided", "concluded"] | None = None,
+    ) -> list[VerificationView]:
+        async with runtime.pool.acquire() as conn:
+            rows = await projections.verifications(conn, scope(principal, jurisdiction), state)
+        return [_view(r) for r in rows]
+
+    @app.get(
+        "/false-accusations",
+        summary="Suspected false accusations (诬告陷害) referred for punishment",
+        response_model=list[FalseAccusationView],
+    )
+    async def list_false_accusations(
+        principal: Annotated[Principal, Depends(require(*READERS))],
+        jurisdiction: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    ) -> list[FalseAccusationView]:
+        async with runtime.pool.acquire() as conn:
+            rows = await projections.false_accusations(conn, scope(principal, jurisdiction))
+        return [FalseAccusationView.model_validate(r) for r in rows]
+
+    @app.get(
+        "/results-reports",
+        summary="Quarterly results reported back to the letters-and-visits office",
+        response_model=list[ResultsReportView],
+    )
+    async def list_results_reports(
+        principal: Annotated[Principal, Depends(require(*RESULT_READERS))],
+        jurisdiction: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+        quarter: Annotated[str | None, Query(pattern=r"^\d{4}Q[1-4]$")] = None,
+    ) -> list[ResultsReportView]:
+        async with runtime.pool.acquire() as conn:
+            rows = await projections.results_reports(conn, scope(principal, jurisdiction), quarter)
+        return [ResultsReportView.model_validate(r) for r in rows]
+
+    return app

@@ -1,0 +1,460 @@
+"""Review (核查) domain: the verification of one matter and the quarterly results report, with
+their rules as data and pure functions. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Final
+
+from pydantic import BaseModel
+
+from shared.envelope import CITY
+from shared.events.common import Allegation, Finding, HandlingMethod, PriorityFlag, Subject
+from shared.events.review import (
+    CandidateScreened,
+    FalseAccusationReferred,
+    FindingRecorded,
+    HandlingDecided,
+    ResultsReportedBack,
+    VerificationConcluded,
+    VerificationOpened,
+)
+from shared.http import Conflict, NotFound, RuleViolation
+
+# ---------------------------------------------------------------------------------------------
+# Rules as data
+# ---------------------------------------------------------------------------------------------
+
+DISQUALIFYING: Final[frozenset[Finding]] = frozenset({"true", "partly_true"})
+"""A point found true (属实) or partly true (部分属实) keeps the whole matter out of the pool."""
+
+QUALIFYING: Final[frozenset[Finding]] = frozenset({"untrue"})
+"""Only a point found untrue (失实) is a point that can be clarified."""
+
+FALSE_ACCUSATION_APPROVAL_LEVEL: Final[str] = CITY
+"""诬告陷害 must be approved at city level or above; the highest level zhengming knows is the city."""
+
+DEFAULT_REFERRAL_UNIT: Final[str] = "案件监督管理室"
+"""Where a suspected false accusation is referred when the department names no one else."""
+
+SWEEP_WINDOW_YEARS: Final[int] = 3
+"""大起底 looks back over the verifications concluded in the last three years."""
+
+STREAM_PREFIX: Final[str] = "verification-"
+
+
+def verification_stream(case_id: str) -> str:
+    return f"{STREAM_PREFIX}{case_id}"
+
+
+def results_stream(jurisdiction: str, quarter: str) -> str:
+    return f"results-{jurisdiction}-{quarter}"
+
+
+def sweep_id_for(jurisdiction: str, as_of: date) -> str:
+    """One sweep per jurisdiction and day: re-running it is recognised by this id."""
+    return f"{jurisdiction}-sweep-{as_of.isoformat()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules as pure functions
+# ---------------------------------------------------------------------------------------------
+
+
+def eligible_for_pool(findings: Iterable[Finding]) -> bool:
+    """备选库 eligibility of a concluded matter: at least one point untrue and no point true or
+    partly true.
+
+    Reading of DESIGN ("at least one untrue point and nothing true"): "nothing true" covers 属实
+    and 部分属实 (partly true is also true, and the negative list excludes it). 查无实据 (not
+    proven), 错告 (honest mistake) and 诬告陷害 (false accusation) neither qualify nor disqualify:
+    such a point is not itself eligible for clarification (not proven is unresolved, not untrue),
+    but it does not taint the points that were verified untrue. So {untrue, not_proven} is
+    eligible; {not_proven} alone, {honest_mistake} alone or {false_accusation} alone are not.
+    """
+    found = set(findings)
+    return bool(found & QUALIFYING) and not found & DISQUALIFYING
+
+
+def overall_outcome(findings: Iterable[Finding]) -> str:
+    """One word per matter for the quarterly report to the letters-and-visits office.
+
+    In order: "true" if any point is true, "partly_true" if any is partly true, "eligible" when the
+    matter qualifies for the pool (untrue points and nothing true), then "false_accusation",
+    "honest_mistake" and finally "not_proven" for what remains.
+    """
+    found = set(findings)
+    for outcome in ("true", "partly_true"):
+        if outcome in found:
+            return outcome
+    if eligible_for_pool(found):
+        return "eligible"
+    for outcome in ("false_accusation", "honest_mistake"):
+        if outcome in found:
+            return outcome
+    return "not_proven"
+
+
+def check_collective(collective: bool) -> None:
+    """The handling decision is taken collectively (集体研究), never by one person."""
+    if collective is not True:
+        raise RuleViolation(
+            "the handling decision must be taken collectively (集体研究)",
+            field="collective",
+            code="collective_decision_required",
+        )
+
+
+def check_approved(approved_by: str | None, *, field_name: str = "approved_by") -> str:
+    """A handling decision needs the approving head's user id."""
+    approver = (approved_by or "").strip()
+    if not approver:
+        raise RuleViolation("the approving head must be named", field=field_name, code="approval_required")
+    return approver
+
+
+def check_not_before(day: date, earlier: date, *, field_name: str, what: str) -> None:
+    """Steps follow each other in time: a step is not dated before the one it follows."""
+    if day < earlier:
+        raise RuleViolation(
+            f"{field_name} {day.isoformat()} is before {what} ({earlier.isoformat()})",
+            field=field_name,
+            code="date_before_previous_step",
+        )
+
+
+def check_false_accusation_approval(
+    finding: Finding, approved_by: str | None, approval_jurisdiction: str | None
+) -> None:
+    """诬告陷害 needs approval at city level or above: an approver and the city's code."""
+    if finding != "false_accusation":
+        return
+    if not (approved_by or "").strip() or approval_jurisdiction != FALSE_ACCUSATION_APPROVAL_LEVEL:
+        raise RuleViolation(
+            "a suspected false accusation (诬告陷害) needs approval at city level or above: give "
+            f"approved_by and approval_jurisdiction {FALSE_ACCUSATION_APPROVAL_LEVEL}",
+            field="approval_jurisdiction" if (approved_by or "").strip() else "approved_by",
+            code="false_accusation_needs_city_approval",
+        )
+
+
+def check_referral(finding: Finding, referred_on: date | None) -> None:
+    """Only a false accusation is referred, and its referral carries a date; an honest mistake
+    (错告) is never treated as a false accusation, so it is never referred."""
+    if finding == "false_accusation" and referred_on is None:
+        raise RuleViolation(
+            "a false accusation is referred on a given date: referred_on is required",
+            field="referred_on",
+            code="referral_date_required",
+        )
+    if finding != "false_accusation" and referred_on is not None:
+        raise RuleViolation(
+            f"only a false accusation is referred; a finding of {finding} is not",
+            field="referred_on",
+            code="referral_only_for_false_accusation",
+        )
+
+
+def check_not_relabelling_honest_mistake(previous: Finding | None, finding: Finding) -> None:
+    """An honest mistake (错告) is never labelled false accusation (诬告陷害). One finding per
+    allegation already forbids any relabelling; this names the case that matters most."""
+    if previous == "honest_mistake" and finding == "false_accusation":
+        raise Conflict(
+            "the allegation was found an honest mistake (错告); it is never labelled false accusation",
+            field="finding",
+            code="honest_mistake_not_false_accusation",
+        )
+
+
+def missing_findings(allegations: Sequence[Allegation], findings: Mapping[str, object]) -> list[str]:
+    """The allegations (in report order) that have no finding yet."""
+    return [a.allegation_id for a in allegations if a.allegation_id not in findings]
+
+
+def years_before(day: date, years: int) -> date:
+    """The same calendar day `years` earlier; 29 February falls back to 28 February."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
+
+
+def sweep_window(as_of: date) -> tuple[date, date]:
+    """大起底 window: the three years before `as_of`, both ends included (a matter concluded
+    exactly three years before, or on `as_of` itself, is in; one day older is out)."""
+    return years_before(as_of, SWEEP_WINDOW_YEARS), as_of
+
+
+def in_sweep_window(concluded_on: date, as_of: date) -> bool:
+    start, end = sweep_window(as_of)
+    return start <= concluded_on <= end
+
+
+def quarter_bounds(quarter: str) -> tuple[date, date]:
+    """First and last day of a '2023Q1' style quarter."""
+    year, q = int(quarter[:4]), int(quarter[5])
+    first = date(year, 3 * q - 2, 1)
+    last = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+    return first, date.fromordinal(last.toordinal() - 1)
+
+
+def check_quarter_over(quarter: str, reported_on: date) -> None:
+    """A quarter's results are reported back once, so only when the quarter has ended (its last
+    day counts): a report made earlier would miss what concludes later in the quarter."""
+    _, last = quarter_bounds(quarter)
+    if reported_on < last:
+        raise RuleViolation(
+            f"the results of {quarter} can be reported from {last.isoformat()} on",
+            field="reported_on",
+            code="quarter_not_over",
+        )
+
+
+def dedupe_flags(flags: Iterable[PriorityFlag]) -> list[PriorityFlag]:
+    """Each priority flag once, in the order given."""
+    return list(dict.fromkeys(flags))
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregates
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verification:
+    """核查: the handling department's verification of one matter, from its opening to 办结
+    (conclusion) and any 大起底 screening afterwards."""
+
+    case_id: str
+    jurisdiction: str | None = None
+    opened: VerificationOpened | None = None
+    decision: HandlingDecided | None = None
+    findings: dict[str, FindingRecorded] = field(default_factory=dict)
+    referrals: dict[str, FalseAccusationReferred] = field(default_factory=dict)
+    conclusion: VerificationConcluded | None = None
+    sweeps: set[str] = field(default_factory=set)
+    version: int = 0
+
+    @classmethod
+    def rebuild(cls, case_id: str, jurisdiction: str | None, events: Iterable[BaseModel]) -> Verification:
+        verification = cls(case_id=case_id, jurisdiction=jurisdiction)
+        for payload in events:
+            verification.apply(payload)
+        return verification
+
+    def apply(self, payload: BaseModel) -> None:
+        """State changes only here, one event at a time."""
+        match payload:
+            case VerificationOpened():
+                self.opened = payload
+            case HandlingDecided():
+                self.decision = payload
+            case FindingRecorded():
+                self.findings[payload.allegation_id] = payload
+            case FalseAccusationReferred():
+                self.referrals[payload.allegation_id] = payload
+            case VerificationConcluded():
+                self.conclusion = payload
+            case CandidateScreened():
+                self.sweeps.add(payload.sweep_id)
+            case _:
+                raise TypeError(f"not a review verification event: {type(payload).__name__}")
+        self.version += 1
+
+    @property
+    def state(self) -> str:
+        if self.conclusion is not None:
+            return "concluded"
+        if self.decision is not None:
+            return "decided"
+        return "open" if self.opened is not None else "new"
+
+    # -- commands --------------------------------------------------------------------------
+
+    def open(
+        self,
+        *,
+        department: str,
+        opened_on: date,
+        received_on: date,
+        real_name: bool,
+        subjects: Sequence[Subject],
+        allegations: Sequence[Allegation],
+    ) -> list[BaseModel]:
+        """The matter reaches the handling department; a second handover opens nothing."""
+        if self.opened is not None:
+            return []
+        return [
+            VerificationOpened(
+                department=department,
+                opened_on=opened_on,
+                received_on=received_on,
+                real_name=real_name,
+                subjects=list(subjects),
+                allegations=list(allegations),
+            )
+        ]
+
+    def decide(
+        self,
+        *,
+        method: HandlingMethod,
+        decided_on: date,
+        approved_by: str,
+        collective: bool,
+        note: str = "",
+    ) -> list[BaseModel]:
+        opened = self._require_opened()
+        if self.decision is not None:
+            raise Conflict(f"the matter was already decided ({self.decision.method})", code="already_decided")
+        check_collective(collective)
+        approver = check_approved(approved_by)
+        check_not_before(decided_on, opened.opened_on, field_name="decided_on", what="the opening")
+        return [HandlingDecided(method=method, decided_on=decided_on, approved_by=approver, note=note)]
+
+    def record_finding(
+        self,
+        *,
+        allegation_id: str,
+        finding: Finding,
+        basis: str,
+        approved_by: str | None = None,
+        approval_jurisdiction: str | None = None,
+        referred_on: date | None = None,
+        referred_to: str = DEFAULT_REFERRAL_UNIT,
+    ) -> list[BaseModel]:
+        opened = self._require_opened()
+        if self.decision is None:
+            raise Conflict("a finding needs the handling decision first", code="wrong_state")
+        if self.conclusion is not None:
+            raise Conflict("the verification is concluded", code="wrong_state")
+        if allegation_id not in {a.allegation_id for a in opened.allegations}:
+            raise RuleViolation(
+                f"{allegation_id} is not one of the matter's allegations",
+                field="allegation_id",
+                code="unknown_allegation",
+            )
+        previous = self.findings.get(allegation_id)
+        check_not_relabelling_honest_mistake(previous.finding if previous else None, finding)
+        if previous is not None:
+            raise Conflict(
+                f"allegation {allegation_id} already has its finding ({previous.finding})",
+                field="allegation_id",
+                code="already_recorded",
+            )
+        check_false_accusation_approval(finding, approved_by, approval_jurisdiction)
+        check_referral(finding, referred_on)
+        recorded: list[BaseModel] = [
+            FindingRecorded(
+                allegation_id=allegation_id,
+                finding=finding,
+                basis=basis,
+                approved_by=(approved_by or "").strip() or None,
+                approval_jurisdiction=approval_jurisdiction,
+            )
+        ]
+        if finding == "false_accusation":
+            assert referred_on is not None  # check_referral
+            check_not_before(
+                referred_on, self.decision.decided_on, field_name="referred_on", what="the decision"
+            )
+            recorded.append(
+                FalseAccusationReferred(
+                    allegation_id=allegation_id, referred_on=referred_on, referred_to=referred_to
+                )
+            )
+        return recorded
+
+    def conclude(self, *, concluded_on: date) -> list[BaseModel]:
+        opened = self._require_opened()
+        if self.decision is None:
+            raise Conflict(
+                "the verification cannot conclude before its handling decision", code="wrong_state"
+            )
+        if self.conclusion is not None:
+            raise Conflict("the verification is already concluded", code="already_concluded")
+        missing = missing_findings(opened.allegations, self.findings)
+        if missing:
+            raise RuleViolation(
+                f"allegations without a finding: {', '.join(missing)}",
+                field="findings",
+                code="findings_missing",
+            )
+        check_not_before(
+            concluded_on, self.decision.decided_on, field_name="concluded_on", what="the decision"
+        )
+        for referral in self.referrals.values():
+            check_not_before(concluded_on, referral.referred_on, field_name="concluded_on", what="a referral")
+        findings = {a.allegation_id: self.findings[a.allegation_id].finding for a in opened.allegations}
+        return [
+            VerificationConcluded(
+                concluded_on=concluded_on,
+                received_on=opened.received_on,
+                findings=findings,
+                untrue_points=[a for a in opened.allegations if findings[a.allegation_id] == "untrue"],
+                subjects=list(opened.subjects),
+                eligible_for_pool=eligible_for_pool(findings.values()),
+            )
+        ]
+
+    def is_sweep_candidate(self, as_of: date) -> bool:
+        """Concluded eligible within the sweep window."""
+        return (
+            self.conclusion is not None
+            and self.conclusion.eligible_for_pool
+            and in_sweep_window(self.conclusion.concluded_on, as_of)
+        )
+
+    def screen(
+        self, *, sweep_id: str, as_of: date, priority_flags: Iterable[PriorityFlag]
+    ) -> list[BaseModel]:
+        """大起底: screened into the pool once per sweep."""
+        if sweep_id in self.sweeps:
+            return []
+        if not self.is_sweep_candidate(as_of):
+            raise Conflict(f"{self.case_id} is not a candidate of sweep {sweep_id}", code="wrong_state")
+        return [
+            CandidateScreened(
+                sweep_id=sweep_id, screened_on=as_of, priority_flags=dedupe_flags(priority_flags)
+            )
+        ]
+
+    def _require_opened(self) -> VerificationOpened:
+        if self.opened is None:
+            raise NotFound(f"no verification {self.case_id}")
+        return self.opened
+
+
+@dataclass
+class ResultsReport:
+    """季度结果反馈: the handling department's quarterly report of verification results back to the
+    letters-and-visits office (信访室) of one jurisdiction."""
+
+    jurisdiction: str
+    quarter: str
+    reported: ResultsReportedBack | None = None
+
+    @classmethod
+    def rebuild(cls, jurisdiction: str, quarter: str, events: Iterable[BaseModel]) -> ResultsReport:
+        report = cls(jurisdiction=jurisdiction, quarter=quarter)
+        for payload in events:
+            report.apply(payload)
+        return report
+
+    def apply(self, payload: BaseModel) -> None:
+        if not isinstance(payload, ResultsReportedBack):
+            raise TypeError(f"not a results report event: {type(payload).__name__}")
+        self.reported = payload
+
+    def report(self, *, reported_on: date, concluded: Mapping[str, Iterable[Finding]]) -> list[BaseModel]:
+        """`concluded`: the findings of every matter of the jurisdiction concluded in the quarter."""
+        if self.reported is not None:
+            raise Conflict(
+                f"the results of {self.quarter} were reported on {self.reported.reported_on.isoformat()}",
+                code="already_reported",
+            )
+        check_quarter_over(self.quarter, reported_on)
+        matters = {case_id: overall_outcome(findings) for case_id, findings in sorted(concluded.items())}
+        return [ResultsReportedBack(quarter=self.quarter, reported_on=reported_on, matters=matters)]

@@ -1,0 +1,203 @@
+"""AsyncAPI 3.0 documents generated from the code (event contract, topics, consumers), and the
+compatibility check that keeps a committed document from being broken silently."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from pydantic import BaseModel
+
+from shared.envelope import JURISDICTIONS, EventEnvelope
+from shared.events import registry
+from shared.settings import PROJECT_ROOT, SERVICES
+from shared.topics import PREFIX, dead_letter_topic
+
+DOCS = PROJECT_ROOT / "docs" / "asyncapi"
+
+
+def _context_of(model: type[BaseModel]) -> str:
+    return model.__module__.rsplit(".", 1)[-1]
+
+
+def event_types(context: str) -> dict[str, tuple[int, type[BaseModel]]]:
+    """Every registered event type of one context with its current version and payload model."""
+    out: dict[str, tuple[int, type[BaseModel]]] = {}
+    for name in sorted(registry._models):
+        version, model = registry._models[name]
+        if _context_of(model) == context:
+            out[name] = (version, model)
+    return out
+
+
+REF = "#/components/schemas/{model}"
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its nested definitions moved to components.schemas."""
+    schema = model.model_json_schema(ref_template=REF)
+    components.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _message(name: str, version: int, model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    envelope = _schema(EventEnvelope, components)
+    envelope["properties"]["payload"] = _schema(model, components)
+    envelope["properties"]["event_type"] = {"const": name}
+    envelope["properties"]["schema_version"] = {"const": version}
+    return {
+        "name": name,
+        "title": name,
+        "summary": (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else name,
+        "contentType": "application/json",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "event_type": {"type": "string"},
+                "schema_version": {"type": "string"},
+                "correlation_id": {"type": "string"},
+            },
+        },
+        "payload": envelope,
+    }
+
+
+def _jurisdiction_parameter() -> dict[str, Any]:
+    return {"jurisdiction": {"enum": sorted(JURISDICTIONS), "description": "行政区划代码"}}
+
+
+def _consumers(service: str) -> list[Any]:
+    module = importlib.import_module(f"services.{service}.consumers")
+    stand_in = SimpleNamespace(jurisdictions=sorted(JURISDICTIONS), service=service)
+    return cast(list[Any], module.consumers(stand_in))
+
+
+def document(service: str) -> dict[str, Any]:
+    """The AsyncAPI document of one service: what it sends, what it receives, its dead letters."""
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    components: dict[str, Any] = {}
+    own = event_types(service)
+    channels[f"{service}.events"] = {
+        "address": f"{PREFIX}.{{jurisdiction}}.{service}.events",
+        "description": f"Domain events of {service}; key = case id, one topic per jurisdiction.",
+        "parameters": _jurisdiction_parameter(),
+        "messages": {name: _message(name, v, m, components) for name, (v, m) in own.items()},
+    }
+    operations[f"send.{service}.events"] = {
+        "action": "send",
+        "channel": {"$ref": f"#/channels/{service}.events"},
+        "messages": [{"$ref": f"#/channels/{service}.events/messages/{n}"} for n in own],
+    }
+    for spec in _consumers(service):
+        key = f"receive.{spec.name}"
+        channels[spec.name] = {
+            "address": spec.pattern,
+            "description": f"Consumer group zm.{spec.name} (topic pattern); poison to "
+            f"{dead_letter_topic(spec.name)}.",
+        }
+        operations[key] = {"action": "receive", "channel": {"$ref": f"#/channels/{spec.name}"}}
+        channels[f"dlq.{spec.name}"] = {
+            "address": dead_letter_topic(spec.name),
+            "description": "Dead letters: the original bytes; headers zm-dlq-code, zm-dlq-reason, "
+            "zm-original-topic, zm-original-partition, zm-original-offset.",
+        }
+    extra = importlib.import_module(f"services.{service}.main")
+    for name, (address, model) in getattr(extra, "PUBLIC_CONTRACTS", {}).items():
+        channels[name] = {
+            "address": address,
+            "description": (model.__doc__ or name).strip(),
+            "parameters": _jurisdiction_parameter(),
+            "messages": {
+                model.__name__: {
+                    "name": model.__name__,
+                    "contentType": "application/json",
+                    "payload": model.model_json_schema(),
+                }
+            },
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": f"zhengming {service}",
+            "version": "1.0.0",
+            "description": f"Kafka interface of the {service} service of zhengming (正名).",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"schemas": dict(sorted(components.items()))},
+    }
+
+
+def render(service: str) -> str:
+    return json.dumps(document(service), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def write_all(directory: Path = DOCS) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for service in SERVICES:
+        path = directory / f"{service}.json"
+        path.write_text(render(service), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def breaking_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Changes of `new` against the committed `old` document that would break consumers of an event
+    type at an unchanged schema version: a message removed, a payload field removed, a field newly
+    required, or a field's type changed. Adding optional fields is compatible."""
+    problems: list[str] = []
+    for channel_name, channel in old.get("channels", {}).items():
+        new_channel = new.get("channels", {}).get(channel_name)
+        for message_name, message in channel.get("messages", {}).items():
+            where = f"{channel_name}/{message_name}"
+            if new_channel is None or message_name not in new_channel.get("messages", {}):
+                problems.append(f"{where}: message removed")
+                continue
+            new_message = new_channel["messages"][message_name]
+            old_payload = _payload_schema(message)
+            new_payload = _payload_schema(new_message)
+            if _version(message) != _version(new_message):
+                continue  # a new version: old ones are upcast when read
+            problems += _compare(where, old_payload, new_payload)
+    new_components = new.get("components", {}).get("schemas", {})
+    for name, schema in old.get("components", {}).get("schemas", {}).items():
+        if name not in new_components:
+            problems.append(f"components/{name}: schema removed")
+        else:
+            problems += _compare(f"components/{name}", schema, new_components[name])
+    return problems
+
+
+def _payload_schema(message: dict[str, Any]) -> dict[str, Any]:
+    payload = message["payload"]
+    inner = payload.get("properties", {}).get("payload")
+    return cast(dict[str, Any], inner if isinstance(inner, dict) and "properties" in inner else payload)
+
+
+def _version(message: dict[str, Any]) -> Any:
+    return message["payload"].get("properties", {}).get("schema_version", {}).get("const")
+
+
+def _compare(where: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    problems = []
+    old_props, new_props = old.get("properties", {}), new.get("properties", {})
+    for field_name, schema in old_props.items():
+        if field_name not in new_props:
+            problems.append(f"{where}: field {field_name} removed")
+        elif _type_of(schema) != _type_of(new_props[field_name]):
+            problems.append(f"{where}: field {field_name} changed type")
+    for field_name in set(new.get("required", [])) - set(old.get("required", [])):
+        problems.append(f"{where}: field {field_name} newly required")
+    return problems
+
+
+def _type_of(schema: dict[str, Any]) -> Any:
+    if "anyOf" in schema:
+        return sorted(json.dumps(_type_of(s), sort_keys=True) for s in schema["anyOf"])
+    return schema.get("type") or schema.get("$ref") or schema.get("const") or schema.get("enum")

@@ -1,0 +1,115 @@
+"""Signed checkpoints of a service's event store: the head hash of every stream, a Merkle root over
+them, signed with the service's Ed25519 key. A verifier holding the public keys detects a stream
+rewritten with fresh, self-consistent hashes: its head no longer matches the signed one."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict
+
+from shared.db import Conn
+from shared.envelope import canonical_json
+from shared.settings import PROJECT_ROOT
+
+CHECKPOINT_TOPIC = "zm.audit.checkpoints"
+KEYS = PROJECT_ROOT / ".local" / "secrets"
+
+
+class StreamHead(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stream_id: str
+    version: int
+    hash: str
+
+
+class Checkpoint(BaseModel):
+    """What a service vouches for at one instant."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    taken_at: datetime
+    events: int
+    heads: list[StreamHead]
+    merkle_root: str
+    signature: str = ""
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+
+
+def merkle_root(heads: list[StreamHead]) -> str:
+    """Root of a binary Merkle tree over the heads sorted by stream id (odd nodes carried up)."""
+    level = [
+        hashlib.sha256(f"{h.stream_id}\x00{h.version}\x00{h.hash}".encode()).digest()
+        for h in sorted(heads, key=lambda h: h.stream_id)
+    ]
+    if not level:
+        return hashlib.sha256(b"").hexdigest()
+    while len(level) > 1:
+        nxt = [hashlib.sha256(level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()
+
+
+def _key_path(service: str, directory: Path) -> Path:
+    return directory / f"checkpoint-{service}.pem"
+
+
+def signing_key(service: str, directory: Path = KEYS) -> Ed25519PrivateKey:
+    """The service's checkpoint key, created on first use (production: from its secret store)."""
+    path = _key_path(service, directory)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it meanwhile
+        else:
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+def public_key(service: str, directory: Path = KEYS) -> Ed25519PublicKey:
+    return signing_key(service, directory).public_key()
+
+
+async def take(conn: Conn, service: str, key: Ed25519PrivateKey) -> Checkpoint:
+    """Heads of every stream in one consistent snapshot, with the Merkle root, signed."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events"
+            " ORDER BY stream_id, stream_version DESC"
+        )
+        count = await conn.fetchval("SELECT count(*) FROM events")
+    heads = [StreamHead(stream_id=r["stream_id"], version=r["stream_version"], hash=r["hash"]) for r in rows]
+    unsigned = Checkpoint(
+        service=service, taken_at=datetime.now(UTC), events=count, heads=heads, merkle_root=merkle_root(heads)
+    )
+    signature = base64.b64encode(key.sign(unsigned.signed_bytes())).decode()
+    return unsigned.model_copy(update={"signature": signature})
+
+
+def signature_ok(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
+    try:
+        key.verify(base64.b64decode(checkpoint.signature), checkpoint.signed_bytes())
+    except (InvalidSignature, ValueError):
+        return False
+    return checkpoint.merkle_root == merkle_root(checkpoint.heads)

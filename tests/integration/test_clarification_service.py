@@ -1,0 +1,859 @@
+"""The clarification service on the real PostgreSQL: consumers fed in every order (with duplicates),
+the chain through HTTP, rounds, overdue list, problem bodies with nothing written, and replay."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, date, datetime
+from itertools import permutations
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from services.clarification.api import build_api
+from services.clarification.consumers import consumers
+from services.clarification.main import definition
+from services.clarification.projections import project
+from shared import settings
+from shared.auth import Principal, mint
+from shared.consumer import EventConsumer
+from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
+from shared.events import registry
+from shared.events.common import Allegation, Finding, Subject
+from shared.events.intake import ClarificationApplicationFiled
+from shared.events.review import CandidateScreened, VerificationConcluded
+from shared.runtime import Runtime, open_runtime
+
+J = "331122"
+OTHER_J = "331121"
+PERSON = Subject(kind="person", name="李明", post="镇党委书记", unit="缙云县壶镇镇", cadre_level="county")
+CITY_CADRE = Subject(kind="person", name="王芳", post="县委副书记", unit="中共缙云县委", cadre_level="city")
+UNTRUE = Allegation(allegation_id="A1", summary="收受工程老板礼金")
+PARTLY = Allegation(allegation_id="A2", summary="违规插手土地征收")
+MEMBERS = {"letters_office": "xf-01", "case_trial": "sl-01", "case_management": "ag-01"}
+REVIEWER = Actor(user_id="reviewer-1", role="handling_department", unit="缙云县纪委监委第一监督检查室")
+
+
+# --- Fixtures and helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+async def runtime(schema: str) -> AsyncIterator[Runtime]:
+    rt = await open_runtime(definition, schema=schema)
+    try:
+        yield rt
+    finally:
+        await rt.pool.close()
+        conn = await asyncpg.connect(settings.postgres().dsn())
+        try:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_api(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://clarification") as c:
+        yield c
+
+
+def auth(role: str, *jurisdictions: str, user: str | None = None) -> dict[str, str]:
+    principal = Principal(
+        user_id=user or f"{role}-{'-'.join(jurisdictions)}",
+        role=role,
+        unit=f"{role} unit",
+        jurisdictions=list(jurisdictions or (J,)),
+    )
+    return {"Authorization": f"Bearer {mint(principal)}"}
+
+
+DEPT = auth("handling_department", J)
+TRIAL = auth("case_trial", J)
+HEAD = auth("head", J)
+CITY_HEAD = auth("head", "331100", J)
+AUDITOR = auth("auditor", J)
+
+
+def envelope(payload: BaseModel, *, stream: str, case_id: str, jurisdiction: str = J) -> EventEnvelope:
+    event_type, version, body = registry.encode(payload)
+    return seal(
+        event_type=event_type,
+        schema_version=version,
+        stream_id=stream,
+        stream_version=1,
+        case_id=case_id,
+        jurisdiction=jurisdiction,
+        occurred_at=datetime.now(UTC),
+        actor=REVIEWER,
+        correlation_id=uuid.uuid4(),
+        causation_id=None,
+        payload=body,
+        prev_hash=GENESIS_HASH,
+    )
+
+
+def conclusion(
+    case_id: str,
+    findings: dict[str, Finding] | None = None,
+    points: Sequence[Allegation] = (UNTRUE,),
+    *,
+    subjects: Sequence[Subject] = (PERSON,),
+    concluded_on: date = date(2023, 2, 10),
+    jurisdiction: str = J,
+) -> EventEnvelope:
+    findings = findings or {"A1": "untrue"}
+    payload = VerificationConcluded(
+        concluded_on=concluded_on,
+        received_on=date(2023, 1, 5),
+        findings=findings,
+        untrue_points=list(points),
+        subjects=list(subjects),
+        eligible_for_pool=all(f not in ("true", "partly_true") for f in findings.values()),
+    )
+    return envelope(payload, stream=f"verification-{case_id}", case_id=case_id, jurisdiction=jurisdiction)
+
+
+def sweep(case_id: str, flags: Sequence[str] = ("frontline_reform",)) -> EventEnvelope:
+    payload = CandidateScreened.model_validate(
+        {"sweep_id": "SW-2023Q1", "screened_on": date(2023, 3, 1), "priority_flags": list(flags)}
+    )
+    return envelope(payload, stream=f"verification-{case_id}", case_id=case_id)
+
+
+def application(case_id: str, application_id: str = "APP-1") -> EventEnvelope:
+    payload = ClarificationApplicationFiled(
+        application_id=application_id,
+        matter_id=case_id,
+        applicant=PERSON,
+        untrue_points=["A1"],
+        request="请求对失实问题予以澄清",
+        filed_on=date(2023, 1, 20),
+    )
+    return envelope(payload, stream=f"application-{application_id}", case_id=case_id)
+
+
+class Feed:
+    """The service's consumers, applied as the runner applies them (inbox and effect together)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.consumers = {
+            spec.name: EventConsumer(spec.name, runtime.pool, registry, spec.apply)
+            for spec in consumers(runtime)
+        }
+        self.offset = 0
+
+    async def deliver(self, event: EventEnvelope) -> str:
+        context = "intake" if event.stream_id.startswith("application-") else "review"
+        self.offset += 1
+        position = {
+            "topic": f"zm.{event.jurisdiction}.{context}.events",
+            "partition": 0,
+            "offset": self.offset,
+        }
+        return await self.consumers[f"clarification.{context}"].apply_once(
+            event, registry.decode(event), position
+        )
+
+
+async def counts(runtime: Runtime) -> tuple[int, int, int]:
+    async with runtime.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM events) AS e, (SELECT count(*) FROM outbox) AS o,"
+            " (SELECT count(*) FROM documents) AS d"
+        )
+    assert row is not None
+    return row["e"], row["o"], row["d"]
+
+
+async def stream_types(runtime: Runtime, stream: str) -> list[str]:
+    return [e.event_type for e in await runtime.store.load(stream)]
+
+
+def problem(response: httpx.Response, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    if field is not None:
+        assert body["field"] == field, body
+    return body
+
+
+async def ok(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def to_re_reviewed(
+    client: httpx.AsyncClient, case_id: str, person: Subject = PERSON, jurisdiction: str = J
+) -> None:
+    base = f"/clarifications/{case_id}"
+    dept, trial = auth("handling_department", jurisdiction), auth("case_trial", jurisdiction)
+    await ok(
+        await client.post(
+            f"{base}/start",
+            headers=dept,
+            json={
+                "initiated_by": "department",
+                "person_subject_id": person.subject_id,
+                "consent": True,
+                "consent_note": "本人同意澄清",
+                "started_on": "2023-03-01",
+            },
+        )
+    )
+    await ok(
+        await client.post(
+            f"{base}/assess",
+            headers=dept,
+            json={
+                "assessed_on": "2023-03-02",
+                "bad_effects": ["repeated_reports"],
+                "effect_only_from_interviews": False,
+            },
+        )
+    )
+    await ok(await client.post(f"{base}/re-review", headers=trial, json=re_review_body()))
+
+
+async def to_approved(
+    client: httpx.AsyncClient, case_id: str, jurisdiction: str = J, approved_on: str = "2023-03-06"
+) -> dict[str, Any]:
+    await to_re_reviewed(client, case_id, PERSON, jurisdiction)
+    approved: dict[str, Any] = await ok(
+        await client.post(
+            f"/clarifications/{case_id}/approve",
+            headers=auth("head", jurisdiction),
+            json={"approved_on": approved_on},
+        )
+    )
+    return approved
+
+
+def re_review_body(*, clear: bool = True, on: str = "2023-03-03", **extra: Any) -> dict[str, Any]:
+    return {
+        "reviewed_on": on,
+        "verification_complete": True,
+        "conclusion_clear": clear,
+        "disposal_adequate": True,
+        "expected_effect": "消除不良影响，激励担当作为",
+        "members": MEMBERS,
+        **extra,
+    }
+
+
+# --- The pool: consumers in every order --------------------------------------------------------
+
+
+async def test_the_pool_converges_whatever_the_order_of_arrival(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    views = []
+    for n, order in enumerate(permutations(("conclusion", "sweep", "application"))):
+        case_id = f"{J}-2023-0001{n:02d}"
+        facts = {
+            "conclusion": conclusion(case_id),
+            "sweep": sweep(case_id),
+            "application": application(case_id),
+        }
+        for name in order:
+            assert await feed.deliver(facts[name]) == "applied"
+        view = await ok(await client.get(f"/clarifications/{case_id}", headers=AUDITOR))
+        views.append(
+            (
+                view["state"],
+                view["candidate"],
+                view["priority_flags"],
+                [(a["application_id"], a["status"]) for a in view["applications"]],
+            )
+        )
+    assert all(v == views[0] for v in views), views
+    assert views[0] == (
+        "candidate",
+        {"via": "conclusion", "added_on": "2023-02-10"},
+        ["frontline_reform"],
+        [("APP-1", "in_pool")],
+    )
+    pool = await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT))
+    assert len(pool) == 6 and all(p["priority"] for p in pool)
+
+
+async def test_a_green_channel_application_waits_for_the_conclusion(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-000201"
+    await feed.deliver(application(case_id))
+    view = await ok(await client.get(f"/clarifications/{case_id}", headers=DEPT))
+    assert view["state"] == "awaiting_outcome" and view["applications"][0]["status"] == "pending"
+    assert await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT)) == []
+    await feed.deliver(conclusion(case_id, concluded_on=date(2023, 2, 14)))
+    [entry] = await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT))
+    assert (entry["case_id"], entry["via"], entry["added_on"]) == (case_id, "conclusion", "2023-02-14")
+    assert await stream_types(runtime, f"clarification-{case_id}") == [
+        "ApplicationNoted",
+        "OutcomeNoted",
+        "CandidateAdded",
+    ]
+
+
+@pytest.mark.parametrize("application_first", [True, False])
+async def test_a_partly_true_matter_declines_the_application_and_never_enters_the_pool(
+    runtime: Runtime, client: httpx.AsyncClient, application_first: bool
+) -> None:
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-000301"
+    facts = [conclusion(case_id, {"A1": "untrue", "A2": "partly_true"}), application(case_id)]
+    for fact in reversed(facts) if application_first else facts:
+        await feed.deliver(fact)
+    view = await ok(await client.get(f"/clarifications/{case_id}", headers=DEPT))
+    assert view["state"] == "not_eligible" and view["candidate"] is None
+    [declined] = view["applications"]
+    assert declined["status"] == "declined" and "部分属实" in declined["reason"]
+    assert await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT)) == []
+    response = await client.post(
+        f"/clarifications/{case_id}/start",
+        headers=DEPT,
+        json={
+            "initiated_by": "person",
+            "person_subject_id": PERSON.subject_id,
+            "consent": True,
+            "started_on": "2023-03-01",
+        },
+    )
+    problem(response, 409, "not_a_candidate")
+    types = await stream_types(runtime, f"clarification-{case_id}")
+    assert "CandidateAdded" not in types and types.count("ApplicationDeclined") == 1
+
+
+async def test_duplicates_change_nothing(runtime: Runtime) -> None:
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-000401"
+    concluded, applied = conclusion(case_id), application(case_id)
+    assert await feed.deliver(concluded) == "applied"
+    assert await feed.deliver(concluded) == "duplicate"  # redelivery: the inbox knows it
+    assert await feed.deliver(applied) == "applied"
+    before = await counts(runtime)
+    # The same facts under new event ids (e.g. re-published): applied, but nothing new is recorded.
+    assert await feed.deliver(conclusion(case_id)) == "applied"
+    assert await feed.deliver(application(case_id)) == "applied"
+    assert await feed.deliver(sweep(case_id)) == "applied"
+    assert await feed.deliver(sweep(case_id)) == "applied"
+    after = await counts(runtime)
+    assert after[0] == before[0] + 1  # only the first sweep's PriorityNoted
+    assert await stream_types(runtime, f"clarification-{case_id}") == [
+        "OutcomeNoted",
+        "CandidateAdded",
+        "ApplicationNoted",
+        "PriorityNoted",
+    ]
+
+
+async def test_both_consumers_at_once_on_one_matter_still_converge(runtime: Runtime) -> None:
+    """The review and intake consumers run side by side: they take turns on a matter's stream."""
+    feed = Feed(runtime)
+    cases = [f"{J}-2023-00045{n}" for n in range(6)]
+    outcomes = await asyncio.gather(
+        *(feed.deliver(fact) for case_id in cases for fact in (application(case_id), conclusion(case_id)))
+    )
+    assert outcomes == ["applied"] * 12
+    for case_id in cases:
+        types = sorted(await stream_types(runtime, f"clarification-{case_id}"))
+        assert types == ["ApplicationNoted", "CandidateAdded", "OutcomeNoted"]
+
+
+async def test_the_pool_puts_priority_first_then_the_oldest(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    await feed.deliver(conclusion(f"{J}-2023-000501", concluded_on=date(2023, 1, 10)))
+    await feed.deliver(conclusion(f"{J}-2023-000502", concluded_on=date(2023, 2, 20)))
+    await feed.deliver(conclusion(f"{J}-2023-000503", concluded_on=date(2023, 1, 30)))
+    await feed.deliver(sweep(f"{J}-2023-000502", flags=["work_record"]))
+    await feed.deliver(conclusion(f"{OTHER_J}-2023-000504", jurisdiction=OTHER_J))
+    pool = await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT))
+    assert [p["case_id"] for p in pool] == [f"{J}-2023-000502", f"{J}-2023-000501", f"{J}-2023-000503"]
+
+
+# --- The chain through HTTP --------------------------------------------------------------------
+
+
+async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-000601"
+    await feed.deliver(
+        conclusion(
+            case_id, {"A1": "untrue", "A3": "not_proven"}, points=(UNTRUE,), subjects=(PERSON, CITY_CADRE)
+        )
+    )
+    base = f"/clarifications/{case_id}"
+    start = {
+        "initiated_by": "department",
+        "person_subject_id": PERSON.subject_id,
+        "consent": False,
+        "consent_note": "",
+        "started_on": "2023-03-01",
+    }
+    nothing_written = await counts(runtime)
+
+    problem(await client.post(f"{base}/start", headers=DEPT, json=start), 422, "consent_required", "consent")
+    body = problem(
+        await client.post(f"{base}/start", headers=DEPT, json={**start, "started_on": None}),
+        422,
+        "invalid_input",
+        "body.started_on",
+    )
+    assert body["errors"][0]["field"] == "body.started_on"
+    problem(
+        await client.post(
+            f"{base}/start", headers=DEPT, json={**start, "consent": True, "person_subject_id": "x"}
+        ),
+        422,
+        "unknown_subject",
+        "person_subject_id",
+    )
+    problem(
+        await client.post(
+            f"{base}/start", headers=DEPT, json={**start, "consent": True, "started_on": "2023-02-01"}
+        ),
+        422,
+        "date_order",
+        "started_on",
+    )
+    problem(
+        await client.post(f"{base}/start", headers=TRIAL, json={**start, "consent": True}),
+        403,
+        "role_forbidden",
+    )
+    assert await counts(runtime) == nothing_written
+
+    started = await ok(await client.post(f"{base}/start", headers=DEPT, json={**start, "consent": True}))
+    assert started["state"] == "started" and started["person"]["name"] == "李明"
+
+    assessed = await ok(
+        await client.post(
+            f"{base}/assess",
+            headers=DEPT,
+            json={
+                "assessed_on": "2023-03-02",
+                "bad_effects": ["selection_affected", "repeated_reports"],
+                "effect_only_from_interviews": False,
+            },
+        )
+    )
+    assert assessed["eligible"] and assessed["state"] == "assessed"
+    assert assessed["bad_effects"] == ["repeated_reports", "selection_affected"]
+
+    before = await counts(runtime)
+    incomplete = {k: v for k, v in MEMBERS.items() if k != "case_management"}
+    problem(
+        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(members=incomplete)),
+        422,
+        "group_incomplete",
+        "members",
+    )
+    problem(
+        await client.post(f"{base}/re-review", headers=DEPT, json=re_review_body()), 403, "role_forbidden"
+    )
+    assert await counts(runtime) == before
+
+    sent_back = await ok(
+        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(clear=False))
+    )
+    assert (sent_back["passed"], sent_back["state"]) == (False, "sent_back")
+    assert sent_back["reasons"] == ["核查结论不清楚，退回进一步查明后重新复核"]
+    problem(
+        await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-06"}),
+        409,
+        "wrong_state",
+    )
+    passed = await ok(
+        await client.post(
+            f"{base}/re-review",
+            headers=auth("letters_office", J),
+            json=re_review_body(on="2023-03-04"),
+        )
+    )
+    assert (passed["passed"], passed["state"]) == (True, "re_reviewed")
+
+    problem(
+        await client.post(
+            f"{base}/approve", headers=auth("head", OTHER_J), json={"approved_on": "2023-03-06"}
+        ),
+        404,
+        "not_found",
+    )
+    approved = await ok(
+        await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-06"})
+    )
+    assert (approved["level"], approved["clarify_by"], approved["state"]) == (J, "2023-03-13", "approved")
+    assert approved["documents"] == [f"{case_id}-approval_form"]
+
+    before = await counts(runtime)
+    problem(
+        await client.post(
+            f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-08", "forms": ["scoped_notice"]}
+        ),
+        422,
+        "scope_required",
+        "scope",
+    )
+    problem(
+        await client.post(f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-05"}),
+        422,
+        "date_order",
+        "performed_on",
+    )
+    problem(
+        await client.post(
+            f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-08", "forms": ["poster"]}
+        ),
+        422,
+        "invalid_input",
+        "body.forms.0",
+    )
+    assert await counts(runtime) == before
+
+    performed = await ok(
+        await client.post(
+            f"{base}/perform",
+            headers=DEPT,
+            json={
+                "performed_on": "2023-03-08",
+                "forms": ["face_to_face", "scoped_notice"],
+                "scope": "壶镇镇班子成员",
+            },
+        )
+    )
+    assert performed["forms"] == ["written_notice", "face_to_face", "scoped_notice"]
+    assert performed["points"] == [UNTRUE.model_dump()] and performed["on_time"]
+    assert performed["documents"] == [f"{case_id}-notice", f"{case_id}-unit_letter"]
+    assert (await counts(runtime))[2] == before[2] + 2
+
+    notice = await client.get(f"{base}/documents/{case_id}-notice", headers=AUDITOR)
+    assert notice.status_code == 200 and notice.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "李明同志" in notice.text and "收受工程老板礼金" in notice.text and "缙云县纪委监委" in notice.text
+    form = await client.get(f"{base}/documents/{case_id}-approval_form", headers=DEPT)
+    assert "失实检举控告澄清审批表" in form.text and "王芳" not in form.text
+
+    problem(
+        await client.post(f"{base}/file", headers=DEPT, json={"filed_on": "2023-03-20"}), 409, "wrong_state"
+    )
+    await ok(
+        await client.post(
+            f"{base}/feedback",
+            headers=DEPT,
+            json={
+                "given_on": "2023-03-09",
+                "party_committee": "中共缙云县壶镇镇委员会",
+                "unit_head": "张书记",
+            },
+        )
+    )
+    await ok(
+        await client.post(
+            f"{base}/acknowledge", headers=DEPT, json={"acknowledged_on": "2023-03-09", "note": "已知悉"}
+        )
+    )
+    filed = await ok(
+        await client.post(f"{base}/file", headers=auth("case_management", J), json={"filed_on": "2023-03-10"})
+    )
+    assert filed["state"] == "filed" and filed["clarified_on"] == "2023-03-08"
+
+    view = await ok(await client.get(base, headers=AUDITOR))
+    assert view["state"] == "filed"
+    assert [(s["step"], s["on"]) for s in view["steps"]] == [
+        ("started", "2023-03-01"),
+        ("assessed", "2023-03-02"),
+        ("re_reviewed", "2023-03-03"),
+        ("re_reviewed", "2023-03-04"),
+        ("approved", "2023-03-06"),
+        ("performed", "2023-03-08"),
+        ("feedback", "2023-03-09"),
+        ("acknowledged", "2023-03-09"),
+        ("filed", "2023-03-10"),
+    ]
+    assert view["steps"][2]["passed"] is False and view["steps"][3]["passed"] is True
+    assert {d["doc_id"] for d in view["documents"]} == {
+        f"{case_id}-approval_form",
+        f"{case_id}-notice",
+        f"{case_id}-unit_letter",
+    }
+    assert await runtime.store.verify() is None
+    topics = await runtime.pool.fetch("SELECT DISTINCT topic FROM outbox")
+    assert [r["topic"] for r in topics] == ["zm.331122.clarification.events"]
+
+
+async def test_a_refused_assessment_is_a_recorded_decision(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case_id = f"{J}-2023-000701"
+    await Feed(runtime).deliver(conclusion(case_id))
+    base = f"/clarifications/{case_id}"
+    await ok(
+        await client.post(
+            f"{base}/start",
+            headers=DEPT,
+            json={
+                "initiated_by": "person",
+                "person_subject_id": PERSON.subject_id,
+                "consent": True,
+                "started_on": "2023-03-01",
+            },
+        )
+    )
+    refused = await ok(
+        await client.post(
+            f"{base}/assess",
+            headers=DEPT,
+            json={
+                "assessed_on": "2023-03-02",
+                "bad_effects": ["wide_spread"],
+                "effect_only_from_interviews": True,
+            },
+        )
+    )
+    assert (refused["eligible"], refused["state"]) == (False, "refused")
+    assert refused["refusals"] == ["effect_only_from_interviews"]
+    assert "谈话函询" in refused["reason"]
+    problem(await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body()), 409, "wrong_state")
+    listed = await ok(
+        await client.get("/clarifications", params={"jurisdiction": J, "state": "refused"}, headers=HEAD)
+    )
+    assert [m["case_id"] for m in listed] == [case_id]
+
+
+async def test_approval_follows_cadre_management_authority(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case_id = f"{J}-2023-000801"
+    await Feed(runtime).deliver(conclusion(case_id, subjects=(CITY_CADRE,)))
+    await to_re_reviewed(client, case_id, CITY_CADRE)
+    before = await counts(runtime)
+    response = await client.post(
+        f"/clarifications/{case_id}/approve", headers=HEAD, json={"approved_on": "2023-03-06"}
+    )
+    problem(response, 403, "approval_level")
+    assert await counts(runtime) == before  # no event, no approval form
+    approved = await ok(
+        await client.post(
+            f"/clarifications/{case_id}/approve", headers=CITY_HEAD, json={"approved_on": "2023-03-06"}
+        )
+    )
+    assert (approved["level"], approved["approver"]) == ("331100", "head-331100-331122")
+
+
+# --- Rounds and the overdue list -----------------------------------------------------------------
+
+
+async def test_a_quarterly_round_clarifies_every_approved_matter_at_once(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    ready = [f"{J}-2023-000901", f"{J}-2023-000902"]
+    waiting = f"{J}-2023-000903"
+    elsewhere = f"{OTHER_J}-2023-000904"
+    for case_id in [*ready, waiting]:
+        await feed.deliver(conclusion(case_id))
+    await feed.deliver(conclusion(elsewhere, jurisdiction=OTHER_J))
+    for case_id in ready:
+        await to_approved(client, case_id)
+    await to_approved(client, elsewhere, jurisdiction=OTHER_J)
+    body = {
+        "jurisdiction": J,
+        "quarter": "2023Q1",
+        "held_on": "2023-03-10",
+        "forms": ["unit_meeting"],
+        "scope": "",
+    }
+
+    before = await counts(runtime)
+    problem(
+        await client.post("/rounds", headers=DEPT, json={**body, "forms": ["scoped_notice"]}),
+        422,
+        "scope_required",
+        "scope",
+    )
+    problem(
+        await client.post("/rounds", headers=DEPT, json={**body, "held_on": "2023-04-03"}),
+        422,
+        "outside_quarter",
+        "held_on",
+    )
+    problem(
+        await client.post("/rounds", headers=DEPT, json={**body, "jurisdiction": OTHER_J}),
+        403,
+        "jurisdiction_forbidden",
+        "jurisdiction",
+    )
+    problem(
+        await client.post("/rounds", headers=DEPT, json={**body, "quarter": "2023Q5"}), 422, "invalid_input"
+    )
+    assert await counts(runtime) == before
+
+    held = await ok(await client.post("/rounds", headers=DEPT, json=body))
+    assert held["round_id"] == "round-331122-2023Q1" and held["matters"] == ready
+    for case_id in ready:
+        events = await runtime.store.load(f"clarification-{case_id}")
+        assert events[-1].event_type == "ClarificationPerformed"
+        assert events[-1].payload["round_id"] == "round-331122-2023Q1"
+        assert events[-1].payload["forms"] == ["written_notice", "unit_meeting"]
+    [round_event] = await runtime.store.load("round-331122-2023Q1")
+    assert (round_event.event_type, round_event.case_id) == ("QuarterlyRoundHeld", "round-331122-2023Q1")
+    # One unit of work: every event of the round was committed by one transaction.
+    xids = await runtime.pool.fetch(
+        "SELECT DISTINCT xmin::text FROM events WHERE stream_id = ANY($1::text[])",
+        ["round-331122-2023Q1", *(f"clarification-{c}" for c in ready)],
+    )
+    assert len(xids) > 1  # earlier steps were other transactions...
+    performed = await runtime.pool.fetch(
+        "SELECT DISTINCT xmin::text FROM events"
+        " WHERE event_type IN ('ClarificationPerformed', 'QuarterlyRoundHeld') AND jurisdiction = $1",
+        J,
+    )
+    assert len(performed) == 1  # ...but the round's events were one
+    after = await counts(runtime)
+    assert (after[0] - before[0], after[2] - before[2]) == (3, 4)
+
+    states = {
+        m["case_id"]: m["state"]
+        for m in await ok(await client.get("/clarifications", params={"jurisdiction": J}, headers=DEPT))
+    }
+    assert states == {ready[0]: "performed", ready[1]: "performed", waiting: "candidate"}
+    other = await ok(await client.get(f"/clarifications/{elsewhere}", headers=auth("auditor", OTHER_J)))
+    assert other["state"] == "approved"
+    problem(await client.post("/rounds", headers=DEPT, json=body), 409, "round_held")
+    rounds = await ok(await client.get("/rounds", params={"jurisdiction": J}, headers=AUDITOR))
+    assert [(r["round_id"], r["matters"]) for r in rounds] == [("round-331122-2023Q1", ready)]
+
+
+async def test_a_round_with_nothing_ready_is_refused(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    await Feed(runtime).deliver(conclusion(f"{J}-2023-001001"))
+    body = {"jurisdiction": J, "quarter": "2023Q1", "held_on": "2023-03-10"}
+    problem(await client.post("/rounds", headers=DEPT, json=body), 422, "nothing_ready")
+    assert (await counts(runtime))[0] == 2
+
+
+async def test_the_overdue_list(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    case_id = f"{J}-2023-001101"
+    await Feed(runtime).deliver(conclusion(case_id))
+    approved = await to_approved(client, case_id)
+    assert approved["clarify_by"] == "2023-03-13"
+    on_time = await ok(
+        await client.get("/overdue", params={"jurisdiction": J, "as_of": "2023-03-13"}, headers=HEAD)
+    )
+    assert on_time == []
+    [late] = await ok(
+        await client.get("/overdue", params={"jurisdiction": J, "as_of": "2023-03-16"}, headers=HEAD)
+    )
+    assert (late["case_id"], late["working_days_late"]) == (case_id, 3)
+    performed = await ok(
+        await client.post(
+            f"/clarifications/{case_id}/perform", headers=DEPT, json={"performed_on": "2023-03-16"}
+        )
+    )
+    assert performed["on_time"] is False
+    assert (
+        await ok(
+            await client.get("/overdue", params={"jurisdiction": J, "as_of": "2023-03-16"}, headers=HEAD)
+        )
+        == []
+    )
+
+
+# --- Access ---------------------------------------------------------------------------------------
+
+
+async def test_reads_stay_within_the_callers_jurisdictions(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case_id = f"{J}-2023-001201"
+    await Feed(runtime).deliver(conclusion(case_id))
+    outsider = auth("auditor", OTHER_J)
+    problem(await client.get(f"/clarifications/{case_id}", headers=outsider), 404, "not_found")
+    problem(
+        await client.get(f"/clarifications/{case_id}/documents/{case_id}-notice", headers=DEPT),
+        404,
+        "not_found",
+    )
+    problem(
+        await client.get("/pool", params={"jurisdiction": J}, headers=outsider), 403, "jurisdiction_forbidden"
+    )
+    problem(
+        await client.post(
+            f"/clarifications/{case_id}/start",
+            headers=auth("handling_department", OTHER_J),
+            json={
+                "initiated_by": "person",
+                "person_subject_id": PERSON.subject_id,
+                "consent": True,
+                "started_on": "2023-03-01",
+            },
+        ),
+        404,
+        "not_found",
+    )
+    problem(await client.get("/pool", params={"jurisdiction": J}), 401, "unauthorized")
+    problem(
+        await client.get("/pool", params={"jurisdiction": J}, headers=auth("organisation_department", J)),
+        403,
+        "role_forbidden",
+    )
+    problem(await client.get("/clarifications/331122-2099-999999", headers=DEPT), 404, "not_found")
+    schema = (await client.get("/openapi.json")).json()
+    assert "/clarifications/{case_id}/re-review" in schema["paths"]
+
+
+# --- Replay ---------------------------------------------------------------------------------------
+
+
+async def test_the_read_models_rebuild_from_the_events_alone(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    for n in range(3):
+        await feed.deliver(application(f"{J}-2023-00130{n}"))
+        await feed.deliver(conclusion(f"{J}-2023-00130{n}"))
+    await feed.deliver(sweep(f"{J}-2023-001300"))
+    await feed.deliver(conclusion(f"{J}-2023-001309", {"A1": "partly_true"}, points=()))
+    await to_approved(client, f"{J}-2023-001301")
+    await to_approved(client, f"{J}-2023-001302")
+    await ok(
+        await client.post(
+            "/rounds", headers=DEPT, json={"jurisdiction": J, "quarter": "2023Q1", "held_on": "2023-03-10"}
+        )
+    )
+    await ok(
+        await client.post(
+            f"/clarifications/{J}-2023-001301/feedback",
+            headers=DEPT,
+            json={"given_on": "2023-03-11", "party_committee": "镇党委", "unit_head": "张书记"},
+        )
+    )
+
+    async def snapshot() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        async with runtime.pool.acquire() as conn:
+            matters = [dict(r) for r in await conn.fetch("SELECT * FROM clarifications ORDER BY case_id")]
+            rounds = [dict(r) for r in await conn.fetch("SELECT * FROM rounds ORDER BY round_id")]
+            documents = await conn.fetchval("SELECT count(*) FROM documents")
+        return matters, rounds, documents
+
+    live = await snapshot()
+    assert live[2] == 6
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute("TRUNCATE clarifications, rounds")
+        async for event in runtime.store.iter_all():
+            await project(conn, event, registry.decode(event))
+    assert await snapshot() == live
+    # Replaying over a live read model changes nothing either.
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        async for event in runtime.store.iter_all():
+            await project(conn, event, registry.decode(event))
+    assert await snapshot() == live

@@ -1,0 +1,546 @@
+"""Review service (核查) on the real PostgreSQL: the handover consumer, the HTTP commands and their
+problems, the sweep, quarterly results and who may see what."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from pydantic import BaseModel
+
+from services.review.api import build_api
+from services.review.consumers import consumers
+from services.review.main import definition
+from shared import settings
+from shared.auth import Principal, mint
+from shared.consumer import EventConsumer
+from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
+from shared.events import registry
+from shared.events.common import Allegation, Subject
+from shared.events.intake import ReportAccepted, ReportHandedOver
+from shared.runtime import Runtime, open_runtime
+from shared.topics import events_topic
+
+J = "331122"
+OTHER = "331121"
+INTAKE = Actor(user_id="system:intake", role="system", unit="zhengming intake")
+CHANNEL = 0
+
+
+@pytest.fixture
+async def runtime() -> AsyncIterator[Runtime]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    rt = await open_runtime(definition, schema=schema)
+    try:
+        yield rt
+    finally:
+        await rt.pool.close()
+        conn = await asyncpg.connect(settings.postgres().dsn())
+        try:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=build_api(runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://review") as c:
+        yield c
+
+
+def token(role: str, *jurisdictions: str, user: str = "u-1") -> dict[str, str]:
+    principal = Principal(
+        user_id=user, role=role, unit="缙云县纪委监委", jurisdictions=list(jurisdictions or (J,))
+    )
+    return {"Authorization": f"Bearer {mint(principal)}"}
+
+
+HANDLER = token("handling_department", J)
+
+
+def intake_event(
+    payload: BaseModel, case_id: str, *, jurisdiction: str = J, version: int = 1
+) -> EventEnvelope:
+    """An intake event as intake's store would have sealed it."""
+    event_type, schema_version, body = registry.encode(payload)
+    return seal(
+        event_type=event_type,
+        schema_version=schema_version,
+        stream_id=f"report-{case_id}",
+        stream_version=version,
+        case_id=case_id,
+        jurisdiction=jurisdiction,
+        occurred_at=datetime.now(UTC),
+        actor=INTAKE,
+        correlation_id=uuid.uuid4(),
+        causation_id=None,
+        payload=body,
+        prev_hash=GENESIS_HASH,
+    )
+
+
+def handed_over(handed_on: date = date(2023, 1, 10), allegations: int = 2) -> ReportHandedOver:
+    return ReportHandedOver(
+        handed_on=handed_on,
+        department="第三纪检监察室",
+        received_on=date(handed_on.year, handed_on.month, 1),
+        real_name=True,
+        subjects=[Subject(kind="person", name="李某", post="村支书", unit="某村")],
+        allegations=[
+            Allegation(allegation_id=f"A{i}", summary=f"问题{i}") for i in range(1, allegations + 1)
+        ],
+    )
+
+
+def runner(runtime: Runtime) -> EventConsumer:
+    [spec] = consumers(runtime)
+    return EventConsumer(spec.name, runtime.pool, registry, spec.apply)
+
+
+async def deliver(runtime: Runtime, envelope: EventEnvelope) -> str:
+    """Apply one message the way the consumer runner does (inbox + effect in one transaction)."""
+    global CHANNEL
+    CHANNEL += 1
+    position = {"topic": f"zm.{envelope.jurisdiction}.intake.events", "partition": 0, "offset": CHANNEL}
+    return await runner(runtime).apply_once(envelope, registry.decode(envelope), position)
+
+
+async def open_case(
+    runtime: Runtime, case_id: str | None = None, *, jurisdiction: str = J, **kwargs: Any
+) -> str:
+    case_id = case_id or f"{jurisdiction}-2023-{uuid.uuid4().hex[:6]}"
+    assert await deliver(
+        runtime, intake_event(handed_over(**kwargs), case_id, jurisdiction=jurisdiction)
+    ) == ("applied")
+    return case_id
+
+
+async def event_count(runtime: Runtime) -> int:
+    count: int = await runtime.pool.fetchval("SELECT count(*) FROM events")
+    return count
+
+
+async def stream_types(runtime: Runtime, case_id: str) -> list[str]:
+    return [e.event_type for e in await runtime.store.load(f"verification-{case_id}")]
+
+
+async def decide(client: httpx.AsyncClient, case_id: str, on: str = "2023-01-12") -> None:
+    r = await client.post(
+        f"/verifications/{case_id}/decision",
+        json={
+            "method": "preliminary_verification",
+            "decided_on": on,
+            "approved_by": "head-1",
+            "collective": True,
+        },
+        headers=HANDLER,
+    )
+    assert r.status_code == 200, r.text
+
+
+async def find(client: httpx.AsyncClient, case_id: str, allegation: str, finding: str) -> None:
+    r = await client.post(
+        f"/verifications/{case_id}/findings",
+        json={"allegation_id": allegation, "finding": finding, "basis": "谈话核实"},
+        headers=HANDLER,
+    )
+    assert r.status_code == 200, r.text
+
+
+async def concluded_case(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    findings: tuple[str, str],
+    *,
+    opened: date = date(2023, 1, 10),
+    concluded: date = date(2023, 3, 1),
+) -> str:
+    case_id = await open_case(runtime, handed_on=opened)
+    await decide(client, case_id, opened.isoformat())
+    for i, value in enumerate(findings, start=1):
+        await find(client, case_id, f"A{i}", value)
+    r = await client.post(
+        f"/verifications/{case_id}/conclude", json={"concluded_on": concluded.isoformat()}, headers=HANDLER
+    )
+    assert r.status_code == 200, r.text
+    return case_id
+
+
+# -- the handover consumer ----------------------------------------------------------------------
+
+
+async def test_handover_opens_the_verification_once(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    [spec] = consumers(runtime)
+    assert re.match(spec.pattern, events_topic(J, "intake"))
+    assert not re.match(spec.pattern, events_topic(J, "review"))
+    case_id = f"{J}-2023-000001"
+    # A command that arrives before the handover finds no verification yet ...
+    early = {"method": "close", "decided_on": "2023-01-12", "approved_by": "head-1", "collective": True}
+    r = await client.post(f"/verifications/{case_id}/decision", json=early, headers=HANDLER)
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    envelope = intake_event(handed_over(), case_id)
+    assert await deliver(runtime, envelope) == "applied"
+    assert await deliver(runtime, envelope) == "duplicate"  # redelivery of the same event
+    # A second, distinct handover of the same matter opens nothing new.
+    again = intake_event(handed_over(handed_on=date(2023, 1, 20)), case_id, version=2)
+    assert await deliver(runtime, again) == "applied"
+    # Other intake events are not review's business.
+    accepted = intake_event(ReportAccepted(accepted_on=date(2023, 1, 5)), case_id, version=3)
+    assert await deliver(runtime, accepted) == "applied"
+
+    [opened] = await runtime.store.load(f"verification-{case_id}")
+    assert opened.event_type == "VerificationOpened"
+    assert opened.jurisdiction == J and opened.case_id == case_id
+    assert opened.causation_id == envelope.event_id
+    assert opened.correlation_id == envelope.correlation_id
+    assert opened.actor.user_id == "system:review"
+    assert await event_count(runtime) == 1
+
+    r = await client.get(f"/verifications/{case_id}", headers=token("case_trial", J))
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["state"] == "open"
+    assert view["opened_on"] == "2023-01-10"
+    assert [a["allegation_id"] for a in view["allegations"]] == ["A1", "A2"]
+    # ... and succeeds once it has arrived.
+    r = await client.post(f"/verifications/{case_id}/decision", json=early, headers=HANDLER)
+    assert r.status_code == 200, r.text
+
+
+# -- decision, findings, conclusion over HTTP ----------------------------------------------------
+
+
+async def test_decide_find_conclude(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    case_id = await open_case(runtime)
+    await decide(client, case_id)
+    await find(client, case_id, "A1", "untrue")
+    await find(client, case_id, "A2", "not_proven")
+    r = await client.post(
+        f"/verifications/{case_id}/conclude", json={"concluded_on": "2023-03-01"}, headers=HANDLER
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["recorded"] == ["VerificationConcluded"]
+    view = body["verification"]
+    assert view["state"] == "concluded"
+    assert view["eligible_for_pool"] is True
+    assert [p["allegation_id"] for p in view["untrue_points"]] == ["A1"]
+    assert view["decision"]["approved_by"] == "head-1"
+    assert {k: v["finding"] for k, v in view["findings"].items()} == {"A1": "untrue", "A2": "not_proven"}
+    assert await stream_types(runtime, case_id) == [
+        "VerificationOpened",
+        "HandlingDecided",
+        "FindingRecorded",
+        "FindingRecorded",
+        "VerificationConcluded",
+    ]
+    [concluded] = await runtime.store.load(f"verification-{case_id}", after_version=4)
+    assert concluded.payload["findings"] == {"A1": "untrue", "A2": "not_proven"}
+    assert concluded.payload["received_on"] == "2023-01-01"
+    assert concluded.actor.role == "handling_department"
+
+    states = await client.get(
+        "/verifications", params={"jurisdiction": J, "state": "concluded"}, headers=HANDLER
+    )
+    assert [v["case_id"] for v in states.json()] == [case_id]
+    opened = await client.get("/verifications", params={"jurisdiction": J, "state": "open"}, headers=HANDLER)
+    assert opened.json() == []
+
+
+async def problem(
+    runtime: Runtime, client: httpx.AsyncClient, path: str, body: dict[str, Any], status: int
+) -> dict[str, Any]:
+    """Post a command expected to fail; the answer is a problem and nothing is written."""
+    before = await event_count(runtime)
+    r = await client.post(path, json=body, headers=HANDLER)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert await event_count(runtime) == before
+    answer: dict[str, Any] = r.json()
+    return answer
+
+
+async def test_bad_decisions_are_refused_and_write_nothing(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case_id = await open_case(runtime)
+    path = f"/verifications/{case_id}/decision"
+    good = {"method": "talk_inquiry", "decided_on": "2023-01-12", "approved_by": "head-1", "collective": True}
+
+    p = await problem(runtime, client, path, {**good, "collective": False}, 422)
+    assert (p["code"], p["field"]) == ("collective_decision_required", "collective")
+    p = await problem(runtime, client, path, {**good, "collective": "yes"}, 422)
+    assert (p["code"], p["field"]) == ("invalid_input", "body.collective")
+    no_approver = {k: v for k, v in good.items() if k != "approved_by"}
+    p = await problem(runtime, client, path, no_approver, 422)
+    assert (p["code"], p["field"]) == ("invalid_input", "body.approved_by")
+    p = await problem(runtime, client, path, {**good, "approved_by": "   "}, 422)
+    assert (p["code"], p["field"]) == ("invalid_input", "body.approved_by")
+    p = await problem(runtime, client, path, {**good, "method": "forget_it"}, 422)
+    assert p["field"] == "body.method"
+    p = await problem(runtime, client, path, {**good, "decided_on": "2023-01-09"}, 422)
+    assert (p["code"], p["field"]) == ("date_before_previous_step", "decided_on")
+    p = await problem(runtime, client, f"/verifications/{J}-2023-nothing/decision", good, 404)
+    assert p["code"] == "not_found"
+
+    await decide(client, case_id)
+    p = await problem(runtime, client, path, good, 409)
+    assert p["code"] == "already_decided"
+
+
+async def test_bad_findings_are_refused_and_write_nothing(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case_id = await open_case(runtime)
+    path = f"/verifications/{case_id}/findings"
+    good = {"allegation_id": "A1", "finding": "untrue", "basis": "谈话核实"}
+
+    p = await problem(runtime, client, path, good, 409)
+    assert p["code"] == "wrong_state"  # no decision yet
+    await decide(client, case_id)
+    p = await problem(runtime, client, path, {**good, "allegation_id": "A9"}, 422)
+    assert (p["code"], p["field"]) == ("unknown_allegation", "allegation_id")
+    p = await problem(runtime, client, path, {**good, "finding": "maybe"}, 422)
+    assert p["field"] == "body.finding"
+    p = await problem(runtime, client, path, {**good, "basis": ""}, 422)
+    assert p["field"] == "body.basis"
+    county = {
+        **good,
+        "finding": "false_accusation",
+        "approved_by": "county-head",
+        "approval_jurisdiction": J,
+        "referred_on": "2023-02-01",
+    }
+    p = await problem(runtime, client, path, county, 422)
+    assert p["code"] == "false_accusation_needs_city_approval"
+    assert p["field"] == "approval_jurisdiction"
+    no_date = {**county, "approval_jurisdiction": "331100"}
+    del no_date["referred_on"]
+    p = await problem(runtime, client, path, no_date, 422)
+    assert (p["code"], p["field"]) == ("referral_date_required", "referred_on")
+
+    await find(client, case_id, "A1", "untrue")
+    p = await problem(runtime, client, path, {**good, "finding": "true"}, 409)
+    assert (p["code"], p["field"]) == ("already_recorded", "allegation_id")
+
+
+async def test_false_accusation_is_referred_and_an_honest_mistake_never(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case_id = await open_case(runtime)
+    await decide(client, case_id)
+    r = await client.post(
+        f"/verifications/{case_id}/findings",
+        json={
+            "allegation_id": "A1",
+            "finding": "false_accusation",
+            "basis": "捏造事实、故意陷害",
+            "approved_by": "city-head",
+            "approval_jurisdiction": "331100",
+            "referred_on": "2023-02-01",
+        },
+        headers=HANDLER,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["recorded"] == ["FindingRecorded", "FalseAccusationReferred"]
+
+    await find(client, case_id, "A2", "honest_mistake")
+    relabel = {
+        "allegation_id": "A2",
+        "finding": "false_accusation",
+        "basis": "b",
+        "approved_by": "city-head",
+        "approval_jurisdiction": "331100",
+        "referred_on": "2023-02-02",
+    }
+    p = await problem(runtime, client, f"/verifications/{case_id}/findings", relabel, 409)
+    assert p["code"] == "honest_mistake_not_false_accusation"
+
+    r = await client.get("/false-accusations", params={"jurisdiction": J}, headers=token("auditor", J))
+    assert r.status_code == 200, r.text
+    [referred] = r.json()
+    assert referred["case_id"] == case_id and referred["allegation_id"] == "A1"
+    assert referred["referred_to"] == "案件监督管理室"
+    assert referred["approval_jurisdiction"] == "331100"
+    other = await client.get("/false-accusations", headers=token("auditor", OTHER))
+    assert other.json() == []
+
+
+async def test_conclude_with_missing_findings_names_them(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    case_id = await open_case(runtime, allegations=3)
+    await decide(client, case_id)
+    await find(client, case_id, "A2", "untrue")
+    p = await problem(
+        runtime, client, f"/verifications/{case_id}/conclude", {"concluded_on": "2023-03-01"}, 422
+    )
+    assert p["code"] == "findings_missing"
+    assert "A1" in p["detail"] and "A3" in p["detail"] and "A2" not in p["detail"]
+
+
+# -- sweep (大起底) --------------------------------------------------------------------------------
+
+
+async def test_sweep_screens_eligible_matters_of_three_years_once(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    eligible = await concluded_case(runtime, client, ("untrue", "not_proven"))
+    true_one = await concluded_case(runtime, client, ("untrue", "partly_true"))
+    old = await concluded_case(
+        runtime, client, ("untrue", "untrue"), opened=date(2020, 1, 2), concluded=date(2020, 6, 29)
+    )
+    edge = await concluded_case(
+        runtime, client, ("untrue", "untrue"), opened=date(2020, 1, 2), concluded=date(2020, 6, 30)
+    )
+    still_open = await open_case(runtime)
+    sweepers = token("case_management", J)
+    body = {
+        "jurisdiction": J,
+        "as_of": "2023-06-30",
+        "priority_flags": {eligible: ["reputation", "work_record"]},
+    }
+
+    # Flags for a matter the sweep does not screen: refused, naming it, and nothing written.
+    before = await event_count(runtime)
+    for stray in (true_one, old, still_open):
+        r = await client.post(
+            "/sweeps", json={**body, "priority_flags": {stray: ["reputation"]}}, headers=sweepers
+        )
+        assert r.status_code == 422, r.text
+        assert (r.json()["code"], r.json()["field"]) == (
+            "flags_for_unscreened_case",
+            f"priority_flags.{stray}",
+        )
+    assert await event_count(runtime) == before
+
+    r = await client.post("/sweeps", json=body, headers=sweepers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "sweep_id": f"{J}-sweep-2023-06-30",
+        "screened": [edge, eligible],
+        "newly_screened": [edge, eligible],
+    }
+    after_first = await event_count(runtime)
+    assert after_first == before + 2
+    [screened] = await runtime.store.load(f"verification-{eligible}", after_version=5)
+    assert screened.event_type == "CandidateScreened"
+    assert screened.payload == {
+        "sweep_id": f"{J}-sweep-2023-06-30",
+        "screened_on": "2023-06-30",
+        "priority_flags": ["reputation", "work_record"],
+    }
+
+    again = await client.post("/sweeps", json=body, headers=HANDLER)
+    assert again.status_code == 200, again.text
+    assert again.json()["screened"] == [edge, eligible]
+    assert again.json()["newly_screened"] == []
+    assert await event_count(runtime) == after_first
+
+    view = (await client.get(f"/verifications/{eligible}", headers=HANDLER)).json()
+    assert view["screenings"] == [screened.payload]
+
+    other = await client.post("/sweeps", json={**body, "jurisdiction": OTHER}, headers=sweepers)
+    assert (other.status_code, other.json()["code"]) == (403, "jurisdiction_forbidden")
+
+
+# -- quarterly results ----------------------------------------------------------------------------
+
+
+async def test_results_reported_back_once_per_quarter(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    eligible = await concluded_case(runtime, client, ("untrue", "untrue"))
+    true_one = await concluded_case(runtime, client, ("true", "untrue"))
+    await concluded_case(runtime, client, ("untrue", "untrue"), concluded=date(2023, 4, 3))  # Q2
+    body = {"jurisdiction": J, "quarter": "2023Q1", "reported_on": "2023-04-05"}
+
+    p = await problem(runtime, client, "/results-reports", {**body, "reported_on": "2023-03-15"}, 422)
+    assert (p["code"], p["field"]) == ("quarter_not_over", "reported_on")
+    p = await problem(runtime, client, "/results-reports", {**body, "quarter": "2023Q5"}, 422)
+    assert p["field"] == "body.quarter"
+
+    r = await client.post("/results-reports", json=body, headers=HANDLER)
+    assert r.status_code == 200, r.text
+    assert r.json()["matters"] == {eligible: "eligible", true_one: "true"}
+    [reported] = await runtime.store.load(f"results-{J}-2023Q1")
+    assert reported.event_type == "ResultsReportedBack" and reported.case_id == f"results-{J}-2023Q1"
+
+    p = await problem(runtime, client, "/results-reports", body, 409)
+    assert p["code"] == "already_reported"
+
+    listed = await client.get(
+        "/results-reports", params={"jurisdiction": J}, headers=token("letters_office", J)
+    )
+    assert listed.status_code == 200, listed.text
+    assert [x["quarter"] for x in listed.json()] == ["2023Q1"]
+
+
+# -- who may see and do what ---------------------------------------------------------------------
+
+
+async def test_other_jurisdiction_sees_nothing(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    case_id = await open_case(runtime)
+    outsider = token("head", OTHER)
+    r = await client.get(f"/verifications/{case_id}", headers=outsider)
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    r = await client.get(f"/verifications/{J}-2023-absent", headers=outsider)
+    assert r.status_code == 404
+    r = await client.get("/verifications", headers=outsider)
+    assert r.json() == []
+    r = await client.get("/verifications", params={"jurisdiction": J}, headers=outsider)
+    assert (r.status_code, r.json()["code"]) == (403, "jurisdiction_forbidden")
+
+    before = await event_count(runtime)
+    r = await client.post(
+        f"/verifications/{case_id}/decision",
+        json={"method": "close", "decided_on": "2023-01-12", "approved_by": "h", "collective": True},
+        headers=token("handling_department", OTHER),
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert await event_count(runtime) == before
+
+    city = await client.get(f"/verifications/{case_id}", headers=token("auditor", "331100", J))
+    assert city.status_code == 200
+
+
+async def test_roles_are_refused(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    case_id = await open_case(runtime)
+    before = await event_count(runtime)
+    decision = {"method": "close", "decided_on": "2023-01-12", "approved_by": "h", "collective": True}
+    for role in ("letters_office", "case_trial", "head", "auditor", "organisation_department"):
+        r = await client.post(f"/verifications/{case_id}/decision", json=decision, headers=token(role, J))
+        assert (r.status_code, r.json()["code"]) == (403, "role_forbidden"), role
+    r = await client.post(
+        "/sweeps", json={"jurisdiction": J, "as_of": "2023-06-30"}, headers=token("letters_office", J)
+    )
+    assert r.status_code == 403
+    r = await client.post(
+        "/results-reports",
+        json={"jurisdiction": J, "quarter": "2023Q1", "reported_on": "2023-04-01"},
+        headers=token("case_management", J),
+    )
+    assert r.status_code == 403
+    for role in ("letters_office", "organisation_department"):
+        r = await client.get(f"/verifications/{case_id}", headers=token(role, J))
+        assert (r.status_code, r.json()["code"]) == (403, "role_forbidden"), role
+    r = await client.get(f"/verifications/{case_id}")
+    assert (r.status_code, r.json()["code"]) == (401, "unauthorized")
+    assert await event_count(runtime) == before
+
+
+async def test_openapi_lists_the_routes(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for path in (
+        "/verifications/{case_id}/decision",
+        "/verifications/{case_id}/findings",
+        "/verifications/{case_id}/conclude",
+        "/sweeps",
+        "/results-reports",
+        "/verifications",
+        "/false-accusations",
+    ):
+        assert path in spec["paths"], path
