@@ -2,47 +2,63 @@
 
 Services already running (`make up`) are used as they are; otherwise this package starts them and
 stops them when its tests are done. Every HTTP response is recorded so the confidentiality test can
-look for reporter identities in everything a non-intake caller was shown.
+look for reporter identities in everything a caller without the intake role was shown.
+
+Each run works in a year of its own (dates are part of the commands), so quarterly figures,
+rounds and notices of one run never mix with those of an earlier run on the same database.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import random
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
 
 import httpx
 import pytest
 
 from shared import settings
-from shared.auth import AuthSettings, Principal, ensure_keys, mint
-from shared.envelope import JURISDICTIONS
+from shared.auth import AuthSettings, ensure_keys
+from zhengming.client import Client, Driver, Users
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
 
 
 @dataclass
-class Recorded:
+class Seen:
     service: str
     role: str
-    jurisdictions: list[str]
     method: str
-    path: str
     status: int
+    path: str
     body: str
 
 
 @dataclass
 class Transcript:
-    """Every response of the run, for the confidentiality checks."""
+    """Every response of the run and every reporter identity used, for the confidentiality test."""
 
-    responses: list[Recorded] = field(default_factory=list)
+    responses: list[Seen] = field(default_factory=list)
     reporter_names: set[str] = field(default_factory=set)
+    case_ids: set[str] = field(default_factory=set)
+
+    def observe(self, service: str, role: str, method: str, status: int, path: str, body: str) -> None:
+        self.responses.append(Seen(service, role, method, status, path, body))
 
 
 TRANSCRIPT = Transcript()
+YEARS = list(range(2005, 2021))
+YEAR = random.Random().choice(YEARS)
+
+
+def day(month: int, dom: int) -> date:
+    """A date in this run's year."""
+    return date(YEAR, month, dom)
+
+
+def quarter(q: int) -> str:
+    return f"{YEAR}Q{q}"
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -59,77 +75,33 @@ def services() -> Iterator[None]:
             started.append(svc)
     for svc in procs:
         svc.wait_ready(timeout_s=90)
+    _pick_unused_year()
     yield
     for svc in started:
         svc.stop()
 
 
-class Api:
-    """An HTTP client of one user: role, unit and granted jurisdictions in a signed token."""
-
-    def __init__(self, role: str, jurisdictions: list[str], user: str | None = None) -> None:
-        self.role = role
-        self.jurisdictions = jurisdictions
-        principal = Principal(
-            user_id=user or f"{role}-{jurisdictions[0]}",
-            role=role,
-            unit=f"{JURISDICTIONS[jurisdictions[0]]}纪委监委",
-            jurisdictions=jurisdictions,
-        )
-        self.headers = {"Authorization": f"Bearer {mint(principal)}"}
-        self.client = httpx.AsyncClient(timeout=30)
-
-    async def call(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
-        url = settings.services().url(service) + path
-        response = await self.client.request(method, url, headers=self.headers, **kwargs)
-        TRANSCRIPT.responses.append(
-            Recorded(
-                service, self.role, self.jurisdictions, method, path, response.status_code, response.text
-            )
-        )
-        return response
-
-    async def get(self, service: str, path: str, **kwargs: Any) -> httpx.Response:
-        return await self.call("GET", service, path, **kwargs)
-
-    async def post(self, service: str, path: str, body: dict[str, Any]) -> httpx.Response:
-        return await self.call("POST", service, path, json=body)
-
-    async def ok(self, method: str, service: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """A call that must succeed; returns the JSON body."""
-        response = (
-            await self.call(method, service, path, json=body)
-            if body is not None
-            else await self.call(method, service, path)
-        )
-        assert response.status_code < 300, f"{method} {service}{path}: {response.status_code} {response.text}"
-        return response.json() if response.content else None
-
-    async def close(self) -> None:
-        await self.client.aclose()
+def _pick_unused_year() -> None:
+    """A year no earlier run used (rounds and notices happen once per quarter)."""
+    global YEAR
+    users = Users()
+    token = users.token("auditor", "331124")
+    url = settings.services().url("clarification") + "/rounds?jurisdiction=331124"
+    held = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    used = {int(r["quarter"][:4]) for r in held}
+    free = [y for y in YEARS if y not in used]
+    if not free:
+        pytest.fail("every test year is used on this database: `make clean` resets the local data")
+    YEAR = random.Random().choice(free)
 
 
 @pytest.fixture
-async def users() -> AsyncIterator[Callable[[str, str], Api]]:
-    made: list[Api] = []
-
-    def make(role: str, jurisdiction: str) -> Api:
-        api = Api(role, [jurisdiction])
-        made.append(api)
-        return api
-
-    yield make
-    for api in made:
-        await api.close()
+async def client() -> AsyncIterator[Client]:
+    c = Client(settings.services(), Users(), observer=TRANSCRIPT.observe)
+    yield c
+    await c.close()
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout_s: float = 60) -> Any:
-    """Poll until `check` returns something truthy (events cross Kafka asynchronously)."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+@pytest.fixture
+def driver(client: Client) -> Driver:
+    return Driver(client)
