@@ -19,7 +19,6 @@ from shared.db import Conn
 from shared.envelope import canonical_json
 from shared.settings import PROJECT_ROOT
 
-CHECKPOINT_TOPIC = "zm.audit.checkpoints"
 KEYS = PROJECT_ROOT / ".local" / "secrets"
 
 

@@ -8,6 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,7 @@ from shared.crypto import FieldCipher, load_master_key
 from shared.db import Conn, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
 from shared.events import registry
+from shared.events.common import business_time
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay, make_producer
 from shared.settings import CryptoSettings, RelaySettings
@@ -50,10 +52,14 @@ class UnitOfWork:
         self.conn = conn
         self.projector = projector
         self.recorded: list[EventEnvelope] = []
+        self._last_occurred: dict[str, datetime] = {}
 
     async def load(self, stream_id: str) -> list[tuple[EventEnvelope, BaseModel]]:
         """A stream's events with their typed (upcast) payloads, in version order."""
-        return [(e, registry.decode(e)) for e in await self.store.load_in(self.conn, stream_id)]
+        events = await self.store.load_in(self.conn, stream_id)
+        if events:
+            self._last_occurred[stream_id] = events[-1].occurred_at
+        return [(e, registry.decode(e)) for e in events]
 
     async def record(
         self,
@@ -70,7 +76,10 @@ class UnitOfWork:
         new = []
         for payload in payloads:
             event_type, version, body = registry.encode(payload)
-            new.append(NewEvent(event_type, version, body))
+            # A step without a date of its own happened when the stream's previous step did.
+            occurred = business_time(payload) or self._last_occurred.get(stream_id) or datetime.now(UTC)
+            self._last_occurred[stream_id] = occurred
+            new.append(NewEvent(event_type, version, body, occurred_at=occurred))
         envelopes = await self.store.append(
             stream_id,
             expected_version,
@@ -194,7 +203,10 @@ async def serve(definition: ServiceDefinition) -> None:
     kafka = settings.kafka()
     runtime.producer = make_producer(kafka)
     await runtime.producer.start()
-    runtime.broker = KafkaBroker(kafka.bootstrap, logger=None, enable_idempotence=True)
+    # Pattern subscriptions learn of new topics at each metadata refresh: keep it short.
+    runtime.broker = KafkaBroker(
+        kafka.bootstrap, logger=None, enable_idempotence=True, metadata_max_age_ms=15_000
+    )
     for spec in definition.consumers(runtime):
         consumer = spec.consumer_class(spec.name, runtime.pool, registry, spec.apply)
         consumer.subscribe(runtime.broker, pattern=spec.pattern, group_id=f"zm.{spec.name}")

@@ -42,3 +42,17 @@ def personnel_notices_topic(jurisdiction: str) -> str:
 def dead_letter_topic(consumer: str) -> str:
     """Messages a consumer could not decode, did not know or could not validate."""
     return f"{PREFIX}.dlq.{consumer}"
+
+
+CHECKPOINTS_TOPIC = f"{PREFIX}.audit.checkpoints"
+
+
+def provisioned_topics(jurisdictions: Iterable[str], contexts: Iterable[str]) -> list[str]:
+    """Every topic a deployment creates up front: pattern subscribers only see topics that
+    exist, so an inbound or public topic made on first use would be missed for a while."""
+    codes, names = sorted(jurisdictions), sorted(contexts)
+    topics = [events_topic(j, c) for j in codes for c in names]
+    topics += [inbound_reports_topic(j) for j in codes]
+    topics += [personnel_notices_topic(j) for j in codes]
+    topics.append(CHECKPOINTS_TOPIC)
+    return topics

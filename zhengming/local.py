@@ -24,7 +24,7 @@ from shared.settings import (
     LocalSettings,
     PostgresSettings,
 )
-from shared.topics import dead_letter_topic, events_topic
+from shared.topics import provisioned_topics
 
 POM = PROJECT_ROOT / "deploy" / "local" / "pom.xml"
 PG_SYSTEM_USER = "zhengming"
@@ -222,10 +222,8 @@ class LocalKafka:
         return True
 
     def create_topics(self) -> None:
-        """The events topics of every jurisdiction and context, and the dead-letter topics."""
-        names = [events_topic(j, c) for j in JURISDICTIONS for c in SERVICES]
-        names += [dead_letter_topic(c) for c in SERVICES]
-        asyncio.run(ensure_topics(self.settings, names))
+        """Every topic the services use (dead-letter topics appear with their first letter)."""
+        asyncio.run(ensure_topics(self.settings, provisioned_topics(JURISDICTIONS, SERVICES)))
 
     def stop(self) -> bool:
         pid = self.pid()

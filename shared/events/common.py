@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime, time
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -76,6 +77,24 @@ class Allegation(Frozen):
 
     allegation_id: str = Field(min_length=1, max_length=50)
     summary: str = Field(min_length=1, max_length=2000)
+
+
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+# Dates that say when something is due, not when the fact took place.
+_NOT_WHEN = frozenset({"due_on"})
+
+
+def business_time(payload: BaseModel) -> datetime | None:
+    """When the fact of an event took place in the commission's world: its first `..._on` date
+    (noon, China time), so the trail and time travel follow the procedure's own calendar rather
+    than the moment a clerk typed it in (that is kept as the store's recorded_at)."""
+    for name in type(payload).model_fields:
+        if name.endswith("_on") and name not in _NOT_WHEN:
+            value = getattr(payload, name)
+            if isinstance(value, date) and not isinstance(value, datetime):
+                return datetime.combine(value, time(12, 0), tzinfo=BUSINESS_TZ)
+    return None
 
 
 def quarter_of(day: date) -> str:
