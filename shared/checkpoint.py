@@ -10,6 +10,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -17,9 +18,23 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.db import Conn
 from shared.envelope import canonical_json
-from shared.settings import PROJECT_ROOT
+from shared.settings import PROJECT_ROOT, KafkaSettings
 
 KEYS = PROJECT_ROOT / ".local" / "secrets"
+
+
+MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
+
+
+def make_checkpoint_producer(settings: KafkaSettings) -> AIOKafkaProducer:
+    """Checkpoints list every stream head: large, compressible messages."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        compression_type="gzip",
+        max_request_size=MAX_CHECKPOINT_BYTES,
+    )
 
 
 class StreamHead(BaseModel):

@@ -32,6 +32,7 @@ def make_producer(settings: KafkaSettings, *, linger_ms: int = 5, **extra: Any) 
         acks="all",
         linger_ms=linger_ms,
         max_batch_size=256 * 1024,
+        **settings.client_options(),
         **extra,
     )
 

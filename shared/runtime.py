@@ -19,17 +19,20 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import settings
+from shared import checkpoint, settings
+from shared.audit_api import add_audit_routes
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
 from shared.db import Conn, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
 from shared.events import registry
 from shared.events.common import business_time
+from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay, make_producer
-from shared.settings import CryptoSettings, RelaySettings
+from shared.settings import AuditSettings, CryptoSettings, RelaySettings
 from shared.store import EventStore, NewEvent
+from shared.topics import CHECKPOINTS_TOPIC
 
 log = get_logger(__name__)
 
@@ -196,6 +199,35 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
 
+async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
+    """Every interval, when the store has grown, publish a signed checkpoint of every stream head."""
+    interval = AuditSettings().checkpoint_interval_s
+    key = checkpoint.signing_key(runtime.service)
+    producer = checkpoint.make_checkpoint_producer(settings.kafka())
+    await producer.start()
+    last = -1
+    try:
+        while not stop.is_set():
+            try:
+                async with runtime.pool.acquire() as conn:
+                    count = await conn.fetchval("SELECT count(*) FROM events")
+                    if count != last:
+                        taken = await checkpoint.take(conn, runtime.service, key)
+                        await producer.send_and_wait(
+                            CHECKPOINTS_TOPIC,
+                            taken.model_dump_json().encode(),
+                            key=runtime.service.encode(),
+                        )
+                        last = count
+                        log.info("checkpoint.published", events=count, root=taken.merkle_root)
+            except Exception as exc:  # the next round tries again; a missed checkpoint loses nothing
+                log.warning("checkpoint.failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        await producer.stop()
+
+
 async def serve(definition: ServiceDefinition) -> None:
     """Run one service until SIGINT/SIGTERM: HTTP API, consumers and outbox relay."""
     configure_logging(definition.name)
@@ -205,11 +237,17 @@ async def serve(definition: ServiceDefinition) -> None:
     await runtime.producer.start()
     # Pattern subscriptions learn of new topics at each metadata refresh: keep it short.
     runtime.broker = KafkaBroker(
-        kafka.bootstrap, logger=None, enable_idempotence=True, metadata_max_age_ms=15_000
+        kafka.bootstrap,
+        logger=None,
+        enable_idempotence=True,
+        metadata_max_age_ms=15_000,
+        security=broker_security(kafka),
     )
     for spec in definition.consumers(runtime):
         consumer = spec.consumer_class(spec.name, runtime.pool, registry, spec.apply)
-        consumer.subscribe(runtime.broker, pattern=spec.pattern, group_id=f"zm.{spec.name}")
+        consumer.subscribe(
+            runtime.broker, pattern=spec.pattern, group_id=settings.services().group_id(spec.name)
+        )
         runtime.consumers.append(consumer)
     relay = OutboxRelay(runtime.pool, runtime.producer, schema=definition.name, settings=RelaySettings())
     stop = asyncio.Event()
@@ -218,8 +256,10 @@ async def serve(definition: ServiceDefinition) -> None:
     runtime.broker_started = True
     if definition.on_start is not None:
         await definition.on_start(runtime)
+    checkpoints = asyncio.create_task(publish_checkpoints(runtime, stop))
     app = definition.build_api(runtime)
     add_health_routes(app, runtime)
+    add_audit_routes(app, runtime)
     svc = settings.services()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -239,6 +279,7 @@ async def serve(definition: ServiceDefinition) -> None:
         await runtime.broker.stop()  # finishes the message in hand, commits nothing beyond it
         stop.set()
         await relay_task
+        await checkpoints
         await runtime.producer.stop()
         await runtime.pool.close()
         log.info("service.stopped")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +51,10 @@ class LocalSettings(BaseSettings):
         return self.root / "secrets"
 
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
 class KafkaSettings(BaseSettings):
     """The Kafka broker: where it listens and how the local single-node KRaft broker is sized."""
 
@@ -60,10 +67,60 @@ class KafkaSettings(BaseSettings):
     heap: str = "512m"
     partitions: int = 3
     cluster_id: str = "zhengmingLocalKRaft001"
+    # Client security towards a shared (city) cluster; the local broker is PLAINTEXT.
+    security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = Field(default=None, description="CA bundle (PEM) of the brokers' certificates")
 
     @property
     def bootstrap(self) -> str:
         return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> Self:
+        if self.uses_sasl and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if self.ssl_cafile is not None and not self.uses_ssl:
+            raise ValueError(f"ssl_cafile is set but security_protocol {self.security_protocol} uses no TLS")
+        return self
+
+    def ssl_context(self) -> SSLContext | None:
+        """TLS context trusting ssl_cafile (or the system's CAs); None without TLS."""
+        if not self.uses_ssl:
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        context: SSLContext = create_ssl_context(cafile=self.ssl_cafile)
+        return context
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments of every aiokafka client (producer, consumer, admin): empty for
+        PLAINTEXT, else the security protocol, TLS context and SASL credentials."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.uses_ssl:
+            options["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            assert self.sasl_password is not None
+            options.update(
+                sasl_mechanism=self.sasl_mechanism,
+                sasl_plain_username=self.sasl_username,
+                sasl_plain_password=self.sasl_password.get_secret_value(),
+            )
+        return options
 
 
 class PostgresSettings(BaseSettings):
@@ -96,6 +153,12 @@ class ServiceSettings(BaseSettings):
     archive_port: int = 8104
     # A county deployment serves its own jurisdiction only (e.g. ["331122"]); empty = all ten.
     jurisdictions: list[str] = []
+    # Consumer groups are <group_prefix>.<consumer>: deployments sharing one cluster need their
+    # own prefix (a county: "zm.331122", inside its topic-prefix ACL), or they split one group.
+    group_prefix: str = Field(default="zm", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+
+    def group_id(self, consumer: str) -> str:
+        return f"{self.group_prefix}.{consumer}"
 
     def port(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")
@@ -134,6 +197,14 @@ class CryptoSettings(BaseSettings):
 
     master_key: str | None = Field(default=None, description="base64 of 32 bytes")
     master_key_file: Path = PROJECT_ROOT / ".local" / "secrets" / "master.key"
+
+
+class AuditSettings(BaseSettings):
+    """Signed checkpoints: how often each service vouches for its stream heads."""
+
+    model_config = SettingsConfigDict(env_prefix="ZM_AUDIT_")
+
+    checkpoint_interval_s: float = 30.0
 
 
 class LogSettings(BaseSettings):

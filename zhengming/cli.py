@@ -16,6 +16,7 @@ from rich.table import Table
 from shared import settings
 from shared.db import migrate as run_migrations
 from shared.db import service_migrations
+from zhengming.audit_cli import audit_app
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
 
@@ -24,6 +25,7 @@ logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 warnings.filterwarnings("ignore", module="platformdirs")
 
 app = typer.Typer(help="zhengming (正名): operate the clarification services.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from shared.checkpoint import MAX_CHECKPOINT_BYTES
 from shared.envelope import JURISDICTIONS
 from shared.settings import (
     PROJECT_ROOT,
@@ -24,7 +25,7 @@ from shared.settings import (
     LocalSettings,
     PostgresSettings,
 )
-from shared.topics import provisioned_topics
+from shared.topics import CHECKPOINTS_TOPIC, provisioned_topics
 
 POM = PROJECT_ROOT / "deploy" / "local" / "pom.xml"
 PG_SYSTEM_USER = "zhengming"
@@ -187,7 +188,11 @@ class LocalKafka:
 
     def answering(self) -> bool:
         async def probe() -> bool:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap, request_timeout_ms=3000)
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.bootstrap,
+                request_timeout_ms=3000,
+                **self.settings.client_options(),
+            )
             try:
                 await asyncio.wait_for(admin.start(), 5)
                 await asyncio.wait_for(admin.list_topics(), 5)
@@ -242,7 +247,7 @@ class LocalKafka:
 
 
 async def ensure_topics(settings: KafkaSettings, names: list[str], partitions: int | None = None) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, **settings.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -251,6 +256,12 @@ async def ensure_topics(settings: KafkaSettings, names: list[str], partitions: i
             await admin.create_topics([NewTopic(n, partitions or settings.partitions, 1) for n in missing])
     finally:
         await admin.close()
+
+
+def _topic_configs(name: str) -> dict[str, str]:
+    if name == CHECKPOINTS_TOPIC:
+        return {"max.message.bytes": str(MAX_CHECKPOINT_BYTES)}
+    return {}
 
 
 class LocalPostgres:

@@ -10,3 +10,7 @@ from shared.runtime import ServiceDefinition
 definition = ServiceDefinition(
     name="clarification", build_api=build_api, consumers=consumers, projector=project
 )
+
+# Rendered documents are written once by the command that produced them, never by a projection:
+# replay leaves them alone and the comparison skips them.
+REPLAY_EXCLUDE = {"documents"}

@@ -1,0 +1,92 @@
+"""Audit endpoints every service serves for its own store: a case's events (reporter identity
+masked unless the caller holds the intake role of that jurisdiction) and its hash-chain check."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI
+
+from shared.auth import Principal
+from shared.crypto import SealedField
+from shared.db import Conn
+from shared.errors import KeyErased
+from shared.http import NotFound, require
+from shared.store import _COLUMNS, row_to_envelope
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+AUDIT_READERS = ("auditor", "letters_office", "case_management", "head")
+INTAKE_ROLE = "letters_office"
+_SEALED_KEYS = {"alg", "subject_id", "nonce", "ciphertext"}
+
+
+async def unseal(value: Any, conn: Conn, runtime: Runtime, may_open: bool, path: str = "") -> Any:
+    """Replace every sealed field: opened for the intake role, otherwise masked; erased when
+    the subject's key was destroyed."""
+    if isinstance(value, dict):
+        if set(value) == _SEALED_KEYS:
+            if not may_open:
+                return {"masked": True}
+            try:
+                field = "reporter.identity" if path.endswith("reporter") else path
+                return {"identity": await runtime.cipher.open(conn, SealedField.model_validate(value), field)}
+            except KeyErased:
+                return {"erased": True}
+            except Exception:  # a field sealed under another binding: still never shown in clear
+                return {"masked": True}
+        return {
+            k: await unseal(v, conn, runtime, may_open, f"{path}.{k}" if path else k)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [await unseal(v, conn, runtime, may_open, path) for v in value]
+    return value
+
+
+def add_audit_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.get(
+        "/audit/cases/{case_id}/events", tags=["audit"], summary="Every event of one case in this service"
+    )
+    async def case_events(
+        case_id: str, principal: Annotated[Principal, Depends(require(*AUDIT_READERS))]
+    ) -> list[dict[str, Any]]:
+        async with runtime.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS}, recorded_at, global_position FROM events WHERE case_id = $1"
+                " ORDER BY global_position",
+                case_id,
+            )
+            visible = [r for r in rows if principal.sees(r["jurisdiction"])]
+            if not visible:
+                raise NotFound(f"no events of case {case_id} here", field="case_id")
+            out = []
+            for row in visible:
+                envelope = row_to_envelope(row)
+                may_open = principal.role == INTAKE_ROLE and principal.sees(envelope.jurisdiction)
+                body = envelope.model_dump(mode="json")
+                body["payload"] = await unseal(body["payload"], conn, runtime, may_open)
+                body["service"] = runtime.service
+                body["recorded_at"] = row["recorded_at"].isoformat()
+                body["global_position"] = row["global_position"]
+                body["hash_ok"] = envelope.hash_ok()
+                out.append(body)
+        return out
+
+    @app.get("/audit/verify", tags=["audit"], summary="Check the hash chain of every stream of this service")
+    async def verify_store(
+        principal: Annotated[Principal, Depends(require("auditor"))],
+    ) -> dict[str, Any]:
+        broken = await runtime.store.verify()
+        if broken is None:
+            return {"service": runtime.service, "ok": True}
+        return {
+            "service": runtime.service,
+            "ok": False,
+            "stream_id": broken.stream_id,
+            "stream_version": broken.stream_version,
+            "expected": broken.expected,
+            "found": broken.found,
+            "reason": broken.reason,
+        }
