@@ -852,3 +852,12 @@ async def time_travel(
     finally:
         for schema in schemas.values():
             await drop_schema(schema)
+
+
+def noon_before(day: Any) -> datetime:
+    """The instant just before the business time of `day` (events of a day are at noon, China time)."""
+    from datetime import time as clock
+
+    from shared.events.common import BUSINESS_TZ
+
+    return datetime.combine(day, clock(11, 59), tzinfo=BUSINESS_TZ)
