@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 ZM     := $(BIN)/zhengming
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up down status test unit lint bench demo clean
+.PHONY: install up down status test unit lint bench demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,15 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(ZM) with-infra -- $(BIN)/python -m bench.run
 
+# The Lishui Q1 2023 scenario on a fresh stack of its own (.local/demo/stack, ports 20092, 16432,
+# 9101-9104), stopped afterwards; e.g. `make demo ARGS="--scale 10"` or `ARGS=--keep`.
 demo: $(STAMP)
-	@echo "The Lishui Q1 2023 scenario arrives with the workflow services; for now: start the infrastructure."
-	$(ZM) up
+	$(ZM) demo $(ARGS)
+
+# Stops a demo stack left running with --keep.
+demo-down: $(STAMP)
+	@if [ -f .local/demo/stack/demo.env ]; then set -a; . .local/demo/stack/demo.env; set +a; $(ZM) down; \
+	else echo "no demo stack"; fi
 
 clean: down
 	rm -rf .local
