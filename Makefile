@@ -36,8 +36,10 @@ unit: $(STAMP)
 test: $(STAMP)
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
 
+# Every figure with its same-run baseline, on a fresh stack of its own (.local/bench/stack, ports
+# 21092, 17432, 9201-9204) that it starts and stops; e.g. `make bench ARGS=--quick`.
 bench: $(STAMP)
-	$(ZM) with-infra -- $(BIN)/python -m bench.run
+	$(BIN)/python -m bench.run $(ARGS)
 
 # The Lishui Q1 2023 scenario on a fresh stack of its own (.local/demo/stack, ports 20092, 16432,
 # 9101-9104), stopped afterwards; e.g. `make demo ARGS="--scale 10"` or `ARGS=--keep`.

@@ -1,6 +1,6 @@
-"""Throughput of the event store and the outbox relay on the real PostgreSQL and Kafka.
-
-Every figure comes with a baseline measured in the same run, on the same database or broker:
+"""`make bench`: every figure of zhengming with its baseline, measured in the same run on the same
+machine, on a fresh stack of the bench's own (.local/bench/stack: Kafka on 21092, PostgreSQL on
+17432, the four services on 9201-9204) that it wipes, starts and stops (also on failure or Ctrl-C).
 
 1. Event store appends (events/s), against the `eventsourcing` library's PostgreSQL application
    recorder (its own fresh schema), with the same payload bytes and the same stream layout:
@@ -8,11 +8,18 @@ Every figure comes with a baseline measured in the same run, on the same databas
 2. Outbox relay to Kafka (events/s): `OutboxRelay.drain()` of rows the store wrote beforehand,
    against a bare idempotent aiokafka producer (same settings) sending the same keys, bodies
    and headers, all futures gathered.
+   (1 and 2 run before the services start, on Kafka and PostgreSQL alone.)
+3. Workflow (reports/s and per-step latency) through the four running services over HTTP, at a
+   stated offered load: a closed loop and an open loop; against the bare-HTTP ceiling, /healthz
+   of the same service and a bare Kafka round trip (see bench/workflow.py).
+4. Replay of each service's read models from Kafka offset 0 after the workflow, against a bare
+   aiokafka consumer reading the same topics; replay's read models must equal the live ones.
 
-Usage: python -m bench.run [--events N] [--quick]   (`make bench` starts the infrastructure first)
+Usage: python -m bench.run [--quick] [--cases N] [--concurrency C] [--rate R] [--duration S] ...
 
 Results go to bench/results/<UTC timestamp>.json and bench/results/latest.json. Nothing here
-asserts a timing: the figures are recorded and printed, never judged.
+asserts a timing: the figures are recorded and printed, never judged. The exit code is non-zero
+only when something did not work (a case failed, a replay differs from the live read models).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -45,6 +54,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from rich.console import Console
 from rich.table import Table
 
+from bench import stack
+from bench.common import Figure, latency_summary
+from bench.workflow import StepRow, WorkflowParams, WorkflowResult
 from shared import settings
 from shared.db import CORE_MIGRATIONS, create_pool, migrate
 from shared.envelope import Actor, canonical_json
@@ -65,6 +77,7 @@ ACTOR = Actor(user_id="bench", role="letters_office", unit="缙云县纪委监�
 
 DEFAULTS = {"single": 5000, "batch": 20000, "relay": 20000}
 QUICK = {"single": 500, "batch": 2000, "relay": 2000}
+WORKFLOW_QUICK = {"cases": 40, "duration_s": 20.0}
 
 
 @dataclass(frozen=True)
@@ -77,49 +90,7 @@ class Params:
     relay_batch_size: int = field(default_factory=lambda: RelaySettings().batch_size)
     linger_ms: int = field(default_factory=lambda: RelaySettings().linger_ms)
     partitions: int = PARTITIONS
-
-
-@dataclass
-class Figure:
-    """One measured figure and its baseline from the same run."""
-
-    name: str
-    events: int
-    ours_s: float
-    baseline_name: str
-    baseline_s: float
-    label: str
-    baseline_label: str
-    notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ours_eps(self) -> float:
-        return self.events / self.ours_s
-
-    @property
-    def baseline_eps(self) -> float:
-        return self.events / self.baseline_s
-
-    @property
-    def ratio(self) -> float:
-        return self.ours_eps / self.baseline_eps
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "unit": "events/s",
-            "events": self.events,
-            "ours": {"seconds": round(self.ours_s, 4), "events_per_s": round(self.ours_eps, 1)},
-            "baseline": {
-                "name": self.baseline_name,
-                "seconds": round(self.baseline_s, 4),
-                "events_per_s": round(self.baseline_eps, 1),
-            },
-            "ratio_ours_over_baseline": round(self.ratio, 3),
-            "notes": self.notes,
-            **self.extra,
-        }
+    workflow: WorkflowParams = field(default_factory=WorkflowParams)
 
 
 def payload(i: int) -> dict[str, Any]:
@@ -137,19 +108,6 @@ def payload(i: int) -> dict[str, Any]:
 
 def payload_bytes(i: int) -> bytes:
     return canonical_json(payload(i))
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 3)
-
-
-def _latencies(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": _ms(statistics.median(ordered)),
-        "p99_ms": _ms(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]),
-        "max_ms": _ms(ordered[-1]),
-    }
 
 
 # --- PostgreSQL helpers -----------------------------------------------------------------------
@@ -312,15 +270,19 @@ async def bench_store(params: Params) -> list[Figure]:
             Figure(
                 name=f"store append, {mode} ({per_append}/append)",
                 label=f"append {mode} ({per_append}/tx)",
+                unit="events/s",
                 baseline_label="eventsourcing",
-                events=events,
+                count=events,
                 ours_s=ours_s,
                 baseline_name=baseline,
                 baseline_s=theirs_s,
                 notes=notes,
                 extra={
                     "events_per_append": per_append,
-                    "append_latency": {"ours": _latencies(ours_lat), "baseline": _latencies(theirs_lat)},
+                    "append_latency": {
+                        "ours": latency_summary(ours_lat),
+                        "baseline": latency_summary(theirs_lat),
+                    },
                 },
             )
         )
@@ -331,7 +293,9 @@ async def bench_store(params: Params) -> list[Figure]:
 
 
 async def _topic_count(topic: str, partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka().bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka().bootstrap, group_id=None, **settings.kafka().client_options()
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
@@ -343,7 +307,9 @@ async def _topic_count(topic: str, partitions: int) -> int:
 
 
 async def _delete_topics(names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka().bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
+    )
     try:
         await admin.start()
         await admin.delete_topics(names)
@@ -412,8 +378,9 @@ async def bench_relay(params: Params) -> Figure:
         return Figure(
             name="outbox relay to Kafka",
             label="relay to Kafka",
+            unit="events/s",
             baseline_label="bare producer",
-            events=params.relay,
+            count=params.relay,
             ours_s=ours_s,
             baseline_name=f"aiokafka {metadata.version('aiokafka')} via make_producer, futures gathered",
             baseline_s=bare_s,
@@ -494,48 +461,182 @@ def machine_info(postgres: dict[str, Any]) -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "postgres": postgres,
         "kafka": {"version": _kafka_version(), "bootstrap": settings.kafka().bootstrap},
-        "packages": _versions("asyncpg", "aiokafka", "eventsourcing", "psycopg", "pydantic"),
+        "packages": _versions(
+            "asyncpg", "aiokafka", "eventsourcing", "psycopg", "pydantic", "fastapi", "uvicorn", "httpx"
+        ),
     }
 
 
-def print_table(figures: Sequence[Figure], params: Params, console: Console) -> None:
-    table = Table(title="zhengming bench: events/s, ratio = ours/baseline (same run)")
+def _loadavg() -> list[float]:
+    with contextlib.suppress(OSError):
+        return [round(x, 2) for x in os.getloadavg()]
+    return []
+
+
+def print_rates(figures: Sequence[Figure], console: Console) -> None:
+    table = Table(title="zhengming bench: rates; ratio = ours / baseline, same run, same machine")
     table.add_column("figure", no_wrap=True)
-    table.add_column("events", justify="right")
-    table.add_column("ours ev/s", justify="right", style="bold")
+    table.add_column("n", justify="right")
+    table.add_column("ours /s", justify="right", style="bold")
     table.add_column("baseline", no_wrap=True)
-    table.add_column("base ev/s", justify="right")
+    table.add_column("base /s", justify="right")
     table.add_column("ratio", justify="right", style="bold")
+    table.add_column("unit")
     for f in figures:
         table.add_row(
             f.label,
-            f"{f.events:,}",
-            f"{f.ours_eps:,.0f}",
+            f"{f.count:,}",
+            f"{f.ours_rate:,.0f}" if f.ours_rate >= 100 else f"{f.ours_rate:,.2f}",
             f.baseline_label,
-            f"{f.baseline_eps:,.0f}",
+            f"{f.baseline_rate:,.0f}" if f.baseline_rate >= 100 else f"{f.baseline_rate:,.2f}",
             f"{f.ratio:.2f}x",
+            f.unit,
         )
     console.print(table)
     for label, name in dict((f.baseline_label, f.baseline_name) for f in figures).items():
-        console.print(f"  {label}: {name}")
-    console.print(
-        f"payload {len(payload_bytes(0))} bytes of JSON; streams of {params.stream_length} events;"
-        f" relay batch {params.relay_batch_size}, linger {params.linger_ms} ms,"
-        f" {params.partitions} partitions"
+        console.print(f"  {label}: {name}", soft_wrap=True)
+
+
+def _ms(row: StepRow | None, key: str, summary: str = "ours") -> str:
+    if row is None:
+        return "-"
+    value = (row.ours if summary == "ours" else row.baseline).get(key)
+    return "-" if value is None else f"{float(value):,.1f}"
+
+
+BASELINE_SHORT = {"command": "/healthz", "hop": "kafka rtt", "case": "15x /healthz"}
+
+
+def print_latency(result: WorkflowResult, p: WorkflowParams, console: Console) -> None:
+    table = Table(
+        title=(
+            f"workflow latency, ms: closed loop ({p.concurrency} at a time) and open loop"
+            f" ({p.rate:g}/s); baseline sampled during the closed loop; ratio = ours p50 / baseline p50"
+        )
     )
+    for name, justify in (
+        ("step", "left"),
+        ("service", "left"),
+        ("n", "right"),
+        ("closed p50", "right"),
+        ("closed p99", "right"),
+        ("open p50", "right"),
+        ("open p99", "right"),
+        ("baseline", "left"),
+        ("base p50", "right"),
+        ("base p99", "right"),
+        ("ratio", "right"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=name in ("step", "baseline"))  # type: ignore[arg-type]
+    opened = {r.step: r for r in result.open_rows}
+    for kind in ("command", "hop", "case"):
+        for row in (r for r in result.closed_rows if r.kind == kind):
+            other = opened.get(row.step)
+            ratio = row.ratio("p50_ms")
+            table.add_row(
+                row.step,
+                row.service,
+                str(row.ours.get("n", 0)),
+                _ms(row, "p50_ms"),
+                _ms(row, "p99_ms"),
+                _ms(other, "p50_ms"),
+                _ms(other, "p99_ms"),
+                BASELINE_SHORT[row.kind],
+                _ms(row, "p50_ms", "baseline"),
+                _ms(row, "p99_ms", "baseline"),
+                "-" if ratio is None else f"{ratio:.1f}x",
+                style="bold" if kind == "case" else None,
+            )
+        if kind != "case":
+            table.add_section()
+    console.print(table)
+    console.print(
+        f"  hops: from the command's response to the first poll that sees the effect, polled every"
+        f" {p.poll_ms:g} ms (resolution: the interval plus one GET); /healthz and the Kafka round trip"
+        f" sampled every {p.sample_ms:g} ms each while the loop ran",
+        soft_wrap=True,
+    )
+
+
+def print_notes(
+    figures: Sequence[Figure], params: Params, result: WorkflowResult | None, console: Console
+) -> None:
+    console.print(
+        f"store/relay: payload {len(payload_bytes(0))} bytes of JSON; streams of {params.stream_length}"
+        f" events; relay batch {params.relay_batch_size}, linger {params.linger_ms} ms,"
+        f" {params.partitions} partitions",
+        soft_wrap=True,
+    )
+    for f in figures:
+        if "equal" in f.extra and f.label != "replay all":
+            console.print(
+                f"{f.label}: {f.count:,} events; read models equal to the live ones: {f.extra['equal']}",
+                soft_wrap=True,
+            )
+    if result is not None:
+        for f in result.figures:
+            console.print(
+                f"{f.label}: {f.extra['completed']} completed, {f.extra['failed']} failed,"
+                f" {f.extra['http_commands']:,} commands, {f.extra['concurrency_retries']} retries"
+                f" on concurrency conflicts, {f.extra['polls']:,} polls"
+                + (f", peak {f.extra['peak_in_flight']} in flight" if "peak_in_flight" in f.extra else ""),
+                soft_wrap=True,
+            )
+        for f in result.figures:
+            cpu = f.extra["cpu"]
+            per_case = ", ".join(f"{k} {v:g}" for k, v in cpu["cpu_ms_per_case"].items())
+            console.print(
+                f"{f.label}: CPU ms per case: {per_case}; everything together kept"
+                f" {100 * cpu['stack_share_of_cores']:.0f}% of {cpu['cores']} cores busy",
+                soft_wrap=True,
+            )
+        idle = ", ".join(f"{k} {1000 * v:g}" for k, v in result.json["idle_cpu_s_per_s"].items())
+        console.print(f"idle stack (nothing offered), CPU ms per second: {idle}", soft_wrap=True)
+        for failure in result.failures[:5]:
+            console.print(f"[red]failed[/]: {failure}", soft_wrap=True, highlight=False)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Params:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small sizes: {QUICK}, workflow {WORKFLOW_QUICK}",
+    )
+    parser.add_argument(
         "--events",
         type=int,
         help=f"batch-append and relay events (single appends: a quarter of it); default {DEFAULTS['batch']}",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes: " + str(QUICK))
     parser.add_argument("--single", type=int, help="events appended one per append")
     parser.add_argument("--batch", type=int, help=f"events appended {BATCH} per append")
     parser.add_argument("--relay", type=int, help="events relayed to Kafka")
+    w = WorkflowParams()
+    parser.add_argument("--cases", type=int, help=f"closed-loop cases (default {w.cases})")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=w.concurrency,
+        help="closed-loop cases at a time (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=w.rate,
+        help="open-loop reports started per second (default %(default)s)",
+    )
+    parser.add_argument(
+        "--duration", type=float, help=f"open-loop seconds of arrivals (default {w.duration_s:g})"
+    )
+    parser.add_argument(
+        "--poll-ms", type=float, default=w.poll_ms, help="poll interval of the hops (default %(default)s)"
+    )
+    parser.add_argument(
+        "--sample-ms",
+        type=float,
+        default=w.sample_ms,
+        help="baseline sampling interval per service during the loops (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else DEFAULTS)
     if args.events is not None:
@@ -545,29 +646,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Params:
             sizes[name] = getattr(args, name)
     # Whole streams, so both stores see the same layout; at least one stream each.
     rounded = {k: max(STREAM_LENGTH, v // STREAM_LENGTH * STREAM_LENGTH) for k, v in sizes.items()}
-    return Params(**rounded)
+    workflow = WorkflowParams(
+        cases=args.cases or int(WORKFLOW_QUICK["cases"] if args.quick else w.cases),
+        concurrency=max(1, args.concurrency),
+        rate=args.rate,
+        duration_s=args.duration or (WORKFLOW_QUICK["duration_s"] if args.quick else w.duration_s),
+        poll_ms=args.poll_ms,
+        sample_ms=args.sample_ms,
+    )
+    return Params(**rounded, workflow=workflow)
 
 
-async def _check_infrastructure() -> str | None:
-    try:
-        conn = await _connect()
-        await conn.close()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        return f"PostgreSQL at {settings.postgres().host}:{settings.postgres().port}: {exc}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka().bootstrap, request_timeout_ms=5000)
-    try:
-        await asyncio.wait_for(admin.start(), 10)
-    except Exception as exc:
-        return f"Kafka at {settings.kafka().bootstrap}: {exc!r}"
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
-    return None
-
-
-async def run_all(params: Params, console: Console) -> tuple[list[Figure], dict[str, Any]]:
-    if problem := await _check_infrastructure():
-        raise SystemExit(f"{problem}\nStart the infrastructure: `zhengming up` (or run `make bench`).")
+async def run_store_relay(params: Params, console: Console) -> tuple[list[Figure], dict[str, Any]]:
     postgres = await _postgres_info()
     figures: list[Figure] = []
     with console.status("event store appends (ours, then eventsourcing)…"):
@@ -577,30 +667,111 @@ async def run_all(params: Params, console: Console) -> tuple[list[Figure], dict[
     return figures, postgres
 
 
+class Interrupted(Exception):
+    """SIGTERM: stop like on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.replay import bench_replay
+    from bench.workflow import bench_workflow
+
+    env = stack.bench_environment()
+    dropped = stack.use_environment(env)
     params = parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True)
     started = datetime.now(UTC)
-    figures, postgres = asyncio.run(run_all(params, console))
+    load_before = _loadavg()
+    phases: dict[str, float] = {}
+    figures: list[Figure] = []
+    workflow: WorkflowResult | None = None
+    settled: dict[str, Any] = {}
+    postgres: dict[str, Any] = {}
+
+    def phase(name: str, since: float) -> None:
+        phases[name] = round(time.perf_counter() - since, 2)
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        t = time.perf_counter()
+        stack.prepare_stack()
+        stack.start(with_services=False)
+        phase("start Kafka and PostgreSQL", t)
+        t = time.perf_counter()
+        store_relay, postgres = asyncio.run(run_store_relay(params, console))
+        figures += store_relay
+        phase("store and relay", t)
+        t = time.perf_counter()
+        stack.start(with_services=True)
+        phase("start the services", t)
+        t = time.perf_counter()
+        workflow = asyncio.run(bench_workflow(params.workflow, console))
+        figures += workflow.figures
+        phase("workflow", t)
+        t = time.perf_counter()
+        replayed, settled = asyncio.run(bench_replay(console))
+        figures += replayed
+        phase("replay", t)
+    except (KeyboardInterrupt, Interrupted):
+        err.print("\ninterrupted; stopping the bench's stack")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave processes behind
+        try:
+            t = time.perf_counter()
+            stack.stop()
+            phase("stop", t)
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous)
+
     arguments = list(sys.argv[1:] if argv is None else argv)
-    result = {
+    all_equal = all(bool(f.extra.get("equal", True)) for f in figures)
+    failures = workflow.failures if workflow is not None else []
+    result: dict[str, Any] = {
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "-m", "bench.run", *arguments]),
         "argv": [sys.executable, "-m", "bench.run", *arguments],
         "cwd": os.getcwd(),
         "git": _git(),
-        "machine": machine_info(postgres),
+        "machine": {**machine_info(postgres), "loadavg_before": load_before, "loadavg_after": _loadavg()},
+        "stack": {"environment": env, "dropped_from_environment": dropped},
         "parameters": {**asdict(params), "payload_bytes": len(payload_bytes(0))},
+        "phases_s": phases,
         "figures": [f.as_json() for f in figures],
+        "workflow": workflow.json if workflow is not None else None,
+        "replay": {**settled, "all_equal": all_equal},
+        "workflow_failures": len(failures),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
     path = RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(text, encoding="utf-8")
     (RESULTS / "latest.json").write_text(text, encoding="utf-8")
-    print_table(figures, params, console)
+    print_rates(figures, console)
+    if workflow is not None:
+        print_latency(workflow, params.workflow, console)
+    print_notes(figures, params, workflow, console)
+    console.print(
+        f"machine: {result['machine']['nproc']} cores, load average {load_before} before and"
+        f" {result['machine']['loadavg_after']} after; phases (s): {phases}",
+        soft_wrap=True,
+    )
     console.print(f"written: {path.relative_to(PROJECT_ROOT)} and bench/results/latest.json")
+    if failures or not all_equal:
+        console.print(
+            "[bold red]problems[/]: "
+            + "; ".join(
+                ([f"{len(failures)} workflow case(s) failed"] if failures else [])
+                + ([] if all_equal else ["a replay differs from the live read models"])
+            )
+        )
+        return 1
     return 0
 
 

@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.envelope import JURISDICTIONS, Actor
 from shared.events.common import Role
-from shared.settings import PROJECT_ROOT
+from shared.settings import local
 
 ISSUER = "zhengming"
 
@@ -25,9 +25,17 @@ class AuthSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ZM_AUTH_")
 
-    private_key_file: Path = PROJECT_ROOT / ".local" / "secrets" / "token-signing.pem"
-    public_key_file: Path = PROJECT_ROOT / ".local" / "secrets" / "token-signing.pub.pem"
+    private_key_file: Path | None = None  # default: <local root>/secrets/token-signing.pem
+    public_key_file: Path | None = None  # default: <local root>/secrets/token-signing.pub.pem
     token_ttl_hours: int = 12
+
+    @property
+    def private_key(self) -> Path:
+        return self.private_key_file or local().secrets / "token-signing.pem"
+
+    @property
+    def public_key(self) -> Path:
+        return self.public_key_file or local().secrets / "token-signing.pub.pem"
 
 
 class AuthError(Exception):
@@ -53,25 +61,25 @@ class Principal(BaseModel):
 
 def ensure_keys(settings: AuthSettings) -> None:
     """Create a local signing key pair on first use (production brings its own)."""
-    if settings.private_key_file.exists():
-        if not settings.public_key_file.exists():
+    if settings.private_key.exists():
+        if not settings.public_key.exists():
             _write_public(settings)
         return
-    settings.private_key_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.private_key.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(settings.private_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(settings.private_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
     _write_public(settings)
 
 
 def _write_public(settings: AuthSettings) -> None:
-    key = serialization.load_pem_private_key(settings.private_key_file.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(settings.private_key.read_bytes(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
-    settings.public_key_file.write_bytes(
+    settings.public_key.write_bytes(
         key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -81,7 +89,7 @@ def _write_public(settings: AuthSettings) -> None:
 def mint(principal: Principal, settings: AuthSettings | None = None, ttl: timedelta | None = None) -> str:
     settings = settings or AuthSettings()
     ensure_keys(settings)
-    key = serialization.load_pem_private_key(settings.private_key_file.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(settings.private_key.read_bytes(), password=None)
     now = datetime.now(UTC)
     claims = {
         "iss": ISSUER,
@@ -107,7 +115,7 @@ def verify(token: str, settings: AuthSettings | None = None) -> Principal:
     try:
         claims = jwt.decode(
             token,
-            _public_key(settings.public_key_file),
+            _public_key(settings.public_key),
             algorithms=["EdDSA"],
             issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "iss"]},

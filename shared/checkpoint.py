@@ -18,10 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.db import Conn
 from shared.envelope import canonical_json
-from shared.settings import PROJECT_ROOT, KafkaSettings
-
-KEYS = PROJECT_ROOT / ".local" / "secrets"
-
+from shared.settings import KafkaSettings, local
 
 MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
@@ -34,6 +31,7 @@ def make_checkpoint_producer(settings: KafkaSettings) -> AIOKafkaProducer:
         enable_idempotence=True,
         compression_type="gzip",
         max_request_size=MAX_CHECKPOINT_BYTES,
+        **settings.client_options(),
     )
 
 
@@ -81,9 +79,9 @@ def _key_path(service: str, directory: Path) -> Path:
     return directory / f"checkpoint-{service}.pem"
 
 
-def signing_key(service: str, directory: Path = KEYS) -> Ed25519PrivateKey:
+def signing_key(service: str, directory: Path | None = None) -> Ed25519PrivateKey:
     """The service's checkpoint key, created on first use (production: from its secret store)."""
-    path = _key_path(service, directory)
+    path = _key_path(service, directory or local().secrets)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         pem = Ed25519PrivateKey.generate().private_bytes(
@@ -101,7 +99,7 @@ def signing_key(service: str, directory: Path = KEYS) -> Ed25519PrivateKey:
     return key
 
 
-def public_key(service: str, directory: Path = KEYS) -> Ed25519PublicKey:
+def public_key(service: str, directory: Path | None = None) -> Ed25519PublicKey:
     return signing_key(service, directory).public_key()
 
 

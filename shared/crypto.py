@@ -37,7 +37,7 @@ def load_master_key(settings: CryptoSettings) -> bytes:
     if settings.master_key:
         key = base64.b64decode(settings.master_key)
     else:
-        path: Path = settings.master_key_file
+        path: Path = settings.key_file()
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

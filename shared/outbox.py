@@ -93,10 +93,24 @@ class OutboxRelay:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set: woken by NOTIFY from appends, polling as a fallback."""
+        """Relay until `stop` is set: woken by NOTIFY from appends, polling as a fallback.
+
+        Only the holder of the schema's relay lock publishes. The lock lives in one database
+        session; when that session dies the lock is gone and another instance may take it, so
+        leadership is checked before every batch and lost leadership means contending again.
+        """
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("relay.leadership_lost", schema=self.schema, error=repr(exc))
+                await _wait(stop, self.settings.poll_interval_s)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        lock = _relay_lock(self.schema)
         async with self.pool.acquire() as leader:
             while not stop.is_set():
-                if await leader.fetchval("SELECT pg_try_advisory_lock($1)", _relay_lock(self.schema)):
+                if await leader.fetchval("SELECT pg_try_advisory_lock($1)", lock):
                     break
                 await _wait(stop, self.settings.poll_interval_s * 4)
             if stop.is_set():
@@ -105,6 +119,8 @@ class OutboxRelay:
             await leader.add_listener(outbox_channel(self.schema), self._notified)
             try:
                 while not stop.is_set():
+                    # Raises when our session (and with it the lock) is gone: stop publishing.
+                    await leader.fetchval("SELECT 1")
                     self._wake.clear()
                     try:
                         if await self.publish_pending():
@@ -115,8 +131,9 @@ class OutboxRelay:
                         log.warning("relay.retry", error=repr(exc))
                     await _wait_any(stop, self._wake, self.settings.poll_interval_s)
             finally:
-                await leader.remove_listener(outbox_channel(self.schema), self._notified)
-                await leader.execute("SELECT pg_advisory_unlock($1)", _relay_lock(self.schema))
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await leader.remove_listener(outbox_channel(self.schema), self._notified)
+                    await leader.execute("SELECT pg_advisory_unlock($1)", lock)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -204,11 +205,14 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
     interval = AuditSettings().checkpoint_interval_s
     key = checkpoint.signing_key(runtime.service)
     producer = checkpoint.make_checkpoint_producer(settings.kafka())
-    await producer.start()
     last = -1
+    started = False
     try:
         while not stop.is_set():
             try:
+                if not started:
+                    await producer.start()
+                    started = True
                 async with runtime.pool.acquire() as conn:
                     count = await conn.fetchval("SELECT count(*) FROM events")
                     if count != last:
@@ -225,7 +229,22 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
-        await producer.stop()
+        if started:
+            await producer.stop()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that takes SIGINT/SIGTERM as a request to stop and does not re-raise the signal
+    afterwards (it would kill the process before the consumers, relay and pool shut down)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 async def serve(definition: ServiceDefinition) -> None:
@@ -261,7 +280,7 @@ async def serve(definition: ServiceDefinition) -> None:
     add_health_routes(app, runtime)
     add_audit_routes(app, runtime)
     svc = settings.services()
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=svc.host,

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -157,6 +157,17 @@ class ServiceSettings(BaseSettings):
     # own prefix (a county: "zm.331122", inside its topic-prefix ACL), or they split one group.
     group_prefix: str = Field(default="zm", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 
+    @field_validator("jurisdictions")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        # A mistyped code would leave a deployment silently serving nothing.
+        from shared.envelope import JURISDICTIONS
+
+        unknown = [j for j in value if j not in JURISDICTIONS]
+        if unknown:
+            raise ValueError(f"unknown jurisdiction codes {unknown}; known: {sorted(JURISDICTIONS)}")
+        return value
+
     def group_id(self, consumer: str) -> str:
         return f"{self.group_prefix}.{consumer}"
 
@@ -196,7 +207,10 @@ class CryptoSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZM_CRYPTO_")
 
     master_key: str | None = Field(default=None, description="base64 of 32 bytes")
-    master_key_file: Path = PROJECT_ROOT / ".local" / "secrets" / "master.key"
+    master_key_file: Path | None = Field(default=None, description="default: <local root>/secrets/master.key")
+
+    def key_file(self) -> Path:
+        return self.master_key_file or local().secrets / "master.key"
 
 
 class AuditSettings(BaseSettings):

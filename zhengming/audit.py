@@ -256,7 +256,9 @@ async def read_topics(
 ) -> list[Any]:
     """Every record of the topics from offset 0 up to their end at the time of the call."""
     wanted = sorted(set(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka().bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -273,6 +275,7 @@ async def read_topics(
         enable_auto_commit=False,
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        **settings.kafka().client_options(),
     )
     await consumer.start()
     try:

@@ -36,13 +36,16 @@ class Users:
         self._tokens: dict[tuple[str, str], str] = {}
 
     def token(self, role: str, jurisdiction: str) -> str:
+        """A user of the commission of `jurisdiction`; the city's users are also granted the nine
+        counties (the city level oversees them and approves for city-managed cadres)."""
         key = (role, jurisdiction)
         if key not in self._tokens:
+            granted = sorted(JURISDICTIONS) if jurisdiction == CITY else [jurisdiction]
             principal = Principal(
                 user_id=f"{role}-{jurisdiction}",
                 role=role,
                 unit=f"{JURISDICTIONS[jurisdiction]}纪委监委",
-                jurisdictions=[jurisdiction],
+                jurisdictions=granted,
             )
             self._tokens[key] = mint(principal)
         return self._tokens[key]

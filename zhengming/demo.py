@@ -85,15 +85,11 @@ T = TypeVar("T")
 
 
 def demo_environment() -> dict[str, str]:
-    """Everything that makes the demo's stack its own: data, ports and keys."""
-    secrets = STACK / "secrets"
-    return {
-        "ZM_LOCAL_ROOT": str(STACK),
-        **PORTS,
-        "ZM_AUTH_PRIVATE_KEY_FILE": str(secrets / "token-signing.pem"),
-        "ZM_AUTH_PUBLIC_KEY_FILE": str(secrets / "token-signing.pub.pem"),
-        "ZM_CRYPTO_MASTER_KEY_FILE": str(secrets / "master.key"),
-    }
+    """Everything that makes the demo's stack its own: data, ports and (under its root) keys.
+
+    Lishui opened its candidate pool in 2023: older untrue matters enter it through the sweep.
+    """
+    return {"ZM_LOCAL_ROOT": str(STACK), **PORTS, "ZM_CLARIFICATION_POOL_SINCE": "2023-01-01"}
 
 
 def use_environment(env: dict[str, str]) -> None:

@@ -28,6 +28,7 @@ from shared.events.clarification import (
     ReReviewRecorded,
 )
 from shared.events.common import (
+    UNTRUE_FINDINGS,
     Allegation,
     BadEffect,
     CadreLevel,
@@ -62,7 +63,6 @@ DocumentKind = Literal["approval_form", "notice", "unit_letter"]
 """失实检举控告澄清审批表, 澄清通知书, 关于失实检举控告澄清的函."""
 
 CLARIFY_WITHIN_WORKING_DAYS = 5
-UNTRUE_FINDINGS: frozenset[Finding] = frozenset({"untrue", "honest_mistake", "false_accusation"})
 TRUE_FINDINGS: frozenset[Finding] = frozenset({"true", "partly_true"})
 QUALITY_GROUP_OFFICES: tuple[str, ...] = ("letters_office", "case_trial", "case_management")
 """澄清质效评估小组: one member from each of 信访室, 审理室, 案管室."""
@@ -412,7 +412,12 @@ class Clarification:
     # Reactions to other contexts' facts: each idempotent, and the pool comes out the same
     # whatever the order in which the conclusion, the sweep and an application arrive.
 
-    def note_outcome(self, concluded: VerificationConcluded) -> list[BaseModel]:
+    def note_outcome(
+        self, concluded: VerificationConcluded, pool_since: date | None = None
+    ) -> list[BaseModel]:
+        """The conclusion reached the office. An eligible matter enters the pool at once, unless
+        it concluded before the pool was opened (`pool_since`): such old matters wait for the
+        backlog sweep (大起底) or for the person's own application (绿色通道)."""
         if self.outcome is not None:
             return []  # a verification concludes once: a redelivered conclusion changes nothing
         draft = OutcomeNoted(
@@ -428,7 +433,10 @@ class Clarification:
         events: list[BaseModel] = [noted]
         if noted.eligible_for_pool:
             if self.candidate is None:
-                events.append(CandidateAdded(via="conclusion", added_on=concluded.concluded_on))
+                if pool_since is None or concluded.concluded_on >= pool_since:
+                    events.append(CandidateAdded(via="conclusion", added_on=concluded.concluded_on))
+                elif self.pending_applications():
+                    events.append(CandidateAdded(via="green_channel", added_on=concluded.concluded_on))
         else:
             reason = pool_refusal_reason(noted)
             events.extend(

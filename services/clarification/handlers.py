@@ -19,6 +19,7 @@ from services.clarification.domain import (
     round_stream_id,
     stream_id,
 )
+from services.clarification.settings import ClarificationSettings
 from shared.auth import Principal
 from shared.db import Conn
 from shared.envelope import EventEnvelope
@@ -348,7 +349,13 @@ async def on_review_event(runtime: Runtime, conn: Conn, envelope: EventEnvelope,
     """A verification's conclusion feeds the pool; the backlog sweep flags priority."""
     if isinstance(payload, VerificationConcluded):
         concluded = payload
-        await react(runtime, conn, envelope, envelope.case_id, lambda c: c.note_outcome(concluded))
+        await react(
+            runtime,
+            conn,
+            envelope,
+            envelope.case_id,
+            lambda c: c.note_outcome(concluded, ClarificationSettings().pool_since),
+        )
     elif isinstance(payload, CandidateScreened):
         screened = payload
         await react(runtime, conn, envelope, envelope.case_id, lambda c: c.note_sweep(screened))

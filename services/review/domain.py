@@ -11,7 +11,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from shared.envelope import CITY
-from shared.events.common import Allegation, Finding, HandlingMethod, PriorityFlag, Subject
+from shared.events.common import UNTRUE_FINDINGS, Allegation, Finding, HandlingMethod, PriorityFlag, Subject
 from shared.events.review import (
     CandidateScreened,
     FalseAccusationReferred,
@@ -30,8 +30,9 @@ from shared.http import Conflict, NotFound, RuleViolation
 DISQUALIFYING: Final[frozenset[Finding]] = frozenset({"true", "partly_true"})
 """A point found true (属实) or partly true (部分属实) keeps the whole matter out of the pool."""
 
-QUALIFYING: Final[frozenset[Finding]] = frozenset({"untrue"})
-"""Only a point found untrue (失实) is a point that can be clarified."""
+QUALIFYING: Final[frozenset[str]] = UNTRUE_FINDINGS
+"""A point found untrue (失实), whether an honest mistake (错告) or a false accusation (诬告陷害)
+by the reporter, is a point that can be clarified."""
 
 FALSE_ACCUSATION_APPROVAL_LEVEL: Final[str] = CITY
 """诬告陷害 must be approved at city level or above; the highest level zhengming knows is the city."""
@@ -68,11 +69,12 @@ def eligible_for_pool(findings: Iterable[Finding]) -> bool:
     partly true.
 
     Reading of DESIGN ("at least one untrue point and nothing true"): "nothing true" covers 属实
-    and 部分属实 (partly true is also true, and the negative list excludes it). 查无实据 (not
-    proven), 错告 (honest mistake) and 诬告陷害 (false accusation) neither qualify nor disqualify:
-    such a point is not itself eligible for clarification (not proven is unresolved, not untrue),
-    but it does not taint the points that were verified untrue. So {untrue, not_proven} is
-    eligible; {not_proven} alone, {honest_mistake} alone or {false_accusation} alone are not.
+    and 部分属实 (partly true is also true, and the negative list excludes it). 错告 (honest
+    mistake) and 诬告陷害 (false accusation) are untrue points too: they differ from 失实 only in
+    the reporter's intent, and the person deserves the clarification all the same. 查无实据 (not
+    proven) neither qualifies nor disqualifies: unresolved is not untrue, but it does not taint the
+    points verified untrue. So {untrue, not_proven} and {false_accusation} are eligible;
+    {not_proven} alone is not.
     """
     found = set(findings)
     return bool(found & QUALIFYING) and not found & DISQUALIFYING
@@ -81,19 +83,16 @@ def eligible_for_pool(findings: Iterable[Finding]) -> bool:
 def overall_outcome(findings: Iterable[Finding]) -> str:
     """One word per matter for the quarterly report to the letters-and-visits office.
 
-    In order: "true" if any point is true, "partly_true" if any is partly true, "eligible" when the
-    matter qualifies for the pool (untrue points and nothing true), then "false_accusation",
-    "honest_mistake" and finally "not_proven" for what remains.
+    In order: "true" if any point is true, "partly_true" if any is partly true, then
+    "false_accusation" and "honest_mistake" (eligible too, but the reporter's part is what the
+    office must follow up), "eligible" for the other matters of the pool, and "not_proven".
     """
     found = set(findings)
-    for outcome in ("true", "partly_true"):
+    for outcome in ("true", "partly_true", "false_accusation", "honest_mistake"):
         if outcome in found:
             return outcome
     if eligible_for_pool(found):
         return "eligible"
-    for outcome in ("false_accusation", "honest_mistake"):
-        if outcome in found:
-            return outcome
     return "not_proven"
 
 
@@ -393,7 +392,7 @@ class Verification:
                 concluded_on=concluded_on,
                 received_on=opened.received_on,
                 findings=findings,
-                untrue_points=[a for a in opened.allegations if findings[a.allegation_id] == "untrue"],
+                untrue_points=[a for a in opened.allegations if findings[a.allegation_id] in UNTRUE_FINDINGS],
                 subjects=list(opened.subjects),
                 eligible_for_pool=eligible_for_pool(findings.values()),
             )

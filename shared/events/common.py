@@ -21,6 +21,11 @@ HandlingMethod = Literal[
 Finding = Literal["true", "partly_true", "untrue", "not_proven", "honest_mistake", "false_accusation"]
 """属实, 部分属实, 失实, 查无实据, 错告, 诬告陷害 (suspected)."""
 
+UNTRUE_FINDINGS: frozenset[str] = frozenset({"untrue", "honest_mistake", "false_accusation"})
+"""Findings that the point was untrue: 失实, and its two kinds by the reporter's intent, 错告 (an
+honest mistake) and 诬告陷害 (a false accusation). The person was wrongly accused of each such
+point, so each is a point that can be clarified."""
+
 ClarificationForm = Literal["written_notice", "face_to_face", "unit_meeting", "scoped_notice"]
 """澄清通知书 (always), 当面澄清, 会议澄清 (meeting of the unit), 一定范围内通报."""
 

@@ -653,3 +653,31 @@ def test_started_event_carries_consent_and_the_chosen_subject() -> None:
         started_on=date(2023, 3, 1),
     )
     assert isinstance(approved(CITY_CADRE).approval, ClarificationApproved)
+
+
+# -- the pool's opening date: old matters wait for the backlog sweep (大起底) -------------------
+
+POOL_SINCE = date(2023, 3, 1)  # after the conclusion of `concluded(...)` (2023-02-10)
+
+
+def test_a_matter_concluded_before_the_pool_opened_waits_for_the_sweep() -> None:
+    c = Clarification(CASE)
+    events = step(c, c.note_outcome(concluded({"A1": "untrue"}), POOL_SINCE))
+    assert [type(e).__name__ for e in events] == ["OutcomeNoted"]
+    assert c.candidate is None
+    swept = step(c, c.note_sweep(SWEEP))
+    added = [e for e in swept if isinstance(e, CandidateAdded)]
+    assert [(a.via, a.added_on) for a in added] == [("sweep", SWEEP.screened_on)]
+
+
+def test_a_matter_concluded_after_the_pool_opened_enters_at_once() -> None:
+    c = Clarification(CASE)
+    events = step(c, c.note_outcome(concluded({"A1": "untrue"}), date(2023, 1, 1)))
+    assert [e.via for e in events if isinstance(e, CandidateAdded)] == ["conclusion"]
+
+
+def test_an_old_matter_with_a_pending_application_enters_through_the_green_channel() -> None:
+    c = Clarification(CASE)
+    step(c, c.note_application(application()))
+    events = step(c, c.note_outcome(concluded({"A1": "untrue"}), POOL_SINCE))
+    assert [e.via for e in events if isinstance(e, CandidateAdded)] == ["green_channel"]

@@ -69,9 +69,9 @@ def finding(allegation_id: str, value: Finding) -> FindingRecorded:
         (["untrue", "true"], False),  # anything true keeps the matter out
         (["untrue", "partly_true"], False),  # partly true is true
         (["not_proven"], False),  # unproven is not untrue: not eligible on its own
-        (["honest_mistake"], False),
-        (["false_accusation"], False),
-        (["not_proven", "honest_mistake", "false_accusation"], False),
+        (["honest_mistake"], True),  # an honest mistake is an untrue point (错告)
+        (["false_accusation"], True),  # so is a false accusation (诬告陷害)
+        (["not_proven", "honest_mistake", "false_accusation"], True),
         (["true"], False),
         ([], False),
     ],

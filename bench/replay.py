@@ -1,0 +1,212 @@
+"""Replay of each service's read models from Kafka offset 0 (`zhengming.audit.replay`) against a
+bare aiokafka consumer reading the same topics from offset 0 without processing.
+
+Both are timed the same way: from before the topics are described to the last record (and, for
+replay, its last batch applied), so both include the client's start-up; neither includes the fresh
+schema replay migrates first or the comparison with the live read models it makes afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+
+from bench.common import Figure
+from shared import settings
+from shared.envelope import JURISDICTIONS
+from shared.settings import SERVICES
+from shared.topics import events_topic
+from zhengming.audit import replay, replay_plan
+
+
+def replay_contexts(service: str) -> list[str]:
+    """The contexts whose events replay reads for `service` (Replayer.contexts)."""
+    foreign, _ = replay_plan(service)
+    return [service, *sorted(foreign)]
+
+
+def replay_topics(service: str) -> list[str]:
+    return [events_topic(j, c) for j in sorted(JURISDICTIONS) for c in replay_contexts(service)]
+
+
+@dataclass
+class BareRead:
+    records: int
+    bytes: int
+    seconds: float
+
+
+async def bare_read(topics: list[str]) -> BareRead:
+    """Every record of the topics from offset 0 to their end, counted and dropped: the consumer
+    settings of zhengming.audit.read_topics, no decoding, no database."""
+    started = time.perf_counter()
+    wanted = sorted(set(topics))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        described = await admin.describe_topics([t for t in wanted if t in existing])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+    records = size = 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka().bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        **settings.kafka().client_options(),
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=2000, max_records=5000)
+            if not batch:
+                break
+            for tp, chunk in batch.items():
+                for record in chunk:
+                    if record.offset < ends[tp]:
+                        records += 1
+                        size += len(record.value or b"")
+                if chunk and chunk[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return BareRead(records, size, time.perf_counter() - started)
+
+
+# --- waiting for the services to settle ------------------------------------------------------------
+
+
+async def _consumer_lag() -> int:
+    """Records the services' consumer groups have not committed yet, over the partitions they
+    committed on."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
+    )
+    await admin.start()
+    try:
+        committed: dict[tuple[str, TopicPartition], int] = {}
+        for group in await admin.list_consumer_groups():
+            for tp, meta in (await admin.list_consumer_group_offsets(group[0])).items():
+                committed[(group[0], tp)] = meta.offset
+    finally:
+        await admin.close()
+    if not committed:
+        return 0
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka().bootstrap, group_id=None, **settings.kafka().client_options()
+    )
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(list({tp for _, tp in committed}))
+    finally:
+        await consumer.stop()
+    return sum(max(0, int(ends[tp]) - offset) for (_, tp), offset in committed.items() if offset >= 0)
+
+
+async def settle(timeout_s: float = 120) -> dict[str, Any]:
+    """Wait until every outbox is published, every consumer group has committed up to the end
+    of its partitions, and the inboxes stopped growing: replay then compares with final read models."""
+    started = time.perf_counter()
+    previous: dict[str, int] | None = None
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        while True:
+            pending = {
+                s: int(await conn.fetchval(f"SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL"))
+                for s in SERVICES
+            }
+            inbox = {s: int(await conn.fetchval(f"SELECT count(*) FROM {s}.inbox")) for s in SERVICES}
+            lag = await _consumer_lag()
+            waited = time.perf_counter() - started
+            if not any(pending.values()) and lag == 0 and inbox == previous:
+                return {"settled": True, "waited_s": round(waited, 2)}
+            if waited > timeout_s:
+                return {"settled": False, "waited_s": round(waited, 2), "outbox": pending, "lag": lag}
+            previous = inbox
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+# --- the figures -----------------------------------------------------------------------------------
+
+
+async def bench_replay(console: Console) -> tuple[list[Figure], dict[str, Any]]:
+    with console.status("replay: waiting for the services to settle…"):
+        settled = await settle()
+    figures: list[Figure] = []
+    for service in SERVICES:
+        topics = replay_topics(service)
+        with console.status(f"replay {service}: bare consumer, then replay…"):
+            bare = await bare_read(topics)
+            report = await replay(service, keep_schema=False, show_progress=False)
+        figures.append(
+            Figure(
+                name=f"replay {service} from offset 0",
+                label=f"replay {service}",
+                unit="events/s",
+                count=report.events,
+                ours_s=report.seconds,
+                baseline_name=(
+                    f"bare aiokafka {metadata.version('aiokafka')} consumer, same topics from offset 0,"
+                    " records counted, nothing decoded"
+                ),
+                baseline_label="bare consumer",
+                baseline_s=bare.seconds,
+                baseline_count=bare.records,
+                notes=(
+                    f"zhengming.audit.replay({service!r}): decode, inbox dedup, projectors into a fresh"
+                    f" schema, batches of 500; topics of {', '.join(replay_contexts(service))}"
+                    f" in {len(JURISDICTIONS)} jurisdictions"
+                ),
+                extra={
+                    "equal": report.equal,
+                    "diffs": [
+                        {
+                            "table": d.table,
+                            "only_live": len(d.only_live),
+                            "only_replayed": len(d.only_replayed),
+                        }
+                        for d in report.diffs
+                    ],
+                    "tables": report.tables,
+                    "contexts": replay_contexts(service),
+                    "topics": len(topics),
+                    "bare_bytes": bare.bytes,
+                },
+            )
+        )
+    events = sum(f.count for f in figures)
+    figures.append(
+        Figure(
+            name="replay, all four services",
+            label="replay all",
+            unit="events/s",
+            count=events,
+            ours_s=sum(f.ours_s for f in figures),
+            baseline_name="bare aiokafka consumer, the same four reads",
+            baseline_label="bare consumer",
+            baseline_s=sum(f.baseline_s for f in figures),
+            baseline_count=sum(int(f.baseline_count or 0) for f in figures),
+            notes="the four replays above, summed (events of a foreign context count once per reader)",
+            extra={"equal": all(bool(f.extra["equal"]) for f in figures)},
+        )
+    )
+    return figures, settled
