@@ -49,6 +49,9 @@ class Checkpoint(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     service: str
+    # Which deployment vouches (its group prefix: "zm" for the city, "zm.331122" for a county),
+    # so the checkpoints of deployments sharing a cluster never mix.
+    deployment: str = "zm"
     taken_at: datetime
     events: int
     heads: list[StreamHead]
@@ -103,7 +106,7 @@ def public_key(service: str, directory: Path | None = None) -> Ed25519PublicKey:
     return signing_key(service, directory).public_key()
 
 
-async def take(conn: Conn, service: str, key: Ed25519PrivateKey) -> Checkpoint:
+async def take(conn: Conn, service: str, key: Ed25519PrivateKey, deployment: str = "zm") -> Checkpoint:
     """Heads of every stream in one consistent snapshot, with the Merkle root, signed."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetch(

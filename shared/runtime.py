@@ -204,6 +204,7 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
     """Every interval, when the store has grown, publish a signed checkpoint of every stream head."""
     interval = AuditSettings().checkpoint_interval_s
     key = checkpoint.signing_key(runtime.service)
+    deployment = settings.services().group_prefix
     producer = checkpoint.make_checkpoint_producer(settings.kafka())
     last = -1
     started = False
@@ -216,11 +217,11 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
                 async with runtime.pool.acquire() as conn:
                     count = await conn.fetchval("SELECT count(*) FROM events")
                     if count != last:
-                        taken = await checkpoint.take(conn, runtime.service, key)
+                        taken = await checkpoint.take(conn, runtime.service, key, deployment)
                         await producer.send_and_wait(
                             CHECKPOINTS_TOPIC,
                             taken.model_dump_json().encode(),
-                            key=runtime.service.encode(),
+                            key=f"{deployment}/{runtime.service}".encode(),
                         )
                         last = count
                         log.info("checkpoint.published", events=count, root=taken.merkle_root)

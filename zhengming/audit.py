@@ -461,7 +461,8 @@ async def _verify_service(
 async def _check_checkpoints(
     service: str, pool: asyncpg.Pool, checkpoints: list[checkpoint.Checkpoint], report: VerifyReport
 ) -> int:
-    mine = [c for c in checkpoints if c.service == service]
+    deployment = settings.services().group_prefix
+    mine = [c for c in checkpoints if c.service == service and c.deployment == deployment]
     if not mine:
         report.notes.append(f"{service}: no signed checkpoint published yet")
         return 0
@@ -508,9 +509,10 @@ async def publish_checkpoint(service: str) -> checkpoint.Checkpoint:
     await producer.start()
     try:
         async with pool.acquire() as conn:
-            taken = await checkpoint.take(conn, service, checkpoint.signing_key(service))
+            deployment = settings.services().group_prefix
+            taken = await checkpoint.take(conn, service, checkpoint.signing_key(service), deployment)
         await producer.send_and_wait(
-            CHECKPOINTS_TOPIC, taken.model_dump_json().encode(), key=service.encode()
+            CHECKPOINTS_TOPIC, taken.model_dump_json().encode(), key=f"{deployment}/{service}".encode()
         )
         return taken
     finally:
