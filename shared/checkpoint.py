@@ -59,7 +59,9 @@ class Checkpoint(BaseModel):
     signature: str = ""
 
     def signed_bytes(self) -> bytes:
-        return canonical_json(self.model_dump(mode="json", exclude={"signature"}))
+        # Only the fields the signer set: a checkpoint published before a field was added to this
+        # model still verifies (the new field takes its default and is not part of what was signed).
+        return canonical_json(self.model_dump(mode="json", exclude={"signature"}, exclude_unset=True))
 
 
 def merkle_root(heads: list[StreamHead]) -> str:
@@ -116,7 +118,12 @@ async def take(conn: Conn, service: str, key: Ed25519PrivateKey, deployment: str
         count = await conn.fetchval("SELECT count(*) FROM events")
     heads = [StreamHead(stream_id=r["stream_id"], version=r["stream_version"], hash=r["hash"]) for r in rows]
     unsigned = Checkpoint(
-        service=service, taken_at=datetime.now(UTC), events=count, heads=heads, merkle_root=merkle_root(heads)
+        service=service,
+        deployment=deployment,
+        taken_at=datetime.now(UTC),
+        events=count,
+        heads=heads,
+        merkle_root=merkle_root(heads),
     )
     signature = base64.b64encode(key.sign(unsigned.signed_bytes())).decode()
     return unsigned.model_copy(update={"signature": signature})

@@ -57,7 +57,7 @@ class DeadLetter(Exception):
 class Outcome:
     """What the runner did with one message (returned for tests and counted for metrics)."""
 
-    status: str  # applied | duplicate | dead_letter
+    status: str  # applied | duplicate | dead_letter | skipped
     event_id: str | None = None
     reason: str | None = None
 
@@ -73,14 +73,16 @@ class EventConsumer:
         apply: Apply,
         *,
         settings: ConsumerSettings | None = None,
+        event_types: frozenset[str] | None = None,
     ) -> None:
         self.name = name
+        self.event_types = event_types
         self.pool = pool
         self.registry = registry
         self.apply = apply
         self.settings = settings or ConsumerSettings()
         self.broker: KafkaBroker | None = None
-        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "dead_letter": 0}
+        self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "dead_letter": 0, "skipped": 0}
 
     def subscribe(
         self,
@@ -125,6 +127,11 @@ class EventConsumer:
             event_type=envelope.event_type,
             consumer=self.name,
         ):
+            if self.event_types is not None and envelope.event_type not in self.event_types:
+                # Nothing to apply: the offset moves on without a transaction or an inbox row.
+                self.counts["skipped"] += 1
+                await msg.ack()
+                return Outcome("skipped", str(envelope.event_id))
             try:
                 status = await self.apply_once(envelope, payload, position)
             except DeadLetter as dead:

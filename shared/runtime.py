@@ -120,6 +120,9 @@ class ConsumerSpec:
     apply: Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
     pattern: str
     consumer_class: type[EventConsumer] = EventConsumer
+    # The event types the apply acts on; others are acknowledged without a database round trip
+    # (still decoded and checked, so poison still goes to the dead-letter topic). None: all.
+    event_types: frozenset[str] | None = None
 
 
 @dataclass
@@ -264,7 +267,9 @@ async def serve(definition: ServiceDefinition) -> None:
         security=broker_security(kafka),
     )
     for spec in definition.consumers(runtime):
-        consumer = spec.consumer_class(spec.name, runtime.pool, registry, spec.apply)
+        consumer = spec.consumer_class(
+            spec.name, runtime.pool, registry, spec.apply, event_types=spec.event_types
+        )
         consumer.subscribe(
             runtime.broker, pattern=spec.pattern, group_id=settings.services().group_id(spec.name)
         )

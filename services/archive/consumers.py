@@ -47,20 +47,24 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
             name="archive.clarification",
             apply=filing,
             pattern=events_pattern("clarification", runtime.jurisdictions),
+            event_types=frozenset({"ClarificationFiled"}),
         ),
         ConsumerSpec(
             name="archive.stats-intake",
             apply=intake_facts,
             pattern=events_pattern("intake", runtime.jurisdictions),
+            event_types=frozenset({"ReportReceived"}),
         ),
         ConsumerSpec(
             name="archive.stats-review",
             apply=review_facts,
             pattern=events_pattern("review", runtime.jurisdictions),
+            event_types=frozenset({"VerificationConcluded", "FalseAccusationReferred"}),
         ),
         ConsumerSpec(
             name="archive.stats-clarification",
             apply=clarification_facts,
             pattern=events_pattern("clarification", runtime.jurisdictions),
+            event_types=frozenset({"CandidateAdded", "ClarificationPerformed"}),
         ),
     ]

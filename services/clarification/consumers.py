@@ -23,10 +23,12 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
             name="clarification.review",
             apply=from_review,
             pattern=events_pattern("review", runtime.jurisdictions),
+            event_types=frozenset({"VerificationConcluded", "CandidateScreened"}),
         ),
         ConsumerSpec(
             name="clarification.intake",
             apply=from_intake,
             pattern=events_pattern("intake", runtime.jurisdictions),
+            event_types=frozenset({"ClarificationApplicationFiled"}),
         ),
     ]

@@ -27,6 +27,7 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
             name="intake.results",
             apply=results,
             pattern=events_pattern("review", runtime.jurisdictions),
+            event_types=frozenset({"VerificationConcluded"}),
         ),
         ConsumerSpec(
             name="intake.inbound",

@@ -23,5 +23,6 @@ def consumers(runtime: Runtime) -> list[ConsumerSpec]:
             name="review.handover",
             apply=on_intake_event,
             pattern=events_pattern("intake", runtime.jurisdictions),
+            event_types=frozenset({"ReportHandedOver"}),
         )
     ]

@@ -317,3 +317,30 @@ async def test_erasure_keeps_the_trail_verifiable(client: Client, scenario_cases
     assert all(e.hash_ok for e in entries)
     verified = await audit.verify_trail()
     assert verified.ok, "\n".join(verified.lines())
+
+
+async def test_replay_names_a_damaged_read_model_row_and_switch_repairs_it(
+    client: Client, scenario_cases: list[str]
+) -> None:
+    """An operator recovering from a bad deploy: a read model was damaged, replay names the row,
+    --switch puts the rebuilt read models live, the service answers right again."""
+    case_id = scenario_cases[5]
+    j = case_id.split("-")[0]
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        await conn.execute("UPDATE review.verifications SET state = 'open' WHERE case_id = $1", case_id)
+    finally:
+        await conn.close()
+    damaged = await client.ok("GET", "review", f"/verifications/{case_id}", role="auditor", jurisdiction=j)
+    assert damaged["state"] == "open"
+
+    found = await audit.replay("review", show_progress=False)
+    assert not found.equal
+    diff = next(d for d in found.diffs if d.table == "verifications")
+    assert any(case_id in row for row in diff.only_live) and any(case_id in row for row in diff.only_replayed)
+
+    switched = await audit.replay("review", show_progress=False, switch=True)
+    assert switched.switched
+    repaired = await client.ok("GET", "review", f"/verifications/{case_id}", role="auditor", jurisdiction=j)
+    assert repaired["state"] == "concluded"
+    assert (await audit.replay("review", show_progress=False)).equal

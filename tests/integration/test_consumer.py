@@ -50,10 +50,17 @@ async def effects(pool: asyncpg.Pool) -> dict[str, int]:
     return {r["case_id"]: r["applied"] for r in await pool.fetch("SELECT * FROM effects")}
 
 
-async def run_consumer(pool: asyncpg.Pool, name: str, group: str, topic: str, until: int) -> EventConsumer:
+async def run_consumer(
+    pool: asyncpg.Pool,
+    name: str,
+    group: str,
+    topic: str,
+    until: int,
+    event_types: frozenset[str] | None = None,
+) -> EventConsumer:
     """Run an in-process consumer until it has handled `until` messages."""
     broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
-    consumer = EventConsumer(name, pool, registry, apply)
+    consumer = EventConsumer(name, pool, registry, apply, event_types=event_types)
     consumer.subscribe(broker, topic, group_id=group)
     await broker.start()
     try:
@@ -76,14 +83,14 @@ async def test_redelivery_leaves_inbox_and_effects_unchanged(
     await write_and_relay(pool, schema, context, cases=5, per_case=20)
 
     first = await run_consumer(pool, "projector", f"g-{uuid.uuid4()}", topic, until=100)
-    assert first.counts == {"applied": 100, "duplicate": 0, "dead_letter": 0}
+    assert first.counts == {"applied": 100, "duplicate": 0, "dead_letter": 0, "skipped": 0}
     before = await effects(pool)
     assert before == {f"case-{c}": 20 for c in range(5)}
     inbox_before = await pool.fetchval("SELECT count(*) FROM inbox")
 
     # A new group reads the same messages from offset 0: every one is a redelivery to `projector`.
     again = await run_consumer(pool, "projector", f"g-{uuid.uuid4()}", topic, until=100)
-    assert again.counts == {"applied": 0, "duplicate": 100, "dead_letter": 0}
+    assert again.counts == {"applied": 0, "duplicate": 100, "dead_letter": 0, "skipped": 0}
     assert await effects(pool) == before
     assert await pool.fetchval("SELECT count(*) FROM inbox") == inbox_before == 100
 
@@ -131,7 +138,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_mov
         await producer.stop()
 
     consumer = await run_consumer(pool, name, name, topic, until=5)
-    assert consumer.counts == {"applied": 1, "duplicate": 0, "dead_letter": 4}
+    assert consumer.counts == {"applied": 1, "duplicate": 0, "dead_letter": 4, "skipped": 0}
     assert await effects(pool) == {"case-p": 1}
 
     dlq = AIOKafkaConsumer(
@@ -196,3 +203,18 @@ async def test_consumer_killed_between_db_commit_and_offset_commit_ignores_the_r
     duplicates = [entry["event_id"] for entry in logs if entry.get("event") == "event.duplicate"]
     assert crash_id in duplicates, "the event whose offset was lost must be seen again and ignored"
     assert "STOPPED" in out
+
+
+async def test_event_types_a_consumer_does_not_apply_pass_without_a_transaction(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    await pool.execute(EFFECTS_DDL)
+    await write_and_relay(pool, schema, context, cases=2, per_case=10)
+    consumer = await run_consumer(
+        pool, "picky", f"g-{uuid.uuid4()}", topic, until=20, event_types=frozenset({"SomethingElse"})
+    )
+    assert consumer.counts == {"applied": 0, "duplicate": 0, "dead_letter": 0, "skipped": 20}
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+    assert await effects(pool) == {}

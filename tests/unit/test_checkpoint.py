@@ -62,3 +62,49 @@ def test_a_consistent_forgery_without_the_key_is_caught_by_the_root_or_signature
     forged_heads = [*good.heads[:-1], StreamHead(stream_id="s-4", version=5, hash="b" * 64)]
     forged = good.model_copy(update={"heads": forged_heads, "merkle_root": merkle_root(forged_heads)})
     assert not signature_ok(forged, key.public_key())
+
+
+def test_a_checkpoint_signed_before_a_field_was_added_still_verifies() -> None:
+    key = Ed25519PrivateKey.generate()
+    hs = heads()
+    old_body = {
+        "service": "review",
+        "taken_at": "2023-03-31T00:00:00Z",
+        "events": 5,
+        "heads": [h.model_dump() for h in hs],
+        "merkle_root": merkle_root(hs),
+    }
+    from shared.envelope import canonical_json
+
+    signature = base64.b64encode(key.sign(canonical_json(old_body))).decode()
+    parsed = Checkpoint.model_validate({**old_body, "signature": signature})
+    assert parsed.deployment == "zm"
+    assert signature_ok(parsed, key.public_key())
+
+
+async def test_a_taken_checkpoint_still_verifies_after_the_round_trip_through_kafka() -> None:
+    """What is signed is what is published: sign, serialise, parse, verify."""
+    from shared.checkpoint import take
+
+    class FakeConn:
+        def transaction(self, **_: object) -> FakeConn:
+            return self
+
+        async def __aenter__(self) -> None:
+            return None
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+        async def fetch(self, _: str) -> list[dict[str, object]]:
+            return [{"stream_id": h.stream_id, "stream_version": h.version, "hash": h.hash} for h in heads()]
+
+        async def fetchval(self, _: str) -> int:
+            return 5
+
+    key = Ed25519PrivateKey.generate()
+    for deployment in ("zm", "zm.331122"):
+        taken = await take(FakeConn(), "review", key, deployment)  # type: ignore[arg-type]
+        parsed = Checkpoint.model_validate_json(taken.model_dump_json())
+        assert parsed.deployment == deployment
+        assert signature_ok(parsed, key.public_key())
