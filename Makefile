@@ -51,5 +51,5 @@ demo-down: $(STAMP)
 	@if [ -f .local/demo/stack/demo.env ]; then set -a; . .local/demo/stack/demo.env; set +a; $(ZM) down; \
 	else echo "no demo stack"; fi
 
-clean: down
+clean: down demo-down
 	rm -rf .local

@@ -264,6 +264,7 @@ class Driver:
                     "false_accusation": "涉嫌诬告陷害",
                 }[finding],
             }
+            body["found_on"] = iso(max(decided, concluded - timedelta(days=1)))
             if finding == "false_accusation" or index == plan.false_accusation_point:
                 body.update(
                     approved_by=f"head-{CITY}",

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -556,6 +556,8 @@ class Runner:
                 "allegation_id": allegation["allegation_id"],
                 "finding": finding,
                 "basis": BASIS[finding],
+                # reached the working day before the conclusion (never before the decision)
+                "found_on": _iso(max(c.decided_on or c.concluded_on, c.concluded_on - timedelta(days=1))),
             }
             if finding == "false_accusation":
                 body.update(

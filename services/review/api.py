@@ -48,6 +48,7 @@ class FindingBody(Body):
     allegation_id: str = Field(min_length=1, max_length=50)
     finding: Finding
     basis: str = Field(min_length=1, max_length=4000)
+    found_on: date | None = Field(default=None, description="when the finding was reached")
     approved_by: UserId | None = None
     approval_jurisdiction: JurisdictionCode | None = None
     referred_on: date | None = None

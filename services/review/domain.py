@@ -319,6 +319,7 @@ class Verification:
         allegation_id: str,
         finding: Finding,
         basis: str,
+        found_on: date | None = None,
         approved_by: str | None = None,
         approval_jurisdiction: str | None = None,
         referred_on: date | None = None,
@@ -345,8 +346,11 @@ class Verification:
             )
         check_false_accusation_approval(finding, approved_by, approval_jurisdiction)
         check_referral(finding, referred_on)
+        if found_on is not None:
+            check_not_before(found_on, self.decision.decided_on, field_name="found_on", what="the decision")
         recorded: list[BaseModel] = [
             FindingRecorded(
+                found_on=found_on,
                 allegation_id=allegation_id,
                 finding=finding,
                 basis=basis,
@@ -386,6 +390,9 @@ class Verification:
         )
         for referral in self.referrals.values():
             check_not_before(concluded_on, referral.referred_on, field_name="concluded_on", what="a referral")
+        for recorded in self.findings.values():
+            if recorded.found_on is not None:
+                check_not_before(concluded_on, recorded.found_on, field_name="concluded_on", what="a finding")
         findings = {a.allegation_id: self.findings[a.allegation_id].finding for a in opened.allegations}
         return [
             VerificationConcluded(

@@ -51,6 +51,7 @@ class RecordFinding:
     allegation_id: str
     finding: Finding
     basis: str
+    found_on: date | None = None
     approved_by: str | None = None
     approval_jurisdiction: str | None = None
     referred_on: date | None = None
@@ -173,6 +174,7 @@ async def record_finding(runtime: Runtime, ctx: CommandContext, cmd: RecordFindi
             allegation_id=cmd.allegation_id,
             finding=cmd.finding,
             basis=cmd.basis,
+            found_on=cmd.found_on,
             approved_by=cmd.approved_by,
             approval_jurisdiction=cmd.approval_jurisdiction,
             referred_on=cmd.referred_on,

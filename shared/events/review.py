@@ -38,6 +38,9 @@ class HandlingDecided(Frozen):
 class FindingRecorded(Frozen):
     """The finding on one allegation."""
 
+    # When the finding was reached (v1 events recorded before this field have none: they take
+    # the date of the step before them).
+    found_on: date | None = None
     allegation_id: str
     finding: Finding
     basis: str = Field(min_length=1, max_length=4000)

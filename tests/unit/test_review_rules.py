@@ -418,3 +418,18 @@ def test_results_reported_once_after_the_quarter() -> None:
     with pytest.raises(Conflict) as again:
         report.report(reported_on=date(2023, 4, 2), concluded={})
     assert again.value.code == "already_reported"
+
+
+def test_a_finding_is_not_dated_before_the_decision_nor_after_the_conclusion() -> None:
+    day = date
+    v = verification(OPENED, DECIDED)
+    with pytest.raises(RuleViolation) as early:
+        v.record_finding(allegation_id="A1", finding="untrue", basis="x", found_on=day(2000, 1, 1))
+    assert early.value.field == "found_on"
+    for event in v.record_finding(allegation_id="A1", finding="untrue", basis="x", found_on=day(2031, 1, 1)):
+        v.apply(event)
+    for event in v.record_finding(allegation_id="A2", finding="untrue", basis="y"):
+        v.apply(event)
+    with pytest.raises(RuleViolation) as late:
+        v.conclude(concluded_on=day(2030, 12, 31))
+    assert late.value.field == "concluded_on"
