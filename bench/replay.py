@@ -24,7 +24,7 @@ from shared import settings
 from shared.envelope import JURISDICTIONS
 from shared.settings import SERVICES
 from shared.topics import events_topic
-from zhengming.audit import replay, replay_plan
+from zhengming.audit import read_topics, replay, replay_plan
 
 
 def replay_contexts(service: str) -> list[str]:
@@ -45,48 +45,17 @@ class BareRead:
 
 
 async def bare_read(topics: list[str]) -> BareRead:
-    """Every record of the topics from offset 0 to their end, counted and dropped: the consumer
-    settings of zhengming.audit.read_topics, no decoding, no database."""
+    """Every record of the topics from offset 0 to their end, counted and dropped: the same reader
+    as replay (zhengming.audit.read_topics), no decoding, no database."""
     started = time.perf_counter()
-    wanted = sorted(set(topics))
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
-    )
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        described = await admin.describe_topics([t for t in wanted if t in existing])
-    finally:
-        await admin.close()
-    partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
     records = size = 0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka().bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=32 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-        **settings.kafka().client_options(),
-    )
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=2000, max_records=5000)
-            if not batch:
-                break
-            for tp, chunk in batch.items():
-                for record in chunk:
-                    if record.offset < ends[tp]:
-                        records += 1
-                        size += len(record.value or b"")
-                if chunk and chunk[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+
+    def count(record: Any) -> None:
+        nonlocal records, size
+        records += 1
+        size += len(record.value or b"")
+
+    await read_topics(topics, count)
     return BareRead(records, size, time.perf_counter() - started)
 
 

@@ -180,51 +180,38 @@ async def register_report(
 # ---- disposition ----------------------------------------------------------------------------
 
 
-async def log_report(runtime: Runtime, ctx: CommandContext, report_id: str, logged_on: date) -> Report:
-    """登记."""
+async def _decide(
+    runtime: Runtime, ctx: CommandContext, report_id: str, decide: Callable[[Report], Sequence[BaseModel]]
+) -> Report:
+    """A plain command on one report: load it (visible to the caller), decide, record."""
     async with runtime.unit_of_work() as uow:
         report, version = await _load_visible(uow, report_id, ctx.principal)
         await _record(
             uow,
             report,
             version,
-            report.log(logged_on),
+            decide(report),
             actor=ctx.principal.actor(),
             correlation_id=ctx.correlation_id,
         )
     return report
+
+
+async def log_report(runtime: Runtime, ctx: CommandContext, report_id: str, logged_on: date) -> Report:
+    """登记."""
+    return await _decide(runtime, ctx, report_id, lambda r: r.log(logged_on))
 
 
 async def accept_report(runtime: Runtime, ctx: CommandContext, report_id: str, accepted_on: date) -> Report:
     """受理."""
-    async with runtime.unit_of_work() as uow:
-        report, version = await _load_visible(uow, report_id, ctx.principal)
-        await _record(
-            uow,
-            report,
-            version,
-            report.accept(accepted_on),
-            actor=ctx.principal.actor(),
-            correlation_id=ctx.correlation_id,
-        )
-    return report
+    return await _decide(runtime, ctx, report_id, lambda r: r.accept(accepted_on))
 
 
 async def send_up(
     runtime: Runtime, ctx: CommandContext, report_id: str, sent_on: date, to_jurisdiction: str
 ) -> Report:
     """报送上级."""
-    async with runtime.unit_of_work() as uow:
-        report, version = await _load_visible(uow, report_id, ctx.principal)
-        await _record(
-            uow,
-            report,
-            version,
-            report.send_up(sent_on, to_jurisdiction),
-            actor=ctx.principal.actor(),
-            correlation_id=ctx.correlation_id,
-        )
-    return report
+    return await _decide(runtime, ctx, report_id, lambda r: r.send_up(sent_on, to_jurisdiction))
 
 
 async def send_down(
@@ -292,17 +279,7 @@ async def notify_reporter(
     runtime: Runtime, ctx: CommandContext, report_id: str, kind: NoticeKind, notified_on: date
 ) -> Report:
     """A real-name reporter was told of acceptance or of the result."""
-    async with runtime.unit_of_work() as uow:
-        report, version = await _load_visible(uow, report_id, ctx.principal)
-        await _record(
-            uow,
-            report,
-            version,
-            report.notify(kind, notified_on),
-            actor=ctx.principal.actor(),
-            correlation_id=ctx.correlation_id,
-        )
-    return report
+    return await _decide(runtime, ctx, report_id, lambda r: r.notify(kind, notified_on))
 
 
 # ---- reporter erasure -----------------------------------------------------------------------
