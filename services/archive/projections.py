@@ -16,6 +16,7 @@ from shared.events.archive import (
     ReturnVisitScheduled,
 )
 from shared.events.clarification import CandidateAdded, ClarificationPerformed
+from shared.events.common import UNTRUE_FINDINGS
 from shared.events.intake import ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
 
@@ -109,7 +110,7 @@ async def note_report(conn: Conn, envelope: EventEnvelope, payload: ReportReceiv
 
 
 async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: VerificationConcluded) -> None:
-    untrue = sum(1 for finding in payload.findings.values() if finding == "untrue")
+    untrue = sum(1 for finding in payload.findings.values() if finding in UNTRUE_FINDINGS)
     if untrue == 0:
         return  # only conclusions with an untrue point are counted
     await conn.execute(

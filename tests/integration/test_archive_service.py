@@ -693,3 +693,32 @@ async def test_openapi_documents_every_route(client: httpx.AsyncClient) -> None:
         "/notices",
     } <= set(paths)
     assert all(op.get("summary") for item in paths.values() for op in item.values())
+
+
+async def test_a_conclusion_whose_only_untrue_point_is_a_false_accusation_counts_as_untrue(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    case = f"{JINYUN}-2023-000901"
+    event = foreign(
+        "review",
+        VerificationConcluded(
+            concluded_on=date(2023, 2, 1),
+            received_on=date(2023, 1, 9),
+            findings={"A1": "false_accusation", "A2": "not_proven"},
+            untrue_points=[],
+            subjects=[person_of(JINYUN, 901)],
+            eligible_for_pool=True,
+        ),
+        stream_id=f"verification-{case}",
+        case_id=case,
+        jurisdiction=JINYUN,
+    )
+    assert set(await Deliverer(runtime).deliver(event)) == {"applied"}
+    report = (
+        await client.get(
+            "/statistics",
+            params={"quarter": "2023Q1", "jurisdiction": JINYUN},
+            headers=auth("auditor", JINYUN),
+        )
+    ).json()
+    assert row(report, JINYUN)["figures"]["untrue_conclusions"] == 1
