@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, FastAPI
 
 from shared.auth import Principal
+from shared.bounded import Identifier
 from shared.crypto import SealedField
 from shared.db import Conn
 from shared.errors import KeyErased
@@ -50,7 +51,7 @@ def add_audit_routes(app: FastAPI, runtime: Runtime) -> None:
         "/audit/cases/{case_id}/events", tags=["audit"], summary="Every event of one case in this service"
     )
     async def case_events(
-        case_id: str, principal: Annotated[Principal, Depends(require(*AUDIT_READERS))]
+        case_id: Identifier, principal: Annotated[Principal, Depends(require(*AUDIT_READERS))]
     ) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
             rows = await conn.fetch(

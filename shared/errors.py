@@ -41,3 +41,13 @@ class KeyErased(ZhengmingError):
 
 class ChainBroken(ZhengmingError):
     code = "chain_broken"
+
+
+class OutOfRange(ZhengmingError):
+    """A value the domain cannot compute with (a date past the calendar's end, a year 0)."""
+
+    code = "out_of_range"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

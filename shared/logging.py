@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -49,12 +51,100 @@ def configure_logging(service: str, settings: LogSettings | None = None) -> None
         root.handlers[:] = [handler]
         root.setLevel(max(level, logging.INFO))
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        handler.addFilter(BrokerNoiseFilter())
         _configured = True
     structlog.contextvars.bind_contextvars(service=service)
 
 
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
+
+
+class Outages:
+    """One log line when a component (the database, the broker) goes away and one when it is back,
+    however many requests or retries meet it in between."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+        self._met: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def down(self, component: str, error: BaseException | str) -> None:
+        with self._lock:
+            first = component not in self._since
+            if first:
+                self._since[component] = time.monotonic()
+                self._met[component] = 0
+            self._met[component] += 1
+        if first:
+            get_logger("zhengming.outage").warning(
+                f"{component}.unavailable",
+                component=component,
+                error=error if isinstance(error, str) else repr(error),
+            )
+
+    def up(self, component: str) -> None:
+        if component not in self._since:  # the common case: nothing to say, no lock taken
+            return
+        with self._lock:
+            since = self._since.pop(component, None)
+            met = self._met.pop(component, 0)
+        if since is not None:
+            get_logger("zhengming.outage").warning(
+                f"{component}.recovered",
+                component=component,
+                down_s=round(time.monotonic() - since, 1),
+                failures=met,
+            )
+
+    def is_down(self, component: str) -> bool:
+        return component in self._since
+
+
+outages = Outages()
+"""The process's outage book; HTTP edges and background loops report to it."""
+
+
+class BrokerNoiseFilter(logging.Filter):
+    """aiokafka logs every failed reconnection of every client (producer, consumers, coordinator):
+    27,627 lines in a 48 s broker outage. The first warning of an outage passes, as one
+    `broker.unavailable` line; the rest are counted, not printed, until the broker has been quiet
+    for `quiet_s`, when a `broker.recovered` line tells how many were swallowed."""
+
+    def __init__(self, quiet_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.quiet_s = quiet_s
+        self.clock = clock
+        self.last_noise: float | None = None
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = self.clock()
+        if not record.name.startswith("aiokafka"):
+            self._close_quiet_outage(now)
+            return True
+        if record.levelno < logging.WARNING:
+            return True
+        ongoing = self.last_noise is not None and now - self.last_noise < self.quiet_s
+        if not ongoing:
+            self._close_quiet_outage(now, force=True)
+        self.last_noise = now
+        if ongoing:
+            self.suppressed += 1
+            return False
+        record.msg = f"broker.unavailable: {record.getMessage()} (repeats suppressed until quiet)"
+        record.args = None
+        return True
+
+    def _close_quiet_outage(self, now: float, *, force: bool = False) -> None:
+        if self.last_noise is None or not (force or now - self.last_noise >= self.quiet_s):
+            return
+        suppressed, self.suppressed, self.last_noise = self.suppressed, 0, None
+        logging.getLogger("zhengming.outage").warning(
+            "broker.recovered: no broker errors for %ss; %d repeated lines suppressed",
+            self.quiet_s,
+            suppressed,
+        )
 
 
 ASGIApp = Callable[

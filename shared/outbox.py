@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared.logging import get_logger
+from shared.logging import get_logger, outages
 from shared.settings import KafkaSettings, RelaySettings
 from shared.store import outbox_channel
 
@@ -103,7 +103,10 @@ class OutboxRelay:
             try:
                 await self._lead(stop)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("relay.leadership_lost", schema=self.schema, error=repr(exc))
+                # Every half second while the database is away: one line per outage, not per try.
+                if not outages.is_down("database"):
+                    log.warning("relay.leadership_lost", schema=self.schema, error=repr(exc))
+                outages.down("database", exc)
                 await _wait(stop, self.settings.poll_interval_s)
 
     async def _lead(self, stop: asyncio.Event) -> None:
@@ -115,6 +118,7 @@ class OutboxRelay:
                 await _wait(stop, self.settings.poll_interval_s * 4)
             if stop.is_set():
                 return
+            outages.up("database")
             log.info("relay.leader", schema=self.schema)
             await leader.add_listener(outbox_channel(self.schema), self._notified)
             try:
@@ -124,11 +128,12 @@ class OutboxRelay:
                     self._wake.clear()
                     try:
                         if await self.publish_pending():
+                            outages.up("broker")
                             continue
                     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                         log.warning("relay.retry", error=str(exc))
                     except Exception as exc:  # broker errors: retry, never drop
-                        log.warning("relay.retry", error=repr(exc))
+                        outages.down("broker", exc)
                     await _wait_any(stop, self._wake, self.settings.poll_interval_s)
             finally:
                 with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):

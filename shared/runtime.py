@@ -142,8 +142,18 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield UnitOfWork(self.store, conn, self.projector)
+        conn = await self.pool.acquire()
+        try:
+            async with conn.transaction():
+                yield UnitOfWork(self.store, conn, self.projector)
+        finally:
+            # Once COMMIT has answered, the command's effects are durable: a failure to hand the
+            # connection back (PostgreSQL shutting down) must not turn its success into an error,
+            # nor hide the error of a transaction that failed.
+            try:
+                await self.pool.release(conn)
+            except Exception as exc:
+                log.warning("unit_of_work.release_failed", error=repr(exc))
 
     def unit_of_work_on(self, conn: Conn) -> UnitOfWork:
         """A unit of work inside a transaction someone else opened (a consumer's)."""

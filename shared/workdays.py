@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import chinese_calendar
 
+from shared.errors import OutOfRange
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -29,10 +30,13 @@ def add_working_days(start: date, days: int) -> date:
     """The date `days` working days after `start` (start itself does not count)."""
     current = start
     remaining = days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if is_working_day(current):
-            remaining -= 1
+    try:
+        while remaining > 0:
+            current += timedelta(days=1)
+            if is_working_day(current):
+                remaining -= 1
+    except OverflowError as exc:
+        raise OutOfRange(f"{days} working days after {start.isoformat()} lie past the calendar") from exc
     return current
 
 

@@ -18,6 +18,7 @@ from services.archive.views import (
     VisitView,
 )
 from shared.auth import Principal
+from shared.bounded import BusinessDate, NoControl, QuarterLabel
 from shared.envelope import CITY
 from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
 from shared.runtime import Runtime
@@ -32,6 +33,7 @@ READ_NOTICES = ("organisation_department", "auditor", "case_management")
 
 QUARTER_HELP = "Quarter as 2023Q1 (year, Q, 1-4)"
 TEXT = Field(min_length=1, max_length=4000)
+FreeText = Annotated[str, TEXT, NoControl]
 
 
 class RecordVisitBody(BaseModel):
@@ -39,11 +41,11 @@ class RecordVisitBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    visited_on: date = Field(description="Not before the clarification")
-    state_of_mind: str = TEXT
-    work: str = TEXT
-    leader_views: str = TEXT
-    colleague_views: str = TEXT
+    visited_on: BusinessDate = Field(description="Not before the clarification")
+    state_of_mind: FreeText
+    work: FreeText
+    leader_views: FreeText
+    colleague_views: FreeText
 
 
 class IssueNoticeBody(BaseModel):
@@ -52,8 +54,8 @@ class IssueNoticeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     jurisdiction: str = Field(pattern=r"^\d{6}$", examples=["331122"])
-    period: str = Field(pattern=r"^\d{4}Q[1-4]$", description=QUARTER_HELP, examples=["2023Q1"])
-    issued_on: date = Field(description="After the end of the period")
+    period: QuarterLabel = Field(description=QUARTER_HELP, examples=["2023Q1"])
+    issued_on: BusinessDate = Field(description="After the end of the period")
 
 
 class OverdueVisits(BaseModel):
@@ -107,7 +109,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     )
     async def get_file(
         principal: Annotated[Principal, Depends(require(*READ_FILES))],
-        subject_id: Annotated[str, Path(max_length=100)],
+        subject_id: Annotated[str, Path(max_length=100), NoControl],
     ) -> SubjectFile:
         async with runtime.pool.acquire() as conn:
             found = await views.subject_file(conn, subject_id, visible(principal))
@@ -140,7 +142,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def post_visit(
         request: Request,
         principal: Annotated[Principal, Depends(require(*RECORD_VISITS))],
-        visit_id: Annotated[str, Path(max_length=250)],
+        visit_id: Annotated[str, Path(max_length=250), NoControl],
         body: RecordVisitBody,
     ) -> VisitView:
         command = handlers.RecordVisit(
@@ -162,7 +164,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def get_overdue(
         principal: Annotated[Principal, Depends(require(*READ_FILES))],
         jurisdiction: str,
-        as_of: date,
+        as_of: BusinessDate,
     ) -> OverdueVisits:
         served(principal, jurisdiction)
         async with runtime.pool.acquire() as conn:

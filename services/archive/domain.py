@@ -13,6 +13,7 @@ from typing import Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel
 
+from shared.bounded import EARLIEST_DATE, latest_date
 from shared.envelope import JURISDICTIONS
 from shared.events.archive import (
     FilingRecorded,
@@ -88,7 +89,7 @@ class Quarter:
 def parse_quarter(text: str, *, field: str = "quarter") -> Quarter:
     """'2023Q1' -> Quarter; anything else is a 422 naming `field`."""
     match = _QUARTER.match(text.strip())
-    if match is None or not 1900 <= int(match.group(1)) <= 2999:
+    if match is None or not EARLIEST_DATE.year <= int(match.group(1)) <= latest_date().year:
         raise RuleViolation(
             f"{field} must look like 2023Q1 (year, Q, quarter 1-4); got {text!r}",
             field=field,

@@ -3,7 +3,6 @@ and the read models; thin: parse, authorise, hand on."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.clarification import handlers, projections
 from services.clarification.domain import State
 from shared.auth import Principal
+from shared.bounded import BusinessDate, NoControl, QuarterLabel
 from shared.events.common import BadEffect, ClarificationForm
 from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
 from shared.runtime import Runtime
@@ -27,11 +27,13 @@ Head = Annotated[Principal, Depends(require("head"))]
 Filer = Annotated[Principal, Depends(require("handling_department", "case_management"))]
 
 CaseId = Annotated[
-    str, Path(min_length=1, max_length=100, description="the matter id, e.g. 331122-2023-000001")
+    str,
+    Path(min_length=1, max_length=100, description="the matter id, e.g. 331122-2023-000001"),
+    NoControl,
 ]
 JurisdictionQuery = Annotated[str, Query(pattern=r"^\d{6}$", description="e.g. 331122")]
-Text = Annotated[str, Field(max_length=2000)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=2000), NoControl]
+Name = Annotated[str, Field(min_length=1, max_length=200), NoControl]
 
 
 class Body(BaseModel):
@@ -42,16 +44,16 @@ class StartBody(Body):
     """申请: proposed by the department after consulting the person, or applied for by the person."""
 
     initiated_by: Literal["department", "person"]
-    person_subject_id: str = Field(min_length=1, max_length=100)
+    person_subject_id: Annotated[str, Field(min_length=1, max_length=100), NoControl]
     consent: bool
     consent_note: Text = ""
-    started_on: date
+    started_on: BusinessDate
 
 
 class AssessBody(Body):
     """评估 against the 正反清单."""
 
-    assessed_on: date
+    assessed_on: BusinessDate
     bad_effects: list[BadEffect] = Field(max_length=8)
     effect_only_from_interviews: bool
 
@@ -59,54 +61,54 @@ class AssessBody(Body):
 class ReReviewBody(Body):
     """复核 by the 澄清质效评估小组 (one member of 信访室, 审理室, 案管室 each)."""
 
-    reviewed_on: date
+    reviewed_on: BusinessDate
     verification_complete: bool
     conclusion_clear: bool
     disposal_adequate: bool
-    expected_effect: str = Field(min_length=1, max_length=2000)
+    expected_effect: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
     # Which offices sit is a rule of the domain (answered with field "members"), not a schema limit.
-    members: dict[str, Annotated[str, Field(max_length=200)]] = Field(
-        description="office -> user id: letters_office, case_trial, case_management"
-    )
+    members: dict[
+        Annotated[str, Field(max_length=100), NoControl], Annotated[str, Field(max_length=200), NoControl]
+    ] = Field(description="office -> user id: letters_office, case_trial, case_management")
 
 
 class ApproveBody(Body):
-    approved_on: date
+    approved_on: BusinessDate
 
 
 class PerformBody(Body):
     """澄清: the written notice is always included."""
 
-    performed_on: date
+    performed_on: BusinessDate
     forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
-    scope: Annotated[str, Field(max_length=500)] = ""
+    scope: Annotated[str, Field(max_length=500), NoControl] = ""
 
 
 class FeedbackBody(Body):
     """反馈 to the unit's party committee and its head (一把手)."""
 
-    given_on: date
+    given_on: BusinessDate
     party_committee: Name
     unit_head: Name
 
 
 class AcknowledgeBody(Body):
-    acknowledged_on: date
+    acknowledged_on: BusinessDate
     note: Text = ""
 
 
 class FileBody(Body):
-    filed_on: date
+    filed_on: BusinessDate
 
 
 class RoundBody(Body):
     """集中澄清 of one jurisdiction in one quarter."""
 
     jurisdiction: str = Field(pattern=r"^\d{6}$")
-    quarter: str = Field(pattern=r"^\d{4}Q[1-4]$", description="e.g. 2023Q1")
-    held_on: date
+    quarter: QuarterLabel = Field(description="e.g. 2023Q1")
+    held_on: BusinessDate
     forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
-    scope: Annotated[str, Field(max_length=500)] = ""
+    scope: Annotated[str, Field(max_length=500), NoControl] = ""
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -266,7 +268,7 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @app.get("/overdue", summary="Approved matters not clarified within 5 working days of approval")
     async def overdue(
-        jurisdiction: JurisdictionQuery, as_of: Annotated[date, Query()], principal: Reader
+        jurisdiction: JurisdictionQuery, as_of: Annotated[BusinessDate, Query()], principal: Reader
     ) -> list[dict[str, Any]]:
         check_jurisdiction(principal, jurisdiction)
         async with runtime.pool.acquire() as conn:
@@ -286,7 +288,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_class=PlainTextResponse,
     )
     async def get_document(
-        case_id: CaseId, doc_id: Annotated[str, Path(max_length=200)], principal: Reader
+        case_id: CaseId, doc_id: Annotated[str, Path(max_length=200), NoControl], principal: Reader
     ) -> PlainTextResponse:
         async with runtime.pool.acquire() as conn:
             jurisdiction = await projections.jurisdiction_of(conn, case_id)

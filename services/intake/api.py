@@ -15,6 +15,7 @@ from services.intake import handlers
 from services.intake.domain import AllegationDraft, NoticeKind, Report, ReporterIdentity, ReportState
 from services.intake.inbound import public_key_pem
 from shared.auth import Principal
+from shared.bounded import BusinessDate, Identifier, NoControl, Offset
 from shared.events.common import Channel, Subject
 from shared.http import check_jurisdiction, command_context, create_app, require
 from shared.runtime import Runtime
@@ -34,55 +35,55 @@ class Body(BaseModel):
 class ReportIn(Body):
     jurisdiction: JurisdictionCode
     channel: Channel
-    received_on: date
+    received_on: BusinessDate
     real_name: bool
     reporter: ReporterIdentity | None = None
     subjects: list[Subject] = Field(min_length=1, max_length=50)
     allegations: list[AllegationDraft] = Field(min_length=1, max_length=100)
-    summary: str = Field(default="", max_length=8000)
+    summary: Annotated[str, Field(max_length=8000), NoControl] = ""
 
 
 class LogIn(Body):
-    logged_on: date
+    logged_on: BusinessDate
 
 
 class AcceptIn(Body):
-    accepted_on: date
+    accepted_on: BusinessDate
 
 
 class SendIn(Body):
-    sent_on: date
+    sent_on: BusinessDate
     to_jurisdiction: JurisdictionCode
 
 
 class MergeIn(Body):
-    merged_on: date
+    merged_on: BusinessDate
     repeats_matter_id: MatterId
 
 
 class HandOverIn(Body):
-    department: str = Field(min_length=1, max_length=200)
-    handed_on: date
+    department: Annotated[str, Field(min_length=1, max_length=200), NoControl]
+    handed_on: BusinessDate
 
 
 class NotifyIn(Body):
     kind: NoticeKind
-    notified_on: date
+    notified_on: BusinessDate
 
 
 class EraseIn(Body):
-    erased_on: date
+    erased_on: BusinessDate
 
 
 class ApplicationIn(Body):
     jurisdiction: JurisdictionCode
     matter_id: MatterId
     applicant: Subject
-    untrue_points: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(
+    untrue_points: list[Annotated[str, Field(min_length=1, max_length=50), NoControl]] = Field(
         min_length=1, max_length=100
     )
-    request: str = Field(min_length=1, max_length=4000)
-    filed_on: date
+    request: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
+    filed_on: BusinessDate
 
 
 class OverdueOut(BaseModel):
@@ -125,12 +126,16 @@ def build_api(runtime: Runtime) -> FastAPI:
         return answer(report)
 
     @app.post("/reports/{report_id}/log", tags=["reports"], summary="Log a report (登记)")
-    async def log_report(report_id: str, body: LogIn, principal: Office, request: Request) -> dict[str, Any]:
+    async def log_report(
+        report_id: Identifier, body: LogIn, principal: Office, request: Request
+    ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(await handlers.log_report(runtime, ctx, report_id, body.logged_on))
 
     @app.post("/reports/{report_id}/accept", tags=["reports"], summary="Accept a logged report (受理)")
-    async def accept(report_id: str, body: AcceptIn, principal: Office, request: Request) -> dict[str, Any]:
+    async def accept(
+        report_id: Identifier, body: AcceptIn, principal: Office, request: Request
+    ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(await handlers.accept_report(runtime, ctx, report_id, body.accepted_on))
 
@@ -139,7 +144,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Send a county report up to the city (报送上级)",
     )
-    async def send_up(report_id: str, body: SendIn, principal: Office, request: Request) -> dict[str, Any]:
+    async def send_up(
+        report_id: Identifier, body: SendIn, principal: Office, request: Request
+    ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(await handlers.send_up(runtime, ctx, report_id, body.sent_on, body.to_jurisdiction))
 
@@ -148,12 +155,16 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Send a city report down to a county, which gets a report of its own (转送下级)",
     )
-    async def send_down(report_id: str, body: SendIn, principal: Office, request: Request) -> dict[str, Any]:
+    async def send_down(
+        report_id: Identifier, body: SendIn, principal: Office, request: Request
+    ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(await handlers.send_down(runtime, ctx, report_id, body.sent_on, body.to_jurisdiction))
 
     @app.post("/reports/{report_id}/merge", tags=["reports"], summary="Merge a report as a repeat (重复件)")
-    async def merge(report_id: str, body: MergeIn, principal: Office, request: Request) -> dict[str, Any]:
+    async def merge(
+        report_id: Identifier, body: MergeIn, principal: Office, request: Request
+    ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(
             await handlers.merge_as_repeat(runtime, ctx, report_id, body.merged_on, body.repeats_matter_id)
@@ -165,7 +176,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         summary="Hand an accepted report to the handling department (移送承办)",
     )
     async def hand_over(
-        report_id: str, body: HandOverIn, principal: Office, request: Request
+        report_id: Identifier, body: HandOverIn, principal: Office, request: Request
     ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(await handlers.hand_over(runtime, ctx, report_id, body.handed_on, body.department))
@@ -175,7 +186,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Record that a real-name reporter was told of acceptance or of the result",
     )
-    async def notify(report_id: str, body: NotifyIn, principal: Office, request: Request) -> dict[str, Any]:
+    async def notify(
+        report_id: Identifier, body: NotifyIn, principal: Office, request: Request
+    ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         return answer(await handlers.notify_reporter(runtime, ctx, report_id, body.kind, body.notified_on))
 
@@ -184,7 +197,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="One report; the reporter only for the letters office",
     )
-    async def get_report(report_id: str, principal: Reader) -> dict[str, Any]:
+    async def get_report(report_id: Identifier, principal: Reader) -> dict[str, Any]:
         return await handlers.report_detail(runtime, principal, report_id)
 
     @app.get("/reports", tags=["reports"], summary="Reports of a jurisdiction, optionally in one state")
@@ -193,7 +206,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         jurisdiction: Annotated[str, Query(pattern=r"^\d{6}$")],
         state: ReportState | None = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[Offset, Query()] = 0,
     ) -> list[dict[str, Any]]:
         check_jurisdiction(principal, jurisdiction)
         return await handlers.list_reports(runtime, jurisdiction, state, limit, offset)
@@ -206,7 +219,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def overdue(
         principal: Annotated[Principal, Depends(require(*OVERDUE_ROLES))],
         jurisdiction: Annotated[str, Query(pattern=r"^\d{6}$")],
-        as_of: date,
+        as_of: BusinessDate,
     ) -> list[OverdueOut]:
         check_jurisdiction(principal, jurisdiction)
         items = await handlers.overdue_list(runtime, jurisdiction, as_of)
@@ -221,7 +234,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         summary="Erase a reporter's identity by destroying their key (crypto-shredding)",
     )
     async def erase(
-        reporter_subject_id: str, body: EraseIn, principal: Office, request: Request
+        reporter_subject_id: Identifier, body: EraseIn, principal: Office, request: Request
     ) -> dict[str, Any]:
         ctx = command_context(principal, request)
         reports = await handlers.erase_reporter(runtime, ctx, reporter_subject_id, body.erased_on)

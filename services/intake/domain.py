@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.bounded import NoControl
 from shared.crypto import SealedField
 from shared.envelope import CITY, JURISDICTIONS
 from shared.events.common import Allegation, Channel, Frozen, Subject
@@ -49,16 +50,16 @@ REPORTER_FIELD = "reporter.identity"
 class ReporterIdentity(Frozen):
     """检举控告人: who reported; only ever stored sealed with the reporter's own key."""
 
-    name: str = Field(min_length=1, max_length=100)
-    contact: str = Field(min_length=1, max_length=200)
-    id_number: str | None = Field(default=None, max_length=50)
+    name: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    contact: Annotated[str, Field(min_length=1, max_length=200), NoControl]
+    id_number: Annotated[str, Field(max_length=50), NoControl] | None = None
 
 
 class AllegationDraft(BaseModel):
     """An allegation as a caller gives it: the id is assigned when absent."""
 
-    allegation_id: str | None = Field(default=None, min_length=1, max_length=50)
-    summary: str = Field(min_length=1, max_length=2000)
+    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl] | None = None
+    summary: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
 
 
 def report_id(jurisdiction: str, year: int, sequence: int) -> str:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 from services.review import handlers, projections
 from services.review.domain import DEFAULT_REFERRAL_UNIT
 from shared.auth import Principal
+from shared.bounded import BusinessDate, Identifier, NoControl, QuarterLabel
 from shared.envelope import EventEnvelope
 from shared.events.common import Allegation, Finding, HandlingMethod, PriorityFlag, Subject
 from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
@@ -23,9 +24,9 @@ READERS = ("handling_department", "case_trial", "case_management", "head", "audi
 RESULT_READERS = ("letters_office", *READERS)
 
 JurisdictionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
-UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
-CaseId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControl]
+Quarter = QuarterLabel
+CaseId = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControl]
 
 
 class Body(BaseModel):
@@ -36,41 +37,41 @@ class DecisionBody(Body):
     """The collective handling decision (集体研究) and its approver."""
 
     method: HandlingMethod
-    decided_on: date
+    decided_on: BusinessDate
     approved_by: UserId
     collective: StrictBool
-    note: str = Field(default="", max_length=4000)
+    note: Annotated[str, Field(max_length=4000), NoControl] = ""
 
 
 class FindingBody(Body):
     """The finding on one allegation; a false accusation needs city approval and a referral date."""
 
-    allegation_id: str = Field(min_length=1, max_length=50)
+    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl]
     finding: Finding
-    basis: str = Field(min_length=1, max_length=4000)
-    found_on: date | None = Field(default=None, description="when the finding was reached")
+    basis: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
+    found_on: BusinessDate | None = Field(default=None, description="when the finding was reached")
     approved_by: UserId | None = None
     approval_jurisdiction: JurisdictionCode | None = None
-    referred_on: date | None = None
-    referred_to: str = Field(default=DEFAULT_REFERRAL_UNIT, min_length=1, max_length=200)
+    referred_on: BusinessDate | None = None
+    referred_to: Annotated[str, Field(min_length=1, max_length=200), NoControl] = DEFAULT_REFERRAL_UNIT
 
 
 class ConcludeBody(Body):
-    concluded_on: date
+    concluded_on: BusinessDate
 
 
 class SweepBody(Body):
     """大起底 of one jurisdiction as of a day, with optional 优先澄清件 flags per matter."""
 
     jurisdiction: JurisdictionCode
-    as_of: date
+    as_of: BusinessDate
     priority_flags: dict[CaseId, list[PriorityFlag]] = Field(default_factory=dict)
 
 
 class ResultsBody(Body):
     jurisdiction: JurisdictionCode
     quarter: Quarter
-    reported_on: date
+    reported_on: BusinessDate
 
 
 class Decision(BaseModel):
@@ -182,7 +183,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=CommandResult,
     )
     async def decide(
-        case_id: str,
+        case_id: Identifier,
         body: DecisionBody,
         request: Request,
         principal: Annotated[Principal, Depends(require(*HANDLING))],
@@ -200,7 +201,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=CommandResult,
     )
     async def find(
-        case_id: str,
+        case_id: Identifier,
         body: FindingBody,
         request: Request,
         principal: Annotated[Principal, Depends(require(*HANDLING))],
@@ -218,7 +219,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=CommandResult,
     )
     async def conclude(
-        case_id: str,
+        case_id: Identifier,
         body: ConcludeBody,
         request: Request,
         principal: Annotated[Principal, Depends(require(*HANDLING))],
@@ -276,7 +277,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=VerificationView,
     )
     async def get_verification(
-        case_id: str, principal: Annotated[Principal, Depends(require(*READERS))]
+        case_id: Identifier, principal: Annotated[Principal, Depends(require(*READERS))]
     ) -> VerificationView:
         return await visible(case_id, principal)
 

@@ -11,6 +11,7 @@ from typing import Final
 from pydantic import BaseModel
 
 from shared.envelope import CITY
+from shared.errors import OutOfRange
 from shared.events.common import UNTRUE_FINDINGS, Allegation, Finding, HandlingMethod, PriorityFlag, Subject
 from shared.events.review import (
     CandidateScreened,
@@ -174,6 +175,8 @@ def missing_findings(allegations: Sequence[Allegation], findings: Mapping[str, o
 
 def years_before(day: date, years: int) -> date:
     """The same calendar day `years` earlier; 29 February falls back to 28 February."""
+    if day.year - years < 1:
+        raise OutOfRange(f"{years} years before {day.isoformat()} lie before the calendar", field="as_of")
     try:
         return day.replace(year=day.year - years)
     except ValueError:
@@ -194,8 +197,11 @@ def in_sweep_window(concluded_on: date, as_of: date) -> bool:
 def quarter_bounds(quarter: str) -> tuple[date, date]:
     """First and last day of a '2023Q1' style quarter."""
     year, q = int(quarter[:4]), int(quarter[5])
-    first = date(year, 3 * q - 2, 1)
-    last = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+    try:
+        first = date(year, 3 * q - 2, 1)
+        last = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+    except ValueError as exc:  # year 0, or the quarter after 9999Q4
+        raise OutOfRange(f"quarter {quarter} lies outside the calendar", field="quarter") from exc
     return first, date.fromordinal(last.toordinal() - 1)
 
 

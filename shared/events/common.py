@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.bounded import NoControl
 
 Channel = Literal["letter", "visit", "online", "phone", "referred_down", "agency_transfer"]
 """来信 letter, 来访 visit, 网络 online (12388), 电话 phone, 上级转办 referred down,
@@ -61,10 +63,10 @@ class Subject(Frozen):
     """被反映人: a person (with post and unit) or a unit that a report is about."""
 
     kind: Literal["person", "unit"]
-    subject_id: str = Field(default="", max_length=100)
-    name: str = Field(min_length=1, max_length=100)
-    post: str | None = Field(default=None, max_length=200)
-    unit: str | None = Field(default=None, max_length=200)
+    subject_id: Annotated[str, Field(max_length=100), NoControl] = ""
+    name: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    post: Annotated[str, Field(max_length=200), NoControl] | None = None
+    unit: Annotated[str, Field(max_length=200), NoControl] | None = None
     party_member: bool = True
     cadre_level: CadreLevel = "county"
 
@@ -80,8 +82,8 @@ class Subject(Frozen):
 class Allegation(Frozen):
     """One point of a report; each gets its own finding."""
 
-    allegation_id: str = Field(min_length=1, max_length=50)
-    summary: str = Field(min_length=1, max_length=2000)
+    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl]
+    summary: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
 
 
 BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
