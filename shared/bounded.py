@@ -9,7 +9,6 @@ refused at the edge instead of overflowing a working-day computation or breaking
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
@@ -59,14 +58,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def check_text(value: str) -> str:
     found = _CONTROL.search(value)
-    if found is None:
-        # A lone surrogate (JSON "\ud800") cannot be encoded as UTF-8 for the store.
-        found_at = next((i for i, c in enumerate(value) if unicodedata.category(c) == "Cs"), None)
-        if found_at is None:
-            return value
-        char, position = value[found_at], found_at
-    else:
+    if found is not None:
         char, position = found.group(), found.start()
+    else:
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError as exc:  # a lone surrogate: the store could not encode it
+            char, position = value[exc.start], exc.start
     raise PydanticCustomError(
         "text_control_character",
         "text must not contain control characters other than newline and tab; "

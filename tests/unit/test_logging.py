@@ -206,3 +206,48 @@ async def test_a_correlation_id_that_is_not_a_uuid_is_replaced() -> None:
     seen = recorder.context_seen["correlation_id"]
     assert seen != "not-a-uuid"
     assert str(uuid.UUID(seen)) == seen
+
+
+def _kafka_record(message: str, level: int = logging.ERROR, name: str = "aiokafka.conn") -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, message, None, None)
+
+
+def test_broker_noise_is_one_line_per_outage() -> None:
+    now = [0.0]
+    noise = logging_module.BrokerNoiseFilter(quiet_s=30, clock=lambda: now[0])
+    passed = []
+    for i in range(27_627):  # the 48 s outage of issue 8
+        now[0] = i * 48 / 27_627
+        if noise.filter(_kafka_record(f"Unable connect to node with id 1: attempt {i}")):
+            passed.append(i)
+    assert passed == [0]
+    assert noise.suppressed == 27_626
+    # Debug chatter of aiokafka is left to the level setting; other loggers are never touched.
+    assert noise.filter(_kafka_record("fetching", level=logging.DEBUG))
+    now[0] = 100.0
+    assert noise.filter(_kafka_record("hello", level=logging.INFO, name="some.library"))
+    assert noise.suppressed == 0 and noise.last_noise is None  # the outage was closed as quiet
+    now[0] = 500.0
+    assert noise.filter(_kafka_record("Unable connect to node with id 1"))  # a new outage: one line
+
+
+def test_broker_noise_is_filtered_on_the_configured_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("review", LogSettings(json_output=True))
+    for _ in range(500):
+        logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1: [Errno 111]")
+        logging.getLogger("aiokafka.consumer.group_coordinator").error("Error sending JoinGroup")
+    (line,) = _json_lines(capsys.readouterr().err)
+    assert line["event"].startswith("broker.unavailable")
+
+
+def test_an_outage_is_logged_when_it_starts_and_when_it_ends() -> None:
+    outages = logging_module.Outages()
+    with structlog.testing.capture_logs() as logs:
+        outages.up("database")  # nothing was down: nothing said
+        for _ in range(100):
+            outages.down("database", ConnectionRefusedError(111, "refused"))
+        assert outages.is_down("database")
+        outages.up("database")
+        outages.up("database")
+    assert [e["event"] for e in logs] == ["database.unavailable", "database.recovered"]
+    assert logs[1]["failures"] == 100
