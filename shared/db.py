@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import asyncpg.pool
 
+from shared.logging import outages
 from shared.settings import PostgresSettings
 
 # What handlers receive: a bare connection or one borrowed from a pool.
@@ -51,6 +52,8 @@ async def create_pool(
 async def init_connection(conn: asyncpg.Connection) -> None:
     """jsonb in and out as Python values."""
     await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+    # A new connection is the first sign that a database outage is over (one line, if there was one).
+    outages.up("database")
 
 
 def _dumps(value: object) -> str:

@@ -10,12 +10,14 @@ from faststream.kafka import KafkaBroker
 
 from shared import settings
 from shared.consumer import EventConsumer
+from shared.logging import outages
 from shared.outbox import OutboxRelay, make_producer
 from shared.settings import ConsumerSettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import events_topic
 from tests.integration.conftest import ACTOR, create_topics, wait_for
 from tests.integration.consumer_app import EFFECTS_DDL, apply, registry
+from tests.integration.service_apps import bearer, service_apps
 from tests.integration.test_consumer import effects, write_and_relay
 from zhengming.local import LocalKafka, LocalPostgres
 
@@ -114,3 +116,42 @@ async def test_relay_and_consumer_survive_a_broker_restart(
     finally:
         await broker.stop()
     assert sum((await effects(pool)).values()) == 200
+
+
+async def test_http_answers_503_while_the_database_is_down_and_serves_again_after() -> None:
+
+    office = bearer("letters_office", J)
+    report = {
+        "jurisdiction": J,
+        "channel": "letter",
+        "received_on": "2023-01-16",
+        "real_name": False,
+        "subjects": [{"kind": "person", "name": "李某", "post": "镇长", "unit": "缙云县某镇人民政府"}],
+        "allegations": [{"summary": "违规收受礼金"}],
+    }
+    postgres = LocalPostgres(settings.local(), settings.postgres())
+    async with service_apps("intake") as apps:
+        client = apps["intake"].client
+        assert (await client.post("/reports", json=report, headers=office)).status_code == 201
+        outages.up("database")
+        await asyncio.to_thread(postgres.stop)
+        try:
+            for _ in range(3):
+                listed = await client.get(f"/reports?jurisdiction={J}", headers=office)
+                created = await client.post("/reports", json=report, headers=office)
+                for response in (listed, created):
+                    assert response.status_code == 503, response.text
+                    assert response.headers["content-type"].startswith("application/problem+json")
+                    assert int(response.headers["retry-after"]) > 0
+            assert outages.is_down("database")
+        finally:
+            await asyncio.to_thread(postgres.start)
+
+        async def serving() -> bool:
+            response = await client.get(f"/reports?jurisdiction={J}", headers=office)
+            assert response.status_code in (200, 503), response.text
+            return response.status_code == 200
+
+        await wait_for(serving, "intake to serve again after the restart", timeout_s=60)
+        assert not outages.is_down("database")  # the new connection said so
+        assert (await client.post("/reports", json=report, headers=office)).status_code == 201
