@@ -102,7 +102,13 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 await self._lead(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # InternalClientError: asyncpg's state on a session terminated mid-operation.
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.InternalClientError,
+            ) as exc:
                 # Every half second while the database is away: one line per outage, not per try.
                 if not outages.is_down("database"):
                     log.warning("relay.leadership_lost", schema=self.schema, error=repr(exc))
