@@ -304,6 +304,9 @@ async def serve(definition: ServiceDefinition) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
+            # Longer than clients keep idle connections (httpx: 5 s), so the client closes first:
+            # with equal timeouts a request can meet the server closing and get no answer at all.
+            timeout_keep_alive=75,
         )
     )
     log.info("service.start", url=svc.url(definition.name), jurisdictions=runtime.jurisdictions)

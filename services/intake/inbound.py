@@ -8,9 +8,9 @@ import binascii
 import json
 import os
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.intake.domain import AllegationDraft, ReporterIdentity
 from shared import settings
+from shared.bounded import BusinessDate, NoControl
 from shared.consumer import DeadLetter, EventConsumer
 from shared.envelope import GENESIS_HASH, JURISDICTIONS, Actor, EventEnvelope, seal
 from shared.events.common import Subject
@@ -81,15 +82,15 @@ class InboundReportV1(BaseModel):
 
     message_id: uuid.UUID
     schema_version: Literal[1]
-    source_agency: str = Field(min_length=1, max_length=150)
-    source_reference: str = Field(min_length=1, max_length=200)
+    source_agency: Annotated[str, Field(min_length=1, max_length=150), NoControl]
+    source_reference: Annotated[str, Field(min_length=1, max_length=200), NoControl]
     jurisdiction: str = Field(pattern=r"^\d{6}$")
-    received_on: date
+    received_on: BusinessDate
     real_name: bool
     reporter_sealed: SealedForIntake | None = None
     subjects: list[Subject] = Field(min_length=1, max_length=50)
     allegations: list[AllegationDraft] = Field(min_length=1, max_length=100)
-    summary: str = Field(default="", max_length=8000)
+    summary: Annotated[str, Field(max_length=8000), NoControl] = ""
 
     @field_validator("jurisdiction")
     @classmethod
