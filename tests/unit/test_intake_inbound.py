@@ -111,7 +111,6 @@ def test_a_valid_message_becomes_an_envelope_keyed_by_its_message_id() -> None:
         ({"reporter_sealed": None}, "real-name"),
         ({"received_on": "9999-12-31"}, "received_on"),  # would overflow the working-day deadlines
         ({"summary": "反映\u0000问题"}, "summary"),  # PostgreSQL refuses NUL at append
-
         ({"reporter": IDENTITY}, "reporter"),
         (
             {"reporter_sealed": {"ephemeral_public_key": "!!", "nonce": "AA==", "ciphertext": "AA=="}},
