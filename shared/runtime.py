@@ -199,8 +199,14 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
         except Exception:
             checks["database"] = False
         checks["broker"] = runtime.broker_started
+        # A consumer that stopped on a message it could not settle holds its partition back.
+        stopped = {c.name: c.failure for c in runtime.consumers if c.failure is not None}
+        checks["consumers"] = not stopped
         ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"ready": ok, "checks": checks}
+        if stopped:
+            body["stopped_consumers"] = stopped
+        return JSONResponse(body, status_code=200 if ok else 503)
 
 
 async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:

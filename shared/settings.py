@@ -196,8 +196,9 @@ class ConsumerSettings(BaseSettings):
 
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
-    # Transient errors (database or broker away) are retried for this long before the runner
-    # gives up and stops the process: skipping would lose the event, stalling forever hides it.
+    # A message that fails for any reason but its own content (database or broker away, a bug)
+    # is retried for this long; then the consumer stops on it and /readyz answers 503: skipping
+    # would lose the event, retrying silently for ever would hide it.
     retry_deadline_s: float = 600.0
 
 
