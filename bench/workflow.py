@@ -434,6 +434,7 @@ class KafkaPing:
             bootstrap_servers=settings.kafka().bootstrap,
             group_id=None,
             enable_auto_commit=False,
+            isolation_level="read_committed",
             **settings.kafka().client_options(),
         )
         self.waiting: dict[int, asyncio.Future[float]] = {}

@@ -107,6 +107,8 @@ class EventConsumer:
             pattern=pattern,
             group_id=group_id or self.name,
             auto_offset_reset="earliest",
+            # Relays publish in transactions: never read a batch a fenced relay left aborted.
+            isolation_level="read_committed",
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,
             title=f"{self.name}",

@@ -14,7 +14,6 @@ from typing import Any
 
 import asyncpg
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -30,7 +29,7 @@ from shared.events import registry
 from shared.events.common import business_time
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
-from shared.outbox import OutboxRelay, make_producer
+from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import CHECKPOINTS_TOPIC
@@ -135,7 +134,6 @@ class Runtime:
     cipher: FieldCipher
     jurisdictions: list[str]
     projector: Projector | None = None
-    producer: AIOKafkaProducer | None = None
     broker: KafkaBroker | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     broker_started: bool = False
@@ -262,8 +260,6 @@ async def serve(definition: ServiceDefinition) -> None:
     configure_logging(definition.name)
     runtime = await open_runtime(definition)
     kafka = settings.kafka()
-    runtime.producer = make_producer(kafka)
-    await runtime.producer.start()
     # Pattern subscriptions learn of new topics at each metadata refresh: keep it short.
     runtime.broker = KafkaBroker(
         kafka.bootstrap,
@@ -280,7 +276,13 @@ async def serve(definition: ServiceDefinition) -> None:
             runtime.broker, pattern=spec.pattern, group_id=settings.services().group_id(spec.name)
         )
         runtime.consumers.append(consumer)
-    relay = OutboxRelay(runtime.pool, runtime.producer, schema=definition.name, settings=RelaySettings())
+    relay = OutboxRelay(
+        runtime.pool,
+        kafka,
+        schema=definition.name,
+        settings=RelaySettings(),
+        deployment=settings.services().group_prefix,
+    )
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     await runtime.broker.start()
@@ -311,6 +313,5 @@ async def serve(definition: ServiceDefinition) -> None:
         stop.set()
         await relay_task
         await checkpoints
-        await runtime.producer.stop()
         await runtime.pool.close()
         log.info("service.stopped")

@@ -187,6 +187,9 @@ class RelaySettings(BaseSettings):
     batch_size: int = 500
     poll_interval_s: float = 0.5
     linger_ms: int = 5
+    # Reconciling reads each topic from the oldest unmarked row's time less this margin, which
+    # covers clock skew between the database and the relay's host.
+    reconcile_margin_s: float = 30.0
 
 
 class ConsumerSettings(BaseSettings):

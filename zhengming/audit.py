@@ -273,6 +273,7 @@ async def read_topics(
         bootstrap_servers=settings.kafka().bootstrap,
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
         **settings.kafka().client_options(),
@@ -297,10 +298,12 @@ async def read_topics(
                         result = on_record(record)
                         if result is not None:
                             await result
-                if chunk and chunk[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
                 if progress is not None:
                     progress(len(chunk))
+            # Positions, not record offsets: a transaction's commit marker takes an offset too.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
     finally:
         await consumer.stop()
     return records

@@ -87,6 +87,7 @@ async def read_topic(topic: str, expected: int, timeout_s: float = 60.0) -> list
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",  # as the public contracts ask of every reader
     )
     await consumer.start()
     out: list[tuple[bytes, bytes, int]] = []

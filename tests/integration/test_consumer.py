@@ -16,7 +16,7 @@ from faststream.kafka import KafkaBroker
 from shared import settings
 from shared.consumer import EventConsumer
 from shared.envelope import GENESIS_HASH, seal
-from shared.outbox import OutboxRelay, make_producer
+from shared.outbox import OutboxRelay
 from shared.store import EventStore, NewEvent
 from shared.topics import dead_letter_topic, events_topic
 from tests.integration.conftest import ACTOR, create_topics, wait_for
@@ -38,12 +38,7 @@ async def write_and_relay(pool: asyncpg.Pool, schema: str, context: str, cases: 
             actor=ACTOR,
             correlation_id=uuid.uuid4(),
         )
-    producer = make_producer(settings.kafka())
-    await producer.start()
-    try:
-        await OutboxRelay(pool, producer, schema=schema).drain()
-    finally:
-        await producer.stop()
+    await OutboxRelay(pool, settings.kafka(), schema=schema).drain()
 
 
 async def effects(pool: asyncpg.Pool) -> dict[str, int]:

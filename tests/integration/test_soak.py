@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from shared import settings
 from shared.consumer import EventConsumer
 from shared.errors import ConcurrencyError
-from shared.outbox import OutboxRelay, make_producer
+from shared.outbox import OutboxRelay
 from shared.settings import ConsumerSettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import events_topic
@@ -49,9 +49,7 @@ def cpu_burners(count: int = 2) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def relaying(pool: asyncpg.Pool, schema: str) -> AsyncIterator[OutboxRelay]:
-    producer = make_producer(settings.kafka())
-    await producer.start()
-    relay = OutboxRelay(pool, producer, schema=schema, settings=RelaySettings(poll_interval_s=0.2))
+    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(poll_interval_s=0.2))
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     try:
@@ -59,7 +57,6 @@ async def relaying(pool: asyncpg.Pool, schema: str) -> AsyncIterator[OutboxRelay
     finally:
         stop.set()
         await task
-        await producer.stop()
 
 
 async def write_all(store: EventStore) -> None:
