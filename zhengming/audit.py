@@ -36,7 +36,18 @@ from shared.settings import SERVICES
 from shared.store import _COLUMNS, EventStore, row_to_envelope
 from shared.topics import CHECKPOINTS_TOPIC, events_topic, parse_events_topic
 
-CORE_TABLES = frozenset({"events", "outbox", "inbox", "subject_keys", "erased_subjects", "schema_migrations"})
+CORE_TABLES = frozenset(
+    {
+        "events",
+        "outbox",
+        "inbox",
+        "subject_keys",
+        "erased_subjects",
+        "schema_migrations",
+        "unsigned_events_before",
+        "rejected_events",
+    }
+)
 
 
 # ---- timeline ---------------------------------------------------------------------------------
