@@ -24,13 +24,15 @@ from faststream.exceptions import StopConsume
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel, ValidationError
 
+from shared import rejections
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.errors import InvalidEvent, UnknownEventType
 from shared.logging import get_logger
 from shared.registry import EventRegistry
 from shared.settings import ConsumerSettings
-from shared.topics import dead_letter_topic
+from shared.signing import Keyring, SignatureProblem
+from shared.topics import dead_letter_topic, parse_events_topic
 
 log = get_logger(__name__)
 
@@ -49,10 +51,11 @@ REJECTED: tuple[type[Exception], ...] = (
 class DeadLetter(Exception):
     """A message that can never be applied; `code` and the message go into the DLQ headers."""
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str, event_id: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.event_id = event_id
 
 
 class GaveUp(Exception):
@@ -80,8 +83,11 @@ class EventConsumer:
         *,
         settings: ConsumerSettings | None = None,
         event_types: frozenset[str] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.name = name
+        # The public keys of the producers (SigningSettings' keyring unless given).
+        self.keyring = keyring or Keyring.load()
         self.event_types = event_types
         self.pool = pool
         self.registry = registry
@@ -143,7 +149,7 @@ class EventConsumer:
     async def settle(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> Outcome:
         position = _position(record)
         try:
-            envelope, payload = self.decode(msg.body)
+            envelope, payload = self.decode(msg.body, record.topic)
         except DeadLetter as dead:
             await self._retrying("dead_letter", self.dead_letter, msg, dead, position)
             return Outcome("dead_letter", reason=dead.reason)
@@ -171,13 +177,17 @@ class EventConsumer:
     def after_apply(self, envelope: EventEnvelope, status: str) -> None:
         """Hook between the database commit and the offset commit (fault-injection tests)."""
 
-    def decode(self, body: bytes) -> tuple[EventEnvelope, BaseModel]:
+    def decode(self, body: bytes, topic: str) -> tuple[EventEnvelope, BaseModel]:
         try:
             envelope = EventEnvelope.from_bytes(body)
         except ValidationError as exc:
             raise DeadLetter("undecodable", _short(exc)) from exc
+        event_id = str(envelope.event_id)
         if not envelope.hash_ok():
-            raise DeadLetter("hash_mismatch", f"hash of {envelope.event_id} does not match its content")
+            raise DeadLetter(
+                "hash_mismatch", f"hash of {envelope.event_id} does not match its content", event_id
+            )
+        self.verify_origin(envelope, topic)
         try:
             payload = self.registry.decode(envelope)
         except UnknownEventType as exc:
@@ -185,6 +195,27 @@ class EventConsumer:
         except InvalidEvent as exc:
             raise DeadLetter("invalid_event", str(exc)) from exc
         return envelope, payload
+
+    def verify_origin(self, envelope: EventEnvelope, topic: str) -> None:
+        """The event was written by the service whose context owns the topic, for the topic's
+        jurisdiction: its signature is by a key the keyring gives to that context."""
+        event_id = str(envelope.event_id)
+        owner = parse_events_topic(topic)
+        if owner is None:
+            raise DeadLetter(
+                "wrong_topic", f"event {event_id} on {topic}, which is no events topic", event_id
+            )
+        jurisdiction, context = owner
+        if envelope.jurisdiction != jurisdiction:
+            raise DeadLetter(
+                "wrong_topic",
+                f"event {event_id} of jurisdiction {envelope.jurisdiction} on {topic}",
+                event_id,
+            )
+        try:
+            self.keyring.check(envelope, context)
+        except SignatureProblem as problem:
+            raise DeadLetter(problem.code, f"{problem.reason} (on {topic})", event_id) from problem
 
     async def apply_once(self, envelope: EventEnvelope, payload: BaseModel, position: dict[str, Any]) -> str:
         """Inbox row and effect in one transaction: 'applied', or 'duplicate' when the inbox
@@ -259,6 +290,10 @@ class EventConsumer:
     async def dead_letter(self, msg: KafkaMessage, dead: DeadLetter, position: dict[str, Any]) -> None:
         assert self.broker is not None
         log.warning("event.dead_letter", code=dead.code, reason=dead.reason, **position)
+        if dead.code in rejections.INTEGRITY_CODES:
+            # Kept where verify looks, before the offset moves on: a forgery is named, not just parked.
+            async with self.pool.acquire() as conn:
+                await rejections.record(conn, self.name, position, dead.code, dead.reason, dead.event_id)
         record = _record(msg)
         await self.broker.publish(
             msg.body,
@@ -268,6 +303,7 @@ class EventConsumer:
                 "zm-dlq-code": dead.code,
                 "zm-dlq-reason": dead.reason[:2000],
                 "zm-dlq-consumer": self.name,
+                "zm-dlq-event-id": dead.event_id or "",
                 "zm-original-topic": position["topic"],
                 "zm-original-partition": str(position["partition"]),
                 "zm-original-offset": str(position["offset"]),

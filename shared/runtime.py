@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, settings
+from shared import checkpoint, settings, signing
 from shared.audit_api import add_audit_routes
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
@@ -210,7 +210,7 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
 async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
     """Every interval, when the store has grown, publish a signed checkpoint of every stream head."""
     interval = AuditSettings().checkpoint_interval_s
-    key = checkpoint.signing_key(runtime.service)
+    key = signing.service_key(runtime.service)
     deployment = settings.services().group_prefix
     producer = checkpoint.make_checkpoint_producer(settings.kafka())
     last = -1
@@ -224,7 +224,9 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
                 async with runtime.pool.acquire() as conn:
                     count = await conn.fetchval("SELECT count(*) FROM events")
                     if count != last:
-                        taken = await checkpoint.take(conn, runtime.service, key, deployment)
+                        taken = await checkpoint.take(
+                            conn, runtime.service, key.private, deployment, key.key_id
+                        )
                         await producer.send_and_wait(
                             CHECKPOINTS_TOPIC,
                             taken.model_dump_json().encode(),

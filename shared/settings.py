@@ -225,6 +225,22 @@ class AuditSettings(BaseSettings):
     checkpoint_interval_s: float = 30.0
 
 
+class SigningSettings(BaseSettings):
+    """Ed25519 keys of the services (shared/signing.py): this deployment's private keys, and the
+    keyring of every public key its consumers and auditors trust (old keys stay for old events)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZM_SIGNING_")
+
+    key_dir: Path | None = Field(default=None, description="default: <local root>/secrets/signing")
+    keyring_dir: Path | None = Field(default=None, description="default: <local root>/secrets/keyring")
+
+    def keys(self) -> Path:
+        return self.key_dir or local().secrets / "signing"
+
+    def keyring(self) -> Path:
+        return self.keyring_dir or local().secrets / "keyring"
+
+
 class LogSettings(BaseSettings):
     """Logging: level and whether to force JSON (default: JSON unless on a terminal)."""
 
