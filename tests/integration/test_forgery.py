@@ -38,7 +38,7 @@ from shared.envelope import EventEnvelope, seal
 from shared.events import registry
 from shared.events.common import Allegation, Subject
 from shared.events.intake import ReportHandedOver, ReportReceived
-from shared.outbox import OutboxRelay, make_producer
+from shared.outbox import OutboxRelay
 from shared.runtime import Runtime, open_runtime, system_actor
 from shared.settings import SERVICES
 from shared.signing import ServiceKey, rotate, service_key
@@ -67,13 +67,8 @@ class Stack:
         return {name: rt.store.schema for name, rt in self.runtimes.items()}
 
     async def relay(self, service: str) -> None:
-        producer = make_producer(settings.kafka())
-        await producer.start()
-        try:
-            rt = self.runtimes[service]
-            await OutboxRelay(rt.pool, producer, schema=rt.store.schema).drain()
-        finally:
-            await producer.stop()
+        rt = self.runtimes[service]
+        await OutboxRelay(rt.pool, settings.kafka(), schema=rt.store.schema).drain()
 
     async def verify_trail(self) -> audit.VerifyReport:
         return await audit.verify_trail(
