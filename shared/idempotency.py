@@ -92,14 +92,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _caller(scope: Scope) -> str | None:
+def _caller(scope: Scope, auth: AuthSettings) -> str | None:
     """The user id of a valid bearer token; without one the route refuses the request anyway."""
     authorization = _header(scope, b"authorization") or ""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return verify(token.strip(), AuthSettings()).user_id
+        return verify(token.strip(), auth).user_id
     except AuthError:
         return None
 
@@ -150,6 +150,7 @@ class IdempotencyMiddleware:
         self.app = app
         self.pool = pool
         self.settings = settings or IdempotencySettings()
+        self.auth = AuthSettings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
@@ -167,7 +168,7 @@ class IdempotencyMiddleware:
                 f"{HEADER} must be a string of 1 to 255 printable ASCII characters",
             )
             return
-        caller = _caller(scope)
+        caller = _caller(scope, self.auth)
         if caller is None:
             await self.app(scope, receive, send)  # answered 401 by the route, nothing recorded
             return

@@ -36,7 +36,11 @@ from shared.settings import SERVICES
 from shared.store import _COLUMNS, EventStore, row_to_envelope
 from shared.topics import CHECKPOINTS_TOPIC, events_topic
 
-CORE_TABLES = frozenset({"events", "outbox", "inbox", "subject_keys", "erased_subjects", "schema_migrations"})
+# Tables of the core migrations, not read models: replay neither rebuilds nor compares them
+# (idempotency_keys holds the answers of HTTP commands, not state derived from events).
+CORE_TABLES = frozenset(
+    {"events", "outbox", "inbox", "subject_keys", "erased_subjects", "schema_migrations", "idempotency_keys"}
+)
 
 
 # ---- timeline ---------------------------------------------------------------------------------
