@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, settings, signing
+from shared import checkpoint, idempotency, settings, signing
 from shared.audit_api import add_audit_routes
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
@@ -30,7 +30,7 @@ from shared.events.common import business_time
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
-from shared.settings import AuditSettings, CryptoSettings, RelaySettings
+from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import CHECKPOINTS_TOPIC
 
@@ -292,7 +292,10 @@ async def serve(definition: ServiceDefinition) -> None:
     if definition.on_start is not None:
         await definition.on_start(runtime)
     checkpoints = asyncio.create_task(publish_checkpoints(runtime, stop))
+    keys = IdempotencySettings()
+    purging = asyncio.create_task(idempotency.purge_periodically(runtime.pool, stop, keys))
     app = definition.build_api(runtime)
+    idempotency.install(app, runtime.pool, keys)
     add_health_routes(app, runtime)
     add_audit_routes(app, runtime)
     svc = settings.services()
@@ -304,6 +307,7 @@ async def serve(definition: ServiceDefinition) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
+            timeout_keep_alive=svc.keep_alive_s,
         )
     )
     log.info("service.start", url=svc.url(definition.name), jurisdictions=runtime.jurisdictions)
@@ -315,5 +319,6 @@ async def serve(definition: ServiceDefinition) -> None:
         stop.set()
         await relay_task
         await checkpoints
+        await purging
         await runtime.pool.close()
         log.info("service.stopped")

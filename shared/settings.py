@@ -156,6 +156,9 @@ class ServiceSettings(BaseSettings):
     # Consumer groups are <group_prefix>.<consumer>: deployments sharing one cluster need their
     # own prefix (a county: "zm.331122", inside its topic-prefix ACL), or they split one group.
     group_prefix: str = Field(default="zm", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    # How long an idle keep-alive connection stays open. Longer than any client's keep-alive expiry
+    # (the project's client: 15 s), so a client never reuses a connection the server is closing.
+    keep_alive_s: int = Field(default=75, ge=1)
 
     @field_validator("jurisdictions")
     @classmethod
@@ -239,6 +242,21 @@ class SigningSettings(BaseSettings):
 
     def keyring(self) -> Path:
         return self.keyring_dir or local().secrets / "keyring"
+
+
+class IdempotencySettings(BaseSettings):
+    """Idempotency keys of POST commands: how long a key is remembered, how often old ones go."""
+
+    model_config = SettingsConfigDict(env_prefix="ZM_IDEMPOTENCY_")
+
+    # A retry with the same key within this time gets the first answer; after it, the key is new.
+    retention_hours: float = Field(default=48.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    # A duplicate waits this long for the first request with its key to finish, then answers 409.
+    wait_s: float = Field(default=30.0, gt=0)
+    # Fault injection for tests only: the process exits right after a keyed command committed,
+    # before its response is sent (a crash between commit and answer).
+    fault_exit_after_commit: bool = False
 
 
 class LogSettings(BaseSettings):

@@ -36,6 +36,8 @@ from shared.settings import SERVICES
 from shared.store import _COLUMNS, EventStore, row_to_envelope
 from shared.topics import CHECKPOINTS_TOPIC, events_topic, parse_events_topic
 
+# Tables of the core migrations, not read models: replay neither rebuilds nor compares them
+# (idempotency_keys holds the answers of HTTP commands, not state derived from events).
 CORE_TABLES = frozenset(
     {
         "events",
@@ -46,6 +48,7 @@ CORE_TABLES = frozenset(
         "schema_migrations",
         "unsigned_events_before",
         "rejected_events",
+        "idempotency_keys",
     }
 )
 
