@@ -123,6 +123,8 @@ for context in "${CONTEXTS[@]}"; do
     acl "--allow-principal $(q "$principal") --operation Write --topic ${prefix}$context.events"
 done
 acl "--allow-principal $(q "$principal") --operation Write --topic ${prefix}public.personnel-notices.v1"
+echo "# Its relays publish in Kafka transactions under zm.$county.relay.<service> (shared/outbox.py)."
+acl "--allow-principal $(q "$principal") --operation Write --operation Describe --transactional-id $prefix --resource-pattern-type prefixed"
 echo "# Its own consumer groups: ZM_SERVICE_GROUP_PREFIX=zm.$county gives zm.$county.<consumer>."
 acl "--allow-principal $(q "$principal") --operation Read --operation Describe --group $prefix --resource-pattern-type prefixed"
 echo "# Dead letters and checkpoints are shared topics: write only, so no county reads another's."
