@@ -51,7 +51,7 @@ from shared import settings
 from shared.envelope import JURISDICTIONS
 from shared.outbox import make_producer
 from shared.settings import SERVICES, RelaySettings
-from zhengming.client import ApiError, Users
+from zhengming.client import KEEPALIVE_EXPIRY_S, RETRY_STATUSES, ApiError, Users, new_idempotency_key
 from zhengming.local import ensure_topics
 
 T = TypeVar("T")
@@ -140,7 +140,10 @@ class Api:
         self.users = Users()
         self.poll_s = poll_s
         self.http = httpx.AsyncClient(
-            timeout=60, limits=httpx.Limits(max_connections=256, max_keepalive_connections=256)
+            timeout=60,
+            limits=httpx.Limits(
+                max_connections=256, max_keepalive_connections=256, keepalive_expiry=KEEPALIVE_EXPIRY_S
+            ),
         )
         # Tokens up front: no command's latency includes signing one.
         self.headers = {
@@ -155,13 +158,24 @@ class Api:
     async def command(
         self, rec: Recorder, step: str, service: str, path: str, role: str, j: str, body: dict[str, Any]
     ) -> tuple[Any, float]:
-        """POST a command; a concurrent writer of the same stream (409 concurrency_conflict) is
-        retried. Returns the answer and the time the answer arrived."""
+        """POST a command with an idempotency key of its own, sent again on every retry: a
+        concurrent writer of the same stream (409 concurrency_conflict), a connection error or a
+        5xx is retried (counted in rec.retries). Returns the answer and the time it arrived."""
         url = self.services.url(service) + path
+        headers = {**self.headers[(role, j)], "Idempotency-Key": f'"{new_idempotency_key()}"'}
         started = time.perf_counter()
         for attempt in range(10):
-            response = await self.http.post(url, json=body, headers=self.headers[(role, j)])
-            if response.status_code == 409 and _code(response) == "concurrency_conflict":
+            try:
+                response = await self.http.post(url, json=body, headers=headers)
+            except httpx.TransportError:
+                if attempt == 9:
+                    raise
+                rec.retries += 1
+                await asyncio.sleep(0.05 * (attempt + 1))
+                continue
+            if response.status_code in RETRY_STATUSES or (
+                response.status_code == 409 and _code(response) == "concurrency_conflict"
+            ):
                 rec.retries += 1
                 await asyncio.sleep(0.01 * (attempt + 1))
                 continue
@@ -434,6 +448,7 @@ class KafkaPing:
             bootstrap_servers=settings.kafka().bootstrap,
             group_id=None,
             enable_auto_commit=False,
+            isolation_level="read_committed",
             **settings.kafka().client_options(),
         )
         self.waiting: dict[int, asyncio.Future[float]] = {}

@@ -3,10 +3,12 @@ masked unless the caller holds the intake role of that jurisdiction) and its has
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, FastAPI
 
+from shared import rejections
 from shared.auth import Principal
 from shared.bounded import Identifier
 from shared.crypto import SealedField
@@ -75,19 +77,32 @@ def add_audit_routes(app: FastAPI, runtime: Runtime) -> None:
                 out.append(body)
         return out
 
-    @app.get("/audit/verify", tags=["audit"], summary="Check the hash chain of every stream of this service")
+    @app.get(
+        "/audit/verify",
+        tags=["audit"],
+        summary="Check the hash chain and signatures of every stream of this service, and the events"
+        " its consumers rejected as forged or altered",
+    )
     async def verify_store(
         principal: Annotated[Principal, Depends(require("auditor"))],
     ) -> dict[str, Any]:
         broken = await runtime.store.verify()
-        if broken is None:
+        async with runtime.pool.acquire() as conn:
+            rejected = await rejections.listed(conn)
+        if broken is None and not rejected:
             return {"service": runtime.service, "ok": True}
-        return {
-            "service": runtime.service,
-            "ok": False,
-            "stream_id": broken.stream_id,
-            "stream_version": broken.stream_version,
-            "expected": broken.expected,
-            "found": broken.found,
-            "reason": broken.reason,
-        }
+        body: dict[str, Any] = {"service": runtime.service, "ok": False}
+        if broken is not None:
+            body.update(
+                stream_id=broken.stream_id,
+                stream_version=broken.stream_version,
+                event_id=broken.event_id,
+                expected=broken.expected,
+                found=broken.found,
+                reason=broken.reason,
+            )
+        if rejected:
+            body["rejected"] = [{**asdict(r), "line": r.line()} for r in rejected]
+            body.setdefault("event_id", rejected[0].event_id)
+            body.setdefault("reason", f"consumer rejected a forged or altered event: {rejected[0].line()}")
+        return body

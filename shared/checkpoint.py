@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict
 
 from shared.db import Conn
 from shared.envelope import canonical_json
-from shared.settings import KafkaSettings, local
+from shared.settings import KafkaSettings
+from shared.signing import Keyring
 
 MAX_CHECKPOINT_BYTES = 16 * 1024 * 1024
 
@@ -56,12 +54,16 @@ class Checkpoint(BaseModel):
     events: int
     heads: list[StreamHead]
     merkle_root: str
+    # The service key that signed (shared/signing.py); absent on checkpoints of earlier versions.
+    key_id: str = ""
     signature: str = ""
 
     def signed_bytes(self) -> bytes:
         # Only the fields the signer set: a checkpoint published before a field was added to this
         # model still verifies (the new field takes its default and is not part of what was signed).
-        return canonical_json(self.model_dump(mode="json", exclude={"signature"}, exclude_unset=True))
+        # An empty key id (a checkpoint from before key ids) is left out the same way.
+        exclude = {"signature"} if self.key_id else {"signature", "key_id"}
+        return canonical_json(self.model_dump(mode="json", exclude=exclude, exclude_unset=True))
 
 
 def merkle_root(heads: list[StreamHead]) -> str:
@@ -80,35 +82,9 @@ def merkle_root(heads: list[StreamHead]) -> str:
     return level[0].hex()
 
 
-def _key_path(service: str, directory: Path) -> Path:
-    return directory / f"checkpoint-{service}.pem"
-
-
-def signing_key(service: str, directory: Path | None = None) -> Ed25519PrivateKey:
-    """The service's checkpoint key, created on first use (production: from its secret store)."""
-    path = _key_path(service, directory or local().secrets)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it meanwhile
-        else:
-            with os.fdopen(fd, "wb") as out:
-                out.write(pem)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    assert isinstance(key, Ed25519PrivateKey)
-    return key
-
-
-def public_key(service: str, directory: Path | None = None) -> Ed25519PublicKey:
-    return signing_key(service, directory).public_key()
-
-
-async def take(conn: Conn, service: str, key: Ed25519PrivateKey, deployment: str = "zm") -> Checkpoint:
+async def take(
+    conn: Conn, service: str, key: Ed25519PrivateKey, deployment: str = "zm", key_id: str | None = None
+) -> Checkpoint:
     """Heads of every stream in one consistent snapshot, with the Merkle root, signed."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         rows = await conn.fetch(
@@ -124,6 +100,7 @@ async def take(conn: Conn, service: str, key: Ed25519PrivateKey, deployment: str
         events=count,
         heads=heads,
         merkle_root=merkle_root(heads),
+        **({"key_id": key_id} if key_id else {}),
     )
     signature = base64.b64encode(key.sign(unsigned.signed_bytes())).decode()
     return unsigned.model_copy(update={"signature": signature})
@@ -135,3 +112,14 @@ def signature_ok(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return checkpoint.merkle_root == merkle_root(checkpoint.heads)
+
+
+def signed_by_service(checkpoint: Checkpoint, keyring: Keyring) -> bool:
+    """Signed by a key the keyring gives to the checkpoint's service: the one named, or (a
+    checkpoint from before key ids) any of the service's keys, so rotation keeps old ones valid."""
+    if checkpoint.key_id:
+        trusted = keyring.get(checkpoint.key_id)
+        candidates = [trusted] if trusted is not None and trusted.service == checkpoint.service else []
+    else:
+        candidates = list(keyring.of_service(checkpoint.service))
+    return any(signature_ok(checkpoint, k.public) for k in candidates)

@@ -1,56 +1,65 @@
 """Consumer runner: applies each event exactly once (inbox + effect in one transaction), then
-commits the Kafka offset; poison messages go to a dead-letter topic, transient failures retry."""
+commits the Kafka offset; poison messages go to a dead-letter topic, every other failure retries.
+
+The one invariant: a committed offset never passes a message that was neither applied nor
+dead-lettered. Whatever goes wrong while a message is in hand (the database or the broker away, an
+exception class nobody expected, a stray cancellation), the runner retries that message with
+backoff and handles nothing after it; when the retry deadline passes it rewinds the partition to
+the message, stops consuming and reports itself in `failure` (the service's /readyz turns 503).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
+from faststream.exceptions import StopConsume
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel, ValidationError
 
+from shared import rejections
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.errors import InvalidEvent, UnknownEventType
 from shared.logging import get_logger
 from shared.registry import EventRegistry
 from shared.settings import ConsumerSettings
-from shared.topics import dead_letter_topic
+from shared.signing import Keyring, SignatureProblem
+from shared.topics import dead_letter_topic, parse_events_topic
 
 log = get_logger(__name__)
 
 Apply = Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
+T = TypeVar("T")
 
-# Errors worth retrying: the database or the network is away for a while. Anything else is a
-# property of the message and retrying cannot fix it.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
+# Errors that are a property of the message: retrying cannot fix them, so the message goes to the
+# dead-letter topic. Everything else (connection loss, shutdown, a bug) is retried.
+REJECTED: tuple[type[Exception], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    ValueError,
 )
 
 
 class DeadLetter(Exception):
     """A message that can never be applied; `code` and the message go into the DLQ headers."""
 
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: str, reason: str, event_id: str | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.event_id = event_id
+
+
+class GaveUp(Exception):
+    """The retry deadline passed with the message still in hand: the consumer stops."""
 
 
 @dataclass
@@ -74,8 +83,11 @@ class EventConsumer:
         *,
         settings: ConsumerSettings | None = None,
         event_types: frozenset[str] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.name = name
+        # The public keys of the producers (SigningSettings' keyring unless given).
+        self.keyring = keyring or Keyring.load()
         self.event_types = event_types
         self.pool = pool
         self.registry = registry
@@ -83,6 +95,9 @@ class EventConsumer:
         self.settings = settings or ConsumerSettings()
         self.broker: KafkaBroker | None = None
         self.counts: dict[str, int] = {"applied": 0, "duplicate": 0, "dead_letter": 0, "skipped": 0}
+        self.retries = 0
+        # Set when the consumer stopped on a message it could not settle before the deadline.
+        self.failure: str | None = None
 
     def subscribe(
         self,
@@ -98,6 +113,8 @@ class EventConsumer:
             pattern=pattern,
             group_id=group_id or self.name,
             auto_offset_reset="earliest",
+            # Relays publish in transactions: never read a batch a fenced relay left aborted.
+            isolation_level="read_committed",
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,
             title=f"{self.name}",
@@ -110,14 +127,31 @@ class EventConsumer:
         subscriber(handle)
 
     async def handle(self, msg: KafkaMessage) -> Outcome:
-        raw = msg.raw_message
-        record = raw[0] if isinstance(raw, tuple) else raw
-        position = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        """Settle one message (applied, duplicate, dead-lettered or skipped), then commit its offset.
+
+        Anything escaping the settling rewinds the partition to this message first, so neither
+        this process nor the next owner of the partition can step over it.
+        """
+        record = _record(msg)
         try:
-            envelope, payload = self.decode(msg.body)
+            outcome = await self.settle(msg, record)
+        except GaveUp as exc:
+            self._rewind(msg, record)
+            self.failure = str(exc)
+            log.critical("consumer.stopped", consumer=self.name, reason=self.failure, **_position(record))
+            raise StopConsume from exc
+        except BaseException:
+            self._rewind(msg, record)
+            raise
+        await self._commit_offset(msg, record)
+        return outcome
+
+    async def settle(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> Outcome:
+        position = _position(record)
+        try:
+            envelope, payload = self.decode(msg.body, record.topic)
         except DeadLetter as dead:
-            await self.dead_letter(msg, dead, position)
-            await msg.ack()
+            await self._retrying("dead_letter", self.dead_letter, msg, dead, position)
             return Outcome("dead_letter", reason=dead.reason)
         with structlog.contextvars.bound_contextvars(
             correlation_id=str(envelope.correlation_id),
@@ -130,28 +164,30 @@ class EventConsumer:
             if self.event_types is not None and envelope.event_type not in self.event_types:
                 # Nothing to apply: the offset moves on without a transaction or an inbox row.
                 self.counts["skipped"] += 1
-                await msg.ack()
                 return Outcome("skipped", str(envelope.event_id))
             try:
-                status = await self.apply_once(envelope, payload, position)
+                status = await self._retrying("apply", self.apply_once, envelope, payload, position)
             except DeadLetter as dead:
-                await self.dead_letter(msg, dead, position)
-                status = "dead_letter"
+                await self._retrying("dead_letter", self.dead_letter, msg, dead, position)
+                return Outcome("dead_letter", str(envelope.event_id), dead.reason)
             self.counts[status] += 1
             self.after_apply(envelope, status)
-            await msg.ack()
             return Outcome(status, str(envelope.event_id))
 
     def after_apply(self, envelope: EventEnvelope, status: str) -> None:
         """Hook between the database commit and the offset commit (fault-injection tests)."""
 
-    def decode(self, body: bytes) -> tuple[EventEnvelope, BaseModel]:
+    def decode(self, body: bytes, topic: str) -> tuple[EventEnvelope, BaseModel]:
         try:
             envelope = EventEnvelope.from_bytes(body)
         except ValidationError as exc:
             raise DeadLetter("undecodable", _short(exc)) from exc
+        event_id = str(envelope.event_id)
         if not envelope.hash_ok():
-            raise DeadLetter("hash_mismatch", f"hash of {envelope.event_id} does not match its content")
+            raise DeadLetter(
+                "hash_mismatch", f"hash of {envelope.event_id} does not match its content", event_id
+            )
+        self.verify_origin(envelope, topic)
         try:
             payload = self.registry.decode(envelope)
         except UnknownEventType as exc:
@@ -160,50 +196,105 @@ class EventConsumer:
             raise DeadLetter("invalid_event", str(exc)) from exc
         return envelope, payload
 
+    def verify_origin(self, envelope: EventEnvelope, topic: str) -> None:
+        """The event was written by the service whose context owns the topic, for the topic's
+        jurisdiction: its signature is by a key the keyring gives to that context."""
+        event_id = str(envelope.event_id)
+        owner = parse_events_topic(topic)
+        if owner is None:
+            raise DeadLetter(
+                "wrong_topic", f"event {event_id} on {topic}, which is no events topic", event_id
+            )
+        jurisdiction, context = owner
+        if envelope.jurisdiction != jurisdiction:
+            raise DeadLetter(
+                "wrong_topic",
+                f"event {event_id} of jurisdiction {envelope.jurisdiction} on {topic}",
+                event_id,
+            )
+        try:
+            self.keyring.check(envelope, context)
+        except SignatureProblem as problem:
+            raise DeadLetter(problem.code, f"{problem.reason} (on {topic})", event_id) from problem
+
     async def apply_once(self, envelope: EventEnvelope, payload: BaseModel, position: dict[str, Any]) -> str:
-        """Inbox row and effect in one transaction; retried with backoff while failures are
-        transient. Gives up by ending the process (offset uncommitted, so nothing is lost)."""
+        """Inbox row and effect in one transaction: 'applied', or 'duplicate' when the inbox
+        already holds the event. Raises DeadLetter when the effect refuses the event itself."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                fresh = await conn.fetchval(
+                    "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                    self.name,
+                    envelope.event_id,
+                    position["topic"],
+                    position["partition"],
+                    position["offset"],
+                )
+                if not fresh:
+                    log.info("event.duplicate")
+                    return "duplicate"
+                await self.apply(conn, envelope, payload)
+        except REJECTED as exc:
+            raise DeadLetter("rejected", _short(exc)) from exc
+        log.info("event.applied")
+        return "applied"
+
+    async def _retrying(self, step: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run `action` until it succeeds or raises DeadLetter; any other failure is retried with
+        exponential backoff until the deadline, then GaveUp. A CancelledError that nobody asked
+        for (the task has no pending cancellation) is a failure like any other; a real one
+        propagates."""
         delay = self.settings.retry_initial_s
         deadline = time.monotonic() + self.settings.retry_deadline_s
         while True:
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    fresh = await conn.fetchval(
-                        "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset)"
-                        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-                        self.name,
-                        envelope.event_id,
-                        position["topic"],
-                        position["partition"],
-                        position["offset"],
-                    )
-                    if not fresh:
-                        log.info("event.duplicate")
-                        return "duplicate"
-                    await self.apply(conn, envelope, payload)
-                log.info("event.applied")
-                return "applied"
-            except TRANSIENT as exc:
-                if time.monotonic() > deadline:
-                    log.critical("consumer.giving_up", error=repr(exc))
-                    os._exit(75)  # a supervisor restarts us; the offset was never committed
-                log.warning("event.retry", error=repr(exc), delay_s=round(delay, 2))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_max_s)
+                return await action(*args)
             except DeadLetter:
                 raise
-            except (
-                asyncpg.DataError,
-                asyncpg.IntegrityConstraintViolationError,
-                ValueError,
-            ) as exc:
-                raise DeadLetter("rejected", _short(exc)) from exc
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                error: BaseException = exc
+            except Exception as exc:
+                error = exc
+            if time.monotonic() + delay > deadline:
+                raise GaveUp(f"{step}: {error!r} (retried for {self.settings.retry_deadline_s:g}s)")
+            self.retries += 1
+            log.warning("event.retry", step=step, error=repr(error), delay_s=round(delay, 2))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.settings.retry_max_s)
+
+    async def _commit_offset(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> None:
+        """Commit exactly this message's partition up to and including it. A failure here loses
+        nothing: the message is settled, and a redelivery is a duplicate the inbox drops."""
+        partition = TopicPartition(record.topic, record.partition)
+        try:
+            await _kafka(msg).commit({partition: record.offset + 1})
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.warning("offset.commit_failed", error="CancelledError()", **_position(record))
+        except Exception as exc:
+            log.warning("offset.commit_failed", error=repr(exc), **_position(record))
+
+    def _rewind(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> None:
+        """Put the partition back on this message so the next fetch hands it out again."""
+        try:
+            _kafka(msg).seek(TopicPartition(record.topic, record.partition), record.offset)
+        except Exception as exc:  # revoked or stopped: the next owner starts at the committed offset
+            log.info("consumer.rewind_skipped", error=repr(exc), **_position(record))
 
     async def dead_letter(self, msg: KafkaMessage, dead: DeadLetter, position: dict[str, Any]) -> None:
         assert self.broker is not None
         log.warning("event.dead_letter", code=dead.code, reason=dead.reason, **position)
-        raw = msg.raw_message
-        record = raw[0] if isinstance(raw, tuple) else raw
+        if dead.code in rejections.INTEGRITY_CODES:
+            # Kept where verify looks, before the offset moves on: a forgery is named, not just parked.
+            async with self.pool.acquire() as conn:
+                await rejections.record(conn, self.name, position, dead.code, dead.reason, dead.event_id)
+        record = _record(msg)
         await self.broker.publish(
             msg.body,
             topic=dead_letter_topic(self.name),
@@ -212,12 +303,28 @@ class EventConsumer:
                 "zm-dlq-code": dead.code,
                 "zm-dlq-reason": dead.reason[:2000],
                 "zm-dlq-consumer": self.name,
+                "zm-dlq-event-id": dead.event_id or "",
                 "zm-original-topic": position["topic"],
                 "zm-original-partition": str(position["partition"]),
                 "zm-original-offset": str(position["offset"]),
             },
         )
         self.counts["dead_letter"] += 1
+
+
+def _record(msg: KafkaMessage) -> ConsumerRecord[Any, Any]:
+    raw = msg.raw_message
+    return raw[0] if isinstance(raw, tuple) else raw
+
+
+def _kafka(msg: KafkaMessage) -> AIOKafkaConsumer:
+    """The aiokafka consumer that fetched `msg` (FastStream types it as a narrower protocol)."""
+    consumer: AIOKafkaConsumer = msg.consumer
+    return consumer
+
+
+def _position(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 def _raw_body(msg: Any) -> bytes:

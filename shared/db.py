@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import asyncpg.pool
@@ -29,6 +32,68 @@ def check_schema(schema: str) -> str:
     return schema
 
 
+# The connection (and its open transaction) the current task works in, if one was joined.
+_joined: ContextVar[tuple[asyncpg.Pool, asyncpg.pool.PoolConnectionProxy] | None] = ContextVar(
+    "zm_joined_connection", default=None
+)
+
+
+class _JoinedAcquire(asyncpg.pool.PoolAcquireContext):
+    """What `acquire()` hands out inside `joined()`: the joined connection, never released here."""
+
+    __slots__ = ("joined",)
+
+    def __init__(self, pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -> None:
+        super().__init__(pool, None)
+        self.joined = conn
+
+    async def __aenter__(self) -> asyncpg.pool.PoolConnectionProxy:
+        return self.joined
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    def __await__(self) -> Generator[Any, None, asyncpg.pool.PoolConnectionProxy]:
+        async def same() -> asyncpg.pool.PoolConnectionProxy:
+            return self.joined
+
+        return same().__await__()
+
+
+class JoiningPool(asyncpg.Pool):
+    """A pool that, inside `joined(pool, conn)`, hands the current task that one connection.
+
+    The idempotency middleware runs a whole command request in one transaction (the key commits
+    with the events). Everything the request does through the pool then works in it: units of
+    work become savepoints, reads after the command see its events, and a request never holds
+    two connections (which would drain the pool under load). Other tasks are not affected.
+    """
+
+    def acquire(self, *, timeout: float | None = None) -> asyncpg.pool.PoolAcquireContext:
+        bound = _joined.get()
+        if bound is not None and bound[0] is self:
+            return _JoinedAcquire(self, bound[1])
+        return super().acquire(timeout=timeout)
+
+    async def release(
+        self, connection: asyncpg.pool.PoolConnectionProxy, *, timeout: float | None = None
+    ) -> None:
+        bound = _joined.get()
+        if bound is not None and bound[1] is connection:
+            return
+        await super().release(connection, timeout=timeout)
+
+
+@contextlib.contextmanager
+def joined(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -> Iterator[None]:
+    """Within this block the current task's `pool.acquire()` yields `conn` (see JoiningPool)."""
+    token = _joined.set((pool, conn))
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
+
 async def create_pool(
     settings: PostgresSettings,
     schema: str,
@@ -36,16 +101,21 @@ async def create_pool(
     min_size: int | None = None,
     max_size: int | None = None,
 ) -> asyncpg.Pool:
-    """A pool whose connections see `schema` first on their search path."""
+    """A pool whose connections see `schema` first on their search path (a JoiningPool)."""
     check_schema(schema)
-    pool = await asyncpg.create_pool(
+    pool = JoiningPool(
         settings.dsn(),
         min_size=settings.pool_min if min_size is None else min_size,
         max_size=settings.pool_max if max_size is None else max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=init_connection,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         server_settings={"search_path": f"{schema},public", "application_name": f"zm-{schema}"},
     )
-    assert pool is not None
+    await pool
     return pool
 
 

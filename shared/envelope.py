@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 GENESIS_HASH = "0" * 64
+# Envelope fields outside the hashed body.
+UNHASHED = frozenset({"prev_hash", "hash", "key_id", "signature"})
 
 JURISDICTIONS: dict[str, str] = {
     "331100": "丽水市",
@@ -56,6 +58,11 @@ class EventEnvelope(BaseModel):
     payload: dict[str, Any]
     prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Who vouches for the event (shared/signing.py): Ed25519 over `hash` by the producing service's
+    # key. Outside the hashed body, since a signature cannot sign itself; the hash already covers
+    # everything else, and it never changes when a subject's key is shredded.
+    key_id: str | None = Field(default=None, max_length=200, description="<service>:<fingerprint>")
+    signature: str | None = Field(default=None, max_length=200, description="base64 Ed25519 over the hash")
 
     @field_validator("occurred_at")
     @classmethod
@@ -72,7 +79,7 @@ class EventEnvelope(BaseModel):
         return cls.model_validate_json(raw)
 
     def computed_hash(self) -> str:
-        return chain_hash(self.prev_hash, self.model_dump(mode="json", exclude={"prev_hash", "hash"}))
+        return chain_hash(self.prev_hash, self.model_dump(mode="json", exclude=set(UNHASHED)))
 
     def hash_ok(self) -> bool:
         return self.computed_hash() == self.hash

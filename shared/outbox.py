@@ -1,10 +1,19 @@
-"""Outbox relay: publishes committed outbox rows to Kafka in id order, never skipping one.
+"""Outbox relay: publishes committed outbox rows to Kafka in id order, never skipping one and
+never publishing one twice.
 
 It selects every row not yet marked published (never "id > last sent"), so a row whose id was
 allocated early but committed late is still found on a later pass. Each key's order holds because
 the event store serialises the writers of one case, and only one relay per schema runs at a time
-(a session advisory lock); the producer is idempotent with acks=all. A crash between sending and
-marking resends the batch: Kafka may then hold a duplicate, which consumers drop by event id.
+(a session advisory lock).
+
+Exactly once on the topics, not only in the consumers' inboxes (outside agencies reading a public
+topic have no inbox): each batch goes out in one Kafka transaction under a transactional id of the
+schema's own, and every record carries its outbox row id in the `zm-message-id` header. A relay
+that takes the lead starts a new producer under that id, which fences the producer of any earlier
+leader and aborts whatever transaction it left open; it then reconciles: the rows still unmarked
+are looked up at the tail of their topics (read_committed) and those found are marked instead of
+sent again. The same reconciliation follows any failed batch, whose fate on Kafka is unknown (a
+commit that landed while the marking failed, say). Readers use isolation.level=read_committed.
 """
 
 from __future__ import annotations
@@ -12,16 +21,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import ProducerFenced
 
+from shared.db import Conn
 from shared.logging import get_logger, outages
 from shared.settings import KafkaSettings, RelaySettings
 from shared.store import outbox_channel
 
 log = get_logger(__name__)
+
+MESSAGE_ID_HEADER = "zm-message-id"
+"""Header naming the outbox row (the event id, or the public message's id) of every record."""
+
+# InternalClientError: asyncpg's state on a session terminated mid-operation.
+DB_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 def make_producer(settings: KafkaSettings, *, linger_ms: int = 5, **extra: Any) -> AIOKafkaProducer:
@@ -47,49 +68,119 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        kafka: KafkaSettings,
         *,
         schema: str,
         settings: RelaySettings | None = None,
+        deployment: str = "zm",
     ) -> None:
         self.pool = pool
-        self.producer = producer
+        self.kafka = kafka
         self.schema = schema
         self.settings = settings or RelaySettings()
+        # One id per schema and deployment: whoever publishes for this outbox fences the others.
+        self.transactional_id = f"{deployment}.relay.{schema}"
         self.published = 0
+        self.reconciled = 0
+        self._producer: AIOKafkaProducer | None = None
+        self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
         self._wake = asyncio.Event()
 
+    @contextlib.asynccontextmanager
+    async def producing(self) -> AsyncIterator[AIOKafkaProducer]:
+        """A transactional producer for one term of publishing; starting it fences earlier ones."""
+        producer = make_producer(
+            self.kafka, linger_ms=self.settings.linger_ms, transactional_id=self.transactional_id
+        )
+        await producer.start()
+        # start() does not wait for the producer id: an empty transaction does, and with it the
+        # fencing (a commit the previous holder had begun is complete before we reconcile).
+        await producer.begin_transaction()
+        await producer.abort_transaction()
+        self._producer, self._unsure = producer, True
+        try:
+            yield producer
+        finally:
+            self._producer = None
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows in id order; returns how many were published."""
+        """Publish one batch of pending rows in id order, in one Kafka transaction; returns how
+        many rows were published (or found already published and marked)."""
+        producer = self._producer
+        assert producer is not None, "publish inside `producing()`"
         async with self.pool.acquire() as conn:
+            if self._unsure:
+                found = await self.reconcile(conn, producer)
+                self._unsure = False
+                if found:
+                    return found
             rows = await conn.fetch(
-                "SELECT id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
+                "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
                 " ORDER BY id LIMIT $1",
                 self.settings.batch_size,
             )
             if not rows:
                 return 0
-            futures = []
-            for row in rows:
-                headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
-                futures.append(
-                    await self.producer.send(
+            self._unsure = True
+            async with producer.transaction():
+                for row in rows:
+                    headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
+                    headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
+                    await producer.send(
                         row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
                     )
-                )
-            await asyncio.gather(*futures)
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
+            await _mark(conn, [r["id"] for r in rows])
+            self._unsure = False
         self.published += len(rows)
         return len(rows)
 
+    async def reconcile(self, conn: Conn, producer: AIOKafkaProducer) -> int:
+        """Mark the pending rows that are already on their topics (committed); returns how many.
+
+        A row's record can only have been written after the row was, so each topic is read from
+        the oldest pending row's time (less a margin for clock skew) to its end.
+        """
+        pending = await conn.fetch(
+            "SELECT id, event_id, topic, created_at FROM outbox WHERE published_at IS NULL"
+        )
+        if not pending:
+            return 0
+        by_topic: dict[str, dict[str, int]] = defaultdict(dict)
+        since: dict[str, float] = {}
+        for row in pending:
+            by_topic[row["topic"]][str(row["event_id"])] = row["id"]
+            start = (row["created_at"] - timedelta(seconds=self.settings.reconcile_margin_s)).timestamp()
+            since[row["topic"]] = min(since.get(row["topic"], start), start)
+        found: list[int] = []
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            **self.kafka.client_options(),
+        )
+        await reader.start()
+        try:
+            for topic, ids in by_topic.items():
+                partitions = [TopicPartition(topic, p) for p in sorted(await producer.partitions_for(topic))]
+                on_kafka = await _message_ids_since(reader, partitions, since[topic])
+                found.extend(row_id for message_id, row_id in ids.items() if message_id in on_kafka)
+        finally:
+            await reader.stop()
+        if found:
+            await _mark(conn, found)
+            self.reconciled += len(found)
+            log.info("relay.reconciled", schema=self.schema, already_published=len(found))
+        return len(found)
+
     async def drain(self) -> int:
-        """Publish until nothing is pending."""
+        """Publish until nothing is pending (one term of its own, without the leader lock)."""
         total = 0
-        while n := await self.publish_pending():
-            total += n
+        async with self.producing():
+            while n := await self.publish_pending():
+                total += n
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -98,21 +189,20 @@ class OutboxRelay:
         Only the holder of the schema's relay lock publishes. The lock lives in one database
         session; when that session dies the lock is gone and another instance may take it, so
         leadership is checked before every batch and lost leadership means contending again.
+        A fenced producer (another instance took the lead) also ends the term.
         """
         while not stop.is_set():
             try:
                 await self._lead(stop)
-            # InternalClientError: asyncpg's state on a session terminated mid-operation.
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                asyncpg.InternalClientError,
-            ) as exc:
+            except (*DB_DOWN, ProducerFenced) as exc:
                 # Every half second while the database is away: one line per outage, not per try.
-                if not outages.is_down("database"):
+                if isinstance(exc, ProducerFenced) or not outages.is_down("database"):
                     log.warning("relay.leadership_lost", schema=self.schema, error=repr(exc))
-                outages.down("database", exc)
+                if not isinstance(exc, ProducerFenced):
+                    outages.down("database", exc)
+                await _wait(stop, self.settings.poll_interval_s)
+            except Exception as exc:  # the broker away while starting a term: contend again
+                outages.down("broker", exc)
                 await _wait(stop, self.settings.poll_interval_s)
 
     async def _lead(self, stop: asyncio.Event) -> None:
@@ -128,26 +218,66 @@ class OutboxRelay:
             log.info("relay.leader", schema=self.schema)
             await leader.add_listener(outbox_channel(self.schema), self._notified)
             try:
-                while not stop.is_set():
-                    # Raises when our session (and with it the lock) is gone: stop publishing.
-                    await leader.fetchval("SELECT 1")
-                    self._wake.clear()
-                    try:
-                        if await self.publish_pending():
-                            outages.up("broker")
-                            continue
-                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                        log.warning("relay.retry", error=str(exc))
-                    except Exception as exc:  # broker errors: retry, never drop
-                        outages.down("broker", exc)
-                    await _wait_any(stop, self._wake, self.settings.poll_interval_s)
+                async with self.producing():
+                    await self._publish_while_leading(leader, stop)
             finally:
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                with contextlib.suppress(*DB_DOWN):
                     await leader.remove_listener(outbox_channel(self.schema), self._notified)
                     await leader.execute("SELECT pg_advisory_unlock($1)", lock)
 
+    async def _publish_while_leading(self, leader: Conn, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            # Raises when our session (and with it the lock) is gone: stop publishing.
+            await leader.fetchval("SELECT 1")
+            self._wake.clear()
+            try:
+                if await self.publish_pending():
+                    outages.up("broker")
+                    continue
+            except ProducerFenced:
+                raise
+            except DB_DOWN as exc:
+                log.warning("relay.retry", error=str(exc))
+            except Exception as exc:  # broker errors: retry, never drop; one line per outage
+                outages.down("broker", exc)
+            await _wait_any(stop, self._wake, self.settings.poll_interval_s)
+
     def _notified(self, *_: object) -> None:
         self._wake.set()
+
+
+async def _mark(conn: Conn, ids: list[int]) -> None:
+    await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+
+
+async def _message_ids_since(
+    reader: AIOKafkaConsumer, partitions: list[TopicPartition], since_s: float
+) -> set[str]:
+    """The `zm-message-id` of every committed record of `partitions` written since `since_s`."""
+    reader.assign(partitions)
+    starts = await reader.offsets_for_times({tp: int(since_s * 1000) for tp in partitions})
+    ends = await reader.end_offsets(partitions)
+    todo: dict[TopicPartition, int] = {}
+    for tp in partitions:
+        start = starts.get(tp)
+        if start is not None and start.offset < ends[tp]:
+            reader.seek(tp, start.offset)
+            todo[tp] = ends[tp]
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while todo:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"reconciling {partitions[0].topic}: tail not read within 60 s")
+        batch = await reader.getmany(*todo, timeout_ms=500, max_records=5000)
+        for records in batch.values():
+            for record in records:
+                for name, value in record.headers or ():
+                    if name == MESSAGE_ID_HEADER:
+                        seen.add(value.decode())
+        for tp in list(todo):
+            if await reader.position(tp) >= todo[tp]:
+                del todo[tp]
+    return seen
 
 
 async def _wait(stop: asyncio.Event, timeout: float) -> None:

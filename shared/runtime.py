@@ -14,13 +14,12 @@ from typing import Any
 
 import asyncpg
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, settings
+from shared import checkpoint, idempotency, settings, signing
 from shared.audit_api import add_audit_routes
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
@@ -30,8 +29,8 @@ from shared.events import registry
 from shared.events.common import business_time
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
-from shared.outbox import OutboxRelay, make_producer
-from shared.settings import AuditSettings, CryptoSettings, RelaySettings
+from shared.outbox import OutboxRelay
+from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import CHECKPOINTS_TOPIC
 
@@ -135,7 +134,6 @@ class Runtime:
     cipher: FieldCipher
     jurisdictions: list[str]
     projector: Projector | None = None
-    producer: AIOKafkaProducer | None = None
     broker: KafkaBroker | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     broker_started: bool = False
@@ -209,14 +207,20 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
         except Exception:
             checks["database"] = False
         checks["broker"] = runtime.broker_started
+        # A consumer that stopped on a message it could not settle holds its partition back.
+        stopped = {c.name: c.failure for c in runtime.consumers if c.failure is not None}
+        checks["consumers"] = not stopped
         ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        body: dict[str, Any] = {"ready": ok, "checks": checks}
+        if stopped:
+            body["stopped_consumers"] = stopped
+        return JSONResponse(body, status_code=200 if ok else 503)
 
 
 async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
     """Every interval, when the store has grown, publish a signed checkpoint of every stream head."""
     interval = AuditSettings().checkpoint_interval_s
-    key = checkpoint.signing_key(runtime.service)
+    key = signing.service_key(runtime.service)
     deployment = settings.services().group_prefix
     producer = checkpoint.make_checkpoint_producer(settings.kafka())
     last = -1
@@ -230,7 +234,9 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
                 async with runtime.pool.acquire() as conn:
                     count = await conn.fetchval("SELECT count(*) FROM events")
                     if count != last:
-                        taken = await checkpoint.take(conn, runtime.service, key, deployment)
+                        taken = await checkpoint.take(
+                            conn, runtime.service, key.private, deployment, key.key_id
+                        )
                         await producer.send_and_wait(
                             CHECKPOINTS_TOPIC,
                             taken.model_dump_json().encode(),
@@ -266,8 +272,6 @@ async def serve(definition: ServiceDefinition) -> None:
     configure_logging(definition.name)
     runtime = await open_runtime(definition)
     kafka = settings.kafka()
-    runtime.producer = make_producer(kafka)
-    await runtime.producer.start()
     # Pattern subscriptions learn of new topics at each metadata refresh: keep it short.
     runtime.broker = KafkaBroker(
         kafka.bootstrap,
@@ -284,7 +288,13 @@ async def serve(definition: ServiceDefinition) -> None:
             runtime.broker, pattern=spec.pattern, group_id=settings.services().group_id(spec.name)
         )
         runtime.consumers.append(consumer)
-    relay = OutboxRelay(runtime.pool, runtime.producer, schema=definition.name, settings=RelaySettings())
+    relay = OutboxRelay(
+        runtime.pool,
+        kafka,
+        schema=definition.name,
+        settings=RelaySettings(),
+        deployment=settings.services().group_prefix,
+    )
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     await runtime.broker.start()
@@ -292,7 +302,10 @@ async def serve(definition: ServiceDefinition) -> None:
     if definition.on_start is not None:
         await definition.on_start(runtime)
     checkpoints = asyncio.create_task(publish_checkpoints(runtime, stop))
+    keys = IdempotencySettings()
+    purging = asyncio.create_task(idempotency.purge_periodically(runtime.pool, stop, keys))
     app = definition.build_api(runtime)
+    idempotency.install(app, runtime.pool, keys)
     add_health_routes(app, runtime)
     add_audit_routes(app, runtime)
     svc = settings.services()
@@ -304,9 +317,7 @@ async def serve(definition: ServiceDefinition) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
-            # Longer than clients keep idle connections (httpx: 5 s), so the client closes first:
-            # with equal timeouts a request can meet the server closing and get no answer at all.
-            timeout_keep_alive=75,
+            timeout_keep_alive=svc.keep_alive_s,
         )
     )
     log.info("service.start", url=svc.url(definition.name), jurisdictions=runtime.jurisdictions)
@@ -318,6 +329,6 @@ async def serve(definition: ServiceDefinition) -> None:
         stop.set()
         await relay_task
         await checkpoints
-        await runtime.producer.stop()
+        await purging
         await runtime.pool.close()
         log.info("service.stopped")

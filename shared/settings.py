@@ -156,6 +156,9 @@ class ServiceSettings(BaseSettings):
     # Consumer groups are <group_prefix>.<consumer>: deployments sharing one cluster need their
     # own prefix (a county: "zm.331122", inside its topic-prefix ACL), or they split one group.
     group_prefix: str = Field(default="zm", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    # How long an idle keep-alive connection stays open. Longer than any client's keep-alive expiry
+    # (the project's client: 15 s), so a client never reuses a connection the server is closing.
+    keep_alive_s: int = Field(default=75, ge=1)
 
     @field_validator("jurisdictions")
     @classmethod
@@ -187,6 +190,9 @@ class RelaySettings(BaseSettings):
     batch_size: int = 500
     poll_interval_s: float = 0.5
     linger_ms: int = 5
+    # Reconciling reads each topic from the oldest unmarked row's time less this margin, which
+    # covers clock skew between the database and the relay's host.
+    reconcile_margin_s: float = 30.0
 
 
 class ConsumerSettings(BaseSettings):
@@ -196,8 +202,9 @@ class ConsumerSettings(BaseSettings):
 
     retry_initial_s: float = 0.2
     retry_max_s: float = 10.0
-    # Transient errors (database or broker away) are retried for this long before the runner
-    # gives up and stops the process: skipping would lose the event, stalling forever hides it.
+    # A message that fails for any reason but its own content (database or broker away, a bug)
+    # is retried for this long; then the consumer stops on it and /readyz answers 503: skipping
+    # would lose the event, retrying silently for ever would hide it.
     retry_deadline_s: float = 600.0
 
 
@@ -219,6 +226,37 @@ class AuditSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZM_AUDIT_")
 
     checkpoint_interval_s: float = 30.0
+
+
+class SigningSettings(BaseSettings):
+    """Ed25519 keys of the services (shared/signing.py): this deployment's private keys, and the
+    keyring of every public key its consumers and auditors trust (old keys stay for old events)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZM_SIGNING_")
+
+    key_dir: Path | None = Field(default=None, description="default: <local root>/secrets/signing")
+    keyring_dir: Path | None = Field(default=None, description="default: <local root>/secrets/keyring")
+
+    def keys(self) -> Path:
+        return self.key_dir or local().secrets / "signing"
+
+    def keyring(self) -> Path:
+        return self.keyring_dir or local().secrets / "keyring"
+
+
+class IdempotencySettings(BaseSettings):
+    """Idempotency keys of POST commands: how long a key is remembered, how often old ones go."""
+
+    model_config = SettingsConfigDict(env_prefix="ZM_IDEMPOTENCY_")
+
+    # A retry with the same key within this time gets the first answer; after it, the key is new.
+    retention_hours: float = Field(default=48.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    # A duplicate waits this long for the first request with its key to finish, then answers 409.
+    wait_s: float = Field(default=30.0, gt=0)
+    # Fault injection for tests only: the process exits right after a keyed command committed,
+    # before its response is sent (a crash between commit and answer).
+    fault_exit_after_commit: bool = False
 
 
 class LogSettings(BaseSettings):

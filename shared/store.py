@@ -14,6 +14,7 @@ import asyncpg
 from shared.db import Conn
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.errors import ConcurrencyError
+from shared.signing import Keyring, ServiceKey, SignatureProblem, service_key
 from shared.topics import events_topic
 
 
@@ -37,6 +38,7 @@ class ChainBreak:
     expected: str
     found: str
     reason: str
+    event_id: str | None = None
 
 
 def _lock_key(text: str) -> int:
@@ -51,13 +53,13 @@ def outbox_channel(schema: str) -> str:
 _INSERT_EVENT = """
 INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, case_id,
                     jurisdiction, occurred_at, actor, correlation_id, causation_id, payload,
-                    prev_hash, hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    prev_hash, hash, key_id, signature)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 """
 _INSERT_OUTBOX = "INSERT INTO outbox (event_id, topic, key, body, headers) VALUES ($1, $2, $3, $4, $5)"
 _COLUMNS = (
     "event_id, stream_id, stream_version, event_type, schema_version, case_id, jurisdiction,"
-    " occurred_at, actor, correlation_id, causation_id, payload, prev_hash, hash"
+    " occurred_at, actor, correlation_id, causation_id, payload, prev_hash, hash, key_id, signature"
 )
 
 
@@ -77,16 +79,28 @@ def row_to_envelope(row: asyncpg.Record) -> EventEnvelope:
         payload=row["payload"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        key_id=row["key_id"],
+        signature=row["signature"],
     )
 
 
 class EventStore:
     """The append-only store of one service schema (the pool's search path selects it)."""
 
-    def __init__(self, pool: asyncpg.Pool, *, schema: str, context: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, schema: str, context: str, signer: ServiceKey | None = None
+    ) -> None:
         self.pool = pool
         self.schema = schema
         self.context = context
+        self._signer = signer
+
+    @property
+    def signer(self) -> ServiceKey:
+        """The context's signing key (the deployment's, from SigningSettings, unless given)."""
+        if self._signer is None:
+            self._signer = service_key(self.context)
+        return self._signer
 
     async def append(
         self,
@@ -159,6 +173,7 @@ class EventStore:
         now = datetime.now(UTC)
         topic = events_topic(jurisdiction, self.context)
         sealed: list[EventEnvelope] = []
+        signer = self.signer
         for new in events:
             version += 1
             envelope = seal(
@@ -176,6 +191,7 @@ class EventStore:
                 prev_hash=prev_hash,
                 event_id=new.event_id,
             )
+            envelope = signer.sign(envelope)
             prev_hash = envelope.hash
             sealed.append(envelope)
         try:
@@ -240,20 +256,33 @@ class EventStore:
 
     async def iter_all(self, batch: int = 2000) -> AsyncIterator[EventEnvelope]:
         """Every event, stream by stream in version order (for verification and replay)."""
+        async for _, envelope in self._iter_positioned(batch):
+            yield envelope
+
+    async def _iter_positioned(self, batch: int = 2000) -> AsyncIterator[tuple[int, EventEnvelope]]:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             cursor = conn.cursor(
-                f"SELECT {_COLUMNS} FROM events ORDER BY stream_id, stream_version", prefetch=batch
+                f"SELECT {_COLUMNS}, global_position FROM events ORDER BY stream_id, stream_version",
+                prefetch=batch,
             )
             async for row in cursor:
-                yield row_to_envelope(row)
+                yield row["global_position"], row_to_envelope(row)
 
-    async def verify(self) -> ChainBreak | None:
+    async def unsigned_before(self) -> int:
+        """Events up to this global position were recorded before events were signed."""
+        found = await self.pool.fetchval("SELECT max(global_position) FROM unsigned_events_before")
+        return int(found or 0)
+
+    async def verify(self, keyring: Keyring | None = None) -> ChainBreak | None:
         """Check every stream's chain: versions 1..n without gaps, each prev_hash the previous
-        hash, each hash recomputed from the stored fields. Returns the first break, if any."""
+        hash, each hash recomputed from the stored fields, each event signed by a key of this
+        context in the keyring (SigningSettings' by default). Returns the first break, if any."""
+        keyring = keyring or Keyring.load()
+        legacy = await self.unsigned_before()
         stream: str | None = None
         expected_version = 0
         prev = GENESIS_HASH
-        async for env in self.iter_all():
+        async for position, env in self._iter_positioned():
             if env.stream_id != stream:
                 stream, expected_version, prev = env.stream_id, 0, GENESIS_HASH
             expected_version += 1
@@ -266,10 +295,26 @@ class EventStore:
                     f"version {expected_version} missing",
                 )
             if env.prev_hash != prev:
-                return ChainBreak(env.stream_id, env.stream_version, prev, env.prev_hash, "prev_hash")
+                return ChainBreak(
+                    env.stream_id, env.stream_version, prev, env.prev_hash, "prev_hash", str(env.event_id)
+                )
             recomputed = env.computed_hash()
             if recomputed != env.hash:
-                return ChainBreak(env.stream_id, env.stream_version, recomputed, env.hash, "hash")
+                return ChainBreak(
+                    env.stream_id, env.stream_version, recomputed, env.hash, "hash", str(env.event_id)
+                )
+            if env.signature is not None or position > legacy:
+                try:
+                    keyring.check(env, self.context)
+                except SignatureProblem as problem:
+                    return ChainBreak(
+                        env.stream_id,
+                        env.stream_version,
+                        f"a signature by a key of {self.context}",
+                        env.key_id or "(unsigned)",
+                        f"signature {problem.code}: {problem.reason}",
+                        event_id=str(env.event_id),
+                    )
             prev = env.hash
         return None
 
@@ -290,6 +335,8 @@ def _event_args(e: EventEnvelope) -> tuple[Any, ...]:
         e.payload,
         e.prev_hash,
         e.hash,
+        e.key_id,
+        e.signature,
     )
 
 

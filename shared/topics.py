@@ -17,6 +17,16 @@ def events_topic(jurisdiction: str, context: str) -> str:
     return f"{PREFIX}.{jurisdiction}.{context}.events"
 
 
+_EVENTS_TOPIC = re.compile(rf"^{PREFIX}\.(\d{{6}})\.([A-Za-z0-9_-]+)\.events$")
+
+
+def parse_events_topic(topic: str) -> tuple[str, str] | None:
+    """(jurisdiction, context) of an events topic, None for any other topic: the context named
+    in the topic owns it, so only that context's service may sign what it carries."""
+    found = _EVENTS_TOPIC.match(topic)
+    return (found.group(1), found.group(2)) if found else None
+
+
 def events_pattern(context: str, jurisdictions: Iterable[str] | None = None) -> str:
     """Regular expression matching the events topics of `context` in the given jurisdictions
     (every jurisdiction when None): how the city level aggregates its counties."""

@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared import checkpoint, settings
+from shared import checkpoint, rejections, settings, signing
 from shared.auth import Principal, mint
 from shared.db import Conn, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, EventEnvelope
@@ -34,9 +34,23 @@ from shared.events import registry
 from shared.runtime import Projector, ServiceDefinition
 from shared.settings import SERVICES
 from shared.store import _COLUMNS, EventStore, row_to_envelope
-from shared.topics import CHECKPOINTS_TOPIC, events_topic
+from shared.topics import CHECKPOINTS_TOPIC, events_topic, parse_events_topic
 
-CORE_TABLES = frozenset({"events", "outbox", "inbox", "subject_keys", "erased_subjects", "schema_migrations"})
+# Tables of the core migrations, not read models: replay neither rebuilds nor compares them
+# (idempotency_keys holds the answers of HTTP commands, not state derived from events).
+CORE_TABLES = frozenset(
+    {
+        "events",
+        "outbox",
+        "inbox",
+        "subject_keys",
+        "erased_subjects",
+        "schema_migrations",
+        "unsigned_events_before",
+        "rejected_events",
+        "idempotency_keys",
+    }
+)
 
 
 # ---- timeline ---------------------------------------------------------------------------------
@@ -273,6 +287,7 @@ async def read_topics(
         bootstrap_servers=settings.kafka().bootstrap,
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
         **settings.kafka().client_options(),
@@ -297,10 +312,12 @@ async def read_topics(
                         result = on_record(record)
                         if result is not None:
                             await result
-                if chunk and chunk[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
                 if progress is not None:
                     progress(len(chunk))
+            # Positions, not record offsets: a transaction's commit marker takes an offset too.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
     finally:
         await consumer.stop()
     return records
@@ -315,34 +332,81 @@ async def _wait_outbox_drained(pool: asyncpg.Pool, timeout_s: float) -> int:
         await asyncio.sleep(0.5)
 
 
-async def verify_trail(jurisdiction: str | None = None, *, drain_timeout_s: float = 30) -> VerifyReport:
-    """Every stream's chain in every service, the Kafka copy of every event (same ids and hashes,
-    none missing, none extra, each key in order) and the signed checkpoints."""
+async def verify_trail(
+    jurisdiction: str | None = None,
+    *,
+    drain_timeout_s: float = 30,
+    schemas: dict[str, str] | None = None,
+    deployment: str | None = None,
+) -> VerifyReport:
+    """Every stream's chain and signatures in every service, the Kafka copy of every event (same
+    ids and hashes, signed by the service owning the topic, none missing, none extra, each key in
+    order), the events consumers rejected as forged, and the signed checkpoints. `schemas` maps a
+    service to its schema when it is not the service's name; `deployment` is the checkpoints'
+    (default: this deployment's group prefix)."""
     report = VerifyReport()
+    keyring = signing.Keyring.load()
     codes = [jurisdiction] if jurisdiction else sorted(JURISDICTIONS)
     checkpoints = [
         checkpoint.Checkpoint.model_validate_json(r.value) for r in await read_topics([CHECKPOINTS_TOPIC])
     ]
+    deployment = deployment or settings.services().group_prefix
+    checkpoints = [c for c in checkpoints if c.deployment == deployment]
     for service in SERVICES:
-        pool = await _service_pool(service)
+        schema = (schemas or {}).get(service, service)
+        pool = await _service_pool(schema)
         try:
-            await _verify_service(service, pool, codes, jurisdiction, checkpoints, report, drain_timeout_s)
+            await _verify_service(
+                service, schema, pool, codes, jurisdiction, checkpoints, keyring, report, drain_timeout_s
+            )
         finally:
             await pool.close()
     return report
 
 
+def _kafka_integrity(
+    envelope: EventEnvelope,
+    topic: str,
+    service: str,
+    keyring: signing.Keyring,
+    row: asyncpg.Record | None,
+    unsigned_before: int,
+) -> tuple[str, str] | None:
+    """Why a Kafka record does not vouch for itself (code, reason), or None when it does. An
+    unsigned copy passes only as the copy of a stored event older than signing."""
+    if not envelope.hash_ok():
+        return "hash_mismatch", f"content does not match hash {envelope.hash}"
+    owner = parse_events_topic(topic)
+    if owner is None or owner != (envelope.jurisdiction, service):
+        return "wrong_topic", f"event of {envelope.jurisdiction} on {topic}"
+    if (
+        envelope.signature is None
+        and row is not None
+        and row["global_position"] <= unsigned_before
+        and row["hash"] == envelope.hash
+    ):
+        return None
+    try:
+        keyring.check(envelope, service)
+    except signing.SignatureProblem as problem:
+        return problem.code, problem.reason
+    return None
+
+
 async def _verify_service(
     service: str,
+    schema: str,
     pool: asyncpg.Pool,
     codes: list[str],
     jurisdiction: str | None,
     checkpoints: list[checkpoint.Checkpoint],
+    keyring: signing.Keyring,
     report: VerifyReport,
     drain_timeout_s: float,
 ) -> None:
-    store = EventStore(pool, schema=service, context=service)
-    broken = await store.verify()
+    store = EventStore(pool, schema=schema, context=service)
+    broken = await store.verify(keyring)
+    unsigned_before = await store.unsigned_before()
     if broken is not None:
         report.breaks.append(
             Break(
@@ -385,11 +449,26 @@ async def _verify_service(
             )
             continue
         event_id = str(envelope.event_id)
+        row = in_db.get(event_id)
+        where = f"Kafka {record.topic}[{record.partition}]@{record.offset}"
+        # Before the redelivery check: a forged copy may reuse the id of a genuine event.
+        problem = _kafka_integrity(envelope, record.topic, service, keyring, row, unsigned_before)
+        if problem is not None:
+            code, reason = problem
+            report.breaks.append(
+                Break(
+                    service,
+                    envelope.stream_id,
+                    envelope.stream_version,
+                    f"an event signed by {service}",
+                    envelope.key_id or "(unsigned)",
+                    f"forged or altered event {event_id} on {where}: {code}: {reason}",
+                )
+            )
+            continue
         if event_id in seen:
             continue  # a redelivery by the at-least-once relay: the same event, consumers drop it
         seen[event_id] = envelope
-        row = in_db.get(event_id)
-        where = f"Kafka {record.topic}[{record.partition}]@{record.offset}"
         if row is None:
             report.breaks.append(
                 Break(
@@ -402,17 +481,6 @@ async def _verify_service(
                 )
             )
             continue
-        if not envelope.hash_ok():
-            report.breaks.append(
-                Break(
-                    service,
-                    envelope.stream_id,
-                    envelope.stream_version,
-                    envelope.computed_hash(),
-                    envelope.hash,
-                    f"Kafka copy altered ({where})",
-                )
-            )
         if row["hash"] != envelope.hash:
             report.breaks.append(
                 Break(
@@ -449,7 +517,13 @@ async def _verify_service(
                     f"event {event_id} in the store but not on Kafka",
                 )
             )
-    ok_checkpoints = await _check_checkpoints(service, pool, checkpoints, report)
+    async with pool.acquire() as conn:
+        rejected = await rejections.listed(conn, jurisdiction)
+    for r in rejected:
+        report.breaks.append(
+            Break(service, "(consumer)", None, "no forged or altered event on its topics", r.code, r.line())
+        )
+    ok_checkpoints = await _check_checkpoints(service, pool, checkpoints, keyring, report)
     report.checked[service] = {
         "events": len(in_db),
         "streams": len({r["stream_id"] for r in rows}),
@@ -459,16 +533,18 @@ async def _verify_service(
 
 
 async def _check_checkpoints(
-    service: str, pool: asyncpg.Pool, checkpoints: list[checkpoint.Checkpoint], report: VerifyReport
+    service: str,
+    pool: asyncpg.Pool,
+    checkpoints: list[checkpoint.Checkpoint],
+    keyring: signing.Keyring,
+    report: VerifyReport,
 ) -> int:
-    deployment = settings.services().group_prefix
-    mine = [c for c in checkpoints if c.service == service and c.deployment == deployment]
+    mine = [c for c in checkpoints if c.service == service]
     if not mine:
         report.notes.append(f"{service}: no signed checkpoint published yet")
         return 0
-    key = checkpoint.public_key(service)
     for c in mine:
-        if not checkpoint.signature_ok(c, key):
+        if not checkpoint.signed_by_service(c, keyring):
             report.breaks.append(
                 Break(
                     service,
@@ -510,7 +586,8 @@ async def publish_checkpoint(service: str) -> checkpoint.Checkpoint:
     try:
         async with pool.acquire() as conn:
             deployment = settings.services().group_prefix
-            taken = await checkpoint.take(conn, service, checkpoint.signing_key(service), deployment)
+            key = signing.service_key(service)
+            taken = await checkpoint.take(conn, service, key.private, deployment, key.key_id)
         await producer.send_and_wait(
             CHECKPOINTS_TOPIC, taken.model_dump_json().encode(), key=f"{deployment}/{service}".encode()
         )

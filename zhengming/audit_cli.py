@@ -64,6 +64,21 @@ def checkpoint(
         out.print(f"{name}: {len(taken.heads)} streams, {taken.events} events, root {taken.merkle_root}")
 
 
+@audit_app.command("rotate-key")
+def rotate_key(
+    service: Annotated[str, typer.Argument(help="intake, review, clarification or archive")],
+) -> None:
+    """A new signing key for a service (the old public key stays in the keyring, so what it signed
+    still verifies); restart the service afterwards, and copy the new .pub to other deployments."""
+    if service not in SERVICES:
+        raise typer.BadParameter(f"one of {', '.join(SERVICES)}")
+    from shared.settings import SigningSettings
+    from shared.signing import rotate
+
+    key = rotate(service)
+    out.print(f"{service}: new key {key.key_id}; keyring {SigningSettings().keyring()}", markup=False)
+
+
 @audit_app.command()
 def replay(
     service: Annotated[list[str] | None, typer.Option(help="service (repeat); default all")] = None,

@@ -6,7 +6,9 @@ Used by `make demo` and the end-to-end tests: both go through the public interfa
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -20,6 +22,20 @@ from shared.settings import ServiceSettings
 
 Observer = Callable[[str, str, str, int, str, str], None]
 """(service, role, method, status, path, body) of every response, e.g. for confidentiality checks."""
+
+
+# Answers worth another try: the server failed or is going away, or the first request with the
+# same idempotency key is still running. Everything else is the answer.
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+RETRY_CODES = frozenset({"idempotency_key_in_use"})
+# Shorter than the services' keep-alive (ZM_SERVICE_KEEP_ALIVE_S, 75 s): the client drops an idle
+# connection before the server may close it, so a request is never sent into a closing socket.
+KEEPALIVE_EXPIRY_S = 15.0
+
+
+def new_idempotency_key() -> str:
+    """A key for one logical command (IETF httpapi Idempotency-Key), sent on each of its tries."""
+    return str(uuid.uuid4())
 
 
 class ApiError(Exception):
@@ -52,14 +68,35 @@ class Users:
 
 
 class Client:
-    """HTTP calls as a given role of a given jurisdiction."""
+    """HTTP calls as a given role of a given jurisdiction.
 
-    def __init__(self, services: ServiceSettings, users: Users, observer: Observer | None = None) -> None:
+    Every POST carries an `Idempotency-Key`, generated once per command and sent again on each
+    retry, so a retry never applies a command twice. Connection errors (also a kept-alive
+    connection the server closed meanwhile), timeouts and 5xx answers are retried with
+    exponential backoff until `retry_deadline_s` has passed; GETs are retried the same way.
+    """
+
+    def __init__(
+        self,
+        services: ServiceSettings,
+        users: Users,
+        observer: Observer | None = None,
+        *,
+        retry_deadline_s: float = 30.0,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 2.0,
+    ) -> None:
         self.services = services
         self.users = users
         self.observer = observer
-        self.http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50))
+        self.retry_deadline_s = retry_deadline_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.http = httpx.AsyncClient(
+            timeout=60, limits=httpx.Limits(max_connections=50, keepalive_expiry=KEEPALIVE_EXPIRY_S)
+        )
         self.calls = 0
+        self.retries = 0
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -74,10 +111,26 @@ class Client:
         jurisdiction: str,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
         url = self.services.url(service) + path
         headers = {"Authorization": f"Bearer {self.users.token(role, jurisdiction)}"}
-        response = await self.http.request(method, url, json=body, params=params, headers=headers)
+        if method.upper() == "POST":
+            headers["Idempotency-Key"] = f'"{idempotency_key or new_idempotency_key()}"'
+        deadline = time.monotonic() + self.retry_deadline_s
+        delay = self.retry_initial_s
+        while True:
+            try:
+                response = await self.http.request(method, url, json=body, params=params, headers=headers)
+            except httpx.TransportError:
+                if time.monotonic() + delay > deadline:
+                    raise
+            else:
+                if not _worth_retrying(response) or time.monotonic() + delay > deadline:
+                    break
+            self.retries += 1
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self.retry_max_s)
         self.calls += 1
         if self.observer is not None:
             self.observer(service, role, method, response.status_code, path, response.text)
@@ -93,9 +146,17 @@ class Client:
         jurisdiction: str,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
         response = await self.request(
-            method, service, path, role=role, jurisdiction=jurisdiction, body=body, params=params
+            method,
+            service,
+            path,
+            role=role,
+            jurisdiction=jurisdiction,
+            body=body,
+            params=params,
+            idempotency_key=idempotency_key,
         )
         if response.status_code >= 300:
             raise ApiError(method, path, response.status_code, response.text)
@@ -120,6 +181,17 @@ class Client:
         if response.status_code >= 300:
             raise ApiError("GET", path, response.status_code, response.text)
         return response.json()
+
+
+def _worth_retrying(response: httpx.Response) -> bool:
+    if response.status_code in RETRY_STATUSES:
+        return True
+    if response.status_code == 409:
+        try:
+            return isinstance(body := response.json(), dict) and body.get("code") in RETRY_CODES
+        except ValueError:
+            return False
+    return False
 
 
 def iso(day: date) -> str:

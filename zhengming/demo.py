@@ -40,7 +40,7 @@ from shared import settings
 from shared.auth import Principal, mint
 from shared.envelope import CITY, JURISDICTIONS
 from shared.settings import PROJECT_ROOT, SERVICES
-from zhengming.client import ApiError, Client, Users
+from zhengming.client import ApiError, Client, Users, new_idempotency_key
 from zhengming.scenario import JINYUN, QUARTER, QUARTER_FIRST, QUARTER_LAST, DemoCase, Scenario, generate
 
 DEMO_ROOT = PROJECT_ROOT / ".local" / "demo"
@@ -277,10 +277,18 @@ class Runner:
         who: As,
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
         started = time.monotonic()
         response = await self.c.request(
-            method, service, path, role=who.role, jurisdiction=who.jurisdiction, body=body, params=params
+            method,
+            service,
+            path,
+            role=who.role,
+            jurisdiction=who.jurisdiction,
+            body=body,
+            params=params,
+            idempotency_key=idempotency_key,
         )
         self.facts.latencies.append(time.monotonic() - started)
         return response
@@ -294,9 +302,14 @@ class Runner:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
     ) -> Any:
-        """One request; a concurrent writer on the same stream (409 concurrency_conflict) is retried."""
+        """One command or query; the client retries connection errors and 5xx with the command's
+        idempotency key, and a concurrent writer on the same stream (409 concurrency_conflict) is
+        retried here, with the same key (a refused command did not spend it)."""
+        key = new_idempotency_key() if method == "POST" else None
         for attempt in range(8):
-            response = await self.raw(method, service, path, who, body=body, params=params)
+            response = await self.raw(
+                method, service, path, who, body=body, params=params, idempotency_key=key
+            )
             if response.status_code == 409 and _code(response.text) == "concurrency_conflict":
                 await asyncio.sleep(0.05 * (attempt + 1))
                 continue

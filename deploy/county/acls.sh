@@ -115,8 +115,16 @@ if [[ $topics -eq 1 && $action == --add ]]; then
 fi
 
 echo
-echo "# Its own topics: read, write (relay, idempotent producer) and describe (pattern subscriptions)."
-acl "--allow-principal $(q "$principal") --operation Read --operation Write --operation Describe --topic $prefix --resource-pattern-type prefixed"
+echo "# Its own topics: read and describe (pattern subscriptions)."
+acl "--allow-principal $(q "$principal") --operation Read --operation Describe --topic $prefix --resource-pattern-type prefixed"
+echo "# Producer grants: write (relay, idempotent producer) only its own context topics and its public notices;"
+echo "# never its inbound reports (another agency writes those). Consumers check signatures on top (shared/signing.py)."
+for context in "${CONTEXTS[@]}"; do
+    acl "--allow-principal $(q "$principal") --operation Write --topic ${prefix}$context.events"
+done
+acl "--allow-principal $(q "$principal") --operation Write --topic ${prefix}public.personnel-notices.v1"
+echo "# Its relays publish in Kafka transactions under zm.$county.relay.<service> (shared/outbox.py)."
+acl "--allow-principal $(q "$principal") --operation Write --operation Describe --transactional-id $prefix --resource-pattern-type prefixed"
 echo "# Its own consumer groups: ZM_SERVICE_GROUP_PREFIX=zm.$county gives zm.$county.<consumer>."
 acl "--allow-principal $(q "$principal") --operation Read --operation Describe --group $prefix --resource-pattern-type prefixed"
 echo "# Dead letters and checkpoints are shared topics: write only, so no county reads another's."

@@ -41,7 +41,11 @@ async def aggregate(contexts: list[str]) -> Counter[tuple[str, str]]:
     if not partitions:
         return counts
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False, **kafka.client_options()
+        bootstrap_servers=kafka.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka.client_options(),
     )
     await consumer.start()
     try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
+from pydantic import Field
+
 from shared.events import registry
 from shared.events.common import Allegation, ClarificationForm, Frozen, Subject
 
@@ -77,10 +79,14 @@ class PersonnelNoticeV1(Frozen):
     """Public integration contract on zm.<jurisdiction>.public.personnel-notices (version 1).
 
     Stable: fields are only ever added with defaults; a breaking change is a new topic version.
+    Delivery: exactly once per notice to a reader with isolation.level=read_committed (the relay
+    publishes in Kafka transactions and never sends a notice again once it is on the topic).
+    `notice_id` (also the record key) identifies a notice: a reader that replays the topic or
+    reads uncommitted deduplicates by it.
     """
 
     schema_version: Literal[1] = 1
-    notice_id: str
+    notice_id: str = Field(description="identifies the notice: deduplicate by it")
     jurisdiction: str
     period: str
     issued_on: date

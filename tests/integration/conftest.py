@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
@@ -30,6 +30,16 @@ def infrastructure() -> None:
     kafka = LocalKafka(settings.local(), settings.kafka())
     if not (pg.answering() and kafka.answering()):
         pytest.fail("Kafka and PostgreSQL must run: use `make test` (or `zhengming up`)")
+
+
+@pytest.fixture(scope="package", autouse=True)
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Signing keys of their own: the test contexts' keys never join the deployment's keyring."""
+    root = tmp_path_factory.mktemp("signing")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZM_SIGNING_KEY_DIR", str(root / "keys"))
+        patch.setenv("ZM_SIGNING_KEYRING_DIR", str(root / "keyring"))
+        yield
 
 
 @pytest.fixture
@@ -87,6 +97,7 @@ async def read_topic(topic: str, expected: int, timeout_s: float = 60.0) -> list
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",  # as the public contracts ask of every reader
     )
     await consumer.start()
     out: list[tuple[bytes, bytes, int]] = []

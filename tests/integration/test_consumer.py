@@ -15,8 +15,9 @@ from faststream.kafka import KafkaBroker
 
 from shared import settings
 from shared.consumer import EventConsumer
-from shared.envelope import GENESIS_HASH, seal
-from shared.outbox import OutboxRelay, make_producer
+from shared.envelope import GENESIS_HASH, EventEnvelope, seal
+from shared.outbox import OutboxRelay
+from shared.signing import service_key
 from shared.store import EventStore, NewEvent
 from shared.topics import dead_letter_topic, events_topic
 from tests.integration.conftest import ACTOR, create_topics, wait_for
@@ -38,12 +39,7 @@ async def write_and_relay(pool: asyncpg.Pool, schema: str, context: str, cases: 
             actor=ACTOR,
             correlation_id=uuid.uuid4(),
         )
-    producer = make_producer(settings.kafka())
-    await producer.start()
-    try:
-        await OutboxRelay(pool, producer, schema=schema).drain()
-    finally:
-        await producer.stop()
+    await OutboxRelay(pool, settings.kafka(), schema=schema).drain()
 
 
 async def effects(pool: asyncpg.Pool) -> dict[str, int]:
@@ -103,8 +99,10 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_mov
     await create_topics(topic, dead_letter_topic(name), partitions=1)
     await pool.execute(EFFECTS_DDL)
 
-    def envelope(event_type: str, payload: dict[str, object]) -> bytes:
-        return seal(
+    key = service_key(context)
+
+    def envelope(event_type: str, payload: dict[str, object], signed: bool = True) -> bytes:
+        sealed = seal(
             event_type=event_type,
             schema_version=1,
             stream_id="case-p",
@@ -117,15 +115,21 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_mov
             causation_id=None,
             payload=payload,
             prev_hash=GENESIS_HASH,
-        ).to_bytes()
+        )
+        return (key.sign(sealed) if signed else sealed).to_bytes()
 
     tampered = json.loads(envelope("Noted", {"n": 1}))
     tampered["payload"]["n"] = 2
+    rehashed = json.loads(envelope("Noted", {"n": 1}))
+    rehashed["payload"]["n"] = 4
+    rehashed["hash"] = EventEnvelope.model_validate(rehashed).computed_hash()
     poison = {
         "undecodable": b"\xff not json at all",
         "unknown_event_type": envelope("NoSuchEvent", {"n": 1}),
         "invalid_event": envelope("Noted", {"n": "not a number"}),
         "hash_mismatch": json.dumps(tampered).encode(),
+        "unsigned": envelope("Noted", {"n": 3}, signed=False),
+        "bad_signature": json.dumps(rehashed).encode(),
     }
     good = envelope("Noted", {"n": 7})
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka().bootstrap)
@@ -137,8 +141,8 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_mov
     finally:
         await producer.stop()
 
-    consumer = await run_consumer(pool, name, name, topic, until=5)
-    assert consumer.counts == {"applied": 1, "duplicate": 0, "dead_letter": 4, "skipped": 0}
+    consumer = await run_consumer(pool, name, name, topic, until=len(poison) + 1)
+    assert consumer.counts == {"applied": 1, "duplicate": 0, "dead_letter": len(poison), "skipped": 0}
     assert await effects(pool) == {"case-p": 1}
 
     dlq = AIOKafkaConsumer(
@@ -151,7 +155,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_mov
     try:
         got: list[tuple[bytes, dict[str, str]]] = []
         deadline = asyncio.get_running_loop().time() + 30
-        while len(got) < 4 and asyncio.get_running_loop().time() < deadline:
+        while len(got) < len(poison) and asyncio.get_running_loop().time() < deadline:
             for records in (await dlq.getmany(timeout_ms=500)).values():
                 got.extend((r.value or b"", {k: v.decode() for k, v in r.headers}) for r in records)
     finally:
@@ -163,6 +167,10 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_mov
         assert headers["zm-dlq-reason"]
     assert "NoSuchEvent" in got[1][1]["zm-dlq-reason"]
     assert "n" in got[2][1]["zm-dlq-reason"]
+    # Forgeries and tampering are kept where verify looks; schema problems are not.
+    rows = await pool.fetch("SELECT code, event_id, topic FROM rejected_events ORDER BY kafka_offset")
+    assert [r["code"] for r in rows] == ["hash_mismatch", "unsigned", "bad_signature"]
+    assert all(r["topic"] == topic and r["event_id"] for r in rows)
 
 
 async def test_consumer_killed_between_db_commit_and_offset_commit_ignores_the_redelivery(

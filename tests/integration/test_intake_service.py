@@ -529,6 +529,9 @@ def inbound_message(**changes: Any) -> dict[str, Any]:
     return body
 
 
+INBOUND = "zm.331122.inbound.reports"
+
+
 def inbound_consumer(runtime: Runtime) -> EventConsumer:
     s = spec(runtime, "intake.inbound")
     assert s.consumer_class is InboundConsumer
@@ -540,10 +543,10 @@ async def test_an_inbound_report_is_registered_once_with_its_identity_resealed(
 ) -> None:
     consumer = inbound_consumer(runtime)
     body = json.dumps(inbound_message()).encode()
-    envelope, message = consumer.decode(body)
+    envelope, message = consumer.decode(body, INBOUND)
     position = {"topic": "zm.331122.inbound.reports", "partition": 0, "offset": 7}
     assert await consumer.apply_once(envelope, message, position) == "applied"
-    again, again_message = consumer.decode(body)  # the broker delivers it a second time
+    again, again_message = consumer.decode(body, INBOUND)  # the broker delivers it a second time
     assert await consumer.apply_once(again, again_message, position) == "duplicate"
 
     listing = (await client.get("/reports", params={"jurisdiction": COUNTY}, headers=OFFICE)).json()
@@ -564,17 +567,19 @@ async def test_an_inbound_report_is_registered_once_with_its_identity_resealed(
 async def test_malformed_or_unopenable_inbound_messages_are_dead_letters(runtime: Runtime) -> None:
     consumer = inbound_consumer(runtime)
     with pytest.raises(DeadLetter) as exc:
-        consumer.decode(json.dumps(inbound_message(subjects=[], schema_version=2)).encode())
+        consumer.decode(json.dumps(inbound_message(subjects=[], schema_version=2)).encode(), INBOUND)
     assert exc.value.code == "invalid_event" and "subjects" in exc.value.reason
 
     before = await written(runtime)
     foreign_key = seal_for_intake(IDENTITY, X25519PrivateKey.generate().public_key())
-    envelope, message = consumer.decode(json.dumps(inbound_message(reporter_sealed=foreign_key)).encode())
+    envelope, message = consumer.decode(
+        json.dumps(inbound_message(reporter_sealed=foreign_key)).encode(), INBOUND
+    )
     with pytest.raises(DeadLetter) as exc:
         await consumer.apply_once(envelope, message, {"topic": "t", "partition": 0, "offset": 1})
     assert exc.value.code == "invalid_event" and "cannot be opened" in exc.value.reason
     incomplete = inbound_message(subjects=[{"kind": "person", "name": "吴某"}])
-    envelope, message = consumer.decode(json.dumps(incomplete).encode())
+    envelope, message = consumer.decode(json.dumps(incomplete).encode(), INBOUND)
     with pytest.raises(DeadLetter) as exc:
         await consumer.apply_once(envelope, message, {"topic": "t", "partition": 0, "offset": 2})
     assert "subject_incomplete" in exc.value.reason

@@ -11,7 +11,7 @@ from collections import defaultdict
 import asyncpg
 
 from shared import settings
-from shared.outbox import OutboxRelay, _relay_lock, make_producer
+from shared.outbox import OutboxRelay, _relay_lock
 from shared.settings import RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import events_topic
@@ -39,9 +39,6 @@ async def test_a_relay_that_loses_its_lock_session_stops_and_another_takes_over(
     await create_topics(topic)
     store = EventStore(pool, schema=schema, context=context)
     quick = RelaySettings(poll_interval_s=0.1)
-    producers = [make_producer(settings.kafka()), make_producer(settings.kafka())]
-    for p in producers:
-        await p.start()
     # Each relay on its own pool, as two service instances would be.
     pools = [
         await asyncpg.create_pool(
@@ -53,7 +50,7 @@ async def test_a_relay_that_loses_its_lock_session_stops_and_another_takes_over(
         )
         for _ in range(2)
     ]
-    relays = [OutboxRelay(pools[i], producers[i], schema=schema, settings=quick) for i in range(2)]
+    relays = [OutboxRelay(pools[i], settings.kafka(), schema=schema, settings=quick) for i in range(2)]
     stop = asyncio.Event()
     first = asyncio.create_task(relays[0].run(stop))
 
@@ -96,8 +93,6 @@ async def test_a_relay_that_loses_its_lock_session_stops_and_another_takes_over(
     finally:
         stop.set()
         await asyncio.gather(first, *([second] if "second" in locals() else []))
-        for p in producers:
-            await p.stop()
         for p in pools:
             await p.close()
 

@@ -11,7 +11,7 @@ from faststream.kafka import KafkaBroker
 from shared import settings
 from shared.consumer import EventConsumer
 from shared.logging import outages
-from shared.outbox import OutboxRelay, make_producer
+from shared.outbox import OutboxRelay
 from shared.settings import ConsumerSettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import events_topic
@@ -69,9 +69,7 @@ async def test_relay_and_consumer_survive_a_broker_restart(
     await create_topics(topic)
     await pool.execute(EFFECTS_DDL)
     store = EventStore(pool, schema=schema, context=context)
-    producer = make_producer(settings.kafka())
-    await producer.start()
-    relay = OutboxRelay(pool, producer, schema=schema, settings=RelaySettings(poll_interval_s=0.2))
+    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(poll_interval_s=0.2))
     stop = asyncio.Event()
     relay_task = asyncio.create_task(relay.run(stop))
     kafka = LocalKafka(settings.local(), settings.kafka())
@@ -101,7 +99,6 @@ async def test_relay_and_consumer_survive_a_broker_restart(
     finally:
         stop.set()
         await relay_task
-        await producer.stop()
 
     broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
     consumer = EventConsumer("projector", pool, registry, apply)

@@ -1,4 +1,5 @@
-"""EventConsumer.decode: every kind of poison message becomes a DeadLetter with its own code."""
+"""EventConsumer.decode: every kind of poison message becomes a DeadLetter with its own code, and
+only an event signed by the service owning the topic's context gets through."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from typing import cast
 
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from shared.consumer import DeadLetter, EventConsumer
 from shared.db import Conn
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_json, seal
 from shared.registry import EventRegistry, Payload
+from shared.signing import Keyring, ServiceKey
+
+INTAKE = ServiceKey("intake", Ed25519PrivateKey.generate())
+REVIEW = ServiceKey("review", Ed25519PrivateKey.generate())
+TOPIC = "zm.331122.intake.events"
 
 
 class ReportLogged(BaseModel):
@@ -37,13 +44,17 @@ def _consumer() -> EventConsumer:
         payload["official_name"] = payload.pop("official")
         return payload
 
-    return EventConsumer("review-test", cast(asyncpg.Pool, None), registry, _ignore)
+    keyring = Keyring.of(INTAKE, REVIEW)
+    return EventConsumer("review-test", cast(asyncpg.Pool, None), registry, _ignore, keyring=keyring)
 
 
 def _envelope(
-    event_type: str = "ReportLogged", version: int = 2, payload: Payload | None = None
+    event_type: str = "ReportLogged",
+    version: int = 2,
+    payload: Payload | None = None,
+    signer: ServiceKey | None = INTAKE,
 ) -> EventEnvelope:
-    return seal(
+    sealed = seal(
         event_type=event_type,
         schema_version=version,
         stream_id="case-1",
@@ -57,11 +68,12 @@ def _envelope(
         payload={"case_id": "case-1", "official_name": "张三"} if payload is None else payload,
         prev_hash=GENESIS_HASH,
     )
+    return sealed if signer is None else signer.sign(sealed)
 
 
-def _dead_letter_code(body: bytes) -> str:
+def _dead_letter_code(body: bytes, topic: str = TOPIC) -> str:
     with pytest.raises(DeadLetter) as caught:
-        _consumer().decode(body)
+        _consumer().decode(body, topic)
     assert caught.value.reason
     return caught.value.code
 
@@ -105,14 +117,14 @@ def test_tampered_hash_is_a_hash_mismatch() -> None:
 
 def test_good_envelope_decodes_to_envelope_and_typed_payload() -> None:
     sent = _envelope()
-    envelope, payload = _consumer().decode(sent.to_bytes())
+    envelope, payload = _consumer().decode(sent.to_bytes(), TOPIC)
     assert envelope == sent
     assert payload == ReportLogged(case_id="case-1", official_name="张三")
 
 
 def test_old_version_is_upcast_on_decode() -> None:
     sent = _envelope(version=1, payload={"case_id": "case-1", "official": "张三"})
-    envelope, payload = _consumer().decode(sent.to_bytes())
+    envelope, payload = _consumer().decode(sent.to_bytes(), TOPIC)
     assert envelope.schema_version == 1
     assert payload == ReportLogged(case_id="case-1", official_name="张三")
 
@@ -121,3 +133,47 @@ def test_old_payload_an_upcaster_cannot_handle_is_invalid() -> None:
     # A v1 payload without the field the upcaster renames: poison, so it belongs in the DLQ.
     body = _envelope(version=1, payload={"case_id": "case-1"}).to_bytes()
     assert _dead_letter_code(body) == "invalid_event"
+
+
+def test_unsigned_event_is_dead_lettered() -> None:
+    assert _dead_letter_code(_envelope(signer=None).to_bytes()) == "unsigned"
+
+
+def test_event_signed_by_a_key_outside_the_keyring_is_dead_lettered() -> None:
+    stranger = ServiceKey("intake", Ed25519PrivateKey.generate())
+    assert _dead_letter_code(_envelope(signer=stranger).to_bytes()) == "unknown_key"
+
+
+def test_event_signed_by_another_service_is_a_wrong_producer() -> None:
+    assert _dead_letter_code(_envelope(signer=REVIEW).to_bytes()) == "wrong_producer"
+
+
+def test_intakes_own_event_on_reviews_topic_is_a_wrong_producer() -> None:
+    assert _dead_letter_code(_envelope().to_bytes(), "zm.331122.review.events") == "wrong_producer"
+
+
+def test_event_of_another_jurisdiction_or_off_the_events_topics_is_on_the_wrong_topic() -> None:
+    assert _dead_letter_code(_envelope().to_bytes(), "zm.331121.intake.events") == "wrong_topic"
+    assert _dead_letter_code(_envelope().to_bytes(), "zm.331122.inbound.reports") == "wrong_topic"
+
+
+def test_altered_event_with_a_recomputed_hash_has_a_bad_signature() -> None:
+    genuine = _envelope()
+    forged = genuine.model_copy(update={"payload": {"case_id": "case-1", "official_name": "李四"}})
+    forged = forged.model_copy(update={"hash": forged.computed_hash()})
+    assert forged.hash_ok() and forged.signature == genuine.signature
+    assert _dead_letter_code(forged.to_bytes()) == "bad_signature"
+
+
+def test_garbage_signature_is_a_bad_signature() -> None:
+    data = json.loads(_envelope().to_bytes())
+    data["signature"] = "not base64!"
+    assert _dead_letter_code(canonical_json(data)) == "bad_signature"
+
+
+def test_dead_letter_names_the_event() -> None:
+    sent = _envelope(signer=REVIEW)
+    with pytest.raises(DeadLetter) as caught:
+        _consumer().decode(sent.to_bytes(), TOPIC)
+    assert caught.value.event_id == str(sent.event_id)
+    assert str(sent.event_id) in caught.value.reason and REVIEW.key_id in caught.value.reason

@@ -10,8 +10,9 @@ import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import pytest
 import yaml
 from pydantic_settings import BaseSettings
@@ -23,8 +24,17 @@ from services.clarification.consumers import consumers as clarification_consumer
 from services.intake.consumers import consumers as intake_consumers
 from services.review.consumers import consumers as review_consumers
 from shared.envelope import CITY, JURISDICTIONS
+from shared.outbox import OutboxRelay
 from shared.settings import SERVICES, KafkaSettings, ServiceSettings
-from shared.topics import CHECKPOINTS_TOPIC, dead_letter_topic, events_pattern, provisioned_topics
+from shared.topics import (
+    CHECKPOINTS_TOPIC,
+    dead_letter_topic,
+    events_pattern,
+    events_topic,
+    inbound_reports_topic,
+    personnel_notices_topic,
+    provisioned_topics,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.county.yml"
@@ -149,12 +159,37 @@ def test_acls_grant_the_county_prefix_and_nothing_of_another_county() -> None:
     commands = [line for line in out.splitlines() if line and not line.startswith("#")]
     own = [c for c in commands if "kafka-acls.sh" in c and f"--topic zm.{COUNTY}. " in c]
     assert len(own) == 1 and "--resource-pattern-type prefixed" in own[0]
-    assert all(f"--operation {op}" in own[0] for op in ("Read", "Write", "Describe"))
+    assert all(f"--operation {op}" in own[0] for op in ("Read", "Describe"))
+    assert "--operation Write" not in own[0], "writes are granted per topic, never on the prefix"
     groups = [c for c in commands if f"--group zm.{COUNTY}. " in c]
     assert len(groups) == 1 and "--resource-pattern-type prefixed" in groups[0]
     others = [j for j in JURISDICTIONS if j != COUNTY]
     assert not [j for j in others if j in out], "the output names another jurisdiction"
     assert "zm.*" not in out and "--topic zm. " not in out and "--topic '*'" not in out
+
+
+def test_the_county_writes_only_its_own_context_topics_and_notices() -> None:
+    out = acls(COUNTY).stdout
+    writes = [line for line in out.splitlines() if "kafka-acls.sh" in line and "--operation Write" in line]
+    grants = [line for line in writes if "--topic " in line]
+    written = {line.rsplit("--topic ", 1)[1] for line in grants}
+    own = {events_topic(COUNTY, c) for c in SERVICES} | {personnel_notices_topic(COUNTY)}
+    shared = {dead_letter_topic(n) for n in consumer_names()} | {CHECKPOINTS_TOPIC}
+    assert written == own | shared
+    assert inbound_reports_topic(COUNTY) not in written, "another agency writes the inbound reports"
+    for line in grants:
+        assert "--resource-pattern-type" not in line, "literal grants only"
+        assert "--operation Read" not in line or line.rsplit("--topic ", 1)[1] in own
+    removed = [line for line in acls(COUNTY, "--remove").stdout.splitlines() if "--operation Write" in line]
+    assert len(removed) == len(writes)
+
+
+def test_the_county_relays_may_use_transactional_ids_of_their_own_prefix_only() -> None:
+    out = acls(COUNTY).stdout
+    [grant] = [line for line in out.splitlines() if "kafka-acls.sh" in line and "--transactional-id" in line]
+    assert f"--transactional-id zm.{COUNTY}. --resource-pattern-type prefixed" in grant
+    relay = OutboxRelay(cast(asyncpg.Pool, None), KafkaSettings(), schema="review", deployment=f"zm.{COUNTY}")
+    assert relay.transactional_id.startswith(f"zm.{COUNTY}.")
 
 
 def test_acls_cover_every_consumers_dead_letters_write_only() -> None:

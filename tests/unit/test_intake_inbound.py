@@ -82,9 +82,12 @@ def test_a_tampered_ciphertext_does_not_open(tmp_path: Path) -> None:
         open_sealed(SealedForIntake.model_validate(sealed), load_private_key(path))
 
 
+TOPIC = "zm.331122.inbound.reports"
+
+
 def test_a_valid_message_becomes_an_envelope_keyed_by_its_message_id() -> None:
     body = message()
-    envelope, model = consumer().decode(json.dumps(body).encode())
+    envelope, model = consumer().decode(json.dumps(body).encode(), TOPIC)
     assert isinstance(model, InboundReportV1)
     assert envelope.event_id == uuid.UUID(body["message_id"]) == model.message_id
     assert envelope.event_type == "InboundReportV1" and envelope.hash_ok()
@@ -122,7 +125,7 @@ def test_an_invalid_message_is_a_dead_letter_that_does_not_echo_its_values(
     changes: dict[str, Any], where: str
 ) -> None:
     with pytest.raises(DeadLetter) as exc:
-        consumer().decode(json.dumps(message(**changes)).encode())
+        consumer().decode(json.dumps(message(**changes)).encode(), TOPIC)
     assert exc.value.code == "invalid_event"
     assert where in exc.value.reason
     assert IDENTITY["name"] not in exc.value.reason and IDENTITY["contact"] not in exc.value.reason
@@ -130,5 +133,5 @@ def test_an_invalid_message_is_a_dead_letter_that_does_not_echo_its_values(
 
 def test_a_message_that_is_not_json_is_a_dead_letter() -> None:
     with pytest.raises(DeadLetter) as exc:
-        consumer().decode(b"\xff not json")
+        consumer().decode(b"\xff not json", TOPIC)
     assert exc.value.code == "invalid_event"
