@@ -25,10 +25,10 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import rejections
-from shared.db import Conn
+from shared.db import Conn, database_away
 from shared.envelope import EventEnvelope
 from shared.errors import InvalidEvent, UnknownEventType
-from shared.logging import get_logger
+from shared.logging import get_logger, outages
 from shared.registry import EventRegistry
 from shared.settings import ConsumerSettings
 from shared.signing import Keyring, SignatureProblem
@@ -249,7 +249,7 @@ class EventConsumer:
         deadline = time.monotonic() + self.settings.retry_deadline_s
         while True:
             try:
-                return await action(*args)
+                result = await action(*args)
             except DeadLetter:
                 raise
             except asyncio.CancelledError as exc:
@@ -259,10 +259,16 @@ class EventConsumer:
                 error: BaseException = exc
             except Exception as exc:
                 error = exc
+            else:
+                outages.up("database")
+                return result
             if time.monotonic() + delay > deadline:
                 raise GaveUp(f"{step}: {error!r} (retried for {self.settings.retry_deadline_s:g}s)")
             self.retries += 1
-            log.warning("event.retry", step=step, error=repr(error), delay_s=round(delay, 2))
+            if database_away(error):  # one line per outage for the process, not one per retry
+                outages.down("database", error)
+            else:
+                log.warning("event.retry", step=step, error=repr(error), delay_s=round(delay, 2))
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.retry_max_s)
 

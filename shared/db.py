@@ -181,3 +181,23 @@ def service_migrations(service: str) -> list[Path]:
     """The core migrations plus the service's own, if it has any."""
     own = SERVICES_DIR / service / "migrations"
     return [CORE_MIGRATIONS] + ([own] if own.is_dir() else [])
+
+
+# What a database that is away (stopped, restarting, out of connections) raises (answered 503 at the
+# HTTP edges, retried quietly by consumers).
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def database_away(exc: BaseException) -> bool:
+    if isinstance(exc, DATABASE_AWAY):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc) or "closing" in str(exc)
+    # asyncio's connect over several addresses: "Multiple exceptions: [Errno 111] ..."
+    return type(exc) is OSError and ("connect" in str(exc).lower() or "Multiple exceptions" in str(exc))

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from shared.auth import AuthError, AuthSettings, Principal, verify
+from shared.db import DATABASE_AWAY, database_away
 from shared.errors import ConcurrencyError, OutOfRange
 from shared.logging import ASGIApp, RequestContextMiddleware, get_logger, outages
 
@@ -201,25 +202,6 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-# What a database that is away (stopped, restarting, out of connections) raises; answered 503.
-_DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.TooManyConnectionsError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def database_away(exc: BaseException) -> bool:
-    if isinstance(exc, _DATABASE_AWAY):
-        return True
-    if isinstance(exc, asyncpg.InterfaceError):
-        return "closed" in str(exc) or "closing" in str(exc)
-    # asyncio's connect over several addresses: "Multiple exceptions: [Errno 111] ..."
-    return type(exc) is OSError and ("connect" in str(exc).lower() or "Multiple exceptions" in str(exc))
-
-
 def unavailable_response(component: str) -> JSONResponse:
     return problem_response(
         503,
@@ -297,7 +279,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         outages.down("database", exc)
         return unavailable_response("database")
 
-    for kind in (*_DATABASE_AWAY, asyncpg.InterfaceError, OSError):
+    for kind in (*DATABASE_AWAY, asyncpg.InterfaceError, OSError):
         app.add_exception_handler(kind, _database)
 
 

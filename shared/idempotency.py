@@ -35,8 +35,8 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from shared.auth import AuthError, AuthSettings, verify
-from shared.db import joined
-from shared.http import database_away, problem_response, unavailable_response
+from shared.db import database_away, joined
+from shared.http import problem_response, unavailable_response
 from shared.logging import get_logger, outages
 from shared.settings import IdempotencySettings
 
