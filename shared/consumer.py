@@ -11,6 +11,7 @@ the message, stops consuming and reports itself in `failure` (the service's /rea
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -116,6 +117,7 @@ class EventConsumer:
             # Relays publish in transactions: never read a batch a fenced relay left aborted.
             isolation_level="read_committed",
             ack_policy=AckPolicy.MANUAL,
+            parser=_tolerant_headers,
             decoder=_raw_body,
             title=f"{self.name}",
             description=f"zhengming consumer {self.name}: applies events once, dead-letters poison",
@@ -149,7 +151,9 @@ class EventConsumer:
     async def settle(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> Outcome:
         position = _position(record)
         try:
-            envelope, payload = self.decode(msg.body, record.topic)
+            # Retried like the apply: a keyring file unreadable for a while is no property of
+            # the message (DeadLetter, which is, passes straight through).
+            envelope, payload = await self._retrying("decode", self._decode, msg.body, record.topic)
         except DeadLetter as dead:
             await self._retrying("dead_letter", self.dead_letter, msg, dead, position)
             return Outcome("dead_letter", reason=dead.reason)
@@ -176,6 +180,9 @@ class EventConsumer:
 
     def after_apply(self, envelope: EventEnvelope, status: str) -> None:
         """Hook between the database commit and the offset commit (fault-injection tests)."""
+
+    async def _decode(self, body: bytes, topic: str) -> tuple[EventEnvelope, BaseModel]:
+        return self.decode(body, topic)
 
     def decode(self, body: bytes, topic: str) -> tuple[EventEnvelope, BaseModel]:
         try:
@@ -331,6 +338,28 @@ def _kafka(msg: KafkaMessage) -> AIOKafkaConsumer:
 
 def _position(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+async def _tolerant_headers(
+    record: ConsumerRecord[Any, Any], original: Callable[[ConsumerRecord[Any, Any]], Awaitable[Any]]
+) -> Any:
+    """FastStream decodes every header value as UTF-8 before any handler runs and drops the
+    message, unseen, when one is binary or empty: the next offset commit would then pass it.
+    Such values are handed on replaced (the body is untouched), so the runner settles the message
+    like any other: applied when its envelope holds, else dead-lettered with the reason."""
+    headers = record.headers or ()
+    if all(isinstance(v, bytes) and _utf8(v) for _, v in headers):
+        return await original(record)
+    clean = tuple((k, (v or b"").decode("utf-8", "replace").encode()) for k, v in headers)
+    return await original(dataclasses.replace(record, headers=clean))
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _raw_body(msg: Any) -> bytes:

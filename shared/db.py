@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,10 @@ from typing import Any
 import asyncpg
 import asyncpg.pool
 
-from shared.logging import outages
+from shared.logging import get_logger, outages
 from shared.settings import PostgresSettings
+
+log = get_logger(__name__)
 
 # What handlers receive: a bare connection or one borrowed from a pool.
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -187,6 +189,7 @@ def service_migrations(service: str) -> list[Path]:
 # HTTP edges, retried quietly by consumers).
 DATABASE_AWAY: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,  # asyncpg's state on a session terminated mid-operation
     asyncpg.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
     ConnectionError,
@@ -201,3 +204,18 @@ def database_away(exc: BaseException) -> bool:
         return "closed" in str(exc) or "closing" in str(exc)
     # asyncio's connect over several addresses: "Multiple exceptions: [Errno 111] ..."
     return type(exc) is OSError and ("connect" in str(exc).lower() or "Multiple exceptions" in str(exc))
+
+
+@contextlib.asynccontextmanager
+async def acquired(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+    """A pooled connection whose release cannot fail the work done on it: once COMMIT has
+    answered, a failure to hand the connection back (PostgreSQL shutting down) must not turn a
+    success into an error, nor hide the error of work that failed."""
+    conn = await pool.acquire()
+    try:
+        yield conn
+    finally:
+        try:
+            await pool.release(conn)
+        except Exception as exc:
+            log.warning("connection.release_failed", error=repr(exc))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -32,13 +33,15 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from shared.auth import AuthError, AuthSettings, verify
-from shared.db import database_away, joined
-from shared.http import problem_response, unavailable_response
+from shared.crypto import load_master_key
+from shared.db import acquired, database_away, joined
+from shared.http import MAX_BODY_BYTES, problem_response, unavailable_response
 from shared.logging import get_logger, outages
-from shared.settings import IdempotencySettings
+from shared.settings import CryptoSettings, IdempotencySettings
 
 log = get_logger(__name__)
 
@@ -70,15 +73,17 @@ def parse_key(raw: str) -> str | None:
     return key if key.strip() else None
 
 
-def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
-    """SHA-256 over the request; a JSON body counts by its content, not its spacing or key order."""
+def fingerprint(method: str, path: str, query: str, body: bytes, key: bytes = b"") -> str:
+    """HMAC-SHA-256 over the request; a JSON body counts by its content, not its spacing or key
+    order. Keyed (by the deployment's master key) because a body may name a reporter: a plain
+    hash stored beside the key would let anyone reading the table confirm a guessed identity."""
     try:
         canonical = json.dumps(
             json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
     except ValueError:
         canonical = body
-    digest = hashlib.sha256()
+    digest = hmac.new(key, digestmod=hashlib.sha256)
     for part in (method.upper().encode(), path.encode(), query.encode(), canonical):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
@@ -151,6 +156,7 @@ class IdempotencyMiddleware:
         self.pool = pool
         self.settings = settings or IdempotencySettings()
         self.auth = AuthSettings()
+        self.fingerprint_key = hashlib.sha256(b"zm idempotency " + load_master_key(CryptoSettings())).digest()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
@@ -176,8 +182,12 @@ class IdempotencyMiddleware:
             body = await _read_body(receive)
         except _Disconnected:
             return
+        except HTTPException as exc:  # the body limit, met while streaming a chunked body
+            detail = f"the body exceeds {MAX_BODY_BYTES} bytes"
+            await problem_response(exc.status_code, "payload_too_large", detail, "body")(scope, receive, send)
+            return
         request = (scope["method"], scope["path"], bytes(scope.get("query_string", b"")).decode("latin-1"))
-        print_ = fingerprint(*request, body)
+        print_ = fingerprint(*request, body, key=self.fingerprint_key)
         try:
             await self._once(scope, receive, send, caller, key, print_, body)
         except Exception as exc:
@@ -201,7 +211,7 @@ class IdempotencyMiddleware:
             return await receive()
 
         captured = _Captured()
-        async with self.pool.acquire() as conn:
+        async with acquired(self.pool) as conn:
             transaction = conn.transaction()
             await transaction.start()
             committed = False

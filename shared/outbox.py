@@ -125,12 +125,18 @@ class OutboxRelay:
                 return 0
             self._unsure = True
             async with producer.transaction():
+                sent = []
                 for row in rows:
                     headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
                     headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
-                    await producer.send(
-                        row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
+                    sent.append(
+                        await producer.send(
+                            row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
+                        )
                     )
+                # Every record acknowledged before the commit: aiokafka commits a transaction even
+                # when one of its batches failed, and that record would then be marked unsent.
+                await asyncio.gather(*sent)
             await _mark(conn, [r["id"] for r in rows])
             self._unsure = False
         self.published += len(rows)
@@ -201,7 +207,7 @@ class OutboxRelay:
                 if not isinstance(exc, ProducerFenced):
                     outages.down("database", exc)
                 await _wait(stop, self.settings.poll_interval_s)
-            except Exception as exc:  # the broker away while starting a term: contend again
+            except Exception as exc:  # the broker away, a dead producer: a new term, never a drop
                 outages.down("broker", exc)
                 await _wait(stop, self.settings.poll_interval_s)
 
@@ -234,12 +240,10 @@ class OutboxRelay:
                 if await self.publish_pending():
                     outages.up("broker")
                     continue
-            except ProducerFenced:
-                raise
             except DB_DOWN as exc:
                 log.warning("relay.retry", error=str(exc))
-            except Exception as exc:  # broker errors: retry, never drop; one line per outage
-                outages.down("broker", exc)
+            # Anything else (the broker away, a producer in a fatal state) ends the term: the next
+            # one starts a fresh producer, since aiokafka's cannot leave a fatal error behind.
             await _wait_any(stop, self._wake, self.settings.poll_interval_s)
 
     def _notified(self, *_: object) -> None:

@@ -23,7 +23,7 @@ from shared import checkpoint, idempotency, settings, signing
 from shared.audit_api import add_audit_routes
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
-from shared.db import Conn, create_pool, migrate, service_migrations
+from shared.db import Conn, acquired, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
 from shared.events import registry
 from shared.events.common import business_time
@@ -140,18 +140,8 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        conn = await self.pool.acquire()
-        try:
-            async with conn.transaction():
-                yield UnitOfWork(self.store, conn, self.projector)
-        finally:
-            # Once COMMIT has answered, the command's effects are durable: a failure to hand the
-            # connection back (PostgreSQL shutting down) must not turn its success into an error,
-            # nor hide the error of a transaction that failed.
-            try:
-                await self.pool.release(conn)
-            except Exception as exc:
-                log.warning("unit_of_work.release_failed", error=repr(exc))
+        async with acquired(self.pool) as conn, conn.transaction():
+            yield UnitOfWork(self.store, conn, self.projector)
 
     def unit_of_work_on(self, conn: Conn) -> UnitOfWork:
         """A unit of work inside a transaction someone else opened (a consumer's)."""
@@ -215,6 +205,17 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
         if stopped:
             body["stopped_consumers"] = stopped
         return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def served_app(
+    definition: ServiceDefinition, runtime: Runtime, keys: IdempotencySettings | None = None
+) -> FastAPI:
+    """The HTTP application a service process serves (tests serve the very same in-process)."""
+    app = definition.build_api(runtime)
+    idempotency.install(app, runtime.pool, keys or IdempotencySettings())
+    add_health_routes(app, runtime)
+    add_audit_routes(app, runtime)
+    return app
 
 
 async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
@@ -304,10 +305,7 @@ async def serve(definition: ServiceDefinition) -> None:
     checkpoints = asyncio.create_task(publish_checkpoints(runtime, stop))
     keys = IdempotencySettings()
     purging = asyncio.create_task(idempotency.purge_periodically(runtime.pool, stop, keys))
-    app = definition.build_api(runtime)
-    idempotency.install(app, runtime.pool, keys)
-    add_health_routes(app, runtime)
-    add_audit_routes(app, runtime)
+    app = served_app(definition, runtime, keys)
     svc = settings.services()
     server = _Server(
         uvicorn.Config(

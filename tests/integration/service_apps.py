@@ -17,9 +17,8 @@ from services.clarification.main import definition as clarification
 from services.intake.main import definition as intake
 from services.review.main import definition as review
 from shared import settings
-from shared.audit_api import add_audit_routes
 from shared.auth import Principal, mint
-from shared.runtime import Runtime, ServiceDefinition, add_health_routes, open_runtime
+from shared.runtime import Runtime, ServiceDefinition, open_runtime, served_app
 
 DEFINITIONS: dict[str, ServiceDefinition] = {d.name: d for d in (intake, review, clarification, archive)}
 
@@ -31,13 +30,6 @@ class ServiceApp:
     runtime: Runtime
     app: FastAPI
     client: httpx.AsyncClient
-
-
-def served_app(definition: ServiceDefinition, runtime: Runtime) -> FastAPI:
-    app = definition.build_api(runtime)
-    add_health_routes(app, runtime)
-    add_audit_routes(app, runtime)
-    return app
 
 
 @asynccontextmanager

@@ -327,3 +327,35 @@ async def test_a_message_that_keeps_failing_stops_the_consumer_on_it_and_nothing
         await broker.stop()
     assert again.counts["applied"] == 21
     assert await effects(pool) == {"case-0": 30}
+
+
+async def test_a_message_with_a_binary_header_is_dead_lettered_not_passed_over(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    topic = events_topic(J, context)
+    name = f"c{uuid.uuid4().hex[:8]}"
+    group = f"g-{uuid.uuid4()}"
+    await create_topics(topic, dead_letter_topic(name), partitions=1)
+    await pool.execute(EFFECTS_DDL)
+    producer = make_producer(settings.kafka())
+    await producer.start()
+    try:  # FastStream's own parser fails on this header before any handler sees the message
+        await producer.send_and_wait(topic, b"{forged", key=b"case-0", headers=[("event_type", b"\xff\xfe")])
+    finally:
+        await producer.stop()
+    await write_and_relay(pool, schema, context, cases=1, per_case=5)
+    broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
+    consumer = EventConsumer(name, pool, registry, apply, settings=FAST_RETRY)
+    consumer.subscribe(broker, topic, group_id=group)
+    last = max(o for _, o in await record_offsets(topic, 1))
+    await broker.start()
+    try:
+
+        async def done() -> bool:
+            return await committed_offsets(group, topic, 1) == {0: last + 1}
+
+        await wait_for(done, "the partition committed to its end", timeout_s=60)
+    finally:
+        await broker.stop()
+    assert [value for _, value, _ in await read_topic(dead_letter_topic(name), 1)] == [b"{forged"]
+    assert consumer.counts["dead_letter"] == 1 and consumer.counts["applied"] == 5

@@ -14,8 +14,8 @@ import pytest
 import structlog
 
 from shared.logging import outages
-from shared.runtime import Runtime
-from tests.integration.service_apps import DEFINITIONS, ServiceApp, bearer, served_app, service_apps
+from shared.runtime import Runtime, served_app
+from tests.integration.service_apps import DEFINITIONS, ServiceApp, bearer, service_apps
 
 COUNTY = "331122"
 OFFICE = bearer("letters_office", COUNTY)
@@ -205,6 +205,12 @@ async def test_a_body_too_large_is_a_problem(apps: dict[str, ServiceApp]) -> Non
         "/reports", content=chunks(), headers={**OFFICE, "content-type": "application/json"}
     )
     problem(streamed, 413, "body")
+    keyed = await apps["intake"].client.post(  # the idempotency middleware reads the body first
+        "/reports",
+        content=chunks(),
+        headers={**OFFICE, "content-type": "application/json", "Idempotency-Key": '"huge-1"'},
+    )
+    problem(keyed, 413, "body")
 
 
 async def test_the_token_is_checked_before_the_body(apps: dict[str, ServiceApp]) -> None:
