@@ -127,4 +127,6 @@ async def test_soak_2000_events_through_five_database_and_three_broker_restarts_
     assert await effects(pool) == {f"case-{c}": TOTAL // CASES for c in range(CASES)}
     assert consumer.counts["dead_letter"] == 0
     assert consumer.failure is None
-    assert consumer.counts["applied"] == TOTAL
+    # A commit that landed while its connection died is retried and then found in the inbox:
+    # counted a duplicate, applied once all the same (the effects above say so).
+    assert consumer.counts["applied"] + consumer.counts["duplicate"] >= TOTAL >= consumer.counts["applied"]
