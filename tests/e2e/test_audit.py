@@ -8,6 +8,7 @@ import json
 from datetime import date, timedelta
 
 import asyncpg
+import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -19,6 +20,9 @@ from tests.e2e.conftest import TRANSCRIPT, day
 from tests.e2e.test_workflow import plan
 from zhengming import audit
 from zhengming.client import CasePlan, Client, Driver, Users
+
+# The first test also builds the 10,000-event scenario (about three minutes on two busy cores).
+pytestmark = pytest.mark.timeout(900)
 
 EVENTS_WANTED = 10_000
 CONCURRENCY = 12
