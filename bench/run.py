@@ -47,7 +47,6 @@ from typing import Any
 
 import asyncpg
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -63,6 +62,7 @@ from shared.envelope import Actor, canonical_json
 from shared.outbox import OutboxRelay, make_producer
 from shared.settings import PROJECT_ROOT, RelaySettings
 from shared.store import EventStore, NewEvent
+from zhengming import audit
 from zhengming.local import ensure_topics
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -294,26 +294,7 @@ async def bench_store(params: Params) -> list[Figure]:
 
 async def _topic_count(topic: str, partitions: int) -> int:
     """Committed records on the topic, read (offsets also count transaction markers)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka().bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **settings.kafka().client_options(),
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        count = 0
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            count += sum(len(records) for records in batch.values())
-        return count
-    finally:
-        await consumer.stop()
+    return len(await audit.read_topics([topic]))
 
 
 async def _delete_topics(names: list[str]) -> None:

@@ -36,6 +36,7 @@ from shared.topics import dead_letter_topic, events_topic
 from tests.integration.conftest import create_topics, read_topic, wait_for
 from tests.integration.consumer_app import EFFECTS_DDL, apply, registry
 from tests.integration.test_consumer import effects, write_and_relay
+from zhengming.audit import read_topics
 
 J = "331122"
 CASES, PER_CASE, POISON = 4, 50, 12
@@ -151,26 +152,9 @@ async def committed_offsets(group: str, topic: str, partitions: int) -> dict[int
         await probe.stop()
 
 
-async def record_offsets(topic: str, partitions: int) -> set[tuple[int, int]]:
+async def record_offsets(topic: str) -> set[tuple[int, int]]:
     """(partition, offset) of every record on the topic (transaction markers take offsets too)."""
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka().bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await probe.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        probe.assign(tps)
-        await probe.seek_to_beginning(*tps)
-        ends = await probe.end_offsets(tps)
-        found: set[tuple[int, int]] = set()
-        while [tp for tp in tps if await probe.position(tp) < ends[tp]]:
-            for tp, records in (await probe.getmany(timeout_ms=500)).items():
-                found.update((tp.partition, r.offset) for r in records)
-        return found
-    finally:
-        await probe.stop()
+    return {(r.partition, r.offset) for r in await read_topics([topic])}
 
 
 async def settled(pool: asyncpg.Pool, name: str, dead: set[tuple[int, int]]) -> set[tuple[int, int]]:
@@ -233,7 +217,7 @@ async def test_no_failure_at_any_point_commits_past_an_unsettled_message(
         return result
 
     monkeypatch.setattr(broker, "publish", publish)
-    on_topic = await record_offsets(topic, 3)
+    on_topic = await record_offsets(topic)
     assert len(on_topic) == CASES * PER_CASE + POISON
     # Done when each partition is committed just past its last record.
     ends = {p: max(o for q, o in on_topic if q == p) + 1 for p in range(3)}
@@ -347,7 +331,7 @@ async def test_a_message_with_a_binary_header_is_dead_lettered_not_passed_over(
     broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
     consumer = EventConsumer(name, pool, registry, apply, settings=FAST_RETRY)
     consumer.subscribe(broker, topic, group_id=group)
-    last = max(o for _, o in await record_offsets(topic, 1))
+    last = max(o for _, o in await record_offsets(topic))
     await broker.start()
     try:
 
