@@ -13,8 +13,8 @@ from shared.auth import Principal
 from shared.bounded import Identifier
 from shared.crypto import SealedField
 from shared.db import Conn
-from shared.errors import KeyErased
-from shared.http import NotFound, require
+from shared.errors import KeyErased, NotFound
+from shared.http import require
 from shared.store import _COLUMNS, row_to_envelope
 
 if TYPE_CHECKING:

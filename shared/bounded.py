@@ -80,14 +80,14 @@ NoControl = AfterValidator(check_text)
 Text = Annotated[str, NoControl]
 """Free text: any character but the control characters (newline and tab are allowed)."""
 
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
-
 
 def check_quarter(value: str) -> str:
-    match = _QUARTER.match(value)
-    if match is None:
+    from shared.dates import Quarter
+
+    quarter = Quarter.parse(value) if value == value.strip() else None
+    if quarter is None:
         raise PydanticCustomError("quarter_format", "quarter must look like 2023Q1 (year, Q, 1-4)")
-    year = int(match.group(1))
+    year = quarter.year
     if not EARLIEST_DATE.year <= year <= latest_date().year:
         raise PydanticCustomError(
             "quarter_out_of_range",

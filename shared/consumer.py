@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from shared import rejections
 from shared.db import Conn, database_away
 from shared.envelope import EventEnvelope
-from shared.errors import InvalidEvent, UnknownEventType
+from shared.errors import DomainError, InvalidEvent, UnknownEventType
 from shared.logging import get_logger, outages
 from shared.registry import EventRegistry
 from shared.settings import ConsumerSettings
@@ -242,6 +242,8 @@ class EventConsumer:
                     log.info("event.duplicate")
                     return "duplicate"
                 await self.apply(conn, envelope, payload)
+        except DomainError as refused:  # the rules refuse what the message asks: it is poison
+            raise DeadLetter("invalid_event", f"{refused.code}: {refused.detail}") from refused
         except REJECTED as exc:
             raise DeadLetter("rejected", _short(exc)) from exc
         log.info("event.applied")

@@ -51,3 +51,50 @@ class OutOfRange(ZhengmingError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class DomainError(ZhengmingError):
+    """A command the workflow's rules refuse. The domain raises it; the HTTP edge answers it as
+    problem+json (status by kind), the Kafka edge dead-letters the message that caused it.
+
+    `code` names the rule for programs, `field` the input it concerns, `detail` explains it in
+    English and `detail_zh` (when the rule has its own wording) in Chinese."""
+
+    code = "rule_violated"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        detail_zh: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.detail_zh = detail_zh
+        if code is not None:
+            self.code = code
+
+
+class RuleViolation(DomainError):
+    """A workflow rule forbids the command; `code` names the rule."""
+
+
+class NotFound(DomainError):
+    """The thing the command names does not exist (or lies where the caller cannot see)."""
+
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    """The caller may not do this (role, jurisdiction, or the approver the rules require)."""
+
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    """The command does not fit the state the case is in (already done, wrong step)."""
+
+    code = "conflict"

@@ -23,7 +23,15 @@ from starlette.routing import Match
 
 from shared.auth import AuthError, AuthSettings, Principal, verify
 from shared.db import DATABASE_AWAY, database_away
-from shared.errors import ConcurrencyError, OutOfRange
+from shared.errors import (
+    ConcurrencyError,
+    Conflict,
+    DomainError,
+    Forbidden,
+    NotFound,
+    OutOfRange,
+    RuleViolation,
+)
 from shared.logging import ASGIApp, RequestContextMiddleware, get_logger, outages
 
 log = get_logger(__name__)
@@ -36,43 +44,17 @@ RETRY_AFTER_S = 5
 
 
 class Problem(Exception):
-    """An error a user can hit: answered as application/problem+json, never a stack trace."""
+    """An error of the HTTP edge itself (authentication): answered as application/problem+json."""
 
-    status = 422
-    code = "rule_violated"
+    status = 401
+    code = "unauthorized"
     headers: dict[str, str] | None = None
 
-    def __init__(
-        self,
-        detail: str,
-        *,
-        field: str | None = None,
-        code: str | None = None,
-        detail_zh: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.field = field
-        self.detail_zh = detail_zh
-        if code is not None:
-            self.code = code
         if headers is not None:
             self.headers = headers
-
-
-class RuleViolation(Problem):
-    """A workflow rule forbids the command (422); `code` names the rule."""
-
-
-class NotFound(Problem):
-    status = 404
-    code = "not_found"
-
-
-class Forbidden(Problem):
-    status = 403
-    code = "forbidden"
 
 
 class Unauthorized(Problem):
@@ -81,9 +63,12 @@ class Unauthorized(Problem):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
-class Conflict(Problem):
-    status = 409
-    code = "conflict"
+STATUS_OF: dict[type[DomainError], int] = {RuleViolation: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
+"""The HTTP status that answers each kind of domain error."""
+
+
+def status_of(error: DomainError) -> int:
+    return next(status for kind, status in STATUS_OF.items() if isinstance(error, kind))
 
 
 # Chinese wording of each problem code; a code without one falls back to its status's wording.
@@ -215,10 +200,14 @@ def unavailable_response(component: str) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        log.info("request.rejected", code=exc.code, field=exc.field, status=exc.status)
-        return problem_response(
-            exc.status, exc.code, exc.detail, exc.field, detail_zh=exc.detail_zh, headers=exc.headers
-        )
+        log.info("request.rejected", code=exc.code, status=exc.status)
+        return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def _refused(_: Request, exc: DomainError) -> JSONResponse:
+        status = status_of(exc)
+        log.info("request.rejected", code=exc.code, field=exc.field, status=status)
+        return problem_response(status, exc.code, exc.detail, exc.field, detail_zh=exc.detail_zh)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

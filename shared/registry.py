@@ -44,6 +44,16 @@ class EventRegistry:
 
         return register
 
+    def knows_model(self, model: type[BaseModel]) -> bool:
+        return any(known is model for _, known in self._models.values())
+
+    def type_of(self, model: type[BaseModel]) -> str:
+        """The event type a payload model is registered as."""
+        for event_type, (_, known) in self._models.items():
+            if known is model:
+                return event_type
+        raise UnknownEventType(model.__name__)
+
     def knows(self, event_type: str) -> bool:
         return event_type in self._models
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import uvicorn
@@ -20,19 +21,23 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from shared import checkpoint, idempotency, settings, signing
+from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
+from shared.auth import Principal
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
 from shared.db import Conn, acquired, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
+from shared.errors import ConcurrencyError
 from shared.events import registry
 from shared.events.common import business_time
+from shared.http import CommandContext
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
-from shared.store import EventStore, NewEvent
-from shared.topics import CHECKPOINTS_TOPIC
+from shared.store import EventStore, NewEvent, case_lock_key
+from shared.topics import CHECKPOINTS_TOPIC, events_pattern
 
 log = get_logger(__name__)
 
@@ -41,19 +46,59 @@ Projector = Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
 
 SYSTEM_ROLE = "system"
 
+T = TypeVar("T")
+C = TypeVar("C")
+A = TypeVar("A", bound=Aggregate)
+
 
 def system_actor(service: str) -> Actor:
     """The actor of events a service records in reaction to another service's event."""
     return Actor(user_id=f"system:{service}", role=SYSTEM_ROLE, unit=f"zhengming {service}")
 
 
-class UnitOfWork:
-    """One transaction: load streams, record new events (and their outbox rows), project them."""
+Work = Callable[["UnitOfWork"], Awaitable[T]]
+"""What a command or a reaction does in its unit of work."""
 
-    def __init__(self, store: EventStore, conn: Conn, projector: Projector | None) -> None:
+ATTEMPTS = 5
+"""How often a unit of work runs before a conflict or a deadlock it keeps losing is the caller's."""
+RETRIED: tuple[type[Exception], ...] = (ConcurrencyError, asyncpg.DeadlockDetectedError)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a unit of work records: who (the actor), in which conversation, reacting to which
+    event; `principal` is the caller of a command (None in a reaction, which sees everything)."""
+
+    actor: Actor
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    principal: Principal | None = None
+
+    @classmethod
+    def of_command(cls, ctx: CommandContext) -> Cause:
+        return cls(ctx.principal.actor(), ctx.correlation_id, principal=ctx.principal)
+
+    @classmethod
+    def of_reaction(cls, service: str, envelope: EventEnvelope, actor: Actor | None = None) -> Cause:
+        return cls(actor or system_actor(service), envelope.correlation_id, envelope.event_id)
+
+
+class UnitOfWork:
+    """One transaction: get aggregates (their case locked), save what they decided (events,
+    outbox rows, projections), publish integration messages; all commit or none does.
+
+    Lock policy, the same for the four services: `get` takes the case's transaction lock before
+    it reads the stream, so every writer of a case (a command, a reaction, two consumers) waits
+    its turn and decides on the state the previous one left; it is the lock the store takes for
+    the case's outbox order, so a case costs one lock. A unit of work spanning several cases can
+    still meet another in the opposite order: PostgreSQL breaks the deadlock and the loser runs
+    again (`Runtime.command`, `Runtime.react`), as it does on a version conflict."""
+
+    def __init__(self, store: EventStore, conn: Conn, projector: Projector | None, cause: Cause) -> None:
         self.store = store
         self.conn = conn
         self.projector = projector
+        self.cause = cause
         self.recorded: list[EventEnvelope] = []
         self._last_occurred: dict[str, datetime] = {}
 
@@ -64,18 +109,44 @@ class UnitOfWork:
             self._last_occurred[stream_id] = events[-1].occurred_at
         return [(e, registry.decode(e)) for e in events]
 
-    async def record(
-        self,
-        stream_id: str,
-        expected_version: int,
-        payloads: Sequence[BaseModel],
-        *,
-        case_id: str,
-        jurisdiction: str,
-        actor: Actor,
-        correlation_id: uuid.UUID,
-        causation_id: uuid.UUID | None = None,
+    async def get(self, aggregate: A) -> A:
+        """Lock the aggregate's case, load its stream and evolve the (empty) aggregate to its state."""
+        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(aggregate.case_id))
+        events = await self.load(aggregate.stream_id)
+        for _, payload in events:
+            aggregate.evolve(payload)
+        aggregate.version = len(events)
+        if events:
+            aggregate.jurisdiction = events[0][0].jurisdiction
+        return aggregate
+
+    async def get_visible(self, aggregate: A) -> A:
+        """`get`, and 404 when the stream does not exist or lies outside the caller's jurisdictions."""
+        await self.get(aggregate)
+        principal = self.cause.principal
+        if not aggregate.exists or (principal is not None and not principal.sees(aggregate.jurisdiction)):
+            raise aggregate.missing()
+        return aggregate
+
+    async def save(
+        self, aggregate: Aggregate, events: Sequence[BaseModel], *, causation_id: uuid.UUID | None = None
     ) -> list[EventEnvelope]:
+        """Append what the aggregate decided after the version it was loaded at, project it and
+        evolve the aggregate; a stream another writer moved meanwhile raises ConcurrencyError."""
+        if not events:
+            return []
+        if not aggregate.jurisdiction:
+            raise ValueError(f"{aggregate.stream_id}: a new stream needs its jurisdiction")
+        envelopes = await self._append(aggregate, events, causation_id or self.cause.causation_id)
+        for event in events:
+            aggregate.evolve(event)
+        aggregate.version += len(events)
+        return envelopes
+
+    async def _append(
+        self, aggregate: Aggregate, payloads: Sequence[BaseModel], causation_id: uuid.UUID | None
+    ) -> list[EventEnvelope]:
+        stream_id = aggregate.stream_id
         new = []
         for payload in payloads:
             event_type, version, body = registry.encode(payload)
@@ -85,12 +156,12 @@ class UnitOfWork:
             new.append(NewEvent(event_type, version, body, occurred_at=occurred))
         envelopes = await self.store.append(
             stream_id,
-            expected_version,
+            aggregate.version,
             new,
-            case_id=case_id,
-            jurisdiction=jurisdiction,
-            actor=actor,
-            correlation_id=correlation_id,
+            case_id=aggregate.case_id,
+            jurisdiction=aggregate.jurisdiction,
+            actor=self.cause.actor,
+            correlation_id=self.cause.correlation_id,
             causation_id=causation_id,
             conn=self.conn,
         )
@@ -112,15 +183,77 @@ class UnitOfWork:
 
 
 @dataclass
+class Decided(Generic[A]):
+    """What a decision left: the aggregate in its new state, the events it decided, as recorded."""
+
+    state: A
+    events: list[BaseModel]
+    recorded: list[EventEnvelope]
+
+    @property
+    def last(self) -> BaseModel:
+        return self.events[-1]
+
+
+def decision(aggregate: A, decide: Callable[[A, C], Sequence[BaseModel]], command: C) -> Work[Decided[A]]:
+    """The common unit of work: get one aggregate (visible to a command's caller), let it decide
+    on the command (or on the foreign event, in a reaction), save what it decided."""
+
+    async def work(uow: UnitOfWork) -> Decided[A]:
+        fresh = copy.deepcopy(aggregate)  # a run that lost a race starts from the empty state again
+        state = await (uow.get(fresh) if uow.cause.principal is None else uow.get_visible(fresh))
+        events = list(decide(state, command))
+        recorded = await uow.save(state, events)
+        return Decided(state, events, recorded)
+
+    return work
+
+
+Reaction = Callable[["Runtime", Conn, EventEnvelope, Any], Awaitable[None]]
+"""What a service does with one foreign event, on the consumer's transaction."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer a service runs: its name (inbox, consumer group, dead-letter topic), the topics
+    it reads (a pattern over the served jurisdictions) and the event types it reacts to, each with
+    its reaction. Events of other types are acknowledged without a database round trip."""
+
+    name: str
+    topics: Callable[[Sequence[str]], str]
+    reactions: Mapping[type[BaseModel], Reaction]
+    consumer_class: type[EventConsumer] = EventConsumer
+
+    @property
+    def event_types(self) -> frozenset[str] | None:
+        """The registered event types reacted to; None when the topic carries no domain events."""
+        if not all(registry.knows_model(model) for model in self.reactions):
+            return None
+        return frozenset(registry.type_of(model) for model in self.reactions)
+
+
+def events_of(context: str) -> Callable[[Sequence[str]], str]:
+    """The topics of a context's domain events in the served jurisdictions."""
+    return lambda jurisdictions: events_pattern(context, list(jurisdictions))
+
+
+def read_model(update: Projector) -> Reaction:
+    """A reaction that only updates a read model (replay runs the same function)."""
+
+    async def react(_: Runtime, conn: Conn, envelope: EventEnvelope, payload: Any) -> None:
+        await update(conn, envelope, payload)
+
+    return react
+
+
+@dataclass
 class ConsumerSpec:
-    """A consumer a service runs: a name (inbox and group), what it reads, how it applies."""
+    """A subscription bound to a runtime: what `serve` subscribes (and tests apply directly)."""
 
     name: str
     apply: Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
     pattern: str
     consumer_class: type[EventConsumer] = EventConsumer
-    # The event types the apply acts on; others are acknowledged without a database round trip
-    # (still decoded and checked, so poison still goes to the dead-letter topic). None: all.
     event_types: frozenset[str] | None = None
 
 
@@ -139,24 +272,79 @@ class Runtime:
     broker_started: bool = False
 
     @contextlib.asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(self, cause: Cause) -> AsyncIterator[UnitOfWork]:
+        """One transaction on a connection of the pool (queries that must not retry use it)."""
         async with acquired(self.pool) as conn, conn.transaction():
-            yield UnitOfWork(self.store, conn, self.projector)
+            yield UnitOfWork(self.store, conn, self.projector, cause)
 
-    def unit_of_work_on(self, conn: Conn) -> UnitOfWork:
-        """A unit of work inside a transaction someone else opened (a consumer's)."""
-        return UnitOfWork(self.store, conn, self.projector)
+    async def command(self, ctx: CommandContext, work: Work[T]) -> T:
+        """Run a command in one unit of work, again from the start when it loses a race."""
+        cause = Cause.of_command(ctx)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with self.unit_of_work(cause) as uow:
+                    return await work(uow)
+            except RETRIED:
+                if attempt == ATTEMPTS:
+                    raise
+                log.info("command.retry_after_conflict", attempt=attempt)
+        raise AssertionError("unreachable")
+
+    async def react(
+        self, conn: Conn, envelope: EventEnvelope, work: Work[T], *, actor: Actor | None = None
+    ) -> T:
+        """Run a reaction to `envelope` on the consumer's transaction, in a savepoint that runs
+        again from the start when it loses a race (the inbox row stays in the outer transaction)."""
+        cause = Cause.of_reaction(self.service, envelope, actor)
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with conn.transaction():
+                    return await work(UnitOfWork(self.store, conn, self.projector, cause))
+            except RETRIED:
+                if attempt == ATTEMPTS:
+                    raise
+                log.info("reaction.retry_after_conflict", attempt=attempt)
+        raise AssertionError("unreachable")
+
+    def bind(self, subscription: Subscription) -> ConsumerSpec:
+        """The subscription as a consumer of this runtime: each event to its reaction."""
+        reactions = subscription.reactions
+
+        async def apply(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
+            reaction = reactions.get(type(payload))
+            if reaction is not None:
+                await reaction(self, conn, envelope, payload)
+
+        return ConsumerSpec(
+            name=subscription.name,
+            apply=apply,
+            pattern=subscription.topics(self.jurisdictions),
+            consumer_class=subscription.consumer_class,
+            event_types=subscription.event_types,
+        )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServiceDefinition:
-    """What a service's composition root hands to `serve`."""
+    """One service, declared in one place: its API, its projector, what it consumes and reacts
+    to, the foreign events that feed its read models on replay, what replay leaves alone, and the
+    integration contracts it publishes or receives."""
 
     name: str
     build_api: Callable[[Runtime], FastAPI]
-    consumers: Callable[[Runtime], list[ConsumerSpec]] = lambda _: []
     projector: Projector | None = None
+    subscriptions: Sequence[Subscription] = ()
+    foreign_read_models: Mapping[str, Projector] = field(default_factory=dict)
+    """Replay (`zhengming audit replay`): context -> the pure read-model update its events feed
+    (reactions, documents and the outbox never run on replay)."""
+    replay_exclude: frozenset[str] = frozenset()
+    """Tables that are not projections (written once by a command): replay leaves them alone."""
+    public_contracts: Mapping[str, tuple[str, type[BaseModel]]] = field(default_factory=dict)
+    """Integration contracts (AsyncAPI): name -> (topic address, message model)."""
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
+
+    def consumers(self, runtime: Runtime) -> list[ConsumerSpec]:
+        return [runtime.bind(s) for s in self.subscriptions]
 
 
 def served_jurisdictions() -> list[str]:

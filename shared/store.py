@@ -41,8 +41,9 @@ class ChainBreak:
     event_id: str | None = None
 
 
-def _lock_key(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
+def case_lock_key(case_id: str) -> int:
+    """The transaction lock of one case (one Kafka key): its writers take turns."""
+    return int.from_bytes(hashlib.sha256(f"case:{case_id}".encode()).digest()[:8], "big", signed=True)
 
 
 def outbox_channel(schema: str) -> str:
@@ -161,7 +162,7 @@ class EventStore:
             return []
         # Writers of one case (one Kafka key) take turns: the outbox ids of a key are then
         # allocated in commit order, so publishing in id order keeps each key's order.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(f"case:{case_id}"))
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(case_id))
         head = await conn.fetchrow(
             "SELECT stream_version, hash FROM events WHERE stream_id = $1"
             " ORDER BY stream_version DESC LIMIT 1",

@@ -20,7 +20,8 @@ from services.archive.views import (
 from shared.auth import Principal
 from shared.bounded import BusinessDate, NoControl, QuarterLabel
 from shared.envelope import CITY
-from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
+from shared.errors import NotFound
+from shared.http import check_jurisdiction, command_context, create_app, require
 from shared.runtime import Runtime
 
 # The organisation department (组织部) consumes notices and statistics only: a person's file stays

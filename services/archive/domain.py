@@ -3,7 +3,6 @@ quarterly statistics and the indicator 保护党员干部担当干事激情 — 
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -14,7 +13,9 @@ from typing import Literal, Protocol, TypeVar, get_args
 from pydantic import BaseModel
 
 from shared.bounded import EARLIEST_DATE, latest_date
+from shared.dates import Quarter
 from shared.envelope import JURISDICTIONS
+from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.archive import (
     FilingRecorded,
     IntegrityFileEntered,
@@ -25,7 +26,6 @@ from shared.events.archive import (
 )
 from shared.events.clarification import ClarificationFiled
 from shared.events.common import Channel, ClarificationForm, Frozen
-from shared.http import Conflict, NotFound, RuleViolation
 from shared.workdays import add_working_days, working_days_between
 
 VisitParty = Literal["person", "unit"]
@@ -58,44 +58,17 @@ def chinese_date(day: date) -> str:
 
 # --- quarters -------------------------------------------------------------------------------------
 
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
-
-
-@dataclass(frozen=True)
-class Quarter:
-    """季度: the period of the statistics and of the personnel notice, e.g. 2023Q1."""
-
-    year: int
-    number: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.year}Q{self.number}"
-
-    @property
-    def first_day(self) -> date:
-        return date(self.year, 3 * self.number - 2, 1)
-
-    @property
-    def last_day(self) -> date:
-        if self.number == 4:
-            return date(self.year, 12, 31)
-        return date.fromordinal(date(self.year, 3 * self.number + 1, 1).toordinal() - 1)
-
-    def contains(self, day: date) -> bool:
-        return self.first_day <= day <= self.last_day
-
 
 def parse_quarter(text: str, *, field: str = "quarter") -> Quarter:
     """'2023Q1' -> Quarter; anything else is a 422 naming `field`."""
-    match = _QUARTER.match(text.strip())
-    if match is None or not EARLIEST_DATE.year <= int(match.group(1)) <= latest_date().year:
+    quarter = Quarter.parse(text)
+    if quarter is None or not EARLIEST_DATE.year <= quarter.year <= latest_date().year:
         raise RuleViolation(
             f"{field} must look like 2023Q1 (year, Q, quarter 1-4); got {text!r}",
             field=field,
             code="invalid_quarter",
         )
-    return Quarter(int(match.group(1)), int(match.group(2)))
+    return quarter
 
 
 # --- the case file: filing, integrity file, return visits -------------------------------------------

@@ -17,9 +17,10 @@ from services.archive.settings import ArchiveSettings
 from services.archive.views import NoticeView, VisitView
 from shared.db import Conn
 from shared.envelope import EventEnvelope
+from shared.errors import NotFound
 from shared.events.archive import PersonnelNoticeV1
 from shared.events.clarification import ClarificationFiled
-from shared.http import CommandContext, NotFound
+from shared.http import CommandContext
 from shared.runtime import Runtime, system_actor
 from shared.topics import personnel_notices_topic
 

@@ -13,8 +13,9 @@ from services.clarification import handlers, projections
 from services.clarification.domain import State
 from shared.auth import Principal
 from shared.bounded import BusinessDate, NoControl, QuarterLabel
+from shared.errors import NotFound
 from shared.events.common import BadEffect, ClarificationForm
-from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
+from shared.http import check_jurisdiction, command_context, create_app, require
 from shared.runtime import Runtime
 
 READ_ROLES = ("handling_department", "case_trial", "case_management", "letters_office", "head", "auditor")

@@ -10,7 +10,9 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel
 
+from shared.dates import not_before, quarter_of
 from shared.envelope import CITY
+from shared.errors import Conflict, Forbidden, RuleViolation
 from shared.events.clarification import (
     AcknowledgementRecorded,
     ApplicationDeclined,
@@ -28,18 +30,16 @@ from shared.events.clarification import (
     ReReviewRecorded,
 )
 from shared.events.common import (
+    TRUE_FINDINGS,
     UNTRUE_FINDINGS,
     Allegation,
     BadEffect,
     CadreLevel,
     ClarificationForm,
-    Finding,
     Subject,
-    quarter_of,
 )
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
-from shared.http import Conflict, Forbidden, RuleViolation
 from shared.workdays import add_working_days
 
 State = Literal[
@@ -63,7 +63,6 @@ DocumentKind = Literal["approval_form", "notice", "unit_letter"]
 """失实检举控告澄清审批表, 澄清通知书, 关于失实检举控告澄清的函."""
 
 CLARIFY_WITHIN_WORKING_DAYS = 5
-TRUE_FINDINGS: frozenset[Finding] = frozenset({"true", "partly_true"})
 QUALITY_GROUP_OFFICES: tuple[str, ...] = ("letters_office", "case_trial", "case_management")
 """澄清质效评估小组: one member from each of 信访室, 审理室, 案管室."""
 BAD_EFFECT_ORDER: tuple[BadEffect, ...] = get_args(BadEffect)
@@ -84,16 +83,6 @@ def document_id(case_id: str, kind: DocumentKind) -> str:
 
 
 # --- Dates ---------------------------------------------------------------------------------------
-
-
-def not_before(day: date, earlier: date, *, field: str, earlier_step: str) -> None:
-    """Dates must not go backwards along the chain."""
-    if day < earlier:
-        raise RuleViolation(
-            f"{field} {day.isoformat()} is before {earlier_step} ({earlier.isoformat()})",
-            field=field,
-            code="date_order",
-        )
 
 
 # --- Points: only the untrue allegations are clarified -------------------------------------------
@@ -209,7 +198,7 @@ def outcome_refusals(outcome: OutcomeNoted) -> list[ListRule]:
     return [r for r in NEGATIVE_LIST if r.code in OUTCOME_RULES and r.holds(facts)]
 
 
-def eligible_for_pool(concluded_eligible: bool, outcome: OutcomeNoted) -> bool:
+def enters_pool(concluded_eligible: bool, outcome: OutcomeNoted) -> bool:
     """备选库 entry: the review's verdict, and none of the outcome's negative-list rules (a true or
     partly true matter never enters the pool, whatever anyone else says)."""
     return concluded_eligible and not outcome_refusals(outcome)
@@ -428,7 +417,7 @@ class Clarification:
             eligible_for_pool=concluded.eligible_for_pool,
         )
         noted = draft.model_copy(
-            update={"eligible_for_pool": eligible_for_pool(concluded.eligible_for_pool, draft)}
+            update={"eligible_for_pool": enters_pool(concluded.eligible_for_pool, draft)}
         )
         events: list[BaseModel] = [noted]
         if noted.eligible_for_pool:
@@ -502,9 +491,7 @@ class Clarification:
                 code="consent_required",
             )
         person = self._subject(person_subject_id)
-        not_before(
-            started_on, self.candidate.added_on, field="started_on", earlier_step="entry into the pool"
-        )
+        not_before(started_on, self.candidate.added_on, field="started_on", step="entry into the pool")
         return [
             ClarificationStarted(
                 initiated_by=initiated_by,
@@ -532,7 +519,7 @@ class Clarification:
         """评估 against the 正反清单; a refusal is recorded too (it is a decision)."""
         if self.state != "started" or self.started is None:
             raise wrong_state("assess", self.state)
-        not_before(assessed_on, self.started.started_on, field="assessed_on", earlier_step="the start")
+        not_before(assessed_on, self.started.started_on, field="assessed_on", step="the start")
         effects = tuple(e for e in BAD_EFFECT_ORDER if e in set(bad_effects))
         result = assess_against_lists(AssessmentFacts(self.outcome, effects, effect_only_from_interviews))
         return [
@@ -562,10 +549,8 @@ class Clarification:
         group = check_group_members(members)
         last = self.last_re_review
         if last is not None:
-            not_before(reviewed_on, last.reviewed_on, field="reviewed_on", earlier_step="the last re-review")
-        not_before(
-            reviewed_on, self.assessment.assessed_on, field="reviewed_on", earlier_step="the assessment"
-        )
+            not_before(reviewed_on, last.reviewed_on, field="reviewed_on", step="the last re-review")
+        not_before(reviewed_on, self.assessment.assessed_on, field="reviewed_on", step="the assessment")
         checks = {
             "verification_complete": verification_complete,
             "conclusion_clear": conclusion_clear,
@@ -592,7 +577,7 @@ class Clarification:
         last = self.last_re_review
         if self.state != "re_reviewed" or last is None or self.started is None:
             raise wrong_state("approve (a passed re-review is needed)", self.state)
-        not_before(approved_on, last.reviewed_on, field="approved_on", earlier_step="the re-review")
+        not_before(approved_on, last.reviewed_on, field="approved_on", step="the re-review")
         level = approval_level(self.started.person.cadre_level, jurisdiction, approver_jurisdictions)
         return [
             ClarificationApproved(
@@ -612,7 +597,7 @@ class Clarification:
         if self.state != "approved" or self.approval is None or self.started is None or self.outcome is None:
             raise wrong_state("clarify", self.state)
         chosen = clarification_forms(forms, scope)
-        not_before(performed_on, self.approval.approved_on, field="performed_on", earlier_step="the approval")
+        not_before(performed_on, self.approval.approved_on, field="performed_on", step="the approval")
         return [
             ClarificationPerformed(
                 performed_on=performed_on,
@@ -632,16 +617,14 @@ class Clarification:
         performed = self._performed("give feedback")
         if self.feedback is not None:
             raise Conflict("feedback was already given", code="already_recorded")
-        not_before(given_on, performed.performed_on, field="given_on", earlier_step="the clarification")
+        not_before(given_on, performed.performed_on, field="given_on", step="the clarification")
         return [FeedbackGiven(given_on=given_on, party_committee=party_committee, unit_head=unit_head)]
 
     def acknowledge(self, *, acknowledged_on: date, note: str) -> list[BaseModel]:
         performed = self._performed("record the acknowledgement")
         if self.acknowledgement is not None:
             raise Conflict("the acknowledgement was already recorded", code="already_recorded")
-        not_before(
-            acknowledged_on, performed.performed_on, field="acknowledged_on", earlier_step="the clarification"
-        )
+        not_before(acknowledged_on, performed.performed_on, field="acknowledged_on", step="the clarification")
         return [AcknowledgementRecorded(acknowledged_on=acknowledged_on, note=note)]
 
     def file(self, *, filed_on: date) -> list[BaseModel]:
@@ -654,12 +637,12 @@ class Clarification:
         ]
         if missing or self.feedback is None or self.acknowledgement is None:
             raise Conflict(f"cannot file before the {' and the '.join(missing)}", code="wrong_state")
-        not_before(filed_on, self.feedback.given_on, field="filed_on", earlier_step="the feedback")
+        not_before(filed_on, self.feedback.given_on, field="filed_on", step="the feedback")
         not_before(
             filed_on,
             self.acknowledgement.acknowledged_on,
             field="filed_on",
-            earlier_step="the acknowledgement",
+            step="the acknowledgement",
         )
         return [
             ClarificationFiled(

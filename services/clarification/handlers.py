@@ -23,11 +23,12 @@ from services.clarification.settings import ClarificationSettings
 from shared.auth import Principal
 from shared.db import Conn
 from shared.envelope import EventEnvelope
+from shared.errors import NotFound
 from shared.events.clarification import ClarificationApproved, ClarificationPerformed
 from shared.events.common import BadEffect, ClarificationForm
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
-from shared.http import CommandContext, NotFound
+from shared.http import CommandContext
 from shared.logging import get_logger
 from shared.runtime import Runtime, UnitOfWork, system_actor
 

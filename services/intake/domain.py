@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field
 
 from shared.bounded import NoControl
 from shared.crypto import SealedField
+from shared.dates import not_before
 from shared.envelope import CITY, JURISDICTIONS
+from shared.errors import Conflict, RuleViolation
 from shared.events.common import Allegation, Channel, Frozen, Subject
 from shared.events.intake import (
     ClarificationApplicationFiled,
@@ -26,7 +28,6 @@ from shared.events.intake import (
     ReportSentDown,
     ReportSentUp,
 )
-from shared.http import Conflict, RuleViolation
 from shared.workdays import add_working_days
 
 ReportState = Literal["received", "logged", "accepted", "sent_up", "sent_down", "repeat", "handed_over"]
@@ -173,15 +174,6 @@ def check_send_down(from_jurisdiction: str, to_jurisdiction: str) -> None:
         )
 
 
-def _not_before(day: date, earlier: date | None, field_name: str, what: str) -> None:
-    if earlier is not None and day < earlier:
-        raise RuleViolation(
-            f"{field_name} {day} is before {what} {earlier}",
-            field=field_name,
-            code="date_before_previous_step",
-        )
-
-
 @dataclass
 class Report:
     """检举控告 report (one matter): rebuilt from its events; commands return new events."""
@@ -319,7 +311,7 @@ class Report:
     def log(self, logged_on: date) -> list[BaseModel]:
         """登记: the 5-day disposition clock starts; real-name reporters are owed a notice."""
         self._require("received", action="logging")
-        _not_before(logged_on, self.received_on, "logged_on", "the receipt on")
+        not_before(logged_on, self.received_on, field="logged_on", step="the receipt")
         assert self.received_on is not None
         return [
             ReportLogged(
@@ -332,14 +324,14 @@ class Report:
     def accept(self, accepted_on: date) -> list[BaseModel]:
         """受理."""
         self._require("logged", action="acceptance")
-        _not_before(accepted_on, self.logged_on, "accepted_on", "the logging on")
+        not_before(accepted_on, self.logged_on, field="accepted_on", step="the logging")
         return [ReportAccepted(accepted_on=accepted_on)]
 
     def send_up(self, sent_on: date, to_jurisdiction: str) -> list[BaseModel]:
         """报送上级."""
         self._require("logged", action="sending up")
         check_send_up(self.jurisdiction, to_jurisdiction)
-        _not_before(sent_on, self.logged_on, "sent_on", "the logging on")
+        not_before(sent_on, self.logged_on, field="sent_on", step="the logging")
         return [ReportSentUp(sent_on=sent_on, to_jurisdiction=to_jurisdiction)]
 
     def send_down(
@@ -349,7 +341,7 @@ class Report:
         (same subjects, allegations and sealed reporter, copied as they are)."""
         self._require("logged", action="sending down")
         check_send_down(self.jurisdiction, to_jurisdiction)
-        _not_before(sent_on, self.logged_on, "sent_on", "the logging on")
+        not_before(sent_on, self.logged_on, field="sent_on", step="the logging")
         sent = ReportSentDown(
             sent_on=sent_on,
             to_jurisdiction=to_jurisdiction,
@@ -386,14 +378,14 @@ class Report:
             raise RuleViolation(
                 "a report cannot repeat itself", field="repeats_matter_id", code="repeat_of_itself"
             )
-        _not_before(merged_on, self.logged_on, "merged_on", "the logging on")
+        not_before(merged_on, self.logged_on, field="merged_on", step="the logging")
         assert original is not None
         return [ReportMergedAsRepeat(merged_on=merged_on, repeats_matter_id=original)]
 
     def hand_over(self, handed_on: date, department: str, repeat_count: int) -> list[BaseModel]:
         """移送承办: what the handling department needs to verify, never the reporter."""
         self._require("accepted", action="handing over")
-        _not_before(handed_on, self.accepted_on, "handed_on", "the acceptance on")
+        not_before(handed_on, self.accepted_on, field="handed_on", step="the acceptance")
         assert self.received_on is not None
         return [
             ReportHandedOver(
@@ -418,11 +410,11 @@ class Report:
         if kind == "acceptance":
             if self.accepted_on is None:
                 raise Conflict("the acceptance notice needs the report accepted", code="wrong_state")
-            _not_before(notified_on, self.accepted_on, "notified_on", "the acceptance on")
+            not_before(notified_on, self.accepted_on, field="notified_on", step="the acceptance")
         else:
             if self.concluded_on is None:
                 raise Conflict("no result is due: the verification has not concluded", code="wrong_state")
-            _not_before(notified_on, self.concluded_on, "notified_on", "the conclusion on")
+            not_before(notified_on, self.concluded_on, field="notified_on", step="the conclusion")
         return [ReporterNotified(kind=kind, notified_on=notified_on)]
 
     def result_due(self, concluded_on: date) -> list[BaseModel]:
@@ -479,7 +471,7 @@ def file_application(
             field="untrue_points",
             code="unknown_allegation",
         )
-    _not_before(filed_on, matter.received_on, "filed_on", "the receipt on")
+    not_before(filed_on, matter.received_on, field="filed_on", step="the receipt")
     return ClarificationApplicationFiled(
         application_id=application_id,
         matter_id=matter.report_id,

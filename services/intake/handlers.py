@@ -32,10 +32,10 @@ from shared.consumer import DeadLetter
 from shared.crypto import FieldCipher
 from shared.db import Conn
 from shared.envelope import Actor, EventEnvelope
-from shared.errors import ConcurrencyError, KeyErased
+from shared.errors import ConcurrencyError, Conflict, DomainError, KeyErased, NotFound
 from shared.events.common import Channel, Subject
 from shared.events.review import VerificationConcluded
-from shared.http import CommandContext, Conflict, NotFound, Problem
+from shared.http import CommandContext
 from shared.logging import get_logger
 from shared.runtime import Runtime, UnitOfWork, system_actor
 
@@ -450,7 +450,7 @@ async def register_inbound(
             source_agency=message.source_agency,
             source_reference=message.source_reference,
         )
-    except Problem as exc:
+    except DomainError as exc:
         raise DeadLetter("invalid_event", f"{exc.code}: {exc.detail}") from exc
     log.info("inbound.registered", report_id=report_id)
     return report_id

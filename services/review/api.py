@@ -14,8 +14,9 @@ from services.review.domain import DEFAULT_REFERRAL_UNIT
 from shared.auth import Principal
 from shared.bounded import BusinessDate, Identifier, NoControl, QuarterLabel
 from shared.envelope import EventEnvelope
+from shared.errors import NotFound
 from shared.events.common import Allegation, Finding, HandlingMethod, PriorityFlag, Subject
-from shared.http import NotFound, check_jurisdiction, command_context, create_app, require
+from shared.http import check_jurisdiction, command_context, create_app, require
 from shared.runtime import Runtime
 
 HANDLING = ("handling_department",)

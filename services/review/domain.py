@@ -10,9 +10,18 @@ from typing import Final
 
 from pydantic import BaseModel
 
+from shared.dates import Quarter, not_before
 from shared.envelope import CITY
-from shared.errors import OutOfRange
-from shared.events.common import UNTRUE_FINDINGS, Allegation, Finding, HandlingMethod, PriorityFlag, Subject
+from shared.errors import Conflict, NotFound, OutOfRange, RuleViolation
+from shared.events.common import (
+    TRUE_FINDINGS,
+    UNTRUE_FINDINGS,
+    Allegation,
+    Finding,
+    HandlingMethod,
+    PriorityFlag,
+    Subject,
+)
 from shared.events.review import (
     CandidateScreened,
     FalseAccusationReferred,
@@ -22,18 +31,11 @@ from shared.events.review import (
     VerificationConcluded,
     VerificationOpened,
 )
-from shared.http import Conflict, NotFound, RuleViolation
 
 # ---------------------------------------------------------------------------------------------
 # Rules as data
 # ---------------------------------------------------------------------------------------------
 
-DISQUALIFYING: Final[frozenset[Finding]] = frozenset({"true", "partly_true"})
-"""A point found true (属实) or partly true (部分属实) keeps the whole matter out of the pool."""
-
-QUALIFYING: Final[frozenset[str]] = UNTRUE_FINDINGS
-"""A point found untrue (失实), whether an honest mistake (错告) or a false accusation (诬告陷害)
-by the reporter, is a point that can be clarified."""
 
 FALSE_ACCUSATION_APPROVAL_LEVEL: Final[str] = CITY
 """诬告陷害 must be approved at city level or above; the highest level zhengming knows is the city."""
@@ -78,7 +80,7 @@ def eligible_for_pool(findings: Iterable[Finding]) -> bool:
     {not_proven} alone is not.
     """
     found = set(findings)
-    return bool(found & QUALIFYING) and not found & DISQUALIFYING
+    return bool(found & UNTRUE_FINDINGS) and not found & TRUE_FINDINGS
 
 
 def overall_outcome(findings: Iterable[Finding]) -> str:
@@ -113,16 +115,6 @@ def check_approved(approved_by: str | None, *, field_name: str = "approved_by") 
     if not approver:
         raise RuleViolation("the approving head must be named", field=field_name, code="approval_required")
     return approver
-
-
-def check_not_before(day: date, earlier: date, *, field_name: str, what: str) -> None:
-    """Steps follow each other in time: a step is not dated before the one it follows."""
-    if day < earlier:
-        raise RuleViolation(
-            f"{field_name} {day.isoformat()} is before {what} ({earlier.isoformat()})",
-            field=field_name,
-            code="date_before_previous_step",
-        )
 
 
 def check_false_accusation_approval(
@@ -196,13 +188,10 @@ def in_sweep_window(concluded_on: date, as_of: date) -> bool:
 
 def quarter_bounds(quarter: str) -> tuple[date, date]:
     """First and last day of a '2023Q1' style quarter."""
-    year, q = int(quarter[:4]), int(quarter[5])
-    try:
-        first = date(year, 3 * q - 2, 1)
-        last = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
-    except ValueError as exc:  # year 0, or the quarter after 9999Q4
-        raise OutOfRange(f"quarter {quarter} lies outside the calendar", field="quarter") from exc
-    return first, date.fromordinal(last.toordinal() - 1)
+    parsed = Quarter.parse(quarter)
+    if parsed is None:
+        raise OutOfRange(f"quarter {quarter!r} is not a quarter", field="quarter")
+    return parsed.bounds()
 
 
 def check_quarter_over(quarter: str, reported_on: date) -> None:
@@ -316,7 +305,7 @@ class Verification:
             raise Conflict(f"the matter was already decided ({self.decision.method})", code="already_decided")
         check_collective(collective)
         approver = check_approved(approved_by)
-        check_not_before(decided_on, opened.opened_on, field_name="decided_on", what="the opening")
+        not_before(decided_on, opened.opened_on, field="decided_on", step="the opening")
         return [HandlingDecided(method=method, decided_on=decided_on, approved_by=approver, note=note)]
 
     def record_finding(
@@ -353,7 +342,7 @@ class Verification:
         check_false_accusation_approval(finding, approved_by, approval_jurisdiction)
         check_referral(finding, referred_on)
         if found_on is not None:
-            check_not_before(found_on, self.decision.decided_on, field_name="found_on", what="the decision")
+            not_before(found_on, self.decision.decided_on, field="found_on", step="the decision")
         recorded: list[BaseModel] = [
             FindingRecorded(
                 found_on=found_on,
@@ -366,9 +355,7 @@ class Verification:
         ]
         if finding == "false_accusation":
             assert referred_on is not None  # check_referral
-            check_not_before(
-                referred_on, self.decision.decided_on, field_name="referred_on", what="the decision"
-            )
+            not_before(referred_on, self.decision.decided_on, field="referred_on", step="the decision")
             recorded.append(
                 FalseAccusationReferred(
                     allegation_id=allegation_id, referred_on=referred_on, referred_to=referred_to
@@ -391,14 +378,12 @@ class Verification:
                 field="findings",
                 code="findings_missing",
             )
-        check_not_before(
-            concluded_on, self.decision.decided_on, field_name="concluded_on", what="the decision"
-        )
+        not_before(concluded_on, self.decision.decided_on, field="concluded_on", step="the decision")
         for referral in self.referrals.values():
-            check_not_before(concluded_on, referral.referred_on, field_name="concluded_on", what="a referral")
+            not_before(concluded_on, referral.referred_on, field="concluded_on", step="a referral")
         for recorded in self.findings.values():
             if recorded.found_on is not None:
-                check_not_before(concluded_on, recorded.found_on, field_name="concluded_on", what="a finding")
+                not_before(concluded_on, recorded.found_on, field="concluded_on", step="a finding")
         findings = {a.allegation_id: self.findings[a.allegation_id].finding for a in opened.allegations}
         return [
             VerificationConcluded(

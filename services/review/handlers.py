@@ -21,9 +21,10 @@ from services.review.domain import (
 )
 from shared.db import Conn
 from shared.envelope import EventEnvelope
+from shared.errors import NotFound, RuleViolation
 from shared.events.common import Finding, HandlingMethod, PriorityFlag
 from shared.events.intake import ReportHandedOver
-from shared.http import CommandContext, NotFound, RuleViolation
+from shared.http import CommandContext
 from shared.logging import get_logger
 from shared.runtime import Runtime, UnitOfWork, system_actor
 

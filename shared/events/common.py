@@ -28,6 +28,10 @@ UNTRUE_FINDINGS: frozenset[str] = frozenset({"untrue", "honest_mistake", "false_
 honest mistake) and 诬告陷害 (a false accusation). The person was wrongly accused of each such
 point, so each is a point that can be clarified."""
 
+TRUE_FINDINGS: frozenset[str] = frozenset({"true", "partly_true"})
+"""Findings that the point was true, wholly or in part (属实, 部分属实): a matter with one never
+enters the clarification pool."""
+
 ClarificationForm = Literal["written_notice", "face_to_face", "unit_meeting", "scoped_notice"]
 """澄清通知书 (always), 当面澄清, 会议澄清 (meeting of the unit), 一定范围内通报."""
 
@@ -102,8 +106,3 @@ def business_time(payload: BaseModel) -> datetime | None:
             if isinstance(value, date) and not isinstance(value, datetime):
                 return datetime.combine(value, time(12, 0), tzinfo=BUSINESS_TZ)
     return None
-
-
-def quarter_of(day: date) -> str:
-    """'2023Q1' style quarter label."""
-    return f"{day.year}Q{(day.month - 1) // 3 + 1}"

@@ -424,7 +424,7 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
             f"{base}/start", headers=DEPT, json={**start, "consent": True, "started_on": "2023-02-01"}
         ),
         422,
-        "date_order",
+        "date_before_previous_step",
         "started_on",
     )
     problem(
@@ -508,7 +508,7 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
     problem(
         await client.post(f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-05"}),
         422,
-        "date_order",
+        "date_before_previous_step",
         "performed_on",
     )
     problem(

@@ -30,6 +30,7 @@ from services.archive.domain import (
     working_days_to_clarify,
 )
 from services.archive.settings import ArchiveSettings
+from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.archive import (
     FilingRecorded,
     IntegrityFileEntered,
@@ -39,7 +40,6 @@ from shared.events.archive import (
 )
 from shared.events.clarification import ClarificationFiled
 from shared.events.common import Allegation, Subject
-from shared.http import Conflict, NotFound, RuleViolation
 
 CASE = "331122-2023-000001"
 PERSON = Subject(kind="person", name="张三", post="镇党委书记", unit="缙云县壶镇镇")

@@ -20,8 +20,7 @@ from shared.bounded import (
     latest_date,
     today,
 )
-from shared.errors import OutOfRange
-from shared.http import RuleViolation
+from shared.errors import OutOfRange, RuleViolation
 from shared.workdays import add_working_days
 
 

@@ -26,6 +26,7 @@ from services.clarification.domain import (
     next_state,
     plan_round,
 )
+from shared.errors import Conflict, Forbidden, RuleViolation
 from shared.events.clarification import (
     ApplicationDeclined,
     ApplicationNoted,
@@ -41,7 +42,6 @@ from shared.events.clarification import (
 from shared.events.common import Allegation, Finding, Subject
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
-from shared.http import Conflict, Forbidden, RuleViolation
 
 CASE = "331122-2023-000001"
 J = "331122"
@@ -444,7 +444,7 @@ def test_dates_must_not_go_backwards() -> None:
         c.assess(
             assessed_on=date(2023, 2, 28), bad_effects=["wide_spread"], effect_only_from_interviews=False
         )
-    assert (err.value.field, err.value.code) == ("assessed_on", "date_order")
+    assert (err.value.field, err.value.code) == ("assessed_on", "date_before_previous_step")
     c = approved()
     with pytest.raises(RuleViolation) as err:
         c.perform(performed_on=date(2023, 3, 5), forms=[], scope="")

@@ -22,6 +22,7 @@ from services.intake.domain import (
     result_notice_due,
 )
 from shared.crypto import SealedField
+from shared.errors import Conflict, DomainError, RuleViolation
 from shared.events.common import Allegation, Subject
 from shared.events.intake import (
     ReportAccepted,
@@ -35,7 +36,7 @@ from shared.events.intake import (
     ReportSentDown,
     ReportSentUp,
 )
-from shared.http import Conflict, Problem, RuleViolation
+from shared.http import status_of
 
 COUNTY = "331122"
 CITY = "331100"
@@ -72,8 +73,8 @@ LOGGED = ReportLogged(logged_on=date(2023, 1, 17), disposition_due=date(2023, 2,
 ACCEPTED = ReportAccepted(accepted_on=date(2023, 1, 18))
 
 
-def code_of(exc: pytest.ExceptionInfo[Problem]) -> tuple[int, str, str | None]:
-    return exc.value.status, exc.value.code, exc.value.field
+def code_of(exc: pytest.ExceptionInfo[DomainError]) -> tuple[int, str, str | None]:
+    return status_of(exc.value), exc.value.code, exc.value.field
 
 
 # ---- registration -------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from services.review.domain import (
     sweep_id_for,
     sweep_window,
 )
+from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.common import Allegation, Finding, Subject
 from shared.events.review import (
     CandidateScreened,
@@ -29,7 +30,6 @@ from shared.events.review import (
     VerificationConcluded,
     VerificationOpened,
 )
-from shared.http import Conflict, NotFound, RuleViolation
 
 OPENED = VerificationOpened(
     department="第三纪检监察室",
