@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.errors import NotFound
 
@@ -48,3 +48,10 @@ class Aggregate:
         """The error of a command naming a stream that does not exist (or that the caller cannot
         see: another jurisdiction's case does not exist for them, 404 and never 403)."""
         return NotFound(f"no {self.noun} {self.case_id}")
+
+
+class Command(BaseModel):
+    """A request to change a stream: the HTTP body (or a consumer's message) validated at the edge
+    and handed to the domain as it is; path parameters name the stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)

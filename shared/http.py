@@ -440,6 +440,17 @@ def command_context(principal: Principal, request: Request) -> CommandContext:
     return CommandContext(principal, correlation)
 
 
+def acting(*roles: str) -> Callable[[Request, Principal], CommandContext]:
+    """Dependency: the context of a command by a caller holding one of `roles`."""
+
+    # A default, not an annotation: the annotations of this module are strings that FastAPI
+    # resolves in its globals, where the local `require(...)` is not.
+    def context(request: Request, principal: Principal = Depends(require(*roles))) -> CommandContext:  # noqa: B008
+        return command_context(principal, request)
+
+    return context
+
+
 def create_app(service: str, *, title: str, description: str, version: str = "1.0.0") -> FastAPI:
     """A FastAPI app with problem handlers and request logging context; health routes are
     added by the runtime that knows the database and broker."""

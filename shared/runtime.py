@@ -56,8 +56,8 @@ def system_actor(service: str) -> Actor:
     return Actor(user_id=f"system:{service}", role=SYSTEM_ROLE, unit=f"zhengming {service}")
 
 
-Work = Callable[["UnitOfWork"], Awaitable[T]]
-"""What a command or a reaction does in its unit of work."""
+Handler = Callable[["UnitOfWork", C], Awaitable[T]]
+"""What a command (or a reaction, given the foreign event) does in its unit of work."""
 
 ATTEMPTS = 5
 """How often a unit of work runs before a conflict or a deadlock it keeps losing is the caller's."""
@@ -195,18 +195,18 @@ class Decided(Generic[A]):
         return self.events[-1]
 
 
-def decision(aggregate: A, decide: Callable[[A, C], Sequence[BaseModel]], command: C) -> Work[Decided[A]]:
-    """The common unit of work: get one aggregate (visible to a command's caller), let it decide
-    on the command (or on the foreign event, in a reaction), save what it decided."""
+def decision(aggregate: A, decide: Callable[[A, C], Sequence[BaseModel]]) -> Handler[C, Decided[A]]:
+    """The common handler: get one aggregate (visible to a command's caller), let it decide on
+    the command (in a reaction, on the foreign event), save what it decided."""
 
-    async def work(uow: UnitOfWork) -> Decided[A]:
+    async def handle(uow: UnitOfWork, command: C) -> Decided[A]:
         fresh = copy.deepcopy(aggregate)  # a run that lost a race starts from the empty state again
         state = await (uow.get(fresh) if uow.cause.principal is None else uow.get_visible(fresh))
         events = list(decide(state, command))
         recorded = await uow.save(state, events)
         return Decided(state, events, recorded)
 
-    return work
+    return handle
 
 
 Reaction = Callable[["Runtime", Conn, EventEnvelope, Any], Awaitable[None]]
@@ -237,7 +237,22 @@ def events_of(context: str) -> Callable[[Sequence[str]], str]:
     return lambda jurisdictions: events_pattern(context, list(jurisdictions))
 
 
-def read_model(update: Projector) -> Reaction:
+Update = Callable[[Conn, EventEnvelope, Any], Awaitable[None]]
+"""One read model's update for one event type."""
+
+
+def read_models(updates: Mapping[type[BaseModel], Update]) -> Projector:
+    """One projector out of a table of read-model updates by event type."""
+
+    async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
+        update = updates.get(type(payload))
+        if update is not None:
+            await update(conn, envelope, payload)
+
+    return project
+
+
+def read_model(update: Update) -> Reaction:
     """A reaction that only updates a read model (replay runs the same function)."""
 
     async def react(_: Runtime, conn: Conn, envelope: EventEnvelope, payload: Any) -> None:
@@ -277,13 +292,13 @@ class Runtime:
         async with acquired(self.pool) as conn, conn.transaction():
             yield UnitOfWork(self.store, conn, self.projector, cause)
 
-    async def command(self, ctx: CommandContext, work: Work[T]) -> T:
+    async def command(self, ctx: CommandContext, handle: Handler[C, T], command: C) -> T:
         """Run a command in one unit of work, again from the start when it loses a race."""
         cause = Cause.of_command(ctx)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.unit_of_work(cause) as uow:
-                    return await work(uow)
+                    return await handle(uow, command)
             except RETRIED:
                 if attempt == ATTEMPTS:
                     raise
@@ -291,7 +306,13 @@ class Runtime:
         raise AssertionError("unreachable")
 
     async def react(
-        self, conn: Conn, envelope: EventEnvelope, work: Work[T], *, actor: Actor | None = None
+        self,
+        conn: Conn,
+        envelope: EventEnvelope,
+        handle: Handler[C, T],
+        event: C,
+        *,
+        actor: Actor | None = None,
     ) -> T:
         """Run a reaction to `envelope` on the consumer's transaction, in a savepoint that runs
         again from the start when it loses a race (the inbox row stays in the outer transaction)."""
@@ -299,7 +320,7 @@ class Runtime:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with conn.transaction():
-                    return await work(UnitOfWork(self.store, conn, self.projector, cause))
+                    return await handle(UnitOfWork(self.store, conn, self.projector, cause), event)
             except RETRIED:
                 if attempt == ATTEMPTS:
                     raise

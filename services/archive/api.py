@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, Path, Query
+from pydantic import BaseModel
 
 from services.archive import handlers, views
+from services.archive.commands import QUARTER_HELP, IssueNotice, RecordVisit
 from services.archive.domain import overdue, parse_quarter
 from services.archive.views import (
     FilingView,
@@ -18,10 +20,10 @@ from services.archive.views import (
     VisitView,
 )
 from shared.auth import Principal
-from shared.bounded import BusinessDate, NoControl, QuarterLabel
+from shared.bounded import BusinessDate, NoControl
 from shared.envelope import CITY
 from shared.errors import NotFound
-from shared.http import check_jurisdiction, command_context, create_app, require
+from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
 from shared.runtime import Runtime
 
 # The organisation department (组织部) consumes notices and statistics only: a person's file stays
@@ -31,32 +33,6 @@ READ_FILES = ("auditor", "case_management", "head", "handling_department")
 RECORD_VISITS = ("handling_department", "case_management")
 ISSUE_NOTICES = ("case_management",)
 READ_NOTICES = ("organisation_department", "auditor", "case_management")
-
-QUARTER_HELP = "Quarter as 2023Q1 (year, Q, 1-4)"
-TEXT = Field(min_length=1, max_length=4000)
-FreeText = Annotated[str, TEXT, NoControl]
-
-
-class RecordVisitBody(BaseModel):
-    """What the 回访 found."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    visited_on: BusinessDate = Field(description="Not before the clarification")
-    state_of_mind: FreeText
-    work: FreeText
-    leader_views: FreeText
-    colleague_views: FreeText
-
-
-class IssueNoticeBody(BaseModel):
-    """The period's notice to the organisation department of a jurisdiction."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    jurisdiction: str = Field(pattern=r"^\d{6}$", examples=["331122"])
-    period: QuarterLabel = Field(description=QUARTER_HELP, examples=["2023Q1"])
-    issued_on: BusinessDate = Field(description="After the end of the period")
 
 
 class OverdueVisits(BaseModel):
@@ -141,20 +117,11 @@ def build_api(runtime: Runtime) -> FastAPI:
         summary="Record a return visit (回访) once: state of mind, work, leaders' and colleagues' views",
     )
     async def post_visit(
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*RECORD_VISITS))],
+        ctx: Annotated[CommandContext, Depends(acting(*RECORD_VISITS))],
         visit_id: Annotated[str, Path(max_length=250), NoControl],
-        body: RecordVisitBody,
+        body: RecordVisit,
     ) -> VisitView:
-        command = handlers.RecordVisit(
-            visit_id=visit_id,
-            visited_on=body.visited_on,
-            state_of_mind=body.state_of_mind,
-            work=body.work,
-            leader_views=body.leader_views,
-            colleague_views=body.colleague_views,
-        )
-        return await handlers.record_visit(runtime, command_context(principal, request), command)
+        return await runtime.command(ctx, partial(handlers.record_visit, visit_id=visit_id), body)
 
     @app.get(
         "/visits/overdue",
@@ -180,17 +147,10 @@ def build_api(runtime: Runtime) -> FastAPI:
         summary="Issue the period's notice to the organisation department (once per period)",
     )
     async def post_notice(
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*ISSUE_NOTICES))],
-        body: IssueNoticeBody,
+        ctx: Annotated[CommandContext, Depends(acting(*ISSUE_NOTICES))], body: IssueNotice
     ) -> NoticeView:
-        served(principal, body.jurisdiction)
-        command = handlers.IssueNotice(
-            jurisdiction=body.jurisdiction,
-            period=parse_quarter(body.period, field="period"),
-            issued_on=body.issued_on,
-        )
-        return await handlers.issue_notice(runtime, command_context(principal, request), command)
+        served(ctx.principal, body.jurisdiction)
+        return await runtime.command(ctx, handlers.issue_notice, body)
 
     @app.get(
         "/notices",

@@ -12,6 +12,8 @@ from typing import Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel
 
+from services.archive.commands import IssueNotice, RecordVisit
+from shared.aggregate import Aggregate
 from shared.bounded import EARLIEST_DATE, latest_date
 from shared.dates import Quarter
 from shared.envelope import JURISDICTIONS
@@ -95,24 +97,28 @@ def integrity_summary(filed: ClarificationFiled, jurisdiction: str, case_id: str
     )
 
 
-class CaseFile:
+class CaseFile(Aggregate):
     """备案: the archive's record of one clarified matter — the filing, its 廉政档案 entry and the
     return visits (回访) to the person and the unit."""
 
-    def __init__(self, case_id: str) -> None:
-        self.case_id = case_id
+    noun = "case file"
+
+    def __init__(self, case_id: str, jurisdiction: str = "") -> None:
+        self._case_id = case_id
+        self.jurisdiction = jurisdiction
         self.filing: FilingRecorded | None = None
         self.integrity_entries: list[IntegrityFileEntered] = []
         self.visits: dict[str, Visit] = {}
 
-    @classmethod
-    def rebuild(cls, case_id: str, history: Iterable[BaseModel]) -> CaseFile:
-        case = cls(case_id)
-        for payload in history:
-            case.apply(payload)
-        return case
+    @property
+    def case_id(self) -> str:
+        return self._case_id
 
-    def apply(self, payload: BaseModel) -> None:
+    @property
+    def stream_id(self) -> str:
+        return archive_stream(self._case_id)
+
+    def evolve(self, payload: BaseModel) -> None:
         if isinstance(payload, FilingRecorded):
             self.filing = payload
         elif isinstance(payload, IntegrityFileEntered):
@@ -122,9 +128,7 @@ class CaseFile:
         elif isinstance(payload, ReturnVisitRecorded):
             self.visits[payload.visit_id].visited_on = payload.visited_on
 
-    def file(
-        self, filed: ClarificationFiled, *, jurisdiction: str, return_visit_working_days: int
-    ) -> list[BaseModel]:
+    def file(self, filed: ClarificationFiled, *, return_visit_working_days: int) -> list[BaseModel]:
         """备案 of a clarification: filing record, integrity-file entry and one return visit to the
         person and one to the unit, due `return_visit_working_days` working days after the
         clarification. A matter already filed gives nothing (the filing is idempotent)."""
@@ -143,7 +147,7 @@ class CaseFile:
             IntegrityFileEntered(
                 entered_on=filed.filed_on,
                 subject_id=filed.person.subject_id,
-                summary=integrity_summary(filed, jurisdiction, self.case_id),
+                summary=integrity_summary(filed, self.jurisdiction, self.case_id),
             ),
             *(
                 ReturnVisitScheduled(visit_id=visit_id_for(self.case_id, n), due_on=due_on, visit_with=party)
@@ -151,42 +155,24 @@ class CaseFile:
             ),
         ]
 
-    def record_visit(
-        self,
-        visit_id: str,
-        *,
-        visited_on: date,
-        state_of_mind: str,
-        work: str,
-        leader_views: str,
-        colleague_views: str,
-    ) -> list[BaseModel]:
+    def record_visit(self, visit_id: str, visit: RecordVisit) -> list[BaseModel]:
         """回访 done. Once per visit, and not before the clarification it follows."""
-        visit = self.visits.get(visit_id)
-        if visit is None or self.filing is None:
+        scheduled = self.visits.get(visit_id)
+        if scheduled is None or self.filing is None:
             raise NotFound(f"no return visit {visit_id}", field="visit_id", code="visit_not_found")
-        if visit.visited_on is not None:
+        if scheduled.visited_on is not None:
             raise Conflict(
-                f"return visit {visit_id} was already recorded (visited on {visit.visited_on})",
+                f"return visit {visit_id} was already recorded (visited on {scheduled.visited_on})",
                 field="visit_id",
                 code="already_recorded",
             )
-        if visited_on < self.filing.clarified_on:
+        if visit.visited_on < self.filing.clarified_on:
             raise RuleViolation(
-                f"visited_on {visited_on} is before the clarification on {self.filing.clarified_on}",
+                f"visited_on {visit.visited_on} is before the clarification on {self.filing.clarified_on}",
                 field="visited_on",
                 code="visit_before_clarification",
             )
-        return [
-            ReturnVisitRecorded(
-                visit_id=visit_id,
-                visited_on=visited_on,
-                state_of_mind=state_of_mind,
-                work=work,
-                leader_views=leader_views,
-                colleague_views=colleague_views,
-            )
-        ]
+        return [ReturnVisitRecorded(visit_id=visit_id, **visit.model_dump())]
 
 
 class ScheduledVisit(Protocol):
@@ -214,27 +200,26 @@ def overdue(visits: Iterable[V], as_of: date) -> list[V]:
 # --- the personnel notice ---------------------------------------------------------------------------
 
 
-class PersonnelNotice:
+class PersonnelNotice(Aggregate):
     """组织部通报: the periodic notice to the organisation (personnel) department of one
     jurisdiction naming the persons and units whose clarification was filed in the period."""
+
+    noun = "notice"
 
     def __init__(self, jurisdiction: str, period: Quarter) -> None:
         self.jurisdiction = jurisdiction
         self.period = period
         self.issued: PersonnelNoticeIssued | None = None
 
-    @classmethod
-    def rebuild(cls, jurisdiction: str, period: Quarter, history: Iterable[BaseModel]) -> PersonnelNotice:
-        notice = cls(jurisdiction, period)
-        for payload in history:
-            notice.apply(payload)
-        return notice
+    @property
+    def stream_id(self) -> str:
+        return notice_stream(self.jurisdiction, self.period.label)
 
-    def apply(self, payload: BaseModel) -> None:
+    def evolve(self, payload: BaseModel) -> None:
         if isinstance(payload, PersonnelNoticeIssued):
             self.issued = payload
 
-    def issue(self, issued_on: date, entries: Sequence[NoticeEntry]) -> list[PersonnelNoticeIssued]:
+    def issue(self, command: IssueNotice, entries: Sequence[NoticeEntry]) -> list[PersonnelNoticeIssued]:
         """Once per period, and only after it ended: a notice issued mid-period would leave the rest
         of the period's filings out for good, since the next notice covers the next period."""
         if self.issued is not None:
@@ -244,6 +229,7 @@ class PersonnelNotice:
                 field="period",
                 code="already_issued",
             )
+        issued_on = command.issued_on
         if issued_on <= self.period.last_day:
             raise RuleViolation(
                 f"issued_on {issued_on} must be after the end of {self.period.label}"

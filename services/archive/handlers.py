@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from pydantic import BaseModel
 
 from services.archive import views
-from services.archive.domain import (
-    CaseFile,
-    PersonnelNotice,
-    Quarter,
-    archive_stream,
-    notice_stream,
-)
+from services.archive.commands import IssueNotice, RecordVisit
+from services.archive.domain import CaseFile, PersonnelNotice, parse_quarter
 from services.archive.settings import ArchiveSettings
 from services.archive.views import NoticeView, VisitView
 from shared.db import Conn
@@ -20,132 +14,50 @@ from shared.envelope import EventEnvelope
 from shared.errors import NotFound
 from shared.events.archive import PersonnelNoticeV1
 from shared.events.clarification import ClarificationFiled
-from shared.http import CommandContext
-from shared.runtime import Runtime, system_actor
+from shared.runtime import Runtime, UnitOfWork, decision
 from shared.topics import personnel_notices_topic
-
-SERVICE = "archive"
-
-
-@dataclass(frozen=True)
-class RecordVisit:
-    """回访 done: what the visit found."""
-
-    visit_id: str
-    visited_on: date
-    state_of_mind: str
-    work: str
-    leader_views: str
-    colleague_views: str
-
-
-@dataclass(frozen=True)
-class IssueNotice:
-    """The periodic notice to the organisation department of `jurisdiction`."""
-
-    jurisdiction: str
-    period: Quarter
-    issued_on: date
 
 
 async def file_clarification(
-    runtime: Runtime,
-    conn: Conn,
-    envelope: EventEnvelope,
-    filed: ClarificationFiled,
-    settings: ArchiveSettings,
+    runtime: Runtime, conn: Conn, envelope: EventEnvelope, filed: ClarificationFiled
 ) -> None:
-    """备案 in reaction to ClarificationFiled, on the consumer's transaction."""
-    uow = runtime.unit_of_work_on(conn)
-    stream = archive_stream(envelope.case_id)
-    history = await uow.load(stream)
-    case = CaseFile.rebuild(envelope.case_id, (payload for _, payload in history))
-    new = case.file(
-        filed,
-        jurisdiction=envelope.jurisdiction,
-        return_visit_working_days=settings.return_visit_working_days,
-    )
-    if not new:
-        return
-    await uow.record(
-        stream,
-        len(history),
-        new,
-        case_id=envelope.case_id,
-        jurisdiction=envelope.jurisdiction,
-        actor=system_actor(SERVICE),
-        correlation_id=envelope.correlation_id,
-        causation_id=envelope.event_id,
+    """备案 in reaction to ClarificationFiled: a case file of the matter's jurisdiction."""
+    working_days = ArchiveSettings().return_visit_working_days
+
+    def file(case: CaseFile, filed: ClarificationFiled) -> list[BaseModel]:
+        return case.file(filed, return_visit_working_days=working_days)
+
+    await runtime.react(
+        conn, envelope, decision(CaseFile(envelope.case_id, envelope.jurisdiction), file), filed
     )
 
 
-async def record_visit(runtime: Runtime, ctx: CommandContext, command: RecordVisit) -> VisitView:
-    async with runtime.unit_of_work() as uow:
-        where = await views.visit_location(uow.conn, command.visit_id)
-        # A visit of a jurisdiction the caller does not see answers as if it did not exist.
-        if where is None or not ctx.principal.sees(where[1]):
-            raise NotFound(f"no return visit {command.visit_id}", field="visit_id", code="visit_not_found")
-        case_id, jurisdiction = where
-        stream = archive_stream(case_id)
-        history = await uow.load(stream)
-        case = CaseFile.rebuild(case_id, (payload for _, payload in history))
-        new = case.record_visit(
-            command.visit_id,
-            visited_on=command.visited_on,
-            state_of_mind=command.state_of_mind,
-            work=command.work,
-            leader_views=command.leader_views,
-            colleague_views=command.colleague_views,
-        )
-        await uow.record(
-            stream,
-            len(history),
-            new,
-            case_id=case_id,
-            jurisdiction=jurisdiction,
-            actor=ctx.principal.actor(),
-            correlation_id=ctx.correlation_id,
-        )
-        recorded = await views.visit(uow.conn, command.visit_id)
+async def record_visit(uow: UnitOfWork, visit: RecordVisit, *, visit_id: str) -> VisitView:
+    where = await views.visit_location(uow.conn, visit_id)
+    # A visit of a jurisdiction the caller does not see answers as if it did not exist.
+    principal = uow.cause.principal
+    if where is None or (principal is not None and not principal.sees(where[1])):
+        raise NotFound(f"no return visit {visit_id}", field="visit_id", code="visit_not_found")
+    case = await uow.get(CaseFile(where[0]))
+    await uow.save(case, case.record_visit(visit_id, visit))
+    recorded = await views.visit(uow.conn, visit_id)
     assert recorded is not None
     return recorded
 
 
-async def issue_notice(runtime: Runtime, ctx: CommandContext, command: IssueNotice) -> NoticeView:
+async def issue_notice(uow: UnitOfWork, command: IssueNotice) -> NoticeView:
     """PersonnelNoticeIssued on the notice stream and, in the same transaction, the public
     PersonnelNoticeV1 in the outbox: the notice is sent exactly when it is recorded."""
-    period = command.period
-    stream = notice_stream(command.jurisdiction, period.label)
-    async with runtime.unit_of_work() as uow:
-        history = await uow.load(stream)
-        notice = PersonnelNotice.rebuild(command.jurisdiction, period, (p for _, p in history))
-        entries = await views.notice_entries(uow.conn, command.jurisdiction, period)
-        new = notice.issue(command.issued_on, entries)
-        await uow.record(
-            stream,
-            len(history),
-            new,
-            case_id=stream,
-            jurisdiction=command.jurisdiction,
-            actor=ctx.principal.actor(),
-            correlation_id=ctx.correlation_id,
-        )
-        issued = new[0]
-        await uow.publish(
-            topic=personnel_notices_topic(command.jurisdiction),
-            key=issued.notice_id,
-            message=PersonnelNoticeV1(
-                notice_id=issued.notice_id,
-                jurisdiction=command.jurisdiction,
-                period=issued.period,
-                issued_on=issued.issued_on,
-                entries=issued.entries,
-            ),
-        )
-    return NoticeView(
-        notice_id=issued.notice_id,
-        jurisdiction=command.jurisdiction,
-        period=issued.period,
-        issued_on=issued.issued_on,
-        entries=issued.entries,
+    notice = await uow.get(
+        PersonnelNotice(command.jurisdiction, parse_quarter(command.period, field="period"))
     )
+    entries = await views.notice_entries(uow.conn, command.jurisdiction, notice.period)
+    await uow.save(notice, notice.issue(command, entries))
+    assert notice.issued is not None
+    view = NoticeView(jurisdiction=command.jurisdiction, **notice.issued.model_dump())
+    await uow.publish(
+        topic=personnel_notices_topic(command.jurisdiction),
+        key=view.notice_id,
+        message=PersonnelNoticeV1.model_validate(view.model_dump()),
+    )
+    return view

@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pydantic import BaseModel
 
+from services.archive import projections
 from services.archive.api import build_api
-from services.archive.consumers import clarification_facts, consumers, intake_facts, review_facts
+from services.archive.handlers import file_clarification
 from services.archive.projections import project
 from shared.events.archive import PersonnelNoticeV1
-from shared.runtime import Projector, ServiceDefinition
+from shared.events.clarification import CandidateAdded, ClarificationFiled, ClarificationPerformed
+from shared.events.intake import ReportReceived
+from shared.events.review import FalseAccusationReferred, VerificationConcluded
+from shared.runtime import ServiceDefinition, Subscription, Update, events_of, read_model, read_models
 from shared.topics import personnel_notices_topic
 
-definition = ServiceDefinition(name="archive", build_api=build_api, consumers=consumers, projector=project)
-
-# Outbound integration contracts (documented in the AsyncAPI document): name -> (address, message).
-PUBLIC_CONTRACTS: dict[str, tuple[str, type[BaseModel]]] = {
-    "public.personnel-notices.v1": (personnel_notices_topic("{jurisdiction}"), PersonnelNoticeV1),
+# The statistics facts each context's events feed: consumed live, and run alone on replay.
+STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
+    "intake": {ReportReceived: projections.note_report},
+    "review": {
+        VerificationConcluded: projections.note_conclusion,
+        FalseAccusationReferred: projections.note_false_accusation,
+    },
+    "clarification": {
+        CandidateAdded: projections.note_candidate,
+        ClarificationPerformed: projections.note_clarification,
+    },
 }
 
-# Replay (zhengming audit replay): the statistics read models fed by other contexts' events are
-# rebuilt through these pure functions; the filing reaction is never replayed (its own events are).
-REPLAY_FOREIGN: dict[str, Projector] = {
-    "intake": intake_facts,
-    "review": review_facts,
-    "clarification": clarification_facts,
-}
+definition = ServiceDefinition(
+    name="archive",
+    build_api=build_api,
+    projector=project,
+    subscriptions=(
+        Subscription(
+            "archive.clarification", events_of("clarification"), {ClarificationFiled: file_clarification}
+        ),
+        *(
+            Subscription(
+                f"archive.stats-{context}",
+                events_of(context),
+                {event: read_model(update) for event, update in updates.items()},
+            )
+            for context, updates in STATISTICS.items()
+        ),
+    ),
+    foreign_read_models={context: read_models(updates) for context, updates in STATISTICS.items()},
+    public_contracts={
+        "public.personnel-notices.v1": (personnel_notices_topic("{jurisdiction}"), PersonnelNoticeV1),
+    },
+)

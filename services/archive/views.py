@@ -14,7 +14,6 @@ from services.archive.domain import (
     Coverage,
     Figures,
     Indicator,
-    Quarter,
     QuarterFacts,
     VisitFact,
     combine,
@@ -22,6 +21,7 @@ from services.archive.domain import (
     figures,
     indicator,
 )
+from shared.dates import Quarter
 from shared.db import Conn
 from shared.envelope import CITY, JURISDICTIONS
 from shared.events.archive import NoticeEntry

@@ -19,7 +19,6 @@ import pytest
 from pydantic import BaseModel
 
 from services.archive.api import build_api
-from services.archive.consumers import consumers
 from services.archive.main import definition
 from shared import settings
 from shared.auth import Principal, mint
@@ -248,7 +247,7 @@ class Deliverer:
     def __init__(self, runtime: Runtime) -> None:
         self.specs = [
             (re.compile(spec.pattern), EventConsumer(spec.name, runtime.pool, registry, spec.apply))
-            for spec in consumers(runtime)
+            for spec in definition.consumers(runtime)
         ]
         self.offset = 0
 

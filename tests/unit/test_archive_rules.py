@@ -8,6 +8,7 @@ from typing import Literal
 
 import pytest
 
+from services.archive.commands import IssueNotice, RecordVisit
 from services.archive.domain import (
     CHANNELS,
     FORMS,
@@ -15,7 +16,6 @@ from services.archive.domain import (
     ClarificationFact,
     Figures,
     PersonnelNotice,
-    Quarter,
     QuarterFacts,
     Visit,
     VisitFact,
@@ -30,6 +30,7 @@ from services.archive.domain import (
     working_days_to_clarify,
 )
 from services.archive.settings import ArchiveSettings
+from shared.dates import Quarter
 from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.archive import (
     FilingRecorded,
@@ -57,20 +58,22 @@ def filed(clarified_on: date = date(2023, 3, 20), points: int = 2) -> Clarificat
 
 
 def filed_case(days: int = 60, clarified_on: date = date(2023, 3, 20)) -> CaseFile:
-    case = CaseFile(CASE)
-    for event in case.file(filed(clarified_on), jurisdiction="331122", return_visit_working_days=days):
-        case.apply(event)
+    case = CaseFile(CASE, "331122")
+    for event in case.file(filed(clarified_on), return_visit_working_days=days):
+        case.evolve(event)
     return case
 
 
 def record(case: CaseFile, visit_id: str, visited_on: date) -> list[ReturnVisitRecorded]:
     events = case.record_visit(
         visit_id,
-        visited_on=visited_on,
-        state_of_mind="心态积极",
-        work="工作正常开展",
-        leader_views="认可",
-        colleague_views="支持",
+        RecordVisit(
+            visited_on=visited_on,
+            state_of_mind="心态积极",
+            work="工作正常开展",
+            leader_views="认可",
+            colleague_views="支持",
+        ),
     )
     return [e for e in events if isinstance(e, ReturnVisitRecorded)]
 
@@ -79,7 +82,7 @@ def record(case: CaseFile, visit_id: str, visited_on: date) -> list[ReturnVisitR
 
 
 def test_filing_records_filing_integrity_entry_and_two_visits() -> None:
-    events = CaseFile(CASE).file(filed(), jurisdiction="331122", return_visit_working_days=60)
+    events = CaseFile(CASE, "331122").file(filed(), return_visit_working_days=60)
     assert [type(e) for e in events] == [
         FilingRecorded,
         IntegrityFileEntered,
@@ -91,7 +94,7 @@ def test_filing_records_filing_integrity_entry_and_two_visits() -> None:
 
 
 def test_integrity_entry_names_points_count_and_date_in_chinese() -> None:
-    events = CaseFile(CASE).file(filed(points=3), jurisdiction="331122", return_visit_working_days=60)
+    events = CaseFile(CASE, "331122").file(filed(points=3), return_visit_working_days=60)
     entry = next(e for e in events if isinstance(e, IntegrityFileEntered))
     assert entry.subject_id == PERSON.subject_id
     assert "3项" in entry.summary and "2023年3月20日" in entry.summary and "缙云县" in entry.summary
@@ -118,7 +121,7 @@ def test_return_visit_delay_comes_from_the_environment(monkeypatch: pytest.Monke
 
 def test_a_second_filing_of_the_same_matter_gives_nothing() -> None:
     case = filed_case()
-    assert case.file(filed(), jurisdiction="331122", return_visit_working_days=60) == []
+    assert case.file(filed(), return_visit_working_days=60) == []
 
 
 # --- recording visits ---------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ def test_recording_a_visit_gives_the_visit_event() -> None:
 def test_a_visit_is_recorded_once() -> None:
     case = filed_case()
     for event in record(case, f"{CASE}-V1", date(2023, 6, 1)):
-        case.apply(event)
+        case.evolve(event)
     with pytest.raises(Conflict) as err:
         record(case, f"{CASE}-V1", date(2023, 6, 2))
     assert err.value.code == "already_recorded"
@@ -187,25 +190,31 @@ def entry(subject_id: str, clarified_on: date) -> NoticeEntry:
     )
 
 
+def issue_on(day: date) -> IssueNotice:
+    return IssueNotice(jurisdiction="331122", period="2023Q1", issued_on=day)
+
+
 def test_notice_lists_entries_in_clarification_order() -> None:
     notice = PersonnelNotice("331122", Quarter(2023, 1))
-    [issued] = notice.issue(date(2023, 4, 3), [entry("b", date(2023, 3, 2)), entry("a", date(2023, 3, 1))])
+    [issued] = notice.issue(
+        issue_on(date(2023, 4, 3)), [entry("b", date(2023, 3, 2)), entry("a", date(2023, 3, 1))]
+    )
     assert issued.notice_id == "PN-331122-2023Q1" and issued.period == "2023Q1"
     assert [e.subject_id for e in issued.entries] == ["a", "b"]
 
 
 def test_notice_is_issued_once_per_period() -> None:
     notice = PersonnelNotice("331122", Quarter(2023, 1))
-    for event in notice.issue(date(2023, 4, 3), []):
-        notice.apply(event)
+    for event in notice.issue(issue_on(date(2023, 4, 3)), []):
+        notice.evolve(event)
     with pytest.raises(Conflict) as err:
-        notice.issue(date(2023, 4, 4), [])
+        notice.issue(issue_on(date(2023, 4, 4)), [])
     assert err.value.code == "already_issued"
 
 
 def test_notice_waits_for_the_end_of_the_period() -> None:
     with pytest.raises(RuleViolation) as err:
-        PersonnelNotice("331122", Quarter(2023, 1)).issue(date(2023, 3, 31), [])
+        PersonnelNotice("331122", Quarter(2023, 1)).issue(issue_on(date(2023, 3, 31)), [])
     assert (err.value.field, err.value.code) == ("issued_on", "period_not_over")
 
 
