@@ -151,14 +151,10 @@ def serve(service: Annotated[str, typer.Argument(help="intake | review | clarifi
     """Run one service in the foreground: HTTP API, Kafka consumers, outbox relay."""
     if service not in settings.SERVICES:
         raise typer.BadParameter(f"unknown service {service}; one of {', '.join(settings.SERVICES)}")
-    import importlib
-
-    from shared.runtime import ServiceDefinition
+    from services.definitions import definition_of
     from shared.runtime import serve as run
 
-    definition = importlib.import_module(f"services.{service}.main").definition
-    assert isinstance(definition, ServiceDefinition)
-    asyncio.run(run(definition))
+    asyncio.run(run(definition_of(service)))
 
 
 @app.command()
@@ -166,7 +162,7 @@ def asyncapi(
     check: Annotated[bool, typer.Option(help="only check that docs/asyncapi is current")] = False,
 ) -> None:
     """Write (or check) the AsyncAPI documents of the four services under docs/asyncapi/."""
-    from shared import asyncapi as spec
+    from zhengming import asyncapi as spec
 
     if check:
         stale = [

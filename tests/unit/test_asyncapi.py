@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared import asyncapi
+from zhengming import asyncapi
 from shared.settings import SERVICES
 
 

@@ -3,17 +3,16 @@ compatibility check that keeps a committed document from being broken silently."
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
 from pydantic import BaseModel
 
+from services.definitions import DEFINITIONS, definition_of
 from shared.envelope import JURISDICTIONS, EventEnvelope
 from shared.events import registry
-from shared.settings import PROJECT_ROOT, SERVICES
+from shared.settings import PROJECT_ROOT
 from shared.topics import PREFIX, dead_letter_topic
 
 DOCS = PROJECT_ROOT / "docs" / "asyncapi"
@@ -69,12 +68,6 @@ def _jurisdiction_parameter() -> dict[str, Any]:
     return {"jurisdiction": {"enum": sorted(JURISDICTIONS), "description": "行政区划代码"}}
 
 
-def _consumers(service: str) -> list[Any]:
-    module = importlib.import_module(f"services.{service}.consumers")
-    stand_in = SimpleNamespace(jurisdictions=sorted(JURISDICTIONS), service=service)
-    return cast(list[Any], module.consumers(stand_in))
-
-
 def document(service: str) -> dict[str, Any]:
     """The AsyncAPI document of one service: what it sends, what it receives, its dead letters."""
     channels: dict[str, Any] = {}
@@ -92,10 +85,11 @@ def document(service: str) -> dict[str, Any]:
         "channel": {"$ref": f"#/channels/{service}.events"},
         "messages": [{"$ref": f"#/channels/{service}.events/messages/{n}"} for n in own],
     }
-    for spec in _consumers(service):
+    definition = definition_of(service)
+    for spec in definition.subscriptions:
         key = f"receive.{spec.name}"
         channels[spec.name] = {
-            "address": spec.pattern,
+            "address": spec.topics(sorted(JURISDICTIONS)),
             "description": f"Consumer group zm.{spec.name} (topic pattern); poison to "
             f"{dead_letter_topic(spec.name)}.",
         }
@@ -105,8 +99,7 @@ def document(service: str) -> dict[str, Any]:
             "description": "Dead letters: the original bytes; headers zm-dlq-code, zm-dlq-reason, "
             "zm-original-topic, zm-original-partition, zm-original-offset.",
         }
-    extra = importlib.import_module(f"services.{service}.main")
-    for name, (address, model) in getattr(extra, "PUBLIC_CONTRACTS", {}).items():
+    for name, (address, model) in definition.public_contracts.items():
         channels[name] = {
             "address": address,
             "description": (model.__doc__ or name).strip(),
@@ -140,7 +133,7 @@ def render(service: str) -> str:
 def write_all(directory: Path = DOCS) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for service in SERVICES:
+    for service in DEFINITIONS:
         path = directory / f"{service}.json"
         path.write_text(render(service), encoding="utf-8")
         written.append(path)
