@@ -243,7 +243,7 @@ async def test_a_consistently_rewritten_stream_is_caught_by_the_signed_checkpoin
         try:
             from shared.store import EventStore
 
-            pool = await audit._service_pool("review")
+            pool = await audit.service_pool("review")
             try:
                 # The chain alone cannot tell; the signatures over the old hashes can.
                 broken = await EventStore(pool, schema="review", context="review").verify()
