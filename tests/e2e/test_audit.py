@@ -19,7 +19,8 @@ from shared.settings import SERVICES
 from tests.e2e.conftest import TRANSCRIPT, day
 from tests.e2e.test_workflow import plan
 from zhengming import audit
-from zhengming.client import CasePlan, Client, Driver, Users
+from zhengming.client import Client, Users
+from zhengming.driver import CasePlan, Driver
 
 # The first test also builds the 10,000-event scenario (about three minutes on two busy cores).
 pytestmark = pytest.mark.timeout(900)
