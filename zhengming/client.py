@@ -53,14 +53,17 @@ class Users:
 
     def token(self, role: str, jurisdiction: str) -> str:
         """A user of the commission of `jurisdiction`; the city's users are also granted the nine
-        counties (the city level oversees them and approves for city-managed cadres)."""
+        counties (the city level oversees them and approves for city-managed cadres). Several
+        jurisdictions joined with '+' make one user of the first granted them all (the city's head
+        approving a city-managed cadre of a county, the city's auditor reading them all)."""
         key = (role, jurisdiction)
         if key not in self._tokens:
-            granted = sorted(JURISDICTIONS) if jurisdiction == CITY else [jurisdiction]
+            codes = jurisdiction.split("+")
+            granted = sorted(JURISDICTIONS) if codes == [CITY] else codes
             principal = Principal(
-                user_id=f"{role}-{jurisdiction}",
+                user_id=f"{role}-{codes[0]}",
                 role=role,
-                unit=f"{JURISDICTIONS[jurisdiction]}纪委监委",
+                unit=f"{JURISDICTIONS[codes[0]]}纪委监委",
                 jurisdictions=granted,
             )
             self._tokens[key] = mint(principal)

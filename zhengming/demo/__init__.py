@@ -3,7 +3,8 @@ the services' public HTTP APIs and the inbound topic only, with a progress displ
 report checked against Lishui's published figures, the documents, one case's audit timeline and
 the verification of the whole trail.
 
-stack: the demo's ports and root; runner: the phases; report: the tables; main: the command."""
+stack: its ports and root; calls: how it calls the services; runner: the phases; report: the
+tables; main: the command."""
 
 from zhengming.demo.main import DEFAULT_SEED, run_demo
 

@@ -21,12 +21,11 @@ from rich.progress import (
 )
 
 from shared import settings
-from zhengming.client import Client
+from zhengming.client import Client, Users
 from zhengming.demo.facts import PhaseFailed, Result
 from zhengming.demo.report import keep_message, render, timings_table
 from zhengming.demo.runner import PHASES, Runner
 from zhengming.demo.stack import STACK, prepare_stack
-from zhengming.demo.users import DemoUsers
 from zhengming.scenario import QUARTER, Scenario, generate
 from zhengming.stack import start, stop, use_environment
 
@@ -119,7 +118,7 @@ def run_demo(scale: int = 1, seed: int = DEFAULT_SEED, keep: bool = False) -> in
 async def _drive(
     scenario: Scenario, progress: Progress, tasks: dict[str, TaskID], timings: dict[str, float]
 ) -> Result:
-    client = Client(settings.services(), DemoUsers())
+    client = Client(settings.services(), Users())
     runner = Runner(scenario, client, progress, tasks)
     try:
         return await runner.run()
