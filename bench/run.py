@@ -668,8 +668,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.replay import bench_replay
     from bench.workflow import bench_workflow
 
-    env = stack.bench_environment()
-    dropped = stack.use_environment(env)
+    env = stack.STACK.environment()
+    dropped = stack.use_environment(env, only=True)
     params = parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True)
@@ -687,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         t = time.perf_counter()
-        stack.prepare_stack()
+        stack.STACK.prepare()
         stack.start(with_services=False)
         phase("start Kafka and PostgreSQL", t)
         t = time.perf_counter()

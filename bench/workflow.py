@@ -52,6 +52,7 @@ from shared.envelope import JURISDICTIONS
 from shared.outbox import make_producer
 from shared.settings import SERVICES, RelaySettings
 from zhengming.client import KEEPALIVE_EXPIRY_S, RETRY_STATUSES, ApiError, Users, new_idempotency_key
+from zhengming.driver import CaseDriver
 from zhengming.local import ensure_topics
 
 T = TypeVar("T")
@@ -117,10 +118,6 @@ class Samples:
 
     healthz: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SERVICES})
     kafka: list[float] = field(default_factory=list)
-
-
-def _iso(day: date) -> str:
-    return day.isoformat()
 
 
 def _code(response: httpx.Response) -> str | None:
@@ -233,186 +230,77 @@ def _subject(k: int, j: str) -> dict[str, Any]:
     }
 
 
+class Timed:
+    """The bench's sender for one case's driver: every command timed into `rec` by its step, and
+    the time its answer arrived kept (a hop is measured from there)."""
+
+    def __init__(self, api: Api, rec: Recorder) -> None:
+        self.api = api
+        self.rec = rec
+        self.answered = 0.0
+
+    async def command(
+        self, step: str, service: str, path: str, *, role: str, jurisdiction: str, body: dict[str, Any]
+    ) -> Any:
+        answer, self.answered = await self.api.command(
+            self.rec, step, service, path, role, jurisdiction, body
+        )
+        return answer
+
+    async def get_if(self, service: str, path: str, *, role: str, jurisdiction: str) -> Any:
+        return await self.api.get_if(service, path, role, jurisdiction)
+
+
 async def carry(api: Api, rec: Recorder, k: int) -> None:
     """Case number k from its report to its filing in the archive."""
     j = CYCLE[k % len(CYCLE)]
     d = RECEIVED_ON
     started = time.perf_counter()
+    sender = Timed(api, rec)
+    case = CaseDriver(sender)
     subject = _subject(k, j)
     allegation = f"反映其在{subject['unit']}征地拆迁补偿中优亲厚友（第{k}号）"
-    report, _ = await api.command(
-        rec,
-        "register",
-        "intake",
-        "/reports",
-        "letters_office",
+    case_id = await case.register(
         j,
-        {
-            "jurisdiction": j,
-            "channel": "letter",
-            "received_on": _iso(d),
-            "real_name": True,
-            "reporter": {"name": f"检举人{k:05d}", "contact": f"1390578{k % 10000:04d}"},
-            "subjects": [subject],
-            "allegations": [{"summary": allegation}],
-            "summary": allegation,
-        },
+        channel="letter",
+        received_on=d,
+        real_name=True,
+        reporter={"name": f"检举人{k:05d}", "contact": f"1390578{k % 10000:04d}"},
+        subject=subject,
+        allegations=[allegation],
     )
-    case_id = str(report["report_id"])
-    base = f"/reports/{case_id}"
-    office = ("letters_office", j)
-    await api.command(rec, "log", "intake", f"{base}/log", *office, {"logged_on": _iso(d)})
-    await api.command(
-        rec, "accept", "intake", f"{base}/accept", *office, {"accepted_on": _iso(d + timedelta(days=1))}
-    )
-    _, handed = await api.command(
-        rec,
-        "hand-over",
-        "intake",
-        f"{base}/hand-over",
-        *office,
-        {"department": "第一监督检查室", "handed_on": _iso(d + timedelta(days=2))},
-    )
+    await case.log(j, case_id, d)
+    await case.accept(j, case_id, d + timedelta(days=1))
+    await case.hand_over(j, case_id, "第一监督检查室", d + timedelta(days=2))
 
-    dept = ("handling_department", j)
-    vbase = f"/verifications/{case_id}"
     verification: dict[str, Any] = await api.visible(
-        rec, HANDED, handed, lambda: api.get_if("review", vbase, *dept)
+        rec, HANDED, sender.answered, lambda: case.verification(j, case_id)
     )
-    await api.command(
-        rec,
-        "decision",
-        "review",
-        f"{vbase}/decision",
-        *dept,
-        {
-            "method": "preliminary_verification",
-            "decided_on": _iso(d + timedelta(days=5)),
-            "approved_by": f"head-{j}",
-            "collective": True,
-        },
-    )
+    await case.decide(j, case_id, method="preliminary_verification", on=d + timedelta(days=5))
     for item in verification["allegations"]:
-        await api.command(
-            rec,
-            "finding",
-            "review",
-            f"{vbase}/findings",
-            *dept,
-            {
-                "allegation_id": item["allegation_id"],
-                "finding": "untrue",
-                "basis": "经初步核实，反映问题失实",
-            },
+        await case.find(
+            j,
+            case_id,
+            allegation_id=item["allegation_id"],
+            finding="untrue",
+            basis="经初步核实，反映问题失实",
         )
-    _, concluded = await api.command(
-        rec, "conclude", "review", f"{vbase}/conclude", *dept, {"concluded_on": _iso(d + timedelta(days=25))}
-    )
+    await case.conclude(j, case_id, d + timedelta(days=25))
 
-    cbase = f"/clarifications/{case_id}"
-
-    async def candidate() -> dict[str, Any] | None:
-        found = await api.get_if("clarification", cbase, *dept)
-        return found if found and found["state"] == "candidate" else None
-
-    matter = await api.visible(rec, CONCLUDED, concluded, candidate)
+    matter = await api.visible(rec, CONCLUDED, sender.answered, lambda: case.candidate(j, case_id))
     subject_id = str(matter["outcome"]["subjects"][0]["subject_id"])
-    await api.command(
-        rec,
-        "start",
-        "clarification",
-        f"{cbase}/start",
-        *dept,
-        {
-            "initiated_by": "department",
-            "person_subject_id": subject_id,
-            "consent": True,
-            "consent_note": "本人同意澄清",
-            "started_on": _iso(d + timedelta(days=26)),
-        },
-    )
-    assessed, _ = await api.command(
-        rec,
-        "assess",
-        "clarification",
-        f"{cbase}/assess",
-        *dept,
-        {
-            "assessed_on": _iso(d + timedelta(days=27)),
-            "bad_effects": ["repeated_reports"],
-            "effect_only_from_interviews": False,
-        },
-    )
+    await case.start(j, case_id, CaseDriver.start_body(subject_id, d + timedelta(days=26)))
+    assessed = await case.assess(j, case_id, on=d + timedelta(days=27), bad_effects=["repeated_reports"])
     if not assessed["eligible"]:
         raise RuntimeError(f"{case_id}: assessed not eligible: {assessed}")
-    checked, _ = await api.command(
-        rec,
-        "re-review",
-        "clarification",
-        f"{cbase}/re-review",
-        "case_trial",
-        j,
-        {
-            "reviewed_on": _iso(d + timedelta(days=28)),
-            "verification_complete": True,
-            "conclusion_clear": True,
-            "disposal_adequate": True,
-            "expected_effect": "澄清后可消除不良影响，激励干部担当作为",
-            "members": {
-                "letters_office": f"letters-{j}",
-                "case_trial": f"trial-{j}",
-                "case_management": f"cm-{j}",
-            },
-        },
-    )
+    checked = await case.re_review(j, case_id, on=d + timedelta(days=28))
     if not checked["passed"]:
         raise RuntimeError(f"{case_id}: re-review not passed: {checked}")
-    await api.command(
-        rec,
-        "approve",
-        "clarification",
-        f"{cbase}/approve",
-        "head",
-        j,
-        {"approved_on": _iso(d + timedelta(days=29))},
-    )
-    await api.command(
-        rec,
-        "perform",
-        "clarification",
-        f"{cbase}/perform",
-        *dept,
-        {"performed_on": _iso(d + timedelta(days=30)), "forms": ["face_to_face"]},
-    )
-    await api.command(
-        rec,
-        "feedback",
-        "clarification",
-        f"{cbase}/feedback",
-        *dept,
-        {
-            "given_on": _iso(d + timedelta(days=31)),
-            "party_committee": f"中共{subject['unit']}委员会",
-            "unit_head": "单位主要负责人",
-        },
-    )
-    await api.command(
-        rec,
-        "acknowledge",
-        "clarification",
-        f"{cbase}/acknowledge",
-        *dept,
-        {"acknowledged_on": _iso(d + timedelta(days=31)), "note": "本人已知悉澄清结果"},
-    )
-    _, filed = await api.command(
-        rec,
-        "file",
-        "clarification",
-        f"{cbase}/file",
-        "case_management",
-        j,
-        {"filed_on": _iso(d + timedelta(days=32))},
-    )
+    await case.approve(j, case_id, d + timedelta(days=29))
+    await case.perform(j, case_id, d + timedelta(days=30), ["face_to_face"])
+    await case.feedback(j, case_id, d + timedelta(days=31), f"中共{subject['unit']}委员会")
+    await case.acknowledge(j, case_id, d + timedelta(days=31))
+    await case.file(j, case_id, d + timedelta(days=32))
 
     async def in_archive() -> dict[str, Any] | None:
         record = await api.get_if("archive", f"/files/{subject_id}", "case_management", j)
@@ -420,7 +308,7 @@ async def carry(api: Api, rec: Recorder, k: int) -> None:
             return dict(record)
         return None
 
-    await api.visible(rec, FILED, filed, in_archive)
+    await api.visible(rec, FILED, sender.answered, in_archive)
     done = time.perf_counter()
     rec.end_to_end.append(done - started)
     rec.finished.append(done)

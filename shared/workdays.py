@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 
@@ -13,8 +14,10 @@ log = get_logger(__name__)
 _warned: set[int] = set()
 
 
+@lru_cache(maxsize=4096)
 def is_working_day(day: date) -> bool:
-    """True on a working day: weekdays that are not holidays, plus adjusted working weekends."""
+    """True on a working day: weekdays that are not holidays, plus adjusted working weekends
+    (remembered: the demo's scenario asks about the same days many times)."""
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:
@@ -49,3 +52,31 @@ def working_days_between(start: date, end: date) -> int:
         if is_working_day(current):
             count += 1
     return count
+
+
+def next_working_day(day: date) -> date:
+    """`day` itself when it is a working day, else the first working day after it."""
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def working_days_before(day: date, days: int) -> date:
+    """The date `days` working days before `day` (the inverse of add_working_days)."""
+    current, remaining = day, days
+    while remaining > 0:
+        current -= timedelta(days=1)
+        if is_working_day(current):
+            remaining -= 1
+    return current
+
+
+@lru_cache(maxsize=64)
+def working_days(first: date, last: date) -> tuple[date, ...]:
+    """Every working day from `first` to `last`, both included."""
+    out, day = [], first
+    while day <= last:
+        if is_working_day(day):
+            out.append(day)
+        day += timedelta(days=1)
+    return tuple(out)

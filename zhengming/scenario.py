@@ -13,14 +13,13 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from functools import lru_cache
 from typing import Any, Literal
 
 from faker import Faker
 
 from shared.envelope import CITY, JURISDICTIONS
 from shared.events.common import BadEffect, Channel, ClarificationForm, Finding, HandlingMethod, PriorityFlag
-from shared.workdays import is_working_day as official_working_day
+from shared.workdays import add_working_days, next_working_day, working_days, working_days_before
 
 JINYUN = "331122"
 QUARTER = "2023Q1"
@@ -263,51 +262,6 @@ class Scenario:
     @property
     def showcase(self) -> DemoCase:
         return next(c for c in self.cases if c.showcase)
-
-
-# --- dates --------------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4096)
-def is_working_day(day: date) -> bool:
-    """The official calendar (chinesecalendar, adjusted working days included), remembered."""
-    return official_working_day(day)
-
-
-def add_working_days(start: date, days: int) -> date:
-    """As shared.workdays.add_working_days: `days` working days after `start` (not counted)."""
-    current, remaining = start, days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if is_working_day(current):
-            remaining -= 1
-    return current
-
-
-def next_working_day(day: date) -> date:
-    while not is_working_day(day):
-        day += timedelta(days=1)
-    return day
-
-
-def working_days_before(day: date, days: int) -> date:
-    """The working day `days` working days before `day` (the inverse of add_working_days)."""
-    current, remaining = day, days
-    while remaining > 0:
-        current -= timedelta(days=1)
-        if is_working_day(current):
-            remaining -= 1
-    return current
-
-
-@lru_cache(maxsize=64)
-def working_days(first: date, last: date) -> tuple[date, ...]:
-    out, day = [], first
-    while day <= last:
-        if is_working_day(day):
-            out.append(day)
-        day += timedelta(days=1)
-    return tuple(out)
 
 
 # --- names and words (Faker, seeded) ------------------------------------------------------------------

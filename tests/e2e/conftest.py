@@ -20,7 +20,8 @@ import pytest
 
 from shared import settings
 from shared.auth import AuthSettings, ensure_keys
-from zhengming.client import Client, Driver, Users
+from zhengming.client import Client, Users
+from zhengming.driver import Driver
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
 

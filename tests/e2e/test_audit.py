@@ -19,7 +19,8 @@ from shared.settings import SERVICES
 from tests.e2e.conftest import TRANSCRIPT, day
 from tests.e2e.test_workflow import plan
 from zhengming import audit
-from zhengming.client import CasePlan, Client, Driver, Users
+from zhengming.client import Client, Users
+from zhengming.driver import CasePlan, Driver
 
 # The first test also builds the 10,000-event scenario (about three minutes on two busy cores).
 pytestmark = pytest.mark.timeout(900)
@@ -243,7 +244,7 @@ async def test_a_consistently_rewritten_stream_is_caught_by_the_signed_checkpoin
         try:
             from shared.store import EventStore
 
-            pool = await audit._service_pool("review")
+            pool = await audit.service_pool("review")
             try:
                 # The chain alone cannot tell; the signatures over the old hashes can.
                 broken = await EventStore(pool, schema="review", context="review").verify()

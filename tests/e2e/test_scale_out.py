@@ -40,7 +40,8 @@ from shared.outbox import _relay_lock
 from shared.runtime import served_jurisdictions
 from shared.topics import events_topic
 from tests.e2e.conftest import TRANSCRIPT
-from zhengming.client import CasePlan, Client, Driver, Reporter, Users
+from zhengming.client import Client, Users
+from zhengming.driver import CasePlan, Driver, Reporter
 from zhengming.services import LocalService
 
 fake = Faker("zh_CN")

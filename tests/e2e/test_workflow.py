@@ -17,7 +17,8 @@ from shared.envelope import CITY
 from shared.events.archive import PersonnelNoticeV1
 from shared.topics import inbound_reports_topic, personnel_notices_topic
 from tests.e2e.conftest import TRANSCRIPT, day, quarter
-from zhengming.client import CasePlan, Client, Driver, Reporter
+from zhengming.client import Client
+from zhengming.driver import CasePlan, Driver, Reporter
 
 fake = Faker("zh_CN")
 J = "331122"  # 缙云县

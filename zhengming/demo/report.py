@@ -1,0 +1,152 @@
+"""The demo's output: the quarterly report, the workflow's figures, the phases' times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from shared import settings
+from shared.envelope import CITY, JURISDICTIONS
+from shared.settings import PROJECT_ROOT, SERVICES
+from zhengming.demo.calls import CONCURRENCY
+from zhengming.demo.facts import Result
+from zhengming.demo.runner import PHASES
+from zhengming.demo.stack import DOCUMENTS, with_env, zhengming_command
+from zhengming.scenario import JINYUN, QUARTER, Scenario
+
+FORM_SHORT = {
+    "written_notice": "书面",
+    "face_to_face": "当面",
+    "unit_meeting": "会议",
+    "scoped_notice": "通报",
+}
+
+
+def _forms(counts: dict[str, int]) -> str:
+    return " ".join(f"{FORM_SHORT[k]}{v}" for k, v in counts.items() if v)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+COLUMNS = (
+    ("jurisdiction", "辖区"),
+    ("reports", "受理检举控告"),
+    ("untrue", "失实办结"),
+    ("candidates", "入库"),
+    ("persons", "澄清党员干部"),
+    ("units", "澄清单位"),
+    ("forms", "澄清方式"),
+    ("visits", "回访"),
+    ("false acc.", "诬告陷害移送"),
+    ("days", "办结至澄清(工作日)"),
+    ("index", "担当干事激情指数"),
+)
+
+
+def quarterly_table(statistics: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"丽水市 {QUARTER} 澄清正名 quarterly report (GET /statistics as the city's auditor)",
+        caption="days: mean working days from the verification's conclusion to the clarification;"
+        " index: 保护党员干部担当干事激情 (docs/indicator.md)",
+    )
+    for english, chinese in COLUMNS:
+        table.add_column(
+            f"{english}\n{chinese}", justify="left" if english in ("jurisdiction", "forms") else "right"
+        )
+
+    def add(row: dict[str, Any], style: str | None = None) -> None:
+        f = row["figures"]
+        table.add_row(
+            f"{row['name']} {row['jurisdiction']}" if row["jurisdiction"] else f"{JURISDICTIONS[CITY]} 合计",
+            str(f["reports_received"]),
+            str(f["untrue_conclusions"]),
+            str(f["candidates"]),
+            str(f["persons_clarified"]),
+            str(f["units_clarified"]),
+            _forms(f["forms_used"]),
+            str(f["return_visits_done"]),
+            str(f["false_accusations_referred"]),
+            _number(f["working_days_to_clarify_mean"]),
+            _number(row["indicator"]["score"]),
+            style=style,
+        )
+
+    for row in statistics["rows"]:
+        add(row)
+    table.add_section()
+    add(statistics["total"], style="bold")
+    return table
+
+
+def timings_table(timings: dict[str, float]) -> Table:
+    table = Table(title="phases")
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for phase in (*PHASES, "teardown"):
+        if phase in timings:
+            table.add_row(phase, f"{timings[phase]:.1f}")
+    table.add_section()
+    table.add_row("total", f"{sum(timings.values()):.1f}", style="bold")
+    return table
+
+
+def render(out: Console, scenario: Scenario, result: Result) -> None:
+    out.print(quarterly_table(result.statistics))
+    f, t = result.facts, scenario.targets
+    total = result.statistics["total"]
+    figures = total["figures"]
+    jinyun = next(r for r in result.statistics["rows"] if r["jurisdiction"] == JINYUN)["figures"]
+    out.print(
+        f"city-wide: {figures['persons_clarified']} persons and {figures['units_clarified']} units cleared"
+        f" (target {t.total_persons} and {t.total_units}), {total['coverage']['text']};"
+        f" 缙云县: {len(f.newly_screened)} screened by the sweep as of {scenario.sweep_as_of}"
+        f" ({f.priority_flagged} with priority flags; target {t.jinyun_swept}),"
+        f" {jinyun['persons_clarified'] + jinyun['units_clarified']} cleared (target {t.jinyun_cleared})"
+    )
+    performed = sum(len(v) for v in f.performed.values())
+    out.print(
+        f"workflow: {f.reports_in_quarter} reports received in {QUARTER} ({f.inbound} from other"
+        f" agencies on the inbound topic, {f.sent_down} sent down by the city, {f.repeats} repeats"
+        f" merged), {f.applications} green-channel applications, {f.refusals} refused at assessment,"
+        f" {f.consent_refused} without consent, {f.sent_back} sent back by the re-review,"
+        f" {performed} clarified in {len(f.performed)} rounds, {f.filed} filed,"
+        f" {f.visits_in_quarter} return visits in {QUARTER} and {f.visits_later} later,"
+        f" {sum(f.notices.values())} persons and units in {len(f.notices)} notices to the"
+        f" organisation departments, {f.results_reports} results reports,"
+        f" {f.reporter_notices} notices to real-name reporters"
+    )
+    spent = f.latencies
+    if spent:
+        out.print(
+            f"HTTP: {len(spent)} requests to the four services, mean {1000 * sum(spent) / len(spent):.0f} ms"
+            f" at up to {CONCURRENCY} cases at a time"
+        )
+    out.print(
+        f"documents: {f.documents} written under {DOCUMENTS.relative_to(PROJECT_ROOT)}/<case_id>/<doc_id>.txt"
+    )
+    if result.notice:
+        out.print(Panel(result.notice.strip(), title=f"澄清通知书 of {result.timeline_case}", expand=False))
+    if result.timeline is not None:
+        out.print(f"\naudit timeline of {result.timeline_case}:")
+        out.print(result.timeline)
+    out.print("\ntrail verification:")
+    for line in result.trail_lines:
+        out.print(line, markup=False)
+
+
+def keep_message(out: Console, env: dict[str, str]) -> None:
+    zm = zhengming_command()
+    out.print("\nthe demo's stack keeps running:")
+    for service in SERVICES:
+        out.print(f"  {service}: {settings.services().url(service)}  (OpenAPI: /docs)")
+    out.print(f"  kafka: {settings.kafka().bootstrap}   postgresql: {settings.postgres().dsn()}")
+    out.print("tokens (one per role of a jurisdiction):", markup=False)
+    out.print(f"  {with_env(env, zm + ' tokens --jurisdiction 331122')}", markup=False, soft_wrap=True)
+    out.print("stop it:", markup=False)
+    out.print(f"  {with_env(env, zm + ' down')}", markup=False, soft_wrap=True)
+    out.print("  (or: make demo-down)")
