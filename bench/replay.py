@@ -20,17 +20,17 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from bench.common import Figure
+from services.definitions import definition_of
 from shared import settings
 from shared.envelope import JURISDICTIONS
 from shared.settings import SERVICES
 from shared.topics import events_topic
-from zhengming.audit import read_topics, replay, replay_plan
+from zhengming.audit import read_topics, replay
 
 
 def replay_contexts(service: str) -> list[str]:
     """The contexts whose events replay reads for `service` (Replayer.contexts)."""
-    foreign, _ = replay_plan(service)
-    return [service, *sorted(foreign)]
+    return [service, *sorted(definition_of(service).foreign_read_models)]
 
 
 def replay_topics(service: str) -> list[str]:

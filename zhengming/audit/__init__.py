@@ -12,11 +12,9 @@ from zhengming.audit.replays import (
     ReplayReport,
     TableDiff,
     compare_read_models,
-    definition_of,
     drop_schema,
     read_model_tables,
     replay,
-    replay_plan,
 )
 from zhengming.audit.sources import read_topics, service_pool
 from zhengming.audit.timeline import TimelineEntry, case_timeline, causal_order, render_timeline
@@ -35,7 +33,6 @@ __all__ = [
     "case_timeline",
     "causal_order",
     "compare_read_models",
-    "definition_of",
     "drop_schema",
     "noon_before",
     "publish_checkpoint",
@@ -43,7 +40,6 @@ __all__ = [
     "read_topics",
     "render_timeline",
     "replay",
-    "replay_plan",
     "rows_about",
     "service_pool",
     "time_travel",

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from services.definitions import definition_of
 from shared import settings
 from shared.db import create_pool
 from shared.envelope import JURISDICTIONS, EventEnvelope
@@ -20,7 +21,6 @@ from zhengming.audit.replays import (
     fresh_schema,
     has_column,
     read_model_tables,
-    replay_plan,
 )
 
 
@@ -68,7 +68,7 @@ async def rows_about(schema: str, column_values: dict[str, str]) -> dict[str, li
     try:
         out: dict[str, list[dict[str, Any]]] = {}
         service = schema.split("_asof_")[0]
-        _, exclude = replay_plan(service)
+        exclude = set(definition_of(service).replay_exclude)
         for table in await read_model_tables(conn, schema, exclude):
             for column, value in column_values.items():
                 if await has_column(conn, schema, table, column):

@@ -3,7 +3,6 @@ live ones and optionally switched over."""
 
 from __future__ import annotations
 
-import importlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,11 +12,11 @@ import asyncpg
 from pydantic import BaseModel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.definitions import definition_of
 from shared import settings
 from shared.db import Conn, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, EventEnvelope
 from shared.events import registry
-from shared.runtime import Projector, ServiceDefinition
 from shared.topics import events_topic
 from zhengming.audit.sources import read_topics
 
@@ -82,25 +81,6 @@ class ReplayReport:
         return out
 
 
-# Where a service's definition and its replay plan are found: here only, moved unchanged from
-# the former zhengming/audit.py.
-
-
-def definition_of(service: str) -> ServiceDefinition:
-    definition = importlib.import_module(f"services.{service}.main").definition
-    assert isinstance(definition, ServiceDefinition)
-    return definition
-
-
-def replay_plan(service: str) -> tuple[dict[str, Projector], set[str]]:
-    """Which foreign contexts feed pure read models of a service, and which tables are not
-    projections (kept out of the comparison)."""
-    module = importlib.import_module(f"services.{service}.main")
-    foreign: dict[str, Projector] = dict(getattr(module, "REPLAY_FOREIGN", {}))
-    exclude: set[str] = set(getattr(module, "REPLAY_EXCLUDE", set()))
-    return foreign, exclude
-
-
 async def read_model_tables(conn: Conn, schema: str, exclude: set[str]) -> list[str]:
     rows = await conn.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
@@ -150,7 +130,8 @@ class Replayer:
         self.service = service
         self.pool = pool
         self.definition = definition_of(service)
-        self.foreign, self.exclude = replay_plan(service)
+        self.foreign = dict(self.definition.foreign_read_models)
+        self.exclude = set(self.definition.replay_exclude)
         self.applied = 0
 
     def contexts(self) -> list[str]:
