@@ -3,76 +3,37 @@ the queries on verifications and referred false accusations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from fastapi import Depends, FastAPI, Query
+from pydantic import BaseModel, Field
 
 from services.review import handlers, projections
-from services.review.domain import DEFAULT_REFERRAL_UNIT
+from services.review.commands import (
+    ConcludeVerification,
+    DecideHandling,
+    RecordFinding,
+    ReportResults,
+    RunSweep,
+)
+from services.review.domain import Verification
 from shared.auth import Principal
-from shared.bounded import BusinessDate, Identifier, NoControl, QuarterLabel
-from shared.envelope import EventEnvelope
+from shared.bounded import Identifier
 from shared.errors import NotFound
 from shared.events.common import Allegation, Finding, HandlingMethod, PriorityFlag, Subject
-from shared.http import check_jurisdiction, command_context, create_app, require
-from shared.runtime import Runtime
+from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
+from shared.runtime import Runtime, decision
 
 HANDLING = ("handling_department",)
 SWEEPERS = ("handling_department", "case_management")
 READERS = ("handling_department", "case_trial", "case_management", "head", "auditor")
 RESULT_READERS = ("letters_office", *READERS)
 
-JurisdictionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
-UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControl]
-Quarter = QuarterLabel
-CaseId = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControl]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DecisionBody(Body):
-    """The collective handling decision (集体研究) and its approver."""
-
-    method: HandlingMethod
-    decided_on: BusinessDate
-    approved_by: UserId
-    collective: StrictBool
-    note: Annotated[str, Field(max_length=4000), NoControl] = ""
-
-
-class FindingBody(Body):
-    """The finding on one allegation; a false accusation needs city approval and a referral date."""
-
-    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl]
-    finding: Finding
-    basis: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
-    found_on: BusinessDate | None = Field(default=None, description="when the finding was reached")
-    approved_by: UserId | None = None
-    approval_jurisdiction: JurisdictionCode | None = None
-    referred_on: BusinessDate | None = None
-    referred_to: Annotated[str, Field(min_length=1, max_length=200), NoControl] = DEFAULT_REFERRAL_UNIT
-
-
-class ConcludeBody(Body):
-    concluded_on: BusinessDate
-
-
-class SweepBody(Body):
-    """大起底 of one jurisdiction as of a day, with optional 优先澄清件 flags per matter."""
-
-    jurisdiction: JurisdictionCode
-    as_of: BusinessDate
-    priority_flags: dict[CaseId, list[PriorityFlag]] = Field(default_factory=dict)
-
-
-class ResultsBody(Body):
-    jurisdiction: JurisdictionCode
-    quarter: Quarter
-    reported_on: BusinessDate
+C = TypeVar("C")
+Decide = Callable[[Verification, C], Sequence[BaseModel]]
+"""A decision of the verification on a command (one of its methods)."""
 
 
 class Decision(BaseModel):
@@ -173,10 +134,11 @@ def build_api(runtime: Runtime) -> FastAPI:
             raise NotFound(f"no verification {case_id}")
         return _view(row)
 
-    async def result(case_id: str, principal: Principal, envelopes: list[EventEnvelope]) -> CommandResult:
-        return CommandResult(
-            recorded=[e.event_type for e in envelopes], verification=await visible(case_id, principal)
-        )
+    async def decided(ctx: CommandContext, case_id: str, decide: Decide[C], command: C) -> CommandResult:
+        """One decision of the verification: what it recorded, and the verification as it now reads."""
+        done = await runtime.command(ctx, decision(Verification(case_id), decide), command)
+        view = await visible(case_id, ctx.principal)
+        return CommandResult(recorded=[e.event_type for e in done.recorded], verification=view)
 
     @app.post(
         "/verifications/{case_id}/decision",
@@ -184,17 +146,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=CommandResult,
     )
     async def decide(
-        case_id: Identifier,
-        body: DecisionBody,
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*HANDLING))],
+        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))], case_id: Identifier, body: DecideHandling
     ) -> CommandResult:
-        envelopes = await handlers.decide_handling(
-            runtime,
-            command_context(principal, request),
-            handlers.DecideHandling(case_id=case_id, **body.model_dump()),
-        )
-        return await result(case_id, principal, envelopes)
+        return await decided(ctx, case_id, Verification.decide, body)
 
     @app.post(
         "/verifications/{case_id}/findings",
@@ -202,17 +156,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=CommandResult,
     )
     async def find(
-        case_id: Identifier,
-        body: FindingBody,
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*HANDLING))],
+        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))], case_id: Identifier, body: RecordFinding
     ) -> CommandResult:
-        envelopes = await handlers.record_finding(
-            runtime,
-            command_context(principal, request),
-            handlers.RecordFinding(case_id=case_id, **body.model_dump()),
-        )
-        return await result(case_id, principal, envelopes)
+        return await decided(ctx, case_id, Verification.record_finding, body)
 
     @app.post(
         "/verifications/{case_id}/conclude",
@@ -220,17 +166,11 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=CommandResult,
     )
     async def conclude(
+        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))],
         case_id: Identifier,
-        body: ConcludeBody,
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*HANDLING))],
+        body: ConcludeVerification,
     ) -> CommandResult:
-        envelopes = await handlers.conclude(
-            runtime,
-            command_context(principal, request),
-            handlers.ConcludeVerification(case_id=case_id, concluded_on=body.concluded_on),
-        )
-        return await result(case_id, principal, envelopes)
+        return await decided(ctx, case_id, Verification.conclude, body)
 
     @app.post(
         "/sweeps",
@@ -238,16 +178,10 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=SweepResultView,
     )
     async def sweep(
-        body: SweepBody,
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*SWEEPERS))],
+        ctx: Annotated[CommandContext, Depends(acting(*SWEEPERS))], body: RunSweep
     ) -> SweepResultView:
-        check_jurisdiction(principal, body.jurisdiction)
-        done = await handlers.run_sweep(
-            runtime,
-            command_context(principal, request),
-            handlers.RunSweep(body.jurisdiction, body.as_of, body.priority_flags),
-        )
+        check_jurisdiction(ctx.principal, body.jurisdiction)
+        done = await runtime.command(ctx, handlers.run_sweep, body)
         return SweepResultView(
             sweep_id=done.sweep_id, screened=done.screened, newly_screened=done.newly_screened
         )
@@ -258,16 +192,10 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=ResultsReportView,
     )
     async def report(
-        body: ResultsBody,
-        request: Request,
-        principal: Annotated[Principal, Depends(require(*HANDLING))],
+        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))], body: ReportResults
     ) -> ResultsReportView:
-        check_jurisdiction(principal, body.jurisdiction)
-        await handlers.report_results(
-            runtime,
-            command_context(principal, request),
-            handlers.ReportResults(body.jurisdiction, body.quarter, body.reported_on),
-        )
+        check_jurisdiction(ctx.principal, body.jurisdiction)
+        await runtime.command(ctx, handlers.report_results, body)
         async with runtime.pool.acquire() as conn:
             rows = await projections.results_reports(conn, [body.jurisdiction], body.quarter)
         return ResultsReportView.model_validate(rows[0])

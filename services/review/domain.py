@@ -4,24 +4,30 @@ their rules as data and pure functions. No I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Final
 
 from pydantic import BaseModel
 
+from services.review.commands import (
+    ConcludeVerification,
+    DecideHandling,
+    RecordFinding,
+    ReportResults,
+    RunSweep,
+)
+from shared.aggregate import Aggregate
 from shared.dates import Quarter, not_before
 from shared.envelope import CITY
-from shared.errors import Conflict, NotFound, OutOfRange, RuleViolation
+from shared.errors import Conflict, OutOfRange, RuleViolation
 from shared.events.common import (
     TRUE_FINDINGS,
     UNTRUE_FINDINGS,
     Allegation,
     Finding,
-    HandlingMethod,
     PriorityFlag,
-    Subject,
 )
+from shared.events.intake import ReportHandedOver
 from shared.events.review import (
     CandidateScreened,
     FalseAccusationReferred,
@@ -39,9 +45,6 @@ from shared.events.review import (
 
 FALSE_ACCUSATION_APPROVAL_LEVEL: Final[str] = CITY
 """诬告陷害 must be approved at city level or above; the highest level zhengming knows is the city."""
-
-DEFAULT_REFERRAL_UNIT: Final[str] = "案件监督管理室"
-"""Where a suspected false accusation is referred when the department names no one else."""
 
 SWEEP_WINDOW_YEARS: Final[int] = 3
 """大起底 looks back over the verifications concluded in the last three years."""
@@ -211,34 +214,47 @@ def dedupe_flags(flags: Iterable[PriorityFlag]) -> list[PriorityFlag]:
     return list(dict.fromkeys(flags))
 
 
+def check_flags_for_candidates(flagged: Iterable[str], candidates: Iterable[str]) -> None:
+    """A sweep's priority flags name only the matters it screens."""
+    stray = sorted(set(flagged) - set(candidates))
+    if stray:
+        raise RuleViolation(
+            f"priority flags given for matters this sweep does not screen: {', '.join(stray)}",
+            field=f"priority_flags.{stray[0]}",
+            code="flags_for_unscreened_case",
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Aggregates
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Verification:
+class Verification(Aggregate):
     """核查: the handling department's verification of one matter, from its opening to 办结
     (conclusion) and any 大起底 screening afterwards."""
 
-    case_id: str
-    jurisdiction: str | None = None
-    opened: VerificationOpened | None = None
-    decision: HandlingDecided | None = None
-    findings: dict[str, FindingRecorded] = field(default_factory=dict)
-    referrals: dict[str, FalseAccusationReferred] = field(default_factory=dict)
-    conclusion: VerificationConcluded | None = None
-    sweeps: set[str] = field(default_factory=set)
-    version: int = 0
+    noun = "verification"
 
-    @classmethod
-    def rebuild(cls, case_id: str, jurisdiction: str | None, events: Iterable[BaseModel]) -> Verification:
-        verification = cls(case_id=case_id, jurisdiction=jurisdiction)
-        for payload in events:
-            verification.apply(payload)
-        return verification
+    def __init__(self, case_id: str, jurisdiction: str = "") -> None:
+        self._case_id = case_id
+        self.jurisdiction = jurisdiction
+        self.opened: VerificationOpened | None = None
+        self.decision: HandlingDecided | None = None
+        self.findings: dict[str, FindingRecorded] = {}
+        self.referrals: dict[str, FalseAccusationReferred] = {}
+        self.conclusion: VerificationConcluded | None = None
+        self.sweeps: set[str] = set()
 
-    def apply(self, payload: BaseModel) -> None:
+    @property
+    def case_id(self) -> str:
+        return self._case_id
+
+    @property
+    def stream_id(self) -> str:
+        return verification_stream(self._case_id)
+
+    def evolve(self, payload: BaseModel) -> None:
         """State changes only here, one event at a time."""
         match payload:
             case VerificationOpened():
@@ -255,7 +271,6 @@ class Verification:
                 self.sweeps.add(payload.sweep_id)
             case _:
                 raise TypeError(f"not a review verification event: {type(payload).__name__}")
-        self.version += 1
 
     @property
     def state(self) -> str:
@@ -267,64 +282,41 @@ class Verification:
 
     # -- commands --------------------------------------------------------------------------
 
-    def open(
-        self,
-        *,
-        department: str,
-        opened_on: date,
-        received_on: date,
-        real_name: bool,
-        subjects: Sequence[Subject],
-        allegations: Sequence[Allegation],
-    ) -> list[BaseModel]:
+    def open(self, handed: ReportHandedOver) -> list[BaseModel]:
         """The matter reaches the handling department; a second handover opens nothing."""
         if self.opened is not None:
             return []
         return [
             VerificationOpened(
-                department=department,
-                opened_on=opened_on,
-                received_on=received_on,
-                real_name=real_name,
-                subjects=list(subjects),
-                allegations=list(allegations),
+                department=handed.department,
+                opened_on=handed.handed_on,
+                received_on=handed.received_on,
+                real_name=handed.real_name,
+                subjects=list(handed.subjects),
+                allegations=list(handed.allegations),
             )
         ]
 
-    def decide(
-        self,
-        *,
-        method: HandlingMethod,
-        decided_on: date,
-        approved_by: str,
-        collective: bool,
-        note: str = "",
-    ) -> list[BaseModel]:
+    def decide(self, command: DecideHandling) -> list[BaseModel]:
         opened = self._require_opened()
         if self.decision is not None:
             raise Conflict(f"the matter was already decided ({self.decision.method})", code="already_decided")
-        check_collective(collective)
-        approver = check_approved(approved_by)
-        not_before(decided_on, opened.opened_on, field="decided_on", step="the opening")
-        return [HandlingDecided(method=method, decided_on=decided_on, approved_by=approver, note=note)]
+        check_collective(command.collective)
+        approver = check_approved(command.approved_by)
+        not_before(command.decided_on, opened.opened_on, field="decided_on", step="the opening")
+        return [
+            HandlingDecided(
+                method=command.method, decided_on=command.decided_on, approved_by=approver, note=command.note
+            )
+        ]
 
-    def record_finding(
-        self,
-        *,
-        allegation_id: str,
-        finding: Finding,
-        basis: str,
-        found_on: date | None = None,
-        approved_by: str | None = None,
-        approval_jurisdiction: str | None = None,
-        referred_on: date | None = None,
-        referred_to: str = DEFAULT_REFERRAL_UNIT,
-    ) -> list[BaseModel]:
+    def record_finding(self, command: RecordFinding) -> list[BaseModel]:
         opened = self._require_opened()
         if self.decision is None:
             raise Conflict("a finding needs the handling decision first", code="wrong_state")
         if self.conclusion is not None:
             raise Conflict("the verification is concluded", code="wrong_state")
+        allegation_id, finding = command.allegation_id, command.finding
         if allegation_id not in {a.allegation_id for a in opened.allegations}:
             raise RuleViolation(
                 f"{allegation_id} is not one of the matter's allegations",
@@ -339,31 +331,32 @@ class Verification:
                 field="allegation_id",
                 code="already_recorded",
             )
-        check_false_accusation_approval(finding, approved_by, approval_jurisdiction)
-        check_referral(finding, referred_on)
-        if found_on is not None:
-            not_before(found_on, self.decision.decided_on, field="found_on", step="the decision")
+        check_false_accusation_approval(finding, command.approved_by, command.approval_jurisdiction)
+        check_referral(finding, command.referred_on)
+        if command.found_on is not None:
+            not_before(command.found_on, self.decision.decided_on, field="found_on", step="the decision")
         recorded: list[BaseModel] = [
             FindingRecorded(
-                found_on=found_on,
+                found_on=command.found_on,
                 allegation_id=allegation_id,
                 finding=finding,
-                basis=basis,
-                approved_by=(approved_by or "").strip() or None,
-                approval_jurisdiction=approval_jurisdiction,
+                basis=command.basis,
+                approved_by=(command.approved_by or "").strip() or None,
+                approval_jurisdiction=command.approval_jurisdiction,
             )
         ]
         if finding == "false_accusation":
+            referred_on = command.referred_on
             assert referred_on is not None  # check_referral
             not_before(referred_on, self.decision.decided_on, field="referred_on", step="the decision")
             recorded.append(
                 FalseAccusationReferred(
-                    allegation_id=allegation_id, referred_on=referred_on, referred_to=referred_to
+                    allegation_id=allegation_id, referred_on=referred_on, referred_to=command.referred_to
                 )
             )
         return recorded
 
-    def conclude(self, *, concluded_on: date) -> list[BaseModel]:
+    def conclude(self, command: ConcludeVerification) -> list[BaseModel]:
         opened = self._require_opened()
         if self.decision is None:
             raise Conflict(
@@ -378,6 +371,7 @@ class Verification:
                 field="findings",
                 code="findings_missing",
             )
+        concluded_on = command.concluded_on
         not_before(concluded_on, self.decision.decided_on, field="concluded_on", step="the decision")
         for referral in self.referrals.values():
             not_before(concluded_on, referral.referred_on, field="concluded_on", step="a referral")
@@ -404,54 +398,51 @@ class Verification:
             and in_sweep_window(self.conclusion.concluded_on, as_of)
         )
 
-    def screen(
-        self, *, sweep_id: str, as_of: date, priority_flags: Iterable[PriorityFlag]
-    ) -> list[BaseModel]:
-        """大起底: screened into the pool once per sweep."""
+    def screen(self, sweep: RunSweep) -> list[BaseModel]:
+        """大起底: screened into the pool once per sweep, with the flags the sweep gives the matter."""
+        sweep_id = sweep_id_for(sweep.jurisdiction, sweep.as_of)
         if sweep_id in self.sweeps:
             return []
-        if not self.is_sweep_candidate(as_of):
+        if not self.is_sweep_candidate(sweep.as_of):
             raise Conflict(f"{self.case_id} is not a candidate of sweep {sweep_id}", code="wrong_state")
+        flags = sweep.priority_flags.get(self.case_id, [])
         return [
-            CandidateScreened(
-                sweep_id=sweep_id, screened_on=as_of, priority_flags=dedupe_flags(priority_flags)
-            )
+            CandidateScreened(sweep_id=sweep_id, screened_on=sweep.as_of, priority_flags=dedupe_flags(flags))
         ]
 
     def _require_opened(self) -> VerificationOpened:
         if self.opened is None:
-            raise NotFound(f"no verification {self.case_id}")
+            raise self.missing()
         return self.opened
 
 
-@dataclass
-class ResultsReport:
+class ResultsReport(Aggregate):
     """季度结果反馈: the handling department's quarterly report of verification results back to the
     letters-and-visits office (信访室) of one jurisdiction."""
 
-    jurisdiction: str
-    quarter: str
-    reported: ResultsReportedBack | None = None
+    noun = "results report"
 
-    @classmethod
-    def rebuild(cls, jurisdiction: str, quarter: str, events: Iterable[BaseModel]) -> ResultsReport:
-        report = cls(jurisdiction=jurisdiction, quarter=quarter)
-        for payload in events:
-            report.apply(payload)
-        return report
+    def __init__(self, jurisdiction: str, quarter: str) -> None:
+        self.jurisdiction = jurisdiction
+        self.quarter = quarter
+        self.reported: ResultsReportedBack | None = None
 
-    def apply(self, payload: BaseModel) -> None:
+    @property
+    def stream_id(self) -> str:
+        return results_stream(self.jurisdiction, self.quarter)
+
+    def evolve(self, payload: BaseModel) -> None:
         if not isinstance(payload, ResultsReportedBack):
             raise TypeError(f"not a results report event: {type(payload).__name__}")
         self.reported = payload
 
-    def report(self, *, reported_on: date, concluded: Mapping[str, Iterable[Finding]]) -> list[BaseModel]:
+    def report(self, command: ReportResults, concluded: Mapping[str, Iterable[Finding]]) -> list[BaseModel]:
         """`concluded`: the findings of every matter of the jurisdiction concluded in the quarter."""
         if self.reported is not None:
             raise Conflict(
                 f"the results of {self.quarter} were reported on {self.reported.reported_on.isoformat()}",
                 code="already_reported",
             )
-        check_quarter_over(self.quarter, reported_on)
+        check_quarter_over(self.quarter, command.reported_on)
         matters = {case_id: overall_outcome(findings) for case_id, findings in sorted(concluded.items())}
-        return [ResultsReportedBack(quarter=self.quarter, reported_on=reported_on, matters=matters)]
+        return [ResultsReportedBack(quarter=self.quarter, reported_on=command.reported_on, matters=matters)]

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from services.review.api import build_api
-from services.review.consumers import consumers
+from services.review.handlers import open_on_handover
 from services.review.projections import project
-from shared.runtime import ServiceDefinition
+from shared.events.intake import ReportHandedOver
+from shared.runtime import ServiceDefinition, Subscription, events_of
 
-definition = ServiceDefinition(name="review", build_api=build_api, consumers=consumers, projector=project)
+definition = ServiceDefinition(
+    name="review",
+    build_api=build_api,
+    projector=project,
+    # Every other intake event is intake's own business.
+    subscriptions=(
+        Subscription("review.handover", events_of("intake"), {ReportHandedOver: open_on_handover}),
+    ),
+)

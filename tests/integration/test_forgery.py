@@ -28,7 +28,6 @@ from services.archive.main import definition as archive_definition
 from services.clarification.main import definition as clarification_definition
 from services.intake.main import definition as intake_definition
 from services.review.api import build_api as review_api
-from services.review.consumers import consumers as review_consumers
 from services.review.main import definition as review_definition
 from shared import settings
 from shared.audit_api import add_audit_routes
@@ -185,7 +184,7 @@ async def test_the_kcat_forgery_is_dead_lettered_not_applied_and_named_by_both_v
     finally:
         await producer.stop()
 
-    [spec] = review_consumers(review)
+    [spec] = review_definition.consumers(review)
     name = f"{spec.name}.t{uuid.uuid4().hex[:8]}"
     await create_topics(dead_letter_topic(name), partitions=1)
     consumer = EventConsumer(name, review.pool, registry, spec.apply)
@@ -284,7 +283,7 @@ async def test_the_trail_verifies_after_a_key_rotation_and_crypto_shredding(stac
     await stack.relay("intake")
 
     # A consumer started before the rotation still accepts the event signed with the new key.
-    [spec] = review_consumers(review)
+    [spec] = review_definition.consumers(review)
     name = f"{spec.name}.t{uuid.uuid4().hex[:8]}"
     consumer = EventConsumer(name, review.pool, registry, spec.apply, event_types=spec.event_types)
     broker = KafkaBroker(settings.kafka().bootstrap, logger=None)

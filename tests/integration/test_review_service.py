@@ -15,7 +15,6 @@ import pytest
 from pydantic import BaseModel
 
 from services.review.api import build_api
-from services.review.consumers import consumers
 from services.review.main import definition
 from shared import settings
 from shared.auth import Principal, mint
@@ -100,7 +99,7 @@ def handed_over(handed_on: date = date(2023, 1, 10), allegations: int = 2) -> Re
 
 
 def runner(runtime: Runtime) -> EventConsumer:
-    [spec] = consumers(runtime)
+    [spec] = definition.consumers(runtime)
     return EventConsumer(spec.name, runtime.pool, registry, spec.apply)
 
 
@@ -177,7 +176,7 @@ async def concluded_case(
 
 
 async def test_handover_opens_the_verification_once(runtime: Runtime, client: httpx.AsyncClient) -> None:
-    [spec] = consumers(runtime)
+    [spec] = definition.consumers(runtime)
     assert re.match(spec.pattern, events_topic(J, "intake"))
     assert not re.match(spec.pattern, events_topic(J, "review"))
     case_id = f"{J}-2023-000001"

@@ -22,7 +22,7 @@ import shared.settings as settings_module
 from services.archive.consumers import consumers as archive_consumers
 from services.clarification.consumers import consumers as clarification_consumers
 from services.intake.consumers import consumers as intake_consumers
-from services.review.consumers import consumers as review_consumers
+from services.review.main import definition as review_definition
 from shared.envelope import CITY, JURISDICTIONS
 from shared.outbox import OutboxRelay
 from shared.settings import SERVICES, KafkaSettings, ServiceSettings
@@ -91,7 +91,7 @@ def consumer_names() -> list[str]:
     runtime: Any = SimpleNamespace(jurisdictions=[COUNTY])
     specs = [
         *intake_consumers(runtime),
-        *review_consumers(runtime),
+        *review_definition.subscriptions,  # the names are the subscriptions' own
         *clarification_consumers(runtime),
         *archive_consumers(runtime),
     ]
