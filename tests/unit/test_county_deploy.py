@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings
 import shared.auth as auth_module
 import shared.settings as settings_module
 from services.archive.consumers import consumers as archive_consumers
-from services.clarification.consumers import consumers as clarification_consumers
+from services.clarification.main import definition as clarification_definition
 from services.intake.consumers import consumers as intake_consumers
 from services.review.consumers import consumers as review_consumers
 from shared.envelope import CITY, JURISDICTIONS
@@ -92,7 +92,7 @@ def consumer_names() -> list[str]:
     specs = [
         *intake_consumers(runtime),
         *review_consumers(runtime),
-        *clarification_consumers(runtime),
+        *clarification_definition.consumers(runtime),
         *archive_consumers(runtime),
     ]
     return [s.name for s in specs]
