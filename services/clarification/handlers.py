@@ -84,19 +84,23 @@ async def hold_round(uow: UnitOfWork, command: HoldRound) -> dict[str, Any]:
     unit of work (all or nothing)."""
     jurisdiction = command.jurisdiction
     # Round first, then matters in case id order: every writer takes its locks in one order.
-    held = await uow.get(Round(jurisdiction, command.quarter))
+    quarter_round = await uow.get(Round(jurisdiction, command.quarter))
     matters: dict[str, Clarification] = {}
     for case_id in await projections.approved_matters(uow.conn, jurisdiction):
         matter = await uow.get(Clarification(case_id))
         if matter.jurisdiction == jurisdiction:
             matters[case_id] = matter
-    plan = plan_round(list(matters.values()), command, round_exists=held.exists)
+    plan = plan_round(list(matters.values()), command, round_exists=quarter_round.exists)
     for case_id, events in plan.performed.items():
         await uow.save(matters[case_id], events)
         await issue_clarification(uow, matters[case_id], events[0])
-    await uow.save(held, [plan.held])
-    log.info("clarification.round_held", round_id=held.stream_id, matters=plan.held.matters)
-    return {"round_id": held.stream_id, "event": "QuarterlyRoundHeld", **plan.held.model_dump(mode="json")}
+    await uow.save(quarter_round, [plan.held])
+    log.info("clarification.round_held", round_id=quarter_round.stream_id, matters=plan.held.matters)
+    return {
+        "round_id": quarter_round.stream_id,
+        "event": "QuarterlyRoundHeld",
+        **plan.held.model_dump(mode="json"),
+    }
 
 
 # --- Reactions to other services' events ---------------------------------------------------------
