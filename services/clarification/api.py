@@ -3,29 +3,40 @@ and the read models; thin: parse, authorise, hand on."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi import Depends, FastAPI, Path, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from services.clarification import handlers, projections
-from services.clarification.domain import State
+from services.clarification.commands import (
+    Acknowledge,
+    Approve,
+    Assess,
+    File,
+    GiveFeedback,
+    HoldRound,
+    Perform,
+    ReReview,
+    Start,
+)
+from services.clarification.domain import Clarification, State
+from services.clarification.handlers import answer
 from shared.auth import Principal
-from shared.bounded import BusinessDate, NoControl, QuarterLabel
+from shared.bounded import BusinessDate, NoControl
 from shared.errors import NotFound
-from shared.events.common import BadEffect, ClarificationForm
-from shared.http import check_jurisdiction, command_context, create_app, require
-from shared.runtime import Runtime
+from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
+from shared.runtime import Runtime, decision
 
 READ_ROLES = ("handling_department", "case_trial", "case_management", "letters_office", "head", "auditor")
 QUALITY_GROUP_ROLES = ("case_trial", "case_management", "letters_office")
 
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
-Department = Annotated[Principal, Depends(require("handling_department"))]
-QualityGroup = Annotated[Principal, Depends(require(*QUALITY_GROUP_ROLES))]
-Head = Annotated[Principal, Depends(require("head"))]
-Filer = Annotated[Principal, Depends(require("handling_department", "case_management"))]
+Department = Annotated[CommandContext, Depends(acting("handling_department"))]
+QualityGroup = Annotated[CommandContext, Depends(acting(*QUALITY_GROUP_ROLES))]
+Head = Annotated[CommandContext, Depends(acting("head"))]
+Filer = Annotated[CommandContext, Depends(acting("handling_department", "case_management"))]
 
 CaseId = Annotated[
     str,
@@ -33,83 +44,6 @@ CaseId = Annotated[
     NoControl,
 ]
 JurisdictionQuery = Annotated[str, Query(pattern=r"^\d{6}$", description="e.g. 331122")]
-Text = Annotated[str, Field(max_length=2000), NoControl]
-Name = Annotated[str, Field(min_length=1, max_length=200), NoControl]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StartBody(Body):
-    """申请: proposed by the department after consulting the person, or applied for by the person."""
-
-    initiated_by: Literal["department", "person"]
-    person_subject_id: Annotated[str, Field(min_length=1, max_length=100), NoControl]
-    consent: bool
-    consent_note: Text = ""
-    started_on: BusinessDate
-
-
-class AssessBody(Body):
-    """评估 against the 正反清单."""
-
-    assessed_on: BusinessDate
-    bad_effects: list[BadEffect] = Field(max_length=8)
-    effect_only_from_interviews: bool
-
-
-class ReReviewBody(Body):
-    """复核 by the 澄清质效评估小组 (one member of 信访室, 审理室, 案管室 each)."""
-
-    reviewed_on: BusinessDate
-    verification_complete: bool
-    conclusion_clear: bool
-    disposal_adequate: bool
-    expected_effect: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
-    # Which offices sit is a rule of the domain (answered with field "members"), not a schema limit.
-    members: dict[
-        Annotated[str, Field(max_length=100), NoControl], Annotated[str, Field(max_length=200), NoControl]
-    ] = Field(description="office -> user id: letters_office, case_trial, case_management")
-
-
-class ApproveBody(Body):
-    approved_on: BusinessDate
-
-
-class PerformBody(Body):
-    """澄清: the written notice is always included."""
-
-    performed_on: BusinessDate
-    forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
-    scope: Annotated[str, Field(max_length=500), NoControl] = ""
-
-
-class FeedbackBody(Body):
-    """反馈 to the unit's party committee and its head (一把手)."""
-
-    given_on: BusinessDate
-    party_committee: Name
-    unit_head: Name
-
-
-class AcknowledgeBody(Body):
-    acknowledged_on: BusinessDate
-    note: Text = ""
-
-
-class FileBody(Body):
-    filed_on: BusinessDate
-
-
-class RoundBody(Body):
-    """集中澄清 of one jurisdiction in one quarter."""
-
-    jurisdiction: str = Field(pattern=r"^\d{6}$")
-    quarter: QuarterLabel = Field(description="e.g. 2023Q1")
-    held_on: BusinessDate
-    forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
-    scope: Annotated[str, Field(max_length=500), NoControl] = ""
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -123,129 +57,65 @@ def build_api(runtime: Runtime) -> FastAPI:
     @app.post(
         "/clarifications/{case_id}/start", summary="申请: start a candidate's clarification (consent needed)"
     )
-    async def start(
-        case_id: CaseId, body: StartBody, principal: Department, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.start(
-            runtime,
-            command_context(principal, request),
-            case_id,
-            initiated_by=body.initiated_by,
-            person_subject_id=body.person_subject_id,
-            consent=body.consent,
-            consent_note=body.consent_note,
-            started_on=body.started_on,
-        )
+    async def start(ctx: Department, case_id: CaseId, body: Start) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, decision(Clarification(case_id), Clarification.start), body))
 
     @app.post(
         "/clarifications/{case_id}/assess",
         summary="评估 against the positive/negative lists (a refusal is answered 200 with its reasons)",
     )
-    async def assess(
-        case_id: CaseId, body: AssessBody, principal: Department, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.assess(
-            runtime,
-            command_context(principal, request),
-            case_id,
-            assessed_on=body.assessed_on,
-            bad_effects=body.bad_effects,
-            effect_only_from_interviews=body.effect_only_from_interviews,
+    async def assess(ctx: Department, case_id: CaseId, body: Assess) -> dict[str, Any]:
+        return answer(
+            await runtime.command(ctx, decision(Clarification(case_id), Clarification.assess), body)
         )
 
     @app.post(
         "/clarifications/{case_id}/re-review",
         summary="复核 by the quality-evaluation group (a failed check sends the matter back)",
     )
-    async def re_review(
-        case_id: CaseId, body: ReReviewBody, principal: QualityGroup, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.re_review(
-            runtime,
-            command_context(principal, request),
-            case_id,
-            reviewed_on=body.reviewed_on,
-            verification_complete=body.verification_complete,
-            conclusion_clear=body.conclusion_clear,
-            disposal_adequate=body.disposal_adequate,
-            expected_effect=body.expected_effect,
-            members=body.members,
+    async def re_review(ctx: QualityGroup, case_id: CaseId, body: ReReview) -> dict[str, Any]:
+        return answer(
+            await runtime.command(ctx, decision(Clarification(case_id), Clarification.re_review), body)
         )
 
     @app.post(
         "/clarifications/{case_id}/approve",
         summary="Approval by the head at the level of cadre-management authority (renders the 审批表)",
     )
-    async def approve(
-        case_id: CaseId, body: ApproveBody, principal: Head, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.approve(
-            runtime, command_context(principal, request), case_id, approved_on=body.approved_on
-        )
+    async def approve(ctx: Head, case_id: CaseId, body: Approve) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.approve, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/perform",
         summary="澄清: clarify the untrue points (renders the 澄清通知书 and the letter to the unit)",
     )
-    async def perform(
-        case_id: CaseId, body: PerformBody, principal: Department, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.perform(
-            runtime,
-            command_context(principal, request),
-            case_id,
-            performed_on=body.performed_on,
-            forms=body.forms,
-            scope=body.scope,
-        )
+    async def perform(ctx: Department, case_id: CaseId, body: Perform) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.perform, case_id=case_id), body)
 
     @app.post("/clarifications/{case_id}/feedback", summary="反馈 to the unit's party committee and its head")
-    async def feedback(
-        case_id: CaseId, body: FeedbackBody, principal: Department, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.give_feedback(
-            runtime,
-            command_context(principal, request),
-            case_id,
-            given_on=body.given_on,
-            party_committee=body.party_committee,
-            unit_head=body.unit_head,
+    async def feedback(ctx: Department, case_id: CaseId, body: GiveFeedback) -> dict[str, Any]:
+        return answer(
+            await runtime.command(ctx, decision(Clarification(case_id), Clarification.give_feedback), body)
         )
 
     @app.post(
         "/clarifications/{case_id}/acknowledge", summary="The person's acknowledgement of the clarification"
     )
-    async def acknowledge(
-        case_id: CaseId, body: AcknowledgeBody, principal: Department, request: Request
-    ) -> dict[str, Any]:
-        return await handlers.acknowledge(
-            runtime,
-            command_context(principal, request),
-            case_id,
-            acknowledged_on=body.acknowledged_on,
-            note=body.note,
+    async def acknowledge(ctx: Department, case_id: CaseId, body: Acknowledge) -> dict[str, Any]:
+        return answer(
+            await runtime.command(ctx, decision(Clarification(case_id), Clarification.acknowledge), body)
         )
 
     @app.post("/clarifications/{case_id}/file", summary="备案: file the clarification with the archive")
-    async def file(case_id: CaseId, body: FileBody, principal: Filer, request: Request) -> dict[str, Any]:
-        return await handlers.file(
-            runtime, command_context(principal, request), case_id, filed_on=body.filed_on
-        )
+    async def file(ctx: Filer, case_id: CaseId, body: File) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, decision(Clarification(case_id), Clarification.file), body))
 
     @app.post(
         "/rounds", summary="集中澄清: clarify every approved matter of a jurisdiction in one quarterly batch"
     )
-    async def hold_round(body: RoundBody, principal: Department, request: Request) -> dict[str, Any]:
-        check_jurisdiction(principal, body.jurisdiction)
-        return await handlers.hold_round(
-            runtime,
-            command_context(principal, request),
-            jurisdiction=body.jurisdiction,
-            quarter=body.quarter,
-            held_on=body.held_on,
-            forms=body.forms,
-            scope=body.scope,
-        )
+    async def hold_round(ctx: Department, body: HoldRound) -> dict[str, Any]:
+        check_jurisdiction(ctx.principal, body.jurisdiction)
+        return await runtime.command(ctx, handlers.hold_round, body)
 
     @app.get("/rounds", summary="The quarterly rounds held in a jurisdiction")
     async def list_rounds(jurisdiction: JurisdictionQuery, principal: Reader) -> list[dict[str, Any]]:

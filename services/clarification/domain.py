@@ -4,12 +4,25 @@ quarterly rounds, as rules (data + pure functions) and an event-sourced aggregat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal, get_args
 
 from pydantic import BaseModel
 
+from services.clarification.commands import (
+    Acknowledge,
+    Approve,
+    Assess,
+    File,
+    GiveFeedback,
+    HoldRound,
+    Perform,
+    ReReview,
+    Start,
+)
+from shared.aggregate import Aggregate
+from shared.auth import Principal
 from shared.dates import not_before, quarter_of
 from shared.envelope import CITY
 from shared.errors import Conflict, Forbidden, RuleViolation
@@ -330,35 +343,38 @@ def wrong_state(action: str, state: State) -> Conflict:
     return Conflict(f"cannot {action}: the matter is {state}", code="wrong_state")
 
 
-@dataclass
-class Clarification:
+class Clarification(Aggregate):
     """澄清正名 of one matter: its place in the 备选库 and its way along the chain."""
 
-    case_id: str
-    state: State = "awaiting_outcome"
-    version: int = 0
-    outcome: OutcomeNoted | None = None
-    applications: dict[str, ApplicationNoted] = field(default_factory=dict)
-    declined: dict[str, str] = field(default_factory=dict)
-    priorities: list[PriorityNoted] = field(default_factory=list)
-    candidate: CandidateAdded | None = None
-    started: ClarificationStarted | None = None
-    assessment: AssessmentRecorded | None = None
-    re_reviews: list[ReReviewRecorded] = field(default_factory=list)
-    approval: ClarificationApproved | None = None
-    performance: ClarificationPerformed | None = None
-    feedback: FeedbackGiven | None = None
-    acknowledgement: AcknowledgementRecorded | None = None
-    filing: ClarificationFiled | None = None
+    noun = "clarification matter"
 
-    @classmethod
-    def rebuild(cls, case_id: str, events: Iterable[BaseModel]) -> Clarification:
-        clarification = cls(case_id)
-        for event in events:
-            clarification.apply(event)
-        return clarification
+    def __init__(self, case_id: str, jurisdiction: str = "") -> None:
+        self._case_id = case_id
+        self.jurisdiction = jurisdiction
+        self.state: State = "awaiting_outcome"
+        self.outcome: OutcomeNoted | None = None
+        self.applications: dict[str, ApplicationNoted] = {}
+        self.declined: dict[str, str] = {}
+        self.priorities: list[PriorityNoted] = []
+        self.candidate: CandidateAdded | None = None
+        self.started: ClarificationStarted | None = None
+        self.assessment: AssessmentRecorded | None = None
+        self.re_reviews: list[ReReviewRecorded] = []
+        self.approval: ClarificationApproved | None = None
+        self.performance: ClarificationPerformed | None = None
+        self.feedback: FeedbackGiven | None = None
+        self.acknowledgement: AcknowledgementRecorded | None = None
+        self.filing: ClarificationFiled | None = None
 
-    def apply(self, event: BaseModel) -> None:
+    @property
+    def case_id(self) -> str:
+        return self._case_id
+
+    @property
+    def stream_id(self) -> str:
+        return stream_id(self._case_id)
+
+    def evolve(self, event: BaseModel) -> None:
         match event:
             case OutcomeNoted():
                 self.outcome = event
@@ -387,7 +403,6 @@ class Clarification:
             case ClarificationFiled():
                 self.filing = event
         self.state = next_state(self.state, event)
-        self.version += 1
 
     def pending_applications(self) -> list[str]:
         if self.candidate is not None:
@@ -470,34 +485,27 @@ class Clarification:
 
     # The chain: each command checks the state and its rules, and returns the events it decides.
 
-    def start(
-        self,
-        *,
-        initiated_by: Literal["department", "person"],
-        person_subject_id: str,
-        consent: bool,
-        consent_note: str,
-        started_on: date,
-    ) -> list[BaseModel]:
+    def start(self, command: Start) -> list[BaseModel]:
         """申请."""
         if self.state in ("awaiting_outcome", "not_eligible"):
             raise Conflict("the matter is not in the candidate pool", code="not_a_candidate")
         if self.state != "candidate" or self.candidate is None or self.outcome is None:
             raise wrong_state("start", self.state)
-        if not consent:
+        if not command.consent:
             raise RuleViolation(
                 "no consent, no clarification: the person must agree",
                 field="consent",
                 code="consent_required",
             )
-        person = self._subject(person_subject_id)
+        person = self._subject(command.person_subject_id)
+        started_on = command.started_on
         not_before(started_on, self.candidate.added_on, field="started_on", step="entry into the pool")
         return [
             ClarificationStarted(
-                initiated_by=initiated_by,
+                initiated_by=command.initiated_by,
                 person=person,
                 consent=True,
-                consent_note=consent_note,
+                consent_note=command.consent_note,
                 started_on=started_on,
             )
         ]
@@ -513,96 +521,82 @@ class Clarification:
             code="unknown_subject",
         )
 
-    def assess(
-        self, *, assessed_on: date, bad_effects: Iterable[BadEffect], effect_only_from_interviews: bool
-    ) -> list[BaseModel]:
+    def assess(self, command: Assess) -> list[BaseModel]:
         """评估 against the 正反清单; a refusal is recorded too (it is a decision)."""
         if self.state != "started" or self.started is None:
             raise wrong_state("assess", self.state)
-        not_before(assessed_on, self.started.started_on, field="assessed_on", step="the start")
-        effects = tuple(e for e in BAD_EFFECT_ORDER if e in set(bad_effects))
-        result = assess_against_lists(AssessmentFacts(self.outcome, effects, effect_only_from_interviews))
+        not_before(command.assessed_on, self.started.started_on, field="assessed_on", step="the start")
+        effects = tuple(e for e in BAD_EFFECT_ORDER if e in set(command.bad_effects))
+        only_interviews = command.effect_only_from_interviews
+        result = assess_against_lists(AssessmentFacts(self.outcome, effects, only_interviews))
         return [
             AssessmentRecorded(
-                assessed_on=assessed_on,
+                assessed_on=command.assessed_on,
                 eligible=result.eligible,
                 bad_effects=list(effects),
-                effect_only_from_interviews=effect_only_from_interviews,
+                effect_only_from_interviews=only_interviews,
                 refusals=result.codes,
                 reason=result.reason,
             )
         ]
 
-    def re_review(
-        self,
-        *,
-        reviewed_on: date,
-        verification_complete: bool,
-        conclusion_clear: bool,
-        disposal_adequate: bool,
-        expected_effect: str,
-        members: Mapping[str, str],
-    ) -> list[BaseModel]:
+    def re_review(self, command: ReReview) -> list[BaseModel]:
         """复核 by the quality-evaluation group; a failing check sends the matter back."""
         if self.state not in ("assessed", "sent_back") or self.assessment is None:
             raise wrong_state("re-review", self.state)
-        group = check_group_members(members)
+        group = check_group_members(command.members)
+        reviewed_on = command.reviewed_on
         last = self.last_re_review
         if last is not None:
             not_before(reviewed_on, last.reviewed_on, field="reviewed_on", step="the last re-review")
         not_before(reviewed_on, self.assessment.assessed_on, field="reviewed_on", step="the assessment")
         checks = {
-            "verification_complete": verification_complete,
-            "conclusion_clear": conclusion_clear,
-            "disposal_adequate": disposal_adequate,
+            "verification_complete": command.verification_complete,
+            "conclusion_clear": command.conclusion_clear,
+            "disposal_adequate": command.disposal_adequate,
         }
         reasons = failed_check_reasons(checks)
         return [
             ReReviewRecorded(
                 reviewed_on=reviewed_on,
-                expected_effect=expected_effect,
+                expected_effect=command.expected_effect,
                 members=group,
-                verification_complete=verification_complete,
-                conclusion_clear=conclusion_clear,
-                disposal_adequate=disposal_adequate,
+                **checks,
                 passed=not reasons,
                 reasons=reasons,
             )
         ]
 
-    def approve(
-        self, *, approved_on: date, approver: str, approver_jurisdictions: Sequence[str], jurisdiction: str
-    ) -> list[BaseModel]:
+    def approve(self, command: Approve, approver: Principal) -> list[BaseModel]:
         """Approval by the head (主要负责人) at the level of cadre-management authority."""
         last = self.last_re_review
         if self.state != "re_reviewed" or last is None or self.started is None:
             raise wrong_state("approve (a passed re-review is needed)", self.state)
+        approved_on = command.approved_on
         not_before(approved_on, last.reviewed_on, field="approved_on", step="the re-review")
-        level = approval_level(self.started.person.cadre_level, jurisdiction, approver_jurisdictions)
+        cadre_level = self.started.person.cadre_level
+        level = approval_level(cadre_level, self.jurisdiction, approver.jurisdictions)
         return [
             ClarificationApproved(
-                approved_on=approved_on, approver=approver, level=level, clarify_by=clarify_by(approved_on)
+                approved_on=approved_on,
+                approver=approver.user_id,
+                level=level,
+                clarify_by=clarify_by(approved_on),
             )
         ]
 
-    def perform(
-        self,
-        *,
-        performed_on: date,
-        forms: Iterable[ClarificationForm],
-        scope: str,
-        round_id: str | None = None,
-    ) -> list[BaseModel]:
+    def perform(self, command: Perform, round_id: str | None = None) -> list[BaseModel]:
         """澄清: only the untrue points, the written notice always, within 5 working days."""
         if self.state != "approved" or self.approval is None or self.started is None or self.outcome is None:
             raise wrong_state("clarify", self.state)
-        chosen = clarification_forms(forms, scope)
+        chosen = clarification_forms(command.forms, command.scope)
+        performed_on = command.performed_on
         not_before(performed_on, self.approval.approved_on, field="performed_on", step="the approval")
         return [
             ClarificationPerformed(
                 performed_on=performed_on,
                 forms=chosen,
-                scope=scope.strip(),
+                scope=command.scope.strip(),
                 points=clarifiable_points(self.outcome),
                 person=self.started.person,
                 concluded_on=self.outcome.concluded_on,
@@ -612,22 +606,23 @@ class Clarification:
             )
         ]
 
-    def give_feedback(self, *, given_on: date, party_committee: str, unit_head: str) -> list[BaseModel]:
+    def give_feedback(self, command: GiveFeedback) -> list[BaseModel]:
         """反馈 to the unit's party committee and its head."""
         performed = self._performed("give feedback")
         if self.feedback is not None:
             raise Conflict("feedback was already given", code="already_recorded")
-        not_before(given_on, performed.performed_on, field="given_on", step="the clarification")
-        return [FeedbackGiven(given_on=given_on, party_committee=party_committee, unit_head=unit_head)]
+        not_before(command.given_on, performed.performed_on, field="given_on", step="the clarification")
+        return [FeedbackGiven(**command.model_dump())]
 
-    def acknowledge(self, *, acknowledged_on: date, note: str) -> list[BaseModel]:
+    def acknowledge(self, command: Acknowledge) -> list[BaseModel]:
         performed = self._performed("record the acknowledgement")
         if self.acknowledgement is not None:
             raise Conflict("the acknowledgement was already recorded", code="already_recorded")
+        acknowledged_on = command.acknowledged_on
         not_before(acknowledged_on, performed.performed_on, field="acknowledged_on", step="the clarification")
-        return [AcknowledgementRecorded(acknowledged_on=acknowledged_on, note=note)]
+        return [AcknowledgementRecorded(**command.model_dump())]
 
-    def file(self, *, filed_on: date) -> list[BaseModel]:
+    def file(self, command: File) -> list[BaseModel]:
         """备案: after feedback to the unit and the person's acknowledgement."""
         performed = self._performed("file")
         missing = [
@@ -637,6 +632,7 @@ class Clarification:
         ]
         if missing or self.feedback is None or self.acknowledgement is None:
             raise Conflict(f"cannot file before the {' and the '.join(missing)}", code="wrong_state")
+        filed_on = command.filed_on
         not_before(filed_on, self.feedback.given_on, field="filed_on", step="the feedback")
         not_before(
             filed_on,
@@ -661,7 +657,26 @@ class Clarification:
         return self.performance
 
 
-# --- 集中澄清 as a decision over many matters -----------------------------------------------------
+# --- 集中澄清: the round's stream and the decision over many matters ------------------------------
+
+
+class Round(Aggregate):
+    """集中澄清 of one jurisdiction in one quarter: a stream of its own (its own case too), held once."""
+
+    noun = "round"
+
+    def __init__(self, jurisdiction: str, quarter: str) -> None:
+        self.jurisdiction = jurisdiction
+        self.quarter = quarter
+        self.held: QuarterlyRoundHeld | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return round_stream_id(self.jurisdiction, self.quarter)
+
+    def evolve(self, event: BaseModel) -> None:
+        if isinstance(event, QuarterlyRoundHeld):
+            self.held = event
 
 
 @dataclass(frozen=True)
@@ -672,23 +687,15 @@ class RoundPlan:
     held: QuarterlyRoundHeld
 
 
-def plan_round(
-    matters: Sequence[Clarification],
-    *,
-    round_exists: bool,
-    jurisdiction: str,
-    quarter: str,
-    held_on: date,
-    forms: Iterable[ClarificationForm],
-    scope: str,
-) -> RoundPlan:
+def plan_round(matters: Sequence[Clarification], command: HoldRound, *, round_exists: bool) -> RoundPlan:
     """Every approved matter (approved on or before the day of the round) is clarified in one batch;
     a quarter's round is held once."""
+    jurisdiction, quarter, held_on = command.jurisdiction, command.quarter, command.held_on
     round_id = round_stream_id(jurisdiction, quarter)
     if round_exists:
         raise Conflict(f"the round {round_id} was already held", code="round_held")
     check_round_date(quarter, held_on)
-    chosen = clarification_forms(forms, scope)
+    chosen = clarification_forms(command.forms, command.scope)
     ready = sorted(
         (m for m in matters if m.state == "approved" and m.approval and m.approval.approved_on <= held_on),
         key=lambda m: m.case_id,
@@ -699,9 +706,7 @@ def plan_round(
             field="jurisdiction",
             code="nothing_ready",
         )
-    performed = {
-        m.case_id: m.perform(performed_on=held_on, forms=chosen, scope=scope, round_id=round_id)
-        for m in ready
-    }
+    clarification = Perform(performed_on=held_on, forms=chosen, scope=command.scope)
+    performed = {m.case_id: m.perform(clarification, round_id=round_id) for m in ready}
     held = QuarterlyRoundHeld(round_id=round_id, quarter=quarter, held_on=held_on, matters=list(performed))
     return RoundPlan(performed=performed, held=held)

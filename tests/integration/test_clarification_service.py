@@ -16,7 +16,6 @@ import pytest
 from pydantic import BaseModel
 
 from services.clarification.api import build_api
-from services.clarification.consumers import consumers
 from services.clarification.main import definition
 from services.clarification.projections import project
 from shared import settings
@@ -144,7 +143,7 @@ class Feed:
     def __init__(self, runtime: Runtime) -> None:
         self.consumers = {
             spec.name: EventConsumer(spec.name, runtime.pool, registry, spec.apply)
-            for spec in consumers(runtime)
+            for spec in definition.consumers(runtime)
         }
         self.offset = 0
 

@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 from jinja2 import UndefinedError, meta
 
+from services.clarification.commands import Approve, Assess, Perform, ReReview, Start
 from services.clarification.documents import (
     ENVIRONMENT,
     TEMPLATES,
@@ -19,6 +20,7 @@ from services.clarification.documents import (
     render,
 )
 from services.clarification.domain import Clarification
+from shared.auth import Principal
 from shared.events.clarification import ClarificationApproved, ClarificationPerformed
 from shared.events.common import Allegation, Subject
 from shared.events.review import VerificationConcluded
@@ -34,7 +36,7 @@ REPORTER_FIELDS = ("reporter", "检举人", "举报人", "控告人")
 
 def walk_to_approval(subject: Subject) -> tuple[Clarification, ClarificationApproved]:
     """A matter whose review listed a not-proven point among the untrue ones by mistake."""
-    c = Clarification(CASE)
+    c = Clarification(CASE, "331122")
     for event in c.note_outcome(
         VerificationConcluded(
             concluded_on=date(2023, 2, 10),
@@ -45,42 +47,50 @@ def walk_to_approval(subject: Subject) -> tuple[Clarification, ClarificationAppr
             eligible_for_pool=True,
         )
     ):
-        c.apply(event)
+        c.evolve(event)
     for event in c.start(
-        initiated_by="department",
-        person_subject_id=subject.subject_id,
-        consent=True,
-        consent_note="本人同意",
-        started_on=date(2023, 3, 1),
+        Start(
+            initiated_by="department",
+            person_subject_id=subject.subject_id,
+            consent=True,
+            consent_note="本人同意",
+            started_on=date(2023, 3, 1),
+        )
     ):
-        c.apply(event)
+        c.evolve(event)
     for event in c.assess(
-        assessed_on=date(2023, 3, 2), bad_effects=["selection_affected"], effect_only_from_interviews=False
+        Assess(
+            assessed_on=date(2023, 3, 2),
+            bad_effects=["selection_affected"],
+            effect_only_from_interviews=False,
+        )
     ):
-        c.apply(event)
+        c.evolve(event)
     for event in c.re_review(
-        reviewed_on=date(2023, 3, 3),
-        verification_complete=True,
-        conclusion_clear=True,
-        disposal_adequate=True,
-        expected_effect="在全镇范围内消除不良影响",
-        members={"letters_office": "xf-01", "case_trial": "sl-01", "case_management": "ag-01"},
+        ReReview(
+            reviewed_on=date(2023, 3, 3),
+            verification_complete=True,
+            conclusion_clear=True,
+            disposal_adequate=True,
+            expected_effect="在全镇范围内消除不良影响",
+            members={"letters_office": "xf-01", "case_trial": "sl-01", "case_management": "ag-01"},
+        )
     ):
-        c.apply(event)
+        c.evolve(event)
     [approved] = c.approve(
-        approved_on=date(2023, 3, 6),
-        approver="head-331122",
-        approver_jurisdictions=["331122"],
-        jurisdiction="331122",
+        Approve(approved_on=date(2023, 3, 6)),
+        Principal(user_id="head-331122", role="head", unit="缙云县纪委监委", jurisdictions=["331122"]),
     )
     assert isinstance(approved, ClarificationApproved)
-    c.apply(approved)
+    c.evolve(approved)
     return c, approved
 
 
 def performed(subject: Subject) -> ClarificationPerformed:
     c, _ = walk_to_approval(subject)
-    [event] = c.perform(performed_on=date(2023, 3, 8), forms=["scoped_notice"], scope="壶镇镇机关干部")
+    [event] = c.perform(
+        Perform(performed_on=date(2023, 3, 8), forms=["scoped_notice"], scope="壶镇镇机关干部")
+    )
     assert isinstance(event, ClarificationPerformed)
     return event
 

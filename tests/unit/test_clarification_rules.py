@@ -10,6 +10,17 @@ from itertools import permutations
 import pytest
 from pydantic import BaseModel
 
+from services.clarification.commands import (
+    Acknowledge,
+    Approve,
+    Assess,
+    File,
+    GiveFeedback,
+    HoldRound,
+    Perform,
+    ReReview,
+    Start,
+)
 from services.clarification.domain import (
     NEGATIVE_LIST,
     POSITIVE_LIST,
@@ -26,6 +37,7 @@ from services.clarification.domain import (
     next_state,
     plan_round,
 )
+from shared.auth import Principal
 from shared.errors import Conflict, Forbidden, RuleViolation
 from shared.events.clarification import (
     ApplicationDeclined,
@@ -104,39 +116,49 @@ def state_of(c: Clarification) -> str:
 
 def step(c: Clarification, events: list[BaseModel]) -> list[BaseModel]:
     for event in events:
-        c.apply(event)
+        c.evolve(event)
     return events
 
 
+def head(user_id: str, *jurisdictions: str) -> Principal:
+    return Principal(user_id=user_id, role="head", unit="纪委监委", jurisdictions=list(jurisdictions))
+
+
 def candidate(
-    findings: dict[str, Finding] | None = None, points: Sequence[Allegation] = (A1, A2)
+    findings: dict[str, Finding] | None = None, points: Sequence[Allegation] = (A1, A2), case_id: str = CASE
 ) -> Clarification:
-    c = Clarification(CASE)
+    c = Clarification(case_id, J)
     step(c, c.note_outcome(concluded(findings or {"A1": "untrue", "A2": "untrue"}, points)))
     return c
 
 
-def started(person: Subject = PERSON) -> Clarification:
-    c = candidate()
+def started(person: Subject = PERSON, case_id: str = CASE) -> Clarification:
+    c = candidate(case_id=case_id)
     step(
         c,
         c.start(
-            initiated_by="department",
-            person_subject_id=person.subject_id,
-            consent=True,
-            consent_note="",
-            started_on=date(2023, 3, 1),
+            Start(
+                initiated_by="department",
+                person_subject_id=person.subject_id,
+                consent=True,
+                consent_note="",
+                started_on=date(2023, 3, 1),
+            )
         ),
     )
     return c
 
 
-def assessed(person: Subject = PERSON) -> Clarification:
-    c = started(person)
+def assessed(person: Subject = PERSON, case_id: str = CASE) -> Clarification:
+    c = started(person, case_id)
     step(
         c,
         c.assess(
-            assessed_on=date(2023, 3, 2), bad_effects=["repeated_reports"], effect_only_from_interviews=False
+            Assess(
+                assessed_on=date(2023, 3, 2),
+                bad_effects=["repeated_reports"],
+                effect_only_from_interviews=False,
+            )
         ),
     )
     return c
@@ -144,33 +166,30 @@ def assessed(person: Subject = PERSON) -> Clarification:
 
 def re_review(c: Clarification, *, ok: bool = True, on: date = date(2023, 3, 3)) -> list[BaseModel]:
     return c.re_review(
-        reviewed_on=on,
-        verification_complete=True,
-        conclusion_clear=ok,
-        disposal_adequate=True,
-        expected_effect="消除不良影响",
-        members=MEMBERS,
+        ReReview(
+            reviewed_on=on,
+            verification_complete=True,
+            conclusion_clear=ok,
+            disposal_adequate=True,
+            expected_effect="消除不良影响",
+            members=MEMBERS,
+        )
     )
 
 
-def approved(person: Subject = PERSON) -> Clarification:
-    c = assessed(person)
+def approved(person: Subject = PERSON, case_id: str = CASE) -> Clarification:
+    c = assessed(person, case_id)
     step(c, re_review(c))
     step(
         c,
-        c.approve(
-            approved_on=date(2023, 3, 6),
-            approver="head-1",
-            approver_jurisdictions=["331100", J],
-            jurisdiction=J,
-        ),
+        c.approve(Approve(approved_on=date(2023, 3, 6)), head("head-1", "331100", J)),
     )
     return c
 
 
 def performed() -> Clarification:
     c = approved()
-    step(c, c.perform(performed_on=date(2023, 3, 8), forms=[], scope=""))
+    step(c, c.perform(Perform(performed_on=date(2023, 3, 8), forms=[], scope="")))
     return c
 
 
@@ -243,7 +262,7 @@ def test_every_applicable_rule_is_named_and_described() -> None:
 def test_an_ineligible_assessment_is_recorded_and_ends_the_chain() -> None:
     c = started()
     [event] = step(
-        c, c.assess(assessed_on=date(2023, 3, 2), bad_effects=[], effect_only_from_interviews=False)
+        c, c.assess(Assess(assessed_on=date(2023, 3, 2), bad_effects=[], effect_only_from_interviews=False))
     )
     assert isinstance(event, AssessmentRecorded)
     assert (event.eligible, event.refusals) == (False, ["no_bad_effect"])
@@ -261,11 +280,13 @@ def test_no_consent_no_clarification() -> None:
     c = candidate()
     with pytest.raises(RuleViolation) as err:
         c.start(
-            initiated_by="person",
-            person_subject_id=PERSON.subject_id,
-            consent=False,
-            consent_note="",
-            started_on=date(2023, 3, 1),
+            Start(
+                initiated_by="person",
+                person_subject_id=PERSON.subject_id,
+                consent=False,
+                consent_note="",
+                started_on=date(2023, 3, 1),
+            )
         )
     assert (err.value.code, err.value.field) == ("consent_required", "consent")
 
@@ -274,11 +295,13 @@ def test_the_person_must_be_a_reported_subject() -> None:
     c = candidate()
     with pytest.raises(RuleViolation) as err:
         c.start(
-            initiated_by="department",
-            person_subject_id="p-nobody",
-            consent=True,
-            consent_note="",
-            started_on=date(2023, 3, 1),
+            Start(
+                initiated_by="department",
+                person_subject_id="p-nobody",
+                consent=True,
+                consent_note="",
+                started_on=date(2023, 3, 1),
+            )
         )
     assert (err.value.code, err.value.field) == ("unknown_subject", "person_subject_id")
 
@@ -288,11 +311,13 @@ def test_only_a_candidate_can_start() -> None:
     step(c, c.note_outcome(concluded({"A1": "partly_true"}, points=(), eligible=False)))
     with pytest.raises(Conflict) as err:
         c.start(
-            initiated_by="department",
-            person_subject_id=PERSON.subject_id,
-            consent=True,
-            consent_note="",
-            started_on=date(2023, 3, 1),
+            Start(
+                initiated_by="department",
+                person_subject_id=PERSON.subject_id,
+                consent=True,
+                consent_note="",
+                started_on=date(2023, 3, 1),
+            )
         )
     assert err.value.code == "not_a_candidate"
 
@@ -342,7 +367,7 @@ def test_a_failed_re_review_sends_back_and_a_second_one_may_pass() -> None:
     assert not failed.passed and failed.reasons == ["核查结论不清楚，退回进一步查明后重新复核"]
     assert state_of(c) == "sent_back"
     with pytest.raises(Conflict):
-        c.approve(approved_on=date(2023, 3, 6), approver="h", approver_jurisdictions=[J], jurisdiction=J)
+        c.approve(Approve(approved_on=date(2023, 3, 6)), head("h", J))
     [passed] = step(c, re_review(c, on=date(2023, 3, 5)))
     assert isinstance(passed, ReReviewRecorded) and passed.passed
     assert state_of(c) == "re_reviewed"
@@ -376,7 +401,7 @@ def test_approval_sets_the_five_working_day_deadline() -> None:
 def test_approval_needs_a_passed_re_review() -> None:
     c = assessed()
     with pytest.raises(Conflict) as err:
-        c.approve(approved_on=date(2023, 3, 6), approver="h", approver_jurisdictions=[J], jurisdiction=J)
+        c.approve(Approve(approved_on=date(2023, 3, 6)), head("h", J))
     assert err.value.code == "wrong_state"
 
 
@@ -406,22 +431,26 @@ def test_only_untrue_points_are_clarified() -> None:
     step(
         c,
         c.start(
-            initiated_by="department",
-            person_subject_id=PERSON.subject_id,
-            consent=True,
-            consent_note="",
-            started_on=date(2023, 3, 1),
+            Start(
+                initiated_by="department",
+                person_subject_id=PERSON.subject_id,
+                consent=True,
+                consent_note="",
+                started_on=date(2023, 3, 1),
+            )
         ),
     )
     step(
         c,
         c.assess(
-            assessed_on=date(2023, 3, 2), bad_effects=["wide_spread"], effect_only_from_interviews=False
+            Assess(
+                assessed_on=date(2023, 3, 2), bad_effects=["wide_spread"], effect_only_from_interviews=False
+            )
         ),
     )
     step(c, re_review(c))
-    step(c, c.approve(approved_on=date(2023, 3, 6), approver="h", approver_jurisdictions=[J], jurisdiction=J))
-    [event] = c.perform(performed_on=date(2023, 3, 7), forms=["face_to_face"], scope="")
+    step(c, c.approve(Approve(approved_on=date(2023, 3, 6)), head("h", J)))
+    [event] = c.perform(Perform(performed_on=date(2023, 3, 7), forms=["face_to_face"], scope=""))
     assert isinstance(event, ClarificationPerformed)
     assert event.points == [A1]
     assert event.forms == ["written_notice", "face_to_face"]
@@ -431,7 +460,7 @@ def test_only_untrue_points_are_clarified() -> None:
 
 def test_a_clarification_after_the_deadline_is_not_on_time() -> None:
     c = approved()
-    [event] = c.perform(performed_on=date(2023, 3, 14), forms=[], scope="")
+    [event] = c.perform(Perform(performed_on=date(2023, 3, 14), forms=[], scope=""))
     assert isinstance(event, ClarificationPerformed) and not event.on_time
 
 
@@ -442,12 +471,14 @@ def test_dates_must_not_go_backwards() -> None:
     c = started()
     with pytest.raises(RuleViolation) as err:
         c.assess(
-            assessed_on=date(2023, 2, 28), bad_effects=["wide_spread"], effect_only_from_interviews=False
+            Assess(
+                assessed_on=date(2023, 2, 28), bad_effects=["wide_spread"], effect_only_from_interviews=False
+            )
         )
     assert (err.value.field, err.value.code) == ("assessed_on", "date_before_previous_step")
     c = approved()
     with pytest.raises(RuleViolation) as err:
-        c.perform(performed_on=date(2023, 3, 5), forms=[], scope="")
+        c.perform(Perform(performed_on=date(2023, 3, 5), forms=[], scope=""))
     assert err.value.field == "performed_on"
 
 
@@ -458,38 +489,51 @@ def test_the_chain_runs_start_to_filing() -> None:
     c = performed()
     assert state_of(c) == "performed"
     with pytest.raises(Conflict) as err:
-        c.file(filed_on=date(2023, 3, 20))
+        c.file(File(filed_on=date(2023, 3, 20)))
     assert "feedback" in err.value.detail and "acknowledgement" in err.value.detail
-    step(c, c.acknowledge(acknowledged_on=date(2023, 3, 9), note="已收到"))
-    step(c, c.give_feedback(given_on=date(2023, 3, 10), party_committee="壶镇镇党委", unit_head="张书记"))
+    step(c, c.acknowledge(Acknowledge(acknowledged_on=date(2023, 3, 9), note="已收到")))
+    step(
+        c,
+        c.give_feedback(
+            GiveFeedback(given_on=date(2023, 3, 10), party_committee="壶镇镇党委", unit_head="张书记")
+        ),
+    )
     with pytest.raises(Conflict) as again:
-        c.give_feedback(given_on=date(2023, 3, 11), party_committee="壶镇镇党委", unit_head="张书记")
+        c.give_feedback(
+            GiveFeedback(given_on=date(2023, 3, 11), party_committee="壶镇镇党委", unit_head="张书记")
+        )
     assert again.value.code == "already_recorded"
     with pytest.raises(RuleViolation):
-        c.file(filed_on=date(2023, 3, 9))
-    [filed] = step(c, c.file(filed_on=date(2023, 3, 20)))
+        c.file(File(filed_on=date(2023, 3, 9)))
+    [filed] = step(c, c.file(File(filed_on=date(2023, 3, 20))))
     assert state_of(c) == "filed"
     assert filed.model_dump()["points"] == [A1.model_dump(), A2.model_dump()]
     with pytest.raises(Conflict):
-        c.perform(performed_on=date(2023, 3, 21), forms=[], scope="")
+        c.perform(Perform(performed_on=date(2023, 3, 21), forms=[], scope=""))
 
 
 def test_commands_out_of_order_are_conflicts() -> None:
     c = candidate()
     with pytest.raises(Conflict):
-        c.assess(assessed_on=date(2023, 3, 2), bad_effects=["wide_spread"], effect_only_from_interviews=False)
+        c.assess(
+            Assess(
+                assessed_on=date(2023, 3, 2), bad_effects=["wide_spread"], effect_only_from_interviews=False
+            )
+        )
     with pytest.raises(Conflict):
-        c.perform(performed_on=date(2023, 3, 2), forms=[], scope="")
+        c.perform(Perform(performed_on=date(2023, 3, 2), forms=[], scope=""))
     with pytest.raises(Conflict):
-        c.acknowledge(acknowledged_on=date(2023, 3, 2), note="")
+        c.acknowledge(Acknowledge(acknowledged_on=date(2023, 3, 2), note=""))
     c = started()
     with pytest.raises(Conflict):
         c.start(
-            initiated_by="department",
-            person_subject_id=PERSON.subject_id,
-            consent=True,
-            consent_note="",
-            started_on=date(2023, 3, 1),
+            Start(
+                initiated_by="department",
+                person_subject_id=PERSON.subject_id,
+                consent=True,
+                consent_note="",
+                started_on=date(2023, 3, 1),
+            )
         )
 
 
@@ -588,21 +632,17 @@ def test_repeated_facts_change_nothing() -> None:
 
 def test_a_round_clarifies_every_ready_matter_in_one_batch() -> None:
     ready = approved()
-    other = approved()
-    other.case_id = "331122-2023-000002"
-    late = approved()
-    late.case_id = "331122-2023-000003"
+    other = approved(case_id="331122-2023-000002")
+    late = approved(case_id="331122-2023-000003")
     assert late.approval is not None
     late.approval = late.approval.model_copy(update={"approved_on": date(2023, 3, 30)})
     waiting = started()
     plan = plan_round(
         [other, waiting, ready, late],
+        HoldRound(
+            jurisdiction=J, quarter="2023Q1", held_on=date(2023, 3, 20), forms=["unit_meeting"], scope=""
+        ),
         round_exists=False,
-        jurisdiction=J,
-        quarter="2023Q1",
-        held_on=date(2023, 3, 20),
-        forms=["unit_meeting"],
-        scope="",
     )
     assert list(plan.performed) == [CASE, "331122-2023-000002"]
     for events in plan.performed.values():
@@ -617,12 +657,8 @@ def test_a_quarters_round_is_held_once_within_its_quarter() -> None:
     def plan(matters: list[Clarification], exists: bool) -> object:
         return plan_round(
             matters,
+            HoldRound(jurisdiction=J, quarter="2023Q1", held_on=date(2023, 3, 20), forms=[], scope=""),
             round_exists=exists,
-            jurisdiction=J,
-            quarter="2023Q1",
-            held_on=date(2023, 3, 20),
-            forms=[],
-            scope="",
         )
 
     with pytest.raises(Conflict) as err:
@@ -639,11 +675,13 @@ def test_a_quarters_round_is_held_once_within_its_quarter() -> None:
 def test_started_event_carries_consent_and_the_chosen_subject() -> None:
     c = candidate()
     [event] = c.start(
-        initiated_by="person",
-        person_subject_id=CITY_CADRE.subject_id,
-        consent=True,
-        consent_note="本人书面申请",
-        started_on=date(2023, 3, 1),
+        Start(
+            initiated_by="person",
+            person_subject_id=CITY_CADRE.subject_id,
+            consent=True,
+            consent_note="本人书面申请",
+            started_on=date(2023, 3, 1),
+        )
     )
     assert event == ClarificationStarted(
         initiated_by="person",

@@ -19,10 +19,7 @@ from pydantic_settings import BaseSettings
 
 import shared.auth as auth_module
 import shared.settings as settings_module
-from services.archive.consumers import consumers as archive_consumers
-from services.clarification.consumers import consumers as clarification_consumers
-from services.intake.consumers import consumers as intake_consumers
-from services.review.main import definition as review_definition
+from services.definitions import DEFINITIONS
 from shared.envelope import CITY, JURISDICTIONS
 from shared.outbox import OutboxRelay
 from shared.settings import SERVICES, KafkaSettings, ServiceSettings
@@ -88,14 +85,7 @@ def acls(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def consumer_names() -> list[str]:
-    runtime: Any = SimpleNamespace(jurisdictions=[COUNTY])
-    specs = [
-        *intake_consumers(runtime),
-        *review_definition.subscriptions,  # the names are the subscriptions' own
-        *clarification_consumers(runtime),
-        *archive_consumers(runtime),
-    ]
-    return [s.name for s in specs]
+    return [s.name for d in DEFINITIONS.values() for s in d.subscriptions]
 
 
 # -- docker-compose.county.yml ---------------------------------------------------------------------

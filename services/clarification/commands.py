@@ -1,0 +1,86 @@
+"""The clarification's commands: the request bodies, validated at the edge and decided on as they are."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.aggregate import Command
+from shared.bounded import BusinessDate, NoControl, QuarterLabel
+from shared.events.common import BadEffect, ClarificationForm
+
+Text = Annotated[str, Field(max_length=2000), NoControl]
+Name = Annotated[str, Field(min_length=1, max_length=200), NoControl]
+Scope = Annotated[str, Field(max_length=500), NoControl]
+
+
+class Start(Command):
+    """申请: proposed by the department after consulting the person, or applied for by the person."""
+
+    initiated_by: Literal["department", "person"]
+    person_subject_id: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    consent: bool
+    consent_note: Text = ""
+    started_on: BusinessDate
+
+
+class Assess(Command):
+    """评估 against the 正反清单."""
+
+    assessed_on: BusinessDate
+    bad_effects: list[BadEffect] = Field(max_length=8)
+    effect_only_from_interviews: bool
+
+
+class ReReview(Command):
+    """复核 by the 澄清质效评估小组 (one member of 信访室, 审理室, 案管室 each)."""
+
+    reviewed_on: BusinessDate
+    verification_complete: bool
+    conclusion_clear: bool
+    disposal_adequate: bool
+    expected_effect: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
+    # Which offices sit is a rule of the domain (answered with field "members"), not a schema limit.
+    members: dict[
+        Annotated[str, Field(max_length=100), NoControl], Annotated[str, Field(max_length=200), NoControl]
+    ] = Field(description="office -> user id: letters_office, case_trial, case_management")
+
+
+class Approve(Command):
+    approved_on: BusinessDate
+
+
+class Perform(Command):
+    """澄清: the written notice is always included."""
+
+    performed_on: BusinessDate
+    forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
+    scope: Scope = ""
+
+
+class GiveFeedback(Command):
+    """反馈 to the unit's party committee and its head (一把手)."""
+
+    given_on: BusinessDate
+    party_committee: Name
+    unit_head: Name
+
+
+class Acknowledge(Command):
+    acknowledged_on: BusinessDate
+    note: Text = ""
+
+
+class File(Command):
+    filed_on: BusinessDate
+
+
+class HoldRound(Command):
+    """集中澄清 of one jurisdiction in one quarter."""
+
+    jurisdiction: str = Field(pattern=r"^\d{6}$")
+    quarter: QuarterLabel = Field(description="e.g. 2023Q1")
+    held_on: BusinessDate
+    forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
+    scope: Scope = ""
