@@ -21,7 +21,7 @@ import shared.auth as auth_module
 import shared.settings as settings_module
 from services.archive.consumers import consumers as archive_consumers
 from services.clarification.consumers import consumers as clarification_consumers
-from services.intake.consumers import consumers as intake_consumers
+from services.intake.main import definition as intake
 from services.review.consumers import consumers as review_consumers
 from shared.envelope import CITY, JURISDICTIONS
 from shared.outbox import OutboxRelay
@@ -90,7 +90,7 @@ def acls(*args: str) -> subprocess.CompletedProcess[str]:
 def consumer_names() -> list[str]:
     runtime: Any = SimpleNamespace(jurisdictions=[COUNTY])
     specs = [
-        *intake_consumers(runtime),
+        *intake.subscriptions,
         *review_consumers(runtime),
         *clarification_consumers(runtime),
         *archive_consumers(runtime),
