@@ -43,10 +43,8 @@ async def register_report(
     source_reference: str | None = None,
 ) -> Report:
     """接收: register a report from any channel; the identity is sealed before the event exists."""
-    year = command.received_on.year
-    report = Report(
-        await projections.next_report_id(uow.conn, command.jurisdiction, year), command.jurisdiction
-    )
+    report_id = await projections.next_report_id(uow.conn, command.jurisdiction, command.received_on.year)
+    report = Report(report_id, command.jurisdiction)
     sealed = None
     if command.reporter is not None:
         # A key of its own per reporter: destroying it erases this reporter and no one else.
