@@ -6,84 +6,36 @@ Request bodies are never logged: they hold the reporter's identity.
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, Query
+from pydantic import BaseModel
 
-from services.intake import handlers
-from services.intake.domain import AllegationDraft, NoticeKind, Report, ReporterIdentity, ReportState
+from services.intake import handlers, queries
+from services.intake.commands import (
+    AcceptReport,
+    EraseReporter,
+    FileApplication,
+    HandOver,
+    LogReport,
+    MergeAsRepeat,
+    NotifyReporter,
+    RegisterReport,
+    SendDown,
+    SendUp,
+)
+from services.intake.domain import Report, ReportState
 from services.intake.inbound import public_key_pem
+from services.intake.queries import READ_ROLES
 from shared.auth import Principal
-from shared.bounded import BusinessDate, Identifier, NoControl, Offset
-from shared.events.common import Channel, Subject
-from shared.http import check_jurisdiction, command_context, create_app, require
-from shared.runtime import Runtime
+from shared.bounded import BusinessDate, Identifier, Offset
+from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
+from shared.runtime import Decided, Runtime, decision
 
 OFFICE = ("letters_office",)
 OVERDUE_ROLES = ("letters_office", "auditor")
-ALL_ROLES = (*handlers.READ_ROLES, "organisation_department")
-
-JurisdictionCode = Annotated[str, Field(pattern=r"^\d{6}$")]
-MatterId = Annotated[str, Field(pattern=r"^\d{6}-\d{4}-\d{6}$")]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReportIn(Body):
-    jurisdiction: JurisdictionCode
-    channel: Channel
-    received_on: BusinessDate
-    real_name: bool
-    reporter: ReporterIdentity | None = None
-    subjects: list[Subject] = Field(min_length=1, max_length=50)
-    allegations: list[AllegationDraft] = Field(min_length=1, max_length=100)
-    summary: Annotated[str, Field(max_length=8000), NoControl] = ""
-
-
-class LogIn(Body):
-    logged_on: BusinessDate
-
-
-class AcceptIn(Body):
-    accepted_on: BusinessDate
-
-
-class SendIn(Body):
-    sent_on: BusinessDate
-    to_jurisdiction: JurisdictionCode
-
-
-class MergeIn(Body):
-    merged_on: BusinessDate
-    repeats_matter_id: MatterId
-
-
-class HandOverIn(Body):
-    department: Annotated[str, Field(min_length=1, max_length=200), NoControl]
-    handed_on: BusinessDate
-
-
-class NotifyIn(Body):
-    kind: NoticeKind
-    notified_on: BusinessDate
-
-
-class EraseIn(Body):
-    erased_on: BusinessDate
-
-
-class ApplicationIn(Body):
-    jurisdiction: JurisdictionCode
-    matter_id: MatterId
-    applicant: Subject
-    untrue_points: list[Annotated[str, Field(min_length=1, max_length=50), NoControl]] = Field(
-        min_length=1, max_length=100
-    )
-    request: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
-    filed_on: BusinessDate
+ALL_ROLES = (*READ_ROLES, "organisation_department")
 
 
 class OverdueOut(BaseModel):
@@ -93,8 +45,13 @@ class OverdueOut(BaseModel):
     days_overdue: int
 
 
-Office = Annotated[Principal, Depends(require(*OFFICE))]
-Reader = Annotated[Principal, Depends(require(*handlers.READ_ROLES))]
+Office = Annotated[CommandContext, Depends(acting(*OFFICE))]
+Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
+
+
+def answer(outcome: Report | Decided[Report]) -> dict[str, Any]:
+    """A report as commands answer it (never the reporter)."""
+    return queries.report_state(outcome.state if isinstance(outcome, Decided) else outcome)
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -104,70 +61,41 @@ def build_api(runtime: Runtime) -> FastAPI:
         description="Reports from every channel, their disposition, real-name notices, reporter "
         "confidentiality and green-channel applications.",
     )
-
-    def answer(report: Report) -> dict[str, Any]:
-        return handlers.report_state(report)
+    register_report = partial(handlers.register_report, cipher=runtime.cipher)
 
     @app.post("/reports", status_code=201, tags=["reports"], summary="Register a report (接收)")
-    async def register(body: ReportIn, principal: Office, request: Request) -> dict[str, Any]:
-        check_jurisdiction(principal, body.jurisdiction)
-        report = await handlers.register_report(
-            runtime,
-            command_context(principal, request),
-            jurisdiction=body.jurisdiction,
-            channel=body.channel,
-            received_on=body.received_on,
-            real_name=body.real_name,
-            reporter=body.reporter,
-            subjects=body.subjects,
-            allegations=body.allegations,
-            summary=body.summary,
-        )
-        return answer(report)
+    async def register(body: RegisterReport, ctx: Office) -> dict[str, Any]:
+        check_jurisdiction(ctx.principal, body.jurisdiction)
+        return answer(await runtime.command(ctx, register_report, body))
 
     @app.post("/reports/{report_id}/log", tags=["reports"], summary="Log a report (登记)")
-    async def log_report(
-        report_id: Identifier, body: LogIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        return answer(await handlers.log_report(runtime, ctx, report_id, body.logged_on))
+    async def log_report(report_id: Identifier, body: LogReport, ctx: Office) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, decision(Report(report_id), Report.log), body))
 
     @app.post("/reports/{report_id}/accept", tags=["reports"], summary="Accept a logged report (受理)")
-    async def accept(
-        report_id: Identifier, body: AcceptIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        return answer(await handlers.accept_report(runtime, ctx, report_id, body.accepted_on))
+    async def accept(report_id: Identifier, body: AcceptReport, ctx: Office) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, decision(Report(report_id), Report.accept), body))
 
     @app.post(
         "/reports/{report_id}/send-up",
         tags=["reports"],
         summary="Send a county report up to the city (报送上级)",
     )
-    async def send_up(
-        report_id: Identifier, body: SendIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        return answer(await handlers.send_up(runtime, ctx, report_id, body.sent_on, body.to_jurisdiction))
+    async def send_up(report_id: Identifier, body: SendUp, ctx: Office) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, decision(Report(report_id), Report.send_up), body))
 
     @app.post(
         "/reports/{report_id}/send-down",
         tags=["reports"],
         summary="Send a city report down to a county, which gets a report of its own (转送下级)",
     )
-    async def send_down(
-        report_id: Identifier, body: SendIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        return answer(await handlers.send_down(runtime, ctx, report_id, body.sent_on, body.to_jurisdiction))
+    async def send_down(report_id: Identifier, body: SendDown, ctx: Office) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, partial(handlers.send_down, report_id=report_id), body))
 
     @app.post("/reports/{report_id}/merge", tags=["reports"], summary="Merge a report as a repeat (重复件)")
-    async def merge(
-        report_id: Identifier, body: MergeIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
+    async def merge(report_id: Identifier, body: MergeAsRepeat, ctx: Office) -> dict[str, Any]:
         return answer(
-            await handlers.merge_as_repeat(runtime, ctx, report_id, body.merged_on, body.repeats_matter_id)
+            await runtime.command(ctx, partial(handlers.merge_as_repeat, report_id=report_id), body)
         )
 
     @app.post(
@@ -175,22 +103,16 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Hand an accepted report to the handling department (移送承办)",
     )
-    async def hand_over(
-        report_id: Identifier, body: HandOverIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        return answer(await handlers.hand_over(runtime, ctx, report_id, body.handed_on, body.department))
+    async def hand_over(report_id: Identifier, body: HandOver, ctx: Office) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, partial(handlers.hand_over, report_id=report_id), body))
 
     @app.post(
         "/reports/{report_id}/notify",
         tags=["reports"],
         summary="Record that a real-name reporter was told of acceptance or of the result",
     )
-    async def notify(
-        report_id: Identifier, body: NotifyIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        return answer(await handlers.notify_reporter(runtime, ctx, report_id, body.kind, body.notified_on))
+    async def notify(report_id: Identifier, body: NotifyReporter, ctx: Office) -> dict[str, Any]:
+        return answer(await runtime.command(ctx, decision(Report(report_id), Report.notify), body))
 
     @app.get(
         "/reports/{report_id}",
@@ -198,7 +120,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         summary="One report; the reporter only for the letters office",
     )
     async def get_report(report_id: Identifier, principal: Reader) -> dict[str, Any]:
-        return await handlers.report_detail(runtime, principal, report_id)
+        return await queries.report_detail(runtime, principal, report_id)
 
     @app.get("/reports", tags=["reports"], summary="Reports of a jurisdiction, optionally in one state")
     async def list_reports(
@@ -209,7 +131,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         offset: Annotated[Offset, Query()] = 0,
     ) -> list[dict[str, Any]]:
         check_jurisdiction(principal, jurisdiction)
-        return await handlers.list_reports(runtime, jurisdiction, state, limit, offset)
+        return await queries.list_reports(runtime, jurisdiction, state, limit, offset)
 
     @app.get(
         "/overdue",
@@ -222,7 +144,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         as_of: BusinessDate,
     ) -> list[OverdueOut]:
         check_jurisdiction(principal, jurisdiction)
-        items = await handlers.overdue_list(runtime, jurisdiction, as_of)
+        items = await queries.overdue_list(runtime, jurisdiction, as_of)
         return [
             OverdueOut(report_id=i.report_id, kind=i.kind, due_on=i.due_on, days_overdue=i.days_overdue)
             for i in items
@@ -233,11 +155,11 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reporters"],
         summary="Erase a reporter's identity by destroying their key (crypto-shredding)",
     )
-    async def erase(
-        reporter_subject_id: Identifier, body: EraseIn, principal: Office, request: Request
-    ) -> dict[str, Any]:
-        ctx = command_context(principal, request)
-        reports = await handlers.erase_reporter(runtime, ctx, reporter_subject_id, body.erased_on)
+    async def erase(reporter_subject_id: Identifier, body: EraseReporter, ctx: Office) -> dict[str, Any]:
+        erase = partial(
+            handlers.erase_reporter, cipher=runtime.cipher, reporter_subject_id=reporter_subject_id
+        )
+        reports = await runtime.command(ctx, erase, body)
         return {"reporter_subject_id": reporter_subject_id, "erased": True, "reports": reports}
 
     @app.post(
@@ -246,18 +168,9 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["green channel"],
         summary="Register the reported person's written application for clarification (绿色通道)",
     )
-    async def file_application(body: ApplicationIn, principal: Office, request: Request) -> dict[str, Any]:
-        check_jurisdiction(principal, body.jurisdiction)
-        return await handlers.file_clarification_application(
-            runtime,
-            command_context(principal, request),
-            jurisdiction=body.jurisdiction,
-            matter_id=body.matter_id,
-            applicant=body.applicant,
-            untrue_points=body.untrue_points,
-            request=body.request,
-            filed_on=body.filed_on,
-        )
+    async def file_application(body: FileApplication, ctx: Office) -> dict[str, Any]:
+        check_jurisdiction(ctx.principal, body.jurisdiction)
+        return await runtime.command(ctx, handlers.file_application, body)
 
     @app.get(
         "/inbound/public-key",

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Annotated, Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from shared.bounded import NoControl
+from services.intake.commands import (
+    AcceptReport,
+    AllegationDraft,
+    EraseReporter,
+    FileApplication,
+    HandOver,
+    LogReport,
+    MergeAsRepeat,
+    NotifyReporter,
+    RegisterReport,
+    ReporterIdentity,
+    SendDown,
+    SendUp,
+)
+from shared.aggregate import Aggregate
 from shared.crypto import SealedField
 from shared.dates import not_before
 from shared.envelope import CITY, JURISDICTIONS
 from shared.errors import Conflict, RuleViolation
-from shared.events.common import Allegation, Channel, Frozen, Subject
+from shared.events.common import Allegation, Channel, Subject
 from shared.events.intake import (
     ClarificationApplicationFiled,
     ReportAccepted,
@@ -33,7 +47,6 @@ from shared.workdays import add_working_days
 ReportState = Literal["received", "logged", "accepted", "sent_up", "sent_down", "repeat", "handed_over"]
 """接收, 登记, 受理, 报送上级, 转送下级, 重复件, 移送承办."""
 
-NoticeKind = Literal["acceptance", "result"]
 OverdueKind = Literal["disposition", "acceptance_notice", "result_notice", "sent_down_response"]
 
 # Deadlines in working days of the official calendar (adjusted working days count).
@@ -46,21 +59,6 @@ SENT_DOWN_RESPONSE_DAYS = 5
 # acceptance notice is owed by whoever holds the matter now, not by this report.
 LEFT_STATES: frozenset[str] = frozenset({"sent_up", "sent_down", "repeat"})
 REPORTER_FIELD = "reporter.identity"
-
-
-class ReporterIdentity(Frozen):
-    """检举控告人: who reported; only ever stored sealed with the reporter's own key."""
-
-    name: Annotated[str, Field(min_length=1, max_length=100), NoControl]
-    contact: Annotated[str, Field(min_length=1, max_length=200), NoControl]
-    id_number: Annotated[str, Field(max_length=50), NoControl] | None = None
-
-
-class AllegationDraft(BaseModel):
-    """An allegation as a caller gives it: the id is assigned when absent."""
-
-    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl] | None = None
-    summary: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
 
 
 def report_id(jurisdiction: str, year: int, sequence: int) -> str:
@@ -175,11 +173,14 @@ def check_send_down(from_jurisdiction: str, to_jurisdiction: str) -> None:
 
 
 @dataclass
-class Report:
-    """检举控告 report (one matter): rebuilt from its events; commands return new events."""
+class Report(Aggregate):
+    """检举控告 report (one matter): built empty from its id, moved by its events; commands return
+    new events."""
+
+    noun: ClassVar[str] = "report"
 
     report_id: str
-    jurisdiction: str
+    jurisdiction: str = ""
     state: ReportState = "received"
     channel: Channel = "letter"
     received_on: date | None = None
@@ -207,16 +208,17 @@ class Report:
     notified: dict[str, date] = field(default_factory=dict)
     reporter_erased: bool = False
 
-    # ---- rebuilding -------------------------------------------------------------------------
+    @property
+    def stream_id(self) -> str:
+        return stream_id(self.report_id)
 
-    @classmethod
-    def rebuild(cls, report_id: str, jurisdiction: str, payloads: Iterable[BaseModel]) -> Report:
-        report = cls(report_id, jurisdiction)
-        for payload in payloads:
-            report.apply(payload)
-        return report
+    @property
+    def case_id(self) -> str:
+        return self.report_id
 
-    def apply(self, payload: BaseModel) -> None:
+    # ---- evolving ---------------------------------------------------------------------------
+
+    def evolve(self, payload: BaseModel) -> None:
         """The only place state changes."""
         match payload:
             case ReportReceived():
@@ -268,38 +270,32 @@ class Report:
 
     # ---- commands ---------------------------------------------------------------------------
 
-    @staticmethod
     def register(
-        *,
-        report_id: str,
-        channel: Channel,
-        received_on: date,
-        real_name: bool,
+        self,
+        command: RegisterReport,
         reporter: SealedField | None,
-        subjects: Sequence[Subject],
-        allegations: Sequence[Allegation],
-        summary: str,
+        *,
         source_agency: str | None = None,
         source_reference: str | None = None,
-    ) -> ReportReceived:
+    ) -> list[ReportReceived]:
         """接收. The identity must already be sealed: it never enters an event in clear."""
-        if real_name and reporter is None:
-            raise RuleViolation(
-                "a real-name report needs the reporter's identity", field="reporter", code="reporter_required"
+        check_reporter(command.real_name, command.reporter)
+        check_subjects(command.subjects)
+        return [
+            ReportReceived(
+                report_id=self.report_id,
+                channel=command.channel,
+                received_on=command.received_on,
+                real_name=command.real_name,
+                reporter=reporter,
+                reporter_subject_id=reporter.subject_id if reporter is not None else None,
+                subjects=list(command.subjects),
+                allegations=number_allegations(command.allegations),
+                summary=command.summary,
+                source_agency=source_agency,
+                source_reference=source_reference,
             )
-        return ReportReceived(
-            report_id=report_id,
-            channel=channel,
-            received_on=received_on,
-            real_name=real_name,
-            reporter=reporter,
-            reporter_subject_id=reporter.subject_id if reporter is not None else None,
-            subjects=list(subjects),
-            allegations=list(allegations),
-            summary=summary,
-            source_agency=source_agency,
-            source_reference=source_reference,
-        )
+        ]
 
     def _require(self, *states: ReportState, action: str) -> None:
         if self.state not in states:
@@ -308,9 +304,10 @@ class Report:
                 code="wrong_state",
             )
 
-    def log(self, logged_on: date) -> list[BaseModel]:
+    def log(self, command: LogReport) -> list[BaseModel]:
         """登记: the 5-day disposition clock starts; real-name reporters are owed a notice."""
         self._require("received", action="logging")
+        logged_on = command.logged_on
         not_before(logged_on, self.received_on, field="logged_on", step="the receipt")
         assert self.received_on is not None
         return [
@@ -321,25 +318,26 @@ class Report:
             )
         ]
 
-    def accept(self, accepted_on: date) -> list[BaseModel]:
+    def accept(self, command: AcceptReport) -> list[BaseModel]:
         """受理."""
         self._require("logged", action="acceptance")
+        accepted_on = command.accepted_on
         not_before(accepted_on, self.logged_on, field="accepted_on", step="the logging")
         return [ReportAccepted(accepted_on=accepted_on)]
 
-    def send_up(self, sent_on: date, to_jurisdiction: str) -> list[BaseModel]:
+    def send_up(self, command: SendUp) -> list[BaseModel]:
         """报送上级."""
         self._require("logged", action="sending up")
+        sent_on, to_jurisdiction = command.sent_on, command.to_jurisdiction
         check_send_up(self.jurisdiction, to_jurisdiction)
         not_before(sent_on, self.logged_on, field="sent_on", step="the logging")
         return [ReportSentUp(sent_on=sent_on, to_jurisdiction=to_jurisdiction)]
 
-    def send_down(
-        self, sent_on: date, to_jurisdiction: str, lower_report_id: str
-    ) -> tuple[ReportSentDown, ReportReceived]:
+    def send_down(self, command: SendDown, lower_report_id: str) -> tuple[ReportSentDown, ReportReceived]:
         """转送下级: this report records where it went; the lower level gets a report of its own
         (same subjects, allegations and sealed reporter, copied as they are)."""
         self._require("logged", action="sending down")
+        sent_on, to_jurisdiction = command.sent_on, command.to_jurisdiction
         check_send_down(self.jurisdiction, to_jurisdiction)
         not_before(sent_on, self.logged_on, field="sent_on", step="the logging")
         sent = ReportSentDown(
@@ -363,7 +361,7 @@ class Report:
         )
         return sent, lower
 
-    def merge_into(self, merged_on: date, matter: Report | None) -> list[BaseModel]:
+    def merge_into(self, command: MergeAsRepeat, matter: Report | None) -> list[BaseModel]:
         """重复件: merged into the matter it repeats (a repeat of a repeat points at the original);
         the matter must be one of this jurisdiction."""
         self._require("logged", action="merging as a repeat")
@@ -378,19 +376,19 @@ class Report:
             raise RuleViolation(
                 "a report cannot repeat itself", field="repeats_matter_id", code="repeat_of_itself"
             )
-        not_before(merged_on, self.logged_on, field="merged_on", step="the logging")
+        not_before(command.merged_on, self.logged_on, field="merged_on", step="the logging")
         assert original is not None
-        return [ReportMergedAsRepeat(merged_on=merged_on, repeats_matter_id=original)]
+        return [ReportMergedAsRepeat(merged_on=command.merged_on, repeats_matter_id=original)]
 
-    def hand_over(self, handed_on: date, department: str, repeat_count: int) -> list[BaseModel]:
+    def hand_over(self, command: HandOver, repeat_count: int) -> list[BaseModel]:
         """移送承办: what the handling department needs to verify, never the reporter."""
         self._require("accepted", action="handing over")
-        not_before(handed_on, self.accepted_on, field="handed_on", step="the acceptance")
+        not_before(command.handed_on, self.accepted_on, field="handed_on", step="the acceptance")
         assert self.received_on is not None
         return [
             ReportHandedOver(
-                handed_on=handed_on,
-                department=department,
+                handed_on=command.handed_on,
+                department=command.department,
                 received_on=self.received_on,
                 real_name=self.real_name,
                 subjects=self.subjects,
@@ -399,8 +397,9 @@ class Report:
             )
         ]
 
-    def notify(self, kind: NoticeKind, notified_on: date) -> list[BaseModel]:
+    def notify(self, command: NotifyReporter) -> list[BaseModel]:
         """Tell a real-name reporter of acceptance (after 受理) or of the result (after 办结)."""
+        kind, notified_on = command.kind, command.notified_on
         if not self.real_name:
             raise RuleViolation(
                 "an anonymous reporter cannot be notified", field="kind", code="anonymous_report"
@@ -424,62 +423,84 @@ class Report:
             return []
         return [ReportResultDue(concluded_on=concluded_on, result_notice_due=result_notice_due(concluded_on))]
 
-    def erase_reporter(self, erased_on: date) -> list[BaseModel]:
+    def erase_reporter(self, command: EraseReporter) -> list[BaseModel]:
         """Crypto-shredding of the reporter: recorded once per report."""
         if self.reporter_subject_id is None or self.reporter_erased:
             return []
-        return [ReporterErased(reporter_subject_id=self.reporter_subject_id, erased_on=erased_on)]
+        return [ReporterErased(reporter_subject_id=self.reporter_subject_id, erased_on=command.erased_on)]
 
 
-def file_application(
-    matter: Report | None,
-    *,
-    jurisdiction: str,
-    application_id: str,
-    applicant: Subject,
-    untrue_points: Sequence[str],
-    request: str,
-    filed_on: date,
-) -> ClarificationApplicationFiled:
-    """绿色通道: the reported person's written application, about points of a matter of this
-    jurisdiction; it may come before, during or after the verification."""
-    if matter is None or matter.jurisdiction != jurisdiction:
-        raise RuleViolation(
-            f"no matter of that id in jurisdiction {jurisdiction}", field="matter_id", code="unknown_matter"
-        )
-    if matter.state == "repeat":
-        raise RuleViolation(
-            f"{matter.report_id} is a repeat; file under the matter {matter.repeats_matter_id}",
-            field="matter_id",
-            code="repeat_report",
-        )
-    if matter.state == "sent_down":
-        raise RuleViolation(
-            f"{matter.report_id} was sent down; file under {matter.lower_report_id}",
-            field="matter_id",
-            code="matter_moved",
-        )
-    if applicant.subject_id not in {s.subject_id for s in matter.subjects}:
-        raise RuleViolation(
-            "the applicant is not a reported subject of the matter", field="applicant", code="not_a_subject"
-        )
-    known = {a.allegation_id for a in matter.allegations}
-    unknown = [p for p in untrue_points if p not in known]
-    if unknown:
-        raise RuleViolation(
-            f"not allegations of {matter.report_id}: {', '.join(unknown)}",
-            field="untrue_points",
-            code="unknown_allegation",
-        )
-    not_before(filed_on, matter.received_on, field="filed_on", step="the receipt")
-    return ClarificationApplicationFiled(
-        application_id=application_id,
-        matter_id=matter.report_id,
-        applicant=applicant,
-        untrue_points=list(dict.fromkeys(untrue_points)),
-        request=request,
-        filed_on=filed_on,
-    )
+class Application(Aggregate):
+    """绿色通道 application: the reported person's written application for clarification, the
+    `number`th of its matter (a stream of its own, in the matter's case)."""
+
+    noun: ClassVar[str] = "application"
+
+    def __init__(self, matter_id: str, number: int, jurisdiction: str = "") -> None:
+        self.matter_id = matter_id
+        self.application_id = application_id(matter_id, number)
+        self.jurisdiction = jurisdiction
+        self.filed: ClarificationApplicationFiled | None = None
+
+    @property
+    def stream_id(self) -> str:
+        return application_stream_id(self.application_id)
+
+    @property
+    def case_id(self) -> str:
+        return self.matter_id
+
+    def evolve(self, payload: BaseModel) -> None:
+        if isinstance(payload, ClarificationApplicationFiled):
+            self.filed = payload
+
+    def file(self, command: FileApplication, matter: Report | None) -> list[ClarificationApplicationFiled]:
+        """About points of a matter of this jurisdiction; it may come before, during or after the
+        verification."""
+        jurisdiction = command.jurisdiction
+        if matter is None or matter.jurisdiction != jurisdiction:
+            raise RuleViolation(
+                f"no matter of that id in jurisdiction {jurisdiction}",
+                field="matter_id",
+                code="unknown_matter",
+            )
+        if matter.state == "repeat":
+            raise RuleViolation(
+                f"{matter.report_id} is a repeat; file under the matter {matter.repeats_matter_id}",
+                field="matter_id",
+                code="repeat_report",
+            )
+        if matter.state == "sent_down":
+            raise RuleViolation(
+                f"{matter.report_id} was sent down; file under {matter.lower_report_id}",
+                field="matter_id",
+                code="matter_moved",
+            )
+        if command.applicant.subject_id not in {s.subject_id for s in matter.subjects}:
+            raise RuleViolation(
+                "the applicant is not a reported subject of the matter",
+                field="applicant",
+                code="not_a_subject",
+            )
+        known = {a.allegation_id for a in matter.allegations}
+        unknown = [p for p in command.untrue_points if p not in known]
+        if unknown:
+            raise RuleViolation(
+                f"not allegations of {matter.report_id}: {', '.join(unknown)}",
+                field="untrue_points",
+                code="unknown_allegation",
+            )
+        not_before(command.filed_on, matter.received_on, field="filed_on", step="the receipt")
+        return [
+            ClarificationApplicationFiled(
+                application_id=self.application_id,
+                matter_id=matter.report_id,
+                applicant=command.applicant,
+                untrue_points=list(dict.fromkeys(command.untrue_points)),
+                request=command.request,
+                filed_on=command.filed_on,
+            )
+        ]
 
 
 # ---- overdue list ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from services.intake.domain import AllegationDraft, ReporterIdentity
+from services.intake.commands import AllegationDraft, ReporterIdentity
 from shared import settings
 from shared.bounded import BusinessDate, NoControl
 from shared.consumer import DeadLetter, EventConsumer

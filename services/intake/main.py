@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from services.intake.api import build_api
-from services.intake.consumers import consumers
-from services.intake.inbound import InboundReportV1
-from services.intake.projections import project, record_conclusion
-from shared.db import Conn
-from shared.envelope import EventEnvelope
+from services.intake.handlers import on_verification_concluded, register_inbound
+from services.intake.inbound import InboundConsumer, InboundReportV1
+from services.intake.projections import note_conclusion, project
 from shared.events.review import VerificationConcluded
-from shared.runtime import Projector, ServiceDefinition
-from shared.topics import inbound_reports_topic
+from shared.runtime import ServiceDefinition, Subscription, events_of, read_models
+from shared.topics import inbound_reports_pattern, inbound_reports_topic
 
-definition = ServiceDefinition(name="intake", build_api=build_api, consumers=consumers, projector=project)
-
-# Inbound integration contract other agencies publish to (documented in the AsyncAPI document).
-PUBLIC_CONTRACTS: dict[str, tuple[str, type[BaseModel]]] = {
-    "inbound.reports.v1": (inbound_reports_topic("{jurisdiction}"), InboundReportV1),
-}
-
-
-async def _conclusion(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
-    """Replay of review's conclusions into intake's `conclusions` read model (no reaction)."""
-    if isinstance(payload, VerificationConcluded):
-        await record_conclusion(conn, envelope.case_id, envelope.jurisdiction, payload.concluded_on)
-
-
-# Replay (zhengming audit replay): foreign events that feed pure read models of intake.
-REPLAY_FOREIGN: dict[str, Projector] = {"review": _conclusion}
+definition = ServiceDefinition(
+    name="intake",
+    build_api=build_api,
+    projector=project,
+    subscriptions=(
+        Subscription(
+            "intake.results", events_of("review"), {VerificationConcluded: on_verification_concluded}
+        ),
+        Subscription(
+            "intake.inbound",
+            inbound_reports_pattern,
+            {InboundReportV1: register_inbound},
+            consumer_class=InboundConsumer,
+        ),
+    ),
+    # Replay: review's conclusions feed the `conclusions` read model (the reaction never reruns).
+    foreign_read_models={"review": read_models({VerificationConcluded: note_conclusion})},
+    # The inbound contract other agencies publish to (documented in the AsyncAPI document).
+    public_contracts={"inbound.reports.v1": (inbound_reports_topic("{jurisdiction}"), InboundReportV1)},
+)

@@ -27,6 +27,7 @@ from shared.events.intake import (
     ReportSentDown,
     ReportSentUp,
 )
+from shared.events.review import VerificationConcluded
 
 _RECEIVED = """
 INSERT INTO reports (report_id, jurisdiction, state, channel, received_on, real_name, reporter_subject_id,
@@ -169,6 +170,12 @@ async def record_conclusion(conn: Conn, matter_id: str, jurisdiction: str, concl
     )
     stored: date = await conn.fetchval("SELECT concluded_on FROM conclusions WHERE matter_id = $1", matter_id)
     return stored
+
+
+async def note_conclusion(conn: Conn, envelope: EventEnvelope, concluded: VerificationConcluded) -> None:
+    """Review's conclusion into the `conclusions` read model alone (replay; the reaction also
+    settles the result notices due)."""
+    await record_conclusion(conn, envelope.case_id, envelope.jurisdiction, concluded.concluded_on)
 
 
 async def conclusion_of(conn: Conn, matter_id: str) -> date | None:

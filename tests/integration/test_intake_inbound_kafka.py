@@ -14,7 +14,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from services.intake.consumers import consumers
 from services.intake.inbound import intake_public_key, seal_for_intake
 from services.intake.main import definition
 from shared import settings
@@ -63,7 +62,7 @@ def message(reference: str, **changes: Any) -> bytes:
 async def test_inbound_messages_over_kafka_are_registered_once_and_poison_is_dead_lettered(
     runtime: Runtime,
 ) -> None:
-    [spec] = [s for s in consumers(runtime) if s.name == "intake.inbound"]
+    [spec] = [s for s in definition.consumers(runtime) if s.name == "intake.inbound"]
     topic = inbound_reports_topic(COUNTY)
     await create_topics(topic, dead_letter_topic(spec.name))
     reference = f"JYSJ-{uuid.uuid4().hex[:10]}"

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from pydantic import BaseModel
 
 from services.intake.api import build_api
-from services.intake.consumers import consumers
 from services.intake.inbound import InboundConsumer, intake_public_key, seal_for_intake
 from services.intake.main import definition
 from shared import settings
@@ -118,7 +117,7 @@ async def stream(runtime: Runtime, report_id: str) -> list[str]:
 
 
 def spec(runtime: Runtime, name: str) -> ConsumerSpec:
-    return next(s for s in consumers(runtime) if s.name == name)
+    return next(s for s in definition.consumers(runtime) if s.name == name)
 
 
 def concluded(

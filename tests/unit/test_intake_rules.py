@@ -7,16 +7,28 @@ from datetime import date
 import pytest
 from pydantic import BaseModel
 
-from services.intake.domain import (
+from services.intake.commands import (
+    AcceptReport,
     AllegationDraft,
+    EraseReporter,
+    FileApplication,
+    HandOver,
+    LogReport,
+    MergeAsRepeat,
+    NotifyReporter,
+    RegisterReport,
+    ReporterIdentity,
+    SendDown,
+    SendUp,
+)
+from services.intake.domain import (
+    Application,
     Deadlines,
     Report,
-    ReporterIdentity,
     acceptance_notice_due,
     check_reporter,
     check_subjects,
     disposition_due,
-    file_application,
     number_allegations,
     overdue,
     result_notice_due,
@@ -66,7 +78,10 @@ def received(real_name: bool = True, received_on: date = date(2023, 1, 16)) -> R
 def report(
     *events: BaseModel, jurisdiction: str = COUNTY, rid: str = "331122-2023-000001", real_name: bool = True
 ) -> Report:
-    return Report.rebuild(rid, jurisdiction, [received(real_name), *events])
+    state = Report(rid, jurisdiction)
+    for event in [received(real_name), *events]:
+        state.evolve(event)
+    return state
 
 
 LOGGED = ReportLogged(logged_on=date(2023, 1, 17), disposition_due=date(2023, 2, 3))
@@ -119,29 +134,26 @@ def test_reported_person_needs_post_and_unit_but_a_unit_does_not() -> None:
     check_subjects([UNIT, PERSON])
 
 
-def test_registration_takes_only_a_sealed_reporter() -> None:
-    event = Report.register(
-        report_id="331122-2023-000001",
+def registration(reporter: ReporterIdentity | None) -> RegisterReport:
+    return RegisterReport(
+        jurisdiction=COUNTY,
         channel="online",
         received_on=date(2023, 1, 16),
         real_name=True,
-        reporter=SEALED,
+        reporter=reporter,
         subjects=[PERSON],
-        allegations=ALLEGATIONS,
+        allegations=[AllegationDraft(allegation_id=a.allegation_id, summary=a.summary) for a in ALLEGATIONS],
         summary="",
+    )
+
+
+def test_registration_takes_only_a_sealed_reporter() -> None:
+    [event] = Report("331122-2023-000001", COUNTY).register(
+        registration(ReporterIdentity(name="王某", contact="138")), SEALED
     )
     assert event.reporter == SEALED and event.reporter_subject_id == "reporter-abc"
     with pytest.raises(RuleViolation):
-        Report.register(
-            report_id="331122-2023-000002",
-            channel="online",
-            received_on=date(2023, 1, 16),
-            real_name=True,
-            reporter=None,
-            subjects=[PERSON],
-            allegations=ALLEGATIONS,
-            summary="",
-        )
+        Report("331122-2023-000002", COUNTY).register(registration(None), None)
 
 
 # ---- working-day deadlines ----------------------------------------------------------------
@@ -165,11 +177,11 @@ def test_result_notice_is_due_fifteen_working_days_after_the_conclusion() -> Non
 
 
 def test_logging_computes_the_deadlines_for_real_name_reports_only() -> None:
-    [logged] = report().log(date(2023, 1, 20))
+    [logged] = report().log(LogReport(logged_on=date(2023, 1, 20)))
     assert isinstance(logged, ReportLogged)
     assert logged.disposition_due == date(2023, 2, 1)
     assert logged.acceptance_notice_due == date(2023, 2, 9)
-    [anonymous] = report(real_name=False).log(date(2023, 1, 20))
+    [anonymous] = report(real_name=False).log(LogReport(logged_on=date(2023, 1, 20)))
     assert isinstance(anonymous, ReportLogged) and anonymous.acceptance_notice_due is None
 
 
@@ -178,13 +190,13 @@ def test_logging_computes_the_deadlines_for_real_name_reports_only() -> None:
 
 def test_a_report_is_logged_once() -> None:
     with pytest.raises(Conflict) as exc:
-        report(LOGGED).log(date(2023, 1, 18))
+        report(LOGGED).log(LogReport(logged_on=date(2023, 1, 18)))
     assert code_of(exc) == (409, "wrong_state", None)
 
 
 def test_logging_cannot_precede_receipt() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report().log(date(2023, 1, 15))
+        report().log(LogReport(logged_on=date(2023, 1, 15)))
     assert code_of(exc) == (422, "date_before_previous_step", "logged_on")
 
 
@@ -194,43 +206,47 @@ def test_dispositions_need_a_logged_report(name: str) -> None:
     day = date(2023, 1, 18)
     with pytest.raises(Conflict) as exc:
         if name == "accept":
-            unlogged.accept(day)
+            unlogged.accept(AcceptReport(accepted_on=day))
         elif name == "send_up":
-            unlogged.send_up(day, CITY)
+            unlogged.send_up(SendUp(sent_on=day, to_jurisdiction=CITY))
         elif name == "send_down":
-            unlogged.send_down(day, COUNTY, "331122-2023-000009")
+            unlogged.send_down(SendDown(sent_on=day, to_jurisdiction=COUNTY), "331122-2023-000009")
         else:
-            unlogged.merge_into(day, report(LOGGED, rid="331122-2023-000005"))
+            unlogged.merge_into(merge(day), report(LOGGED, rid="331122-2023-000005"))
     assert exc.value.code == "wrong_state"
 
 
 def test_acceptance_comes_from_logged_and_only_once() -> None:
-    [accepted] = report(LOGGED).accept(date(2023, 1, 18))
+    [accepted] = report(LOGGED).accept(AcceptReport(accepted_on=date(2023, 1, 18)))
     assert isinstance(accepted, ReportAccepted)
     with pytest.raises(Conflict):
-        report(LOGGED, ACCEPTED).accept(date(2023, 1, 19))
+        report(LOGGED, ACCEPTED).accept(AcceptReport(accepted_on=date(2023, 1, 19)))
 
 
 def test_a_county_sends_up_to_the_city() -> None:
-    [sent] = report(LOGGED).send_up(date(2023, 1, 18), CITY)
+    [sent] = report(LOGGED).send_up(SendUp(sent_on=date(2023, 1, 18), to_jurisdiction=CITY))
     assert isinstance(sent, ReportSentUp) and sent.to_jurisdiction == CITY
 
 
 def test_a_county_sends_up_only_to_the_city() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(LOGGED).send_up(date(2023, 1, 18), "331121")
+        report(LOGGED).send_up(SendUp(sent_on=date(2023, 1, 18), to_jurisdiction="331121"))
     assert code_of(exc) == (422, "not_the_higher_level", "to_jurisdiction")
 
 
 def test_the_city_cannot_send_up() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(LOGGED, jurisdiction=CITY, rid="331100-2023-000001").send_up(date(2023, 1, 18), CITY)
+        report(LOGGED, jurisdiction=CITY, rid="331100-2023-000001").send_up(
+            SendUp(sent_on=date(2023, 1, 18), to_jurisdiction=CITY)
+        )
     assert code_of(exc) == (422, "no_higher_level", "to_jurisdiction")
 
 
 def test_the_city_sends_down_and_the_county_gets_its_own_report() -> None:
     city = report(LOGGED, jurisdiction=CITY, rid="331100-2023-000001")
-    sent, lower = city.send_down(date(2023, 1, 20), COUNTY, "331122-2023-000042")
+    sent, lower = city.send_down(
+        SendDown(sent_on=date(2023, 1, 20), to_jurisdiction=COUNTY), "331122-2023-000042"
+    )
     assert isinstance(sent, ReportSentDown)
     assert sent.response_due == date(2023, 2, 1)
     assert sent.lower_report_id == lower.report_id == "331122-2023-000042"
@@ -242,7 +258,9 @@ def test_the_city_sends_down_and_the_county_gets_its_own_report() -> None:
 
 def test_only_the_city_sends_down() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(LOGGED).send_down(date(2023, 1, 20), "331121", "331121-2023-000001")
+        report(LOGGED).send_down(
+            SendDown(sent_on=date(2023, 1, 20), to_jurisdiction="331121"), "331121-2023-000001"
+        )
     assert code_of(exc) == (422, "no_lower_level", "to_jurisdiction")
 
 
@@ -250,16 +268,21 @@ def test_only_the_city_sends_down() -> None:
 def test_the_city_sends_down_only_to_its_counties(target: str) -> None:
     city = report(LOGGED, jurisdiction=CITY, rid="331100-2023-000001")
     with pytest.raises(RuleViolation) as exc:
-        city.send_down(date(2023, 1, 20), target, f"{target}-2023-000001")
+        city.send_down(SendDown(sent_on=date(2023, 1, 20), to_jurisdiction=target), f"{target}-2023-000001")
     assert code_of(exc) == (422, "not_a_county", "to_jurisdiction")
 
 
 # ---- repeats ------------------------------------------------------------------------------
 
 
+def merge(day: date) -> MergeAsRepeat:
+    """The command names the matter; the domain decides on the matter it is given."""
+    return MergeAsRepeat(merged_on=day, repeats_matter_id="331122-2023-000001")
+
+
 def test_a_repeat_is_merged_into_its_matter() -> None:
     matter = report(LOGGED, rid="331122-2023-000001")
-    [merged] = report(LOGGED, rid="331122-2023-000002").merge_into(date(2023, 1, 18), matter)
+    [merged] = report(LOGGED, rid="331122-2023-000002").merge_into(merge(date(2023, 1, 18)), matter)
     assert isinstance(merged, ReportMergedAsRepeat) and merged.repeats_matter_id == "331122-2023-000001"
 
 
@@ -269,7 +292,7 @@ def test_a_repeat_of_a_repeat_points_at_the_original_matter() -> None:
         ReportMergedAsRepeat(merged_on=date(2023, 1, 18), repeats_matter_id="331122-2023-000001"),
         rid="331122-2023-000002",
     )
-    [merged] = report(LOGGED, rid="331122-2023-000003").merge_into(date(2023, 1, 19), repeat)
+    [merged] = report(LOGGED, rid="331122-2023-000003").merge_into(merge(date(2023, 1, 19)), repeat)
     assert isinstance(merged, ReportMergedAsRepeat) and merged.repeats_matter_id == "331122-2023-000001"
 
 
@@ -277,14 +300,14 @@ def test_the_matter_of_a_repeat_must_exist_in_the_same_jurisdiction() -> None:
     other = report(LOGGED, jurisdiction="331121", rid="331121-2023-000001")
     for matter in (None, other):
         with pytest.raises(RuleViolation) as exc:
-            report(LOGGED).merge_into(date(2023, 1, 18), matter)
+            report(LOGGED).merge_into(merge(date(2023, 1, 18)), matter)
         assert code_of(exc) == (422, "unknown_matter", "repeats_matter_id")
 
 
 def test_a_report_cannot_repeat_itself() -> None:
     itself = report(LOGGED)
     with pytest.raises(RuleViolation) as exc:
-        itself.merge_into(date(2023, 1, 18), itself)
+        itself.merge_into(merge(date(2023, 1, 18)), itself)
     assert exc.value.code == "repeat_of_itself"
 
 
@@ -293,12 +316,14 @@ def test_a_report_cannot_repeat_itself() -> None:
 
 def test_handover_needs_acceptance() -> None:
     with pytest.raises(Conflict) as exc:
-        report(LOGGED).hand_over(date(2023, 1, 19), "第一监督检查室", 0)
+        report(LOGGED).hand_over(HandOver(handed_on=date(2023, 1, 19), department="第一监督检查室"), 0)
     assert exc.value.code == "wrong_state"
 
 
 def test_handover_carries_what_verification_needs_and_never_the_reporter() -> None:
-    [handed] = report(LOGGED, ACCEPTED).hand_over(date(2023, 1, 19), "第一监督检查室", 2)
+    [handed] = report(LOGGED, ACCEPTED).hand_over(
+        HandOver(handed_on=date(2023, 1, 19), department="第一监督检查室"), 2
+    )
     assert isinstance(handed, ReportHandedOver)
     assert handed.repeat_count == 2 and handed.real_name and handed.received_on == date(2023, 1, 16)
     assert handed.allegations == ALLEGATIONS
@@ -307,7 +332,9 @@ def test_handover_carries_what_verification_needs_and_never_the_reporter() -> No
 
 def test_handover_cannot_precede_acceptance() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(LOGGED, ACCEPTED).hand_over(date(2023, 1, 17), "第一监督检查室", 0)
+        report(LOGGED, ACCEPTED).hand_over(
+            HandOver(handed_on=date(2023, 1, 17), department="第一监督检查室"), 0
+        )
     assert code_of(exc) == (422, "date_before_previous_step", "handed_on")
 
 
@@ -316,15 +343,19 @@ def test_handover_cannot_precede_acceptance() -> None:
 
 def test_anonymous_reporters_get_no_notice() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(LOGGED, ACCEPTED, real_name=False).notify("acceptance", date(2023, 1, 20))
+        report(LOGGED, ACCEPTED, real_name=False).notify(
+            NotifyReporter(kind="acceptance", notified_on=date(2023, 1, 20))
+        )
     assert exc.value.code == "anonymous_report"
 
 
 def test_acceptance_notice_only_after_acceptance() -> None:
     with pytest.raises(Conflict) as exc:
-        report(LOGGED).notify("acceptance", date(2023, 1, 20))
+        report(LOGGED).notify(NotifyReporter(kind="acceptance", notified_on=date(2023, 1, 20)))
     assert exc.value.code == "wrong_state"
-    [notice] = report(LOGGED, ACCEPTED).notify("acceptance", date(2023, 1, 20))
+    [notice] = report(LOGGED, ACCEPTED).notify(
+        NotifyReporter(kind="acceptance", notified_on=date(2023, 1, 20))
+    )
     assert isinstance(notice, ReporterNotified)
 
 
@@ -338,18 +369,24 @@ def test_result_notice_only_after_the_result_is_due() -> None:
         allegations=ALLEGATIONS,
     )
     with pytest.raises(Conflict):
-        report(LOGGED, ACCEPTED, handed).notify("result", date(2023, 3, 1))
+        report(LOGGED, ACCEPTED, handed).notify(NotifyReporter(kind="result", notified_on=date(2023, 3, 1)))
     due = ReportResultDue(concluded_on=date(2023, 3, 1), result_notice_due=date(2023, 3, 22))
     with pytest.raises(RuleViolation) as exc:
-        report(LOGGED, ACCEPTED, handed, due).notify("result", date(2023, 2, 28))
+        report(LOGGED, ACCEPTED, handed, due).notify(
+            NotifyReporter(kind="result", notified_on=date(2023, 2, 28))
+        )
     assert exc.value.code == "date_before_previous_step"
-    assert report(LOGGED, ACCEPTED, handed, due).notify("result", date(2023, 3, 2))
+    assert report(LOGGED, ACCEPTED, handed, due).notify(
+        NotifyReporter(kind="result", notified_on=date(2023, 3, 2))
+    )
 
 
 def test_a_notice_is_given_once() -> None:
     notified = ReporterNotified(kind="acceptance", notified_on=date(2023, 1, 20))
     with pytest.raises(Conflict) as exc:
-        report(LOGGED, ACCEPTED, notified).notify("acceptance", date(2023, 1, 21))
+        report(LOGGED, ACCEPTED, notified).notify(
+            NotifyReporter(kind="acceptance", notified_on=date(2023, 1, 21))
+        )
     assert exc.value.code == "already_recorded"
 
 
@@ -361,10 +398,10 @@ def test_result_due_once_and_only_for_real_name_reports() -> None:
 
 
 def test_a_reporter_is_erased_once_per_report() -> None:
-    [erased] = report().erase_reporter(date(2023, 5, 1))
+    [erased] = report().erase_reporter(EraseReporter(erased_on=date(2023, 5, 1)))
     assert isinstance(erased, ReporterErased) and erased.reporter_subject_id == SEALED.subject_id
-    assert report(erased).erase_reporter(date(2023, 5, 2)) == []
-    assert report(real_name=False).erase_reporter(date(2023, 5, 1)) == []
+    assert report(erased).erase_reporter(EraseReporter(erased_on=date(2023, 5, 2))) == []
+    assert report(real_name=False).erase_reporter(EraseReporter(erased_on=date(2023, 5, 1))) == []
 
 
 # ---- green channel ------------------------------------------------------------------------
@@ -373,14 +410,15 @@ def test_a_reporter_is_erased_once_per_report() -> None:
 def apply_for(matter: Report | None, **changes: object) -> object:
     args: dict[str, object] = {
         "jurisdiction": COUNTY,
-        "application_id": "331122-2023-000001-GC1",
+        "matter_id": "331122-2023-000001",
         "applicant": Subject(kind="person", name="李某", post="副镇长", unit="缙云县某镇人民政府"),
         "untrue_points": ["A1"],
         "request": "请求澄清",
         "filed_on": date(2023, 2, 1),
     }
     args.update(changes)
-    return file_application(matter, **args)  # type: ignore[arg-type]
+    [filed] = Application("331122-2023-000001", 1, COUNTY).file(FileApplication(**args), matter)
+    return filed
 
 
 def test_an_application_names_points_of_a_matter_of_its_jurisdiction() -> None:

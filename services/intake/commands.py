@@ -1,0 +1,103 @@
+"""Intake's commands: the request bodies, validated at the edge and decided on as they are.
+
+They carry no docstrings on purpose: a docstring would become the body's description in the
+OpenAPI document, which stays as it was."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.aggregate import Command
+from shared.bounded import BusinessDate, NoControl
+from shared.events.common import Channel, Frozen, Subject
+
+JurisdictionCode = Annotated[str, Field(pattern=r"^\d{6}$")]
+MatterId = Annotated[str, Field(pattern=r"^\d{6}-\d{4}-\d{6}$")]
+
+NoticeKind = Literal["acceptance", "result"]
+
+
+class ReporterIdentity(Frozen):
+    """检举控告人: who reported; only ever stored sealed with the reporter's own key."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    contact: Annotated[str, Field(min_length=1, max_length=200), NoControl]
+    id_number: Annotated[str, Field(max_length=50), NoControl] | None = None
+
+
+class AllegationDraft(BaseModel):
+    """An allegation as a caller gives it: the id is assigned when absent."""
+
+    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl] | None = None
+    summary: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
+
+
+# 接收 (from any channel; inbound agency reports become this command too)
+class RegisterReport(Command):
+    jurisdiction: JurisdictionCode
+    channel: Channel
+    received_on: BusinessDate
+    real_name: bool
+    reporter: ReporterIdentity | None = None
+    subjects: list[Subject] = Field(min_length=1, max_length=50)
+    allegations: list[AllegationDraft] = Field(min_length=1, max_length=100)
+    summary: Annotated[str, Field(max_length=8000), NoControl] = ""
+
+
+# 登记
+class LogReport(Command):
+    logged_on: BusinessDate
+
+
+# 受理
+class AcceptReport(Command):
+    accepted_on: BusinessDate
+
+
+# 报送上级
+class SendUp(Command):
+    sent_on: BusinessDate
+    to_jurisdiction: JurisdictionCode
+
+
+# 转送下级
+class SendDown(Command):
+    sent_on: BusinessDate
+    to_jurisdiction: JurisdictionCode
+
+
+# 重复件
+class MergeAsRepeat(Command):
+    merged_on: BusinessDate
+    repeats_matter_id: MatterId
+
+
+# 移送承办
+class HandOver(Command):
+    department: Annotated[str, Field(min_length=1, max_length=200), NoControl]
+    handed_on: BusinessDate
+
+
+# A real-name reporter was told of acceptance or of the result.
+class NotifyReporter(Command):
+    kind: NoticeKind
+    notified_on: BusinessDate
+
+
+# Crypto-shredding of a reporter (the path names the reporter).
+class EraseReporter(Command):
+    erased_on: BusinessDate
+
+
+# 绿色通道: the reported person's written application for clarification.
+class FileApplication(Command):
+    jurisdiction: JurisdictionCode
+    matter_id: MatterId
+    applicant: Subject
+    untrue_points: list[Annotated[str, Field(min_length=1, max_length=50), NoControl]] = Field(
+        min_length=1, max_length=100
+    )
+    request: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
+    filed_on: BusinessDate
