@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from zhengming import asyncapi
 from shared.settings import SERVICES
+from zhengming import asyncapi
 
 
 @pytest.mark.parametrize("service", SERVICES)
