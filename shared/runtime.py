@@ -83,6 +83,16 @@ class Cause:
         return cls(actor or system_actor(service), envelope.correlation_id, envelope.event_id)
 
 
+def evolved(aggregate: A, events: Sequence[tuple[EventEnvelope, BaseModel]]) -> A:
+    """The (empty) aggregate brought to the state its stream's events leave it in."""
+    for _, payload in events:
+        aggregate.evolve(payload)
+    aggregate.version = len(events)
+    if events:
+        aggregate.jurisdiction = events[0][0].jurisdiction
+    return aggregate
+
+
 class UnitOfWork:
     """One transaction: get aggregates (their case locked), save what they decided (events,
     outbox rows, projections), publish integration messages; all commit or none does.
@@ -94,13 +104,28 @@ class UnitOfWork:
     still meet another in the opposite order: PostgreSQL breaks the deadlock and the loser runs
     again (`Runtime.command`, `Runtime.react`), as it does on a version conflict."""
 
-    def __init__(self, store: EventStore, conn: Conn, projector: Projector | None, cause: Cause) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        conn: Conn,
+        projector: Projector | None,
+        cause: Cause,
+        cipher: FieldCipher | None = None,
+    ) -> None:
         self.store = store
         self.conn = conn
+        self._cipher = cipher
         self.projector = projector
         self.cause = cause
         self.recorded: list[EventEnvelope] = []
         self._last_occurred: dict[str, datetime] = {}
+
+    @property
+    def cipher(self) -> FieldCipher:
+        """The service's field cipher (sealing and opening personal data in this transaction)."""
+        if self._cipher is None:
+            raise RuntimeError("this unit of work has no cipher")
+        return self._cipher
 
     async def load(self, stream_id: str) -> list[tuple[EventEnvelope, BaseModel]]:
         """A stream's events with their typed (upcast) payloads, in version order."""
@@ -113,12 +138,7 @@ class UnitOfWork:
         """Lock the aggregate's case, load its stream and evolve the (empty) aggregate to its state."""
         await self.conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(aggregate.case_id))
         events = await self.load(aggregate.stream_id)
-        for _, payload in events:
-            aggregate.evolve(payload)
-        aggregate.version = len(events)
-        if events:
-            aggregate.jurisdiction = events[0][0].jurisdiction
-        return aggregate
+        return evolved(aggregate, events)
 
     async def get_visible(self, aggregate: A) -> A:
         """`get`, and 404 when the stream does not exist or lies outside the caller's jurisdictions."""
@@ -290,7 +310,13 @@ class Runtime:
     async def unit_of_work(self, cause: Cause) -> AsyncIterator[UnitOfWork]:
         """One transaction on a connection of the pool (queries that must not retry use it)."""
         async with acquired(self.pool) as conn, conn.transaction():
-            yield UnitOfWork(self.store, conn, self.projector, cause)
+            yield UnitOfWork(self.store, conn, self.projector, cause, self.cipher)
+
+    async def read(self, conn: Conn, aggregate: A) -> A:
+        """An aggregate as its stream leaves it, without the case lock: for queries, which change
+        nothing and need not wait for the command in hand."""
+        events = await self.store.load_in(conn, aggregate.stream_id)
+        return evolved(aggregate, [(e, registry.decode(e)) for e in events])
 
     async def command(self, ctx: CommandContext, handle: Handler[C, T], command: C) -> T:
         """Run a command in one unit of work, again from the start when it loses a race."""
@@ -320,7 +346,9 @@ class Runtime:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with conn.transaction():
-                    return await handle(UnitOfWork(self.store, conn, self.projector, cause), event)
+                    return await handle(
+                        UnitOfWork(self.store, conn, self.projector, cause, self.cipher), event
+                    )
             except RETRIED:
                 if attempt == ATTEMPTS:
                     raise

@@ -61,12 +61,11 @@ def build_api(runtime: Runtime) -> FastAPI:
         description="Reports from every channel, their disposition, real-name notices, reporter "
         "confidentiality and green-channel applications.",
     )
-    register_report = partial(handlers.register_report, cipher=runtime.cipher)
 
     @app.post("/reports", status_code=201, tags=["reports"], summary="Register a report (接收)")
     async def register(body: RegisterReport, ctx: Office) -> dict[str, Any]:
         check_jurisdiction(ctx.principal, body.jurisdiction)
-        return answer(await runtime.command(ctx, register_report, body))
+        return answer(await runtime.command(ctx, handlers.register_report, body))
 
     @app.post("/reports/{report_id}/log", tags=["reports"], summary="Log a report (登记)")
     async def log_report(report_id: Identifier, body: LogReport, ctx: Office) -> dict[str, Any]:
@@ -156,9 +155,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         summary="Erase a reporter's identity by destroying their key (crypto-shredding)",
     )
     async def erase(reporter_subject_id: Identifier, body: EraseReporter, ctx: Office) -> dict[str, Any]:
-        erase = partial(
-            handlers.erase_reporter, cipher=runtime.cipher, reporter_subject_id=reporter_subject_id
-        )
+        erase = partial(handlers.erase_reporter, reporter_subject_id=reporter_subject_id)
         reports = await runtime.command(ctx, erase, body)
         return {"reporter_subject_id": reporter_subject_id, "erased": True, "reports": reports}
 

@@ -20,7 +20,6 @@ from services.intake.commands import (
 from services.intake.domain import REPORTER_FIELD, Application, Report
 from services.intake.inbound import InboundMessageError, InboundReportV1, load_private_key, open_sealed
 from shared.consumer import DeadLetter
-from shared.crypto import FieldCipher
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.errors import Conflict, NotFound
@@ -38,7 +37,6 @@ async def register_report(
     uow: UnitOfWork,
     command: RegisterReport,
     *,
-    cipher: FieldCipher,
     source_agency: str | None = None,
     source_reference: str | None = None,
 ) -> Report:
@@ -49,7 +47,7 @@ async def register_report(
     if command.reporter is not None:
         # A key of its own per reporter: destroying it erases this reporter and no one else.
         subject_id = f"reporter-{uuid.uuid4().hex}"
-        sealed = await cipher.seal(
+        sealed = await uow.cipher.seal(
             uow.conn, subject_id, command.reporter.model_dump_json(), field=REPORTER_FIELD
         )
     received = report.register(
@@ -96,16 +94,14 @@ async def hand_over(uow: UnitOfWork, command: HandOver, *, report_id: str) -> Re
 # ---- reporter erasure -----------------------------------------------------------------------
 
 
-async def erase_reporter(
-    uow: UnitOfWork, command: EraseReporter, *, cipher: FieldCipher, reporter_subject_id: str
-) -> list[str]:
+async def erase_reporter(uow: UnitOfWork, command: EraseReporter, *, reporter_subject_id: str) -> list[str]:
     """Crypto-shredding: destroy the reporter's key and say so on every report of theirs."""
     principal = uow.cause.principal
     assert principal is not None  # a command's caller
     reports = await projections.reports_of_reporter(uow.conn, reporter_subject_id)
     if not any(principal.sees(j) for _, j in reports):
         raise NotFound(f"no reporter {reporter_subject_id}")
-    destroyed = await cipher.erase(uow.conn, reporter_subject_id, erased_by=principal.user_id)
+    destroyed = await uow.cipher.erase(uow.conn, reporter_subject_id, erased_by=principal.user_id)
     marked: list[str] = []
     for report_id, _ in reports:
         report = await uow.get(Report(report_id))
@@ -186,7 +182,6 @@ async def register_inbound(
     )
     register = partial(
         register_report,
-        cipher=runtime.cipher,
         source_agency=message.source_agency,
         source_reference=message.source_reference,
     )

@@ -9,24 +9,10 @@ from services.intake import projections
 from services.intake.commands import ReporterIdentity
 from services.intake.domain import REPORTER_FIELD, OverdueItem, Report, overdue
 from shared.auth import Principal
-from shared.db import Conn
 from shared.errors import KeyErased
-from shared.events import registry
 from shared.runtime import Runtime
 
 READ_ROLES = ("letters_office", "handling_department", "case_trial", "case_management", "head", "auditor")
-
-
-async def read_report(runtime: Runtime, conn: Conn, report_id: str) -> Report:
-    """A report evolved from its stream without the case lock: a query changes nothing, so it
-    need not wait for the command in hand."""
-    report = Report(report_id)
-    events = await runtime.store.load_in(conn, report.stream_id)
-    for envelope in events:
-        report.evolve(registry.decode(envelope))
-    if events:
-        report.version, report.jurisdiction = len(events), events[0].jurisdiction
-    return report
 
 
 def reporter_view(
@@ -45,7 +31,7 @@ def reporter_view(
 async def report_detail(runtime: Runtime, principal: Principal, report_id: str) -> dict[str, Any]:
     """One report with its state, dates, deadlines, repeats and applications."""
     async with runtime.pool.acquire() as conn:
-        report = await read_report(runtime, conn, report_id)
+        report = await runtime.read(conn, Report(report_id))
         if not report.exists or not principal.sees(report.jurisdiction):
             raise report.missing()
         opened: dict[str, Any] | None = None
