@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -44,6 +45,16 @@ class ChainBreak:
 def case_lock_key(case_id: str) -> int:
     """The transaction lock of one case (one Kafka key): its writers take turns."""
     return int.from_bytes(hashlib.sha256(f"case:{case_id}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextlib.asynccontextmanager
+async def _transaction(pool: asyncpg.Pool, conn: Conn | None) -> AsyncIterator[Conn]:
+    """The caller's connection (inside its transaction), or one of the pool's in a transaction."""
+    if conn is not None:
+        yield conn
+        return
+    async with pool.acquire() as own, own.transaction():
+        yield own
 
 
 def outbox_channel(schema: str) -> str:
@@ -121,21 +132,9 @@ class EventStore:
         Raises ConcurrencyError when the stream has moved on. When `conn` is given the caller's
         transaction is used (a unit of work spanning more than one append).
         """
-        if conn is not None:
+        async with _transaction(self.pool, conn) as writing:
             return await self._append(
-                conn,
-                stream_id,
-                expected_version,
-                events,
-                case_id,
-                jurisdiction,
-                actor,
-                correlation_id,
-                causation_id,
-            )
-        async with self.pool.acquire() as own, own.transaction():
-            return await self._append(
-                own,
+                writing,
                 stream_id,
                 expected_version,
                 events,

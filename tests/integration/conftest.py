@@ -6,6 +6,7 @@ Each test gets a fresh schema and fresh topics, so tests never see each other's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from shared import settings
 from shared.db import CORE_MIGRATIONS, create_pool, migrate
 from shared.envelope import Actor
+from shared.runtime import Runtime, ServiceDefinition, open_runtime
 from zhengming.local import ensure_topics
 
 ACTOR = Actor(user_id="tester", role="letters_office", unit="丽水市纪委监委信访室")
@@ -59,6 +61,22 @@ async def pool(schema: str) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+        conn = await asyncpg.connect(settings.postgres().dsn())
+        try:
+            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        finally:
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_runtime(definition: ServiceDefinition, schema: str | None = None) -> AsyncIterator[Runtime]:
+    """A service's runtime on a schema of its own (migrated), dropped with it afterwards."""
+    schema = schema or f"t_{uuid.uuid4().hex[:12]}"
+    runtime = await open_runtime(definition, schema=schema)
+    try:
+        yield runtime
+    finally:
+        await runtime.pool.close()
         conn = await asyncpg.connect(settings.postgres().dsn())
         try:
             await conn.execute(f"DROP SCHEMA {schema} CASCADE")

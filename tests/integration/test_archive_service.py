@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from services.archive.api import build_api
 from services.archive.main import definition
-from shared import settings
 from shared.auth import Principal, mint
 from shared.consumer import EventConsumer
 from shared.envelope import GENESIS_HASH, JURISDICTIONS, Actor, EventEnvelope, seal
@@ -35,8 +34,9 @@ from shared.events.clarification import (
 from shared.events.common import Allegation, Channel, Finding, Subject
 from shared.events.intake import ReportLogged, ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
-from shared.runtime import Runtime, open_runtime
+from shared.runtime import Runtime
 from shared.topics import events_topic
+from tests.integration.conftest import fresh_runtime
 
 ALL = sorted(JURISDICTIONS)
 JINYUN = "331122"
@@ -265,24 +265,9 @@ class Deliverer:
             await self.deliver(event)
 
 
-@contextlib.asynccontextmanager
-async def fresh_runtime() -> AsyncIterator[Runtime]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    runtime = await open_runtime(definition, schema=schema)
-    try:
-        yield runtime
-    finally:
-        await runtime.pool.close()
-        conn = await asyncpg.connect(settings.postgres().dsn())
-        try:
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await conn.close()
-
-
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    async with fresh_runtime() as rt:
+    async with fresh_runtime(definition) as rt:
         yield rt
 
 
@@ -343,7 +328,7 @@ async def test_shuffled_and_duplicated_delivery_gives_the_same_statistics() -> N
     shuffled = list(events)
     random.Random(20230331).shuffle(shuffled)
     duplicated = shuffled + random.Random(7).sample(events, 15)
-    async with fresh_runtime() as in_order, fresh_runtime() as out_of_order:
+    async with fresh_runtime(definition) as in_order, fresh_runtime(definition) as out_of_order:
         await Deliverer(in_order).deliver_all(events)
         await Deliverer(out_of_order).deliver_all(duplicated)
         async with client_for(in_order) as a, client_for(out_of_order) as b:

@@ -10,7 +10,6 @@ from datetime import UTC, date, datetime
 from itertools import permutations
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from pydantic import BaseModel
@@ -18,7 +17,6 @@ from pydantic import BaseModel
 from services.clarification.api import build_api
 from services.clarification.main import definition
 from services.clarification.projections import project
-from shared import settings
 from shared.auth import Principal, mint
 from shared.consumer import EventConsumer
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
@@ -26,7 +24,8 @@ from shared.events import registry
 from shared.events.common import Allegation, Finding, Subject
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
-from shared.runtime import Runtime, open_runtime
+from shared.runtime import Runtime
+from tests.integration.conftest import fresh_runtime
 
 J = "331122"
 OTHER_J = "331121"
@@ -43,16 +42,8 @@ REVIEWER = Actor(user_id="reviewer-1", role="handling_department", unit="缙云�
 
 @pytest.fixture
 async def runtime(schema: str) -> AsyncIterator[Runtime]:
-    rt = await open_runtime(definition, schema=schema)
-    try:
+    async with fresh_runtime(definition, schema) as rt:
         yield rt
-    finally:
-        await rt.pool.close()
-        conn = await asyncpg.connect(settings.postgres().dsn())
-        try:
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await conn.close()
 
 
 @pytest.fixture

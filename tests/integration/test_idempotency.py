@@ -7,7 +7,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -15,34 +14,18 @@ from services.intake.api import build_api as intake_api
 from services.intake.main import definition as intake
 from services.review.api import build_api as review_api
 from services.review.main import definition as review
-from shared import idempotency, settings
+from shared import idempotency
 from shared.auth import Principal, mint
-from shared.runtime import Runtime, ServiceDefinition, open_runtime
+from shared.runtime import Runtime
+from tests.integration.conftest import fresh_runtime
 
 J = "331122"
 
 
-async def _runtime(definition: ServiceDefinition) -> tuple[Runtime, str]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    return await open_runtime(definition, schema=schema), schema
-
-
-async def _drop(runtime: Runtime, schema: str) -> None:
-    await runtime.pool.close()
-    conn = await asyncpg.connect(settings.postgres().dsn())
-    try:
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    rt, schema = await _runtime(intake)
-    try:
+    async with fresh_runtime(intake) as rt:
         yield rt
-    finally:
-        await _drop(rt, schema)
 
 
 @pytest.fixture
@@ -212,8 +195,7 @@ async def test_openapi_documents_the_header_on_every_post(client: httpx.AsyncCli
 async def test_a_command_answer_read_after_it_sees_its_own_events() -> None:
     """Review answers a results report from its read model after the command: inside the keyed
     transaction that read joins it (JoiningPool), so it sees what the command just wrote."""
-    rt, schema = await _runtime(review)
-    try:
+    async with fresh_runtime(review) as rt:
         app = review_api(rt)
         idempotency.install(app, rt.pool)
         handler = auth("handling_department", user="u-handler")
@@ -229,5 +211,3 @@ async def test_a_command_answer_read_after_it_sees_its_own_events() -> None:
             unkeyed = await c.post("/results-reports", json=body, headers=handler)
             assert (unkeyed.status_code, unkeyed.json()["code"]) == (409, "already_reported")
         assert await events(rt) == 1
-    finally:
-        await _drop(rt, schema)

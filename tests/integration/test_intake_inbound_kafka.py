@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from faststream.kafka import KafkaBroker
@@ -18,9 +17,9 @@ from services.intake.inbound import intake_public_key, seal_for_intake
 from services.intake.main import definition
 from shared import settings
 from shared.events import registry
-from shared.runtime import Runtime, open_runtime
+from shared.runtime import Runtime
 from shared.topics import dead_letter_topic, inbound_reports_topic
-from tests.integration.conftest import create_topics, wait_for
+from tests.integration.conftest import create_topics, fresh_runtime, wait_for
 
 COUNTY = "331122"
 IDENTITY = {"name": "钱实名", "contact": "13700007777"}
@@ -28,17 +27,8 @@ IDENTITY = {"name": "钱实名", "contact": "13700007777"}
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    rt = await open_runtime(definition, schema=schema)
-    try:
+    async with fresh_runtime(definition) as rt:
         yield rt
-    finally:
-        await rt.pool.close()
-        conn = await asyncpg.connect(settings.postgres().dsn())
-        try:
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await conn.close()
 
 
 def message(reference: str, **changes: Any) -> bytes:

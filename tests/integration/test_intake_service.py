@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import structlog
@@ -19,14 +18,14 @@ from pydantic import BaseModel
 from services.intake.api import build_api
 from services.intake.inbound import InboundConsumer, intake_public_key, seal_for_intake
 from services.intake.main import definition
-from shared import settings
 from shared.auth import Principal, mint
 from shared.consumer import DeadLetter, EventConsumer
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.events import registry
 from shared.events.common import Allegation, Subject
 from shared.events.review import VerificationConcluded
-from shared.runtime import ConsumerSpec, Runtime, open_runtime
+from shared.runtime import ConsumerSpec, Runtime
+from tests.integration.conftest import fresh_runtime
 
 COUNTY = "331122"
 CITY = "331100"
@@ -36,17 +35,8 @@ PERSON = {"kind": "person", "name": "李某", "post": "镇长", "unit": "缙云�
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    rt = await open_runtime(definition, schema=schema)
-    try:
+    async with fresh_runtime(definition) as rt:
         yield rt
-    finally:
-        await rt.pool.close()
-        conn = await asyncpg.connect(settings.postgres().dsn())
-        try:
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await conn.close()
 
 
 @pytest.fixture

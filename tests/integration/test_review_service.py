@@ -9,22 +9,21 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from pydantic import BaseModel
 
 from services.review.api import build_api
 from services.review.main import definition
-from shared import settings
 from shared.auth import Principal, mint
 from shared.consumer import EventConsumer
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.events import registry
 from shared.events.common import Allegation, Subject
 from shared.events.intake import ReportAccepted, ReportHandedOver
-from shared.runtime import Runtime, open_runtime
+from shared.runtime import Runtime
 from shared.topics import events_topic
+from tests.integration.conftest import fresh_runtime
 
 J = "331122"
 OTHER = "331121"
@@ -34,17 +33,8 @@ CHANNEL = 0
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    rt = await open_runtime(definition, schema=schema)
-    try:
+    async with fresh_runtime(definition) as rt:
         yield rt
-    finally:
-        await rt.pool.close()
-        conn = await asyncpg.connect(settings.postgres().dsn())
-        try:
-            await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        finally:
-            await conn.close()
 
 
 @pytest.fixture
