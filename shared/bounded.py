@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
+from shared.dates import Quarter
+
 EARLIEST_DATE = date(2000, 1, 1)
 """The first business date the services accept."""
 
@@ -82,8 +84,6 @@ Text = Annotated[str, NoControl]
 
 
 def check_quarter(value: str) -> str:
-    from shared.dates import Quarter
-
     quarter = Quarter.parse(value) if value == value.strip() else None
     if quarter is None:
         raise PydanticCustomError("quarter_format", "quarter must look like 2023Q1 (year, Q, 1-4)")

@@ -43,24 +43,16 @@ RETRY_AFTER_S = 5
 """What a 503 asks the caller to wait before trying again."""
 
 
-class Problem(Exception):
-    """An error of the HTTP edge itself (authentication): answered as application/problem+json."""
+class Unauthorized(Exception):
+    """The HTTP edge's own refusal: no valid bearer token (401 problem+json)."""
 
     status = 401
     code = "unauthorized"
-    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        if headers is not None:
-            self.headers = headers
-
-
-class Unauthorized(Problem):
-    status = 401
-    code = "unauthorized"
-    headers = {"WWW-Authenticate": "Bearer"}
+        self.headers = headers or {"WWW-Authenticate": "Bearer"}
 
 
 STATUS_OF: dict[type[DomainError], int] = {RuleViolation: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
@@ -68,7 +60,7 @@ STATUS_OF: dict[type[DomainError], int] = {RuleViolation: 422, NotFound: 404, Fo
 
 
 def status_of(error: DomainError) -> int:
-    return next(status for kind, status in STATUS_OF.items() if isinstance(error, kind))
+    return next((status for kind, status in STATUS_OF.items() if isinstance(error, kind)), 422)
 
 
 # Chinese wording of each problem code; a code without one falls back to its status's wording.
@@ -198,8 +190,8 @@ def unavailable_response(component: str) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         log.info("request.rejected", code=exc.code, status=exc.status)
         return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers)
 

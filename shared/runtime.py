@@ -136,7 +136,9 @@ class UnitOfWork:
 
     async def get(self, aggregate: A) -> A:
         """Lock the aggregate's case, load its stream and evolve the (empty) aggregate to its state."""
-        await self.conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(aggregate.case_id))
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock($1)", case_lock_key(self.store.schema, aggregate.case_id)
+        )
         events = await self.load(aggregate.stream_id)
         return evolved(aggregate, events)
 

@@ -42,9 +42,11 @@ class ChainBreak:
     event_id: str | None = None
 
 
-def case_lock_key(case_id: str) -> int:
-    """The transaction lock of one case (one Kafka key): its writers take turns."""
-    return int.from_bytes(hashlib.sha256(f"case:{case_id}".encode()).digest()[:8], "big", signed=True)
+def case_lock_key(schema: str, case_id: str) -> int:
+    """The transaction lock of one case (one Kafka key) in one service's schema: its writers take
+    turns. Advisory locks are database-wide, so the schema keeps the services' locks apart."""
+    key = f"case:{schema}:{case_id}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big", signed=True)
 
 
 @contextlib.asynccontextmanager
@@ -161,7 +163,7 @@ class EventStore:
             return []
         # Writers of one case (one Kafka key) take turns: the outbox ids of a key are then
         # allocated in commit order, so publishing in id order keeps each key's order.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(case_id))
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(self.schema, case_id))
         head = await conn.fetchrow(
             "SELECT stream_version, hash FROM events WHERE stream_id = $1"
             " ORDER BY stream_version DESC LIMIT 1",

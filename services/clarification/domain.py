@@ -439,8 +439,11 @@ class Clarification(Aggregate):
             if self.candidate is None:
                 if pool_since is None or concluded.concluded_on >= pool_since:
                     events.append(CandidateAdded(via="conclusion", added_on=concluded.concluded_on))
-                elif self.pending_applications():
-                    events.append(CandidateAdded(via="green_channel", added_on=concluded.concluded_on))
+                elif pending := self.pending_applications():
+                    # In the pool from when both were there: the outcome and the application.
+                    applied = min(self.applications[a].filed_on for a in pending)
+                    added_on = max(concluded.concluded_on, applied)
+                    events.append(CandidateAdded(via="green_channel", added_on=added_on))
         else:
             reason = pool_refusal_reason(noted)
             events.extend(
@@ -474,7 +477,8 @@ class Clarification(Aggregate):
             return events  # 绿色通道 before the conclusion is normal: it waits for the outcome
         if self.outcome.eligible_for_pool:
             if self.candidate is None:
-                events.append(CandidateAdded(via="green_channel", added_on=filed.filed_on))
+                added_on = max(filed.filed_on, self.outcome.concluded_on)
+                events.append(CandidateAdded(via="green_channel", added_on=added_on))
         else:
             events.append(
                 ApplicationDeclined(

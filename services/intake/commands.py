@@ -1,7 +1,8 @@
 """Intake's commands: the request bodies, validated at the edge and decided on as they are.
 
 They carry no docstrings on purpose: a docstring would become the body's description in the
-OpenAPI document, which stays as it was."""
+OpenAPI document, whose bodies keep their fields and descriptions (the schemas are named after
+the commands now)."""
 
 from __future__ import annotations
 

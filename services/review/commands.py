@@ -41,7 +41,8 @@ class RecordFinding(Command):
     referred_to: Annotated[str, Field(min_length=1, max_length=200), NoControl] = DEFAULT_REFERRAL_UNIT
 
 
-# No docstring on the next two: it would become their OpenAPI description, which they never had.
+# No docstring on ConcludeVerification and ReportResults: it would become their OpenAPI
+# description, which they never had.
 
 
 class ConcludeVerification(Command):

@@ -719,3 +719,18 @@ def test_an_old_matter_with_a_pending_application_enters_through_the_green_chann
     step(c, c.note_application(application()))
     events = step(c, c.note_outcome(concluded({"A1": "untrue"}), POOL_SINCE))
     assert [e.via for e in events if isinstance(e, CandidateAdded)] == ["green_channel"]
+
+
+@pytest.mark.parametrize("filed_on", [date(2023, 1, 20), date(2023, 3, 6)])
+def test_an_old_matter_enters_through_the_green_channel_on_one_date_whatever_arrives_first(
+    filed_on: date,
+) -> None:
+    """The entry is dated when both were there, the outcome (2023-02-10) and the application; the
+    order in which the two consumers deliver them does not move it."""
+    application_first, outcome_first = Clarification(CASE), Clarification(CASE)
+    step(application_first, application_first.note_application(application(filed_on=filed_on)))
+    early = step(application_first, application_first.note_outcome(concluded({"A1": "untrue"}), POOL_SINCE))
+    step(outcome_first, outcome_first.note_outcome(concluded({"A1": "untrue"}), POOL_SINCE))
+    late = step(outcome_first, outcome_first.note_application(application(filed_on=filed_on)))
+    entered = {e.added_on for e in (*early, *late) if isinstance(e, CandidateAdded)}
+    assert entered == {max(filed_on, date(2023, 2, 10))}
