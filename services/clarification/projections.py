@@ -217,7 +217,8 @@ def _subjects(outcome: dict[str, Any] | None) -> list[dict[str, Any]]:
 async def pool(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
     """备选库: candidates not yet started, priority-flagged first, then by the day they entered."""
     rows = await conn.fetch(
-        "SELECT case_id, candidate_via, added_on, priority_flags, concluded_on, outcome FROM clarifications"
+        "SELECT case_id, candidate_via, added_on, priority_flags, concluded_on, outcome, applications"
+        " FROM clarifications"
         " WHERE jurisdiction = $1 AND state = 'candidate'"
         " ORDER BY jsonb_array_length(priority_flags) > 0 DESC, added_on, case_id",
         jurisdiction,
@@ -227,6 +228,8 @@ async def pool(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
             "case_id": r["case_id"],
             "via": r["candidate_via"],
             "added_on": r["added_on"],
+            # 绿色通道: the person applied, whichever way the matter entered the pool.
+            "applied_on": min((a["filed_on"] for a in r["applications"].values()), default=None),
             "priority": bool(r["priority_flags"]),
             "priority_flags": r["priority_flags"],
             "concluded_on": r["concluded_on"],

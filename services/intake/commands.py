@@ -45,6 +45,12 @@ class RegisterReport(Command):
     subjects: list[Subject] = Field(min_length=1, max_length=50)
     allegations: list[AllegationDraft] = Field(min_length=1, max_length=100)
     summary: Annotated[str, Field(max_length=8000), NoControl] = ""
+    source_agency: Annotated[str, Field(min_length=1, max_length=200), NoControl] | None = Field(
+        default=None, description="其他机关移送: the transferring agency (required for agency_transfer)"
+    )
+    source_reference: Annotated[str, Field(min_length=1, max_length=200), NoControl] | None = Field(
+        default=None, description="the transferring agency's own reference of the report"
+    )
 
 
 # 登记

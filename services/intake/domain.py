@@ -270,17 +270,17 @@ class Report(Aggregate):
 
     # ---- commands ---------------------------------------------------------------------------
 
-    def register(
-        self,
-        command: RegisterReport,
-        reporter: SealedField | None,
-        *,
-        source_agency: str | None = None,
-        source_reference: str | None = None,
-    ) -> list[ReportReceived]:
-        """接收. The identity must already be sealed: it never enters an event in clear."""
+    def register(self, command: RegisterReport, reporter: SealedField | None) -> list[ReportReceived]:
+        """接收. The identity must already be sealed: it never enters an event in clear. A report
+        another agency transferred (其他机关移送) names that agency, over HTTP as over Kafka."""
         check_reporter(command.real_name, command.reporter)
         check_subjects(command.subjects)
+        if command.channel == "agency_transfer" and command.source_agency is None:
+            raise RuleViolation(
+                "a report transferred by another agency names that agency",
+                field="source_agency",
+                code="source_agency_required",
+            )
         return [
             ReportReceived(
                 report_id=self.report_id,
@@ -292,8 +292,8 @@ class Report(Aggregate):
                 subjects=list(command.subjects),
                 allegations=number_allegations(command.allegations),
                 summary=command.summary,
-                source_agency=source_agency,
-                source_reference=source_reference,
+                source_agency=command.source_agency,
+                source_reference=command.source_reference,
             )
         ]
 

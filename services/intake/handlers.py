@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from functools import partial
 from typing import Any
 
 from services.intake import projections
@@ -33,13 +32,7 @@ log = get_logger(__name__)
 # ---- registration ---------------------------------------------------------------------------
 
 
-async def register_report(
-    uow: UnitOfWork,
-    command: RegisterReport,
-    *,
-    source_agency: str | None = None,
-    source_reference: str | None = None,
-) -> Report:
+async def register_report(uow: UnitOfWork, command: RegisterReport) -> Report:
     """接收: register a report from any channel; the identity is sealed before the event exists."""
     report_id = await projections.next_report_id(uow.conn, command.jurisdiction, command.received_on.year)
     report = Report(report_id, command.jurisdiction)
@@ -50,10 +43,7 @@ async def register_report(
         sealed = await uow.cipher.seal(
             uow.conn, subject_id, command.reporter.model_dump_json(), field=REPORTER_FIELD
         )
-    received = report.register(
-        command, sealed, source_agency=source_agency, source_reference=source_reference
-    )
-    await uow.save(report, received)
+    await uow.save(report, report.register(command, sealed))
     return report
 
 
@@ -179,11 +169,8 @@ async def register_inbound(
         subjects=message.subjects,
         allegations=message.allegations,
         summary=message.summary,
-    )
-    register = partial(
-        register_report,
         source_agency=message.source_agency,
         source_reference=message.source_reference,
     )
-    report = await runtime.react(conn, envelope, register, command, actor=envelope.actor)
+    report = await runtime.react(conn, envelope, register_report, command, actor=envelope.actor)
     log.info("inbound.registered", report_id=report.report_id)

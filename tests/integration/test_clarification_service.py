@@ -287,6 +287,7 @@ async def test_a_green_channel_application_waits_for_the_conclusion(
     await feed.deliver(conclusion(case_id, concluded_on=date(2023, 2, 14)))
     [entry] = await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT))
     assert (entry["case_id"], entry["via"], entry["added_on"]) == (case_id, "conclusion", "2023-02-14")
+    assert entry["applied_on"] == "2023-01-20"  # the green-channel origin: the person applied
     assert await stream_types(runtime, f"clarification-{case_id}") == [
         "ApplicationNoted",
         "OutcomeNoted",

@@ -617,3 +617,18 @@ async def test_green_channel_applications_name_points_of_a_known_matter(
     )
     assert other.status_code == 422 and other.json()["code"] == "unknown_matter"
     assert await written(runtime) == before
+
+
+async def test_an_agency_transfer_entered_over_http_keeps_its_source_agency(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    before = await written(runtime)
+    refused = await client.post("/reports", json=report_body(channel="agency_transfer"), headers=OFFICE)
+    assert refused.status_code == 422, refused.text
+    assert (refused.json()["code"], refused.json()["field"]) == ("source_agency_required", "source_agency")
+    assert await written(runtime) == before
+    rid = await register(
+        client, channel="agency_transfer", source_agency="丽水市审计局", source_reference="丽审移〔2023〕3号"
+    )
+    detail = (await client.get(f"/reports/{rid}", headers=OFFICE)).json()
+    assert (detail["source_agency"], detail["source_reference"]) == ("丽水市审计局", "丽审移〔2023〕3号")

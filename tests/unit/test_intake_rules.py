@@ -504,3 +504,17 @@ def test_sent_down_response_overdue_while_the_lower_report_is_not_disposed() -> 
     sent = {"state": "sent_down", "disposed_on": date(2023, 1, 20), "response_due": date(2023, 2, 1)}
     assert kinds(deadlines(**sent), date(2023, 2, 2)) == ["sent_down_response"]
     assert kinds(deadlines(**sent, lower_disposed_on=date(2023, 1, 30)), date(2023, 2, 2)) == []
+
+
+def test_a_report_another_agency_transferred_names_the_agency() -> None:
+    transferred = registration(ReporterIdentity(name="王某", contact="138")).model_copy(
+        update={"channel": "agency_transfer"}
+    )
+    with pytest.raises(RuleViolation) as refused:
+        Report("331122-2023-000001", COUNTY).register(transferred, SEALED)
+    assert (refused.value.field, refused.value.code) == ("source_agency", "source_agency_required")
+    named = transferred.model_copy(
+        update={"source_agency": "丽水市公安局", "source_reference": "丽公〔2023〕7号"}
+    )
+    [received] = Report("331122-2023-000001", COUNTY).register(named, SEALED)
+    assert (received.source_agency, received.source_reference) == ("丽水市公安局", "丽公〔2023〕7号")
