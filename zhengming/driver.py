@@ -311,6 +311,7 @@ PRELIMINARY_BASIS = {
     "not_proven": "查无实据",
     "honest_mistake": "系错告",
     "false_accusation": "涉嫌诬告陷害",
+    "no_violation": "事实存在但不违规违纪",
 }
 
 

@@ -442,7 +442,10 @@ def _cleared_findings(words: Words, index: int, unit: bool) -> tuple[Finding, ..
         return ("untrue", "honest_mistake")  # 错告: mistaken, never labelled false accusation
     if index == 4:
         return ("untrue", "not_proven")  # only the untrue point is clarified
-    return UNTRUE * words.rng.randint(1, 3)
+    points = UNTRUE * words.rng.randint(1, 3)
+    if index == 5:  # 事实存在但不违规违纪: what was reported happened but broke no rule
+        return (*points[:-1], "no_violation")
+    return points
 
 
 def _drafts(words: Words, targets: Targets, scale: int) -> list[_Draft]:

@@ -31,6 +31,9 @@ class Assess(Command):
     assessed_on: BusinessDate
     bad_effects: list[BadEffect] = Field(max_length=8)
     effect_only_from_interviews: bool
+    other_reason: Text = Field(
+        default="", description="其他确有必要澄清的: why (required with bad effect other_necessary)"
+    )
 
 
 class ReReview(Command):

@@ -45,6 +45,7 @@ BAD_EFFECT_NAMES: dict[BadEffect, str] = {
     "selection_affected": "影响选拔任用、评先评优或换届选举",
     "rights_harmed": "合法权益受到损害",
     "wide_spread": "不实信息传播范围较广",
+    "other_necessary": "其他确有必要澄清的情形",
 }
 OFFICE_NAMES: dict[str, str] = {
     "letters_office": "信访室",

@@ -161,7 +161,8 @@ POSITIVE_LIST: tuple[ListRule, ...] = (
     ListRule("verified_untrue", "经核查，检举控告反映的问题失实", is_verified_untrue),
     ListRule(
         "bad_effect",
-        "对被反映人的工作、生活或声誉造成不良影响（多次被检举控告、影响选拔任用或评先评优、合法权益受损、传播范围较广）",
+        "对被反映人的工作、生活或声誉造成不良影响（多次被检举控告、影响选拔任用或评先评优、合法权益受损、"
+        "传播范围较广），或有其他确有必要澄清的情形",
         has_bad_effect,
     ),
 )
@@ -531,6 +532,12 @@ class Clarification(Aggregate):
             raise wrong_state("assess", self.state)
         not_before(command.assessed_on, self.started.started_on, field="assessed_on", step="the start")
         effects = tuple(e for e in BAD_EFFECT_ORDER if e in set(command.bad_effects))
+        if "other_necessary" in effects and not command.other_reason.strip():
+            raise RuleViolation(
+                "the catch-all 其他确有必要澄清的 needs its reason",
+                field="other_reason",
+                code="other_reason_required",
+            )
         only_interviews = command.effect_only_from_interviews
         result = assess_against_lists(AssessmentFacts(self.outcome, effects, only_interviews))
         return [
@@ -541,6 +548,7 @@ class Clarification(Aggregate):
                 effect_only_from_interviews=only_interviews,
                 refusals=result.codes,
                 reason=result.reason,
+                other_reason=command.other_reason.strip(),
             )
         ]
 

@@ -89,6 +89,7 @@ class AssessmentRecorded(Frozen):
     effect_only_from_interviews: bool
     refusals: list[str] = []  # codes of the negative-list rules that applied
     reason: str = ""
+    other_reason: str = ""  # why clarification is otherwise necessary (其他确有必要澄清的)
 
 
 @registry.event("ReReviewRecorded", 1)

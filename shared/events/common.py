@@ -20,13 +20,17 @@ HandlingMethod = Literal[
 ]
 """谈话函询, 初步核实, 暂存待查, 予以了结, 移送审查调查."""
 
-Finding = Literal["true", "partly_true", "untrue", "not_proven", "honest_mistake", "false_accusation"]
-"""属实, 部分属实, 失实, 查无实据, 错告, 诬告陷害 (suspected)."""
+Finding = Literal[
+    "true", "partly_true", "untrue", "not_proven", "honest_mistake", "false_accusation", "no_violation"
+]
+"""属实, 部分属实, 失实, 查无实据, 错告, 诬告陷害 (suspected), 事实存在但不违规违纪 (the facts exist
+but break no rule)."""
 
-UNTRUE_FINDINGS: frozenset[str] = frozenset({"untrue", "honest_mistake", "false_accusation"})
+UNTRUE_FINDINGS: frozenset[str] = frozenset({"untrue", "honest_mistake", "false_accusation", "no_violation"})
 """Findings that the point was untrue: 失实, and its two kinds by the reporter's intent, 错告 (an
-honest mistake) and 诬告陷害 (a false accusation). The person was wrongly accused of each such
-point, so each is a point that can be clarified."""
+honest mistake) and 诬告陷害 (a false accusation); and 事实存在但不违规违纪, where what was reported
+happened but broke no rule — the accusation of wrongdoing was untrue (Jiangxi's 2019 实施办法 counts
+it as 不实). The person was wrongly accused of each such point, so each can be clarified."""
 
 TRUE_FINDINGS: frozenset[str] = frozenset({"true", "partly_true"})
 """Findings that the point was true, wholly or in part (属实, 部分属实): a matter with one never
@@ -40,8 +44,11 @@ PriorityFlag = Literal[
 ]
 """优先澄清件 flags of the backlog sweep (大起底)."""
 
-BadEffect = Literal["repeated_reports", "selection_affected", "rights_harmed", "wide_spread"]
-"""Bad effects on the person's work, life or standing that make clarification worthwhile."""
+BadEffect = Literal[
+    "repeated_reports", "selection_affected", "rights_harmed", "wide_spread", "other_necessary"
+]
+"""Bad effects on the person's work, life or standing that make clarification worthwhile; the last,
+其他确有必要澄清的情形, is the positive list's catch-all and needs its reason stated."""
 
 CadreLevel = Literal["city", "county"]
 """Cadre-management authority: whose head approves the clarification."""

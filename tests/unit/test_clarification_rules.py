@@ -734,3 +734,24 @@ def test_an_old_matter_enters_through_the_green_channel_on_one_date_whatever_arr
     late = step(outcome_first, outcome_first.note_application(application(filed_on=filed_on)))
     entered = {e.added_on for e in (*early, *late) if isinstance(e, CandidateAdded)}
     assert entered == {max(filed_on, date(2023, 2, 10))}
+
+
+def test_the_catch_all_of_the_positive_list_needs_its_reason() -> None:
+    """其他确有必要澄清的: the positive list's last entry holds on a stated reason."""
+    c = started()
+    bare = Assess(
+        assessed_on=date(2023, 3, 2), bad_effects=["other_necessary"], effect_only_from_interviews=False
+    )
+    with pytest.raises(RuleViolation) as refused:
+        c.assess(bare)
+    assert (refused.value.field, refused.value.code) == ("other_reason", "other_reason_required")
+    reasoned = bare.model_copy(update={"other_reason": "拟提拔使用，组织部门需要澄清结论"})
+    [recorded] = c.assess(reasoned)
+    assert isinstance(recorded, AssessmentRecorded)
+    assert recorded.eligible and recorded.other_reason == "拟提拔使用，组织部门需要澄清结论"
+
+
+def test_a_point_whose_facts_exist_but_break_no_rule_is_clarified() -> None:
+    """事实存在但不违规违纪 counts as untrue (Jiangxi's 2019 实施办法): the point is cleared."""
+    noted = outcome({"A1": "no_violation"})
+    assert [p.allegation_id for p in clarifiable_points(noted)] == ["A1"]

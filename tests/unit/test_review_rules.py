@@ -83,6 +83,8 @@ def finding(allegation_id: str, value: Finding) -> FindingRecorded:
         (["honest_mistake"], True),  # an honest mistake is an untrue point (错告)
         (["false_accusation"], True),  # so is a false accusation (诬告陷害)
         (["not_proven", "honest_mistake", "false_accusation"], True),
+        (["no_violation"], True),  # 事实存在但不违规违纪: the accusation of wrongdoing was untrue
+        (["no_violation", "partly_true"], False),
         (["true"], False),
         ([], False),
     ],
