@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal, Protocol, TypeVar, get_args
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.archive.commands import IssueNotice, RecordVisit
 from shared.aggregate import Aggregate
@@ -288,6 +288,10 @@ class QuarterFacts:
     visits_done: frozenset[str] = frozenset()  # visit ids visited in the quarter
     visits_due: tuple[VisitFact, ...] = ()
     false_accusations_referred: frozenset[str] = frozenset()  # event ids
+    reports: frozenset[str] = frozenset()  # report ids received in the quarter
+    repeats: frozenset[str] = frozenset()  # of those, the ones merged as repeats (重复件)
+    refusals: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (case id, negative-list codes) assessed
+    waiting: frozenset[str] = frozenset()  # case ids in the pool, not started, at the quarter's end
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -301,6 +305,10 @@ class QuarterFacts:
             visits_done=self.visits_done | other.visits_done,
             visits_due=self.visits_due + other.visits_due,
             false_accusations_referred=self.false_accusations_referred | other.false_accusations_referred,
+            reports=self.reports | other.reports,
+            repeats=self.repeats | other.repeats,
+            refusals=self.refusals + other.refusals,
+            waiting=self.waiting | other.waiting,
         )
 
 
@@ -311,25 +319,56 @@ def combine(facts: Iterable[QuarterFacts]) -> QuarterFacts:
     return total
 
 
+def _figure(zh: str, en: str) -> Any:
+    return Field(description=f"{zh}。{en}")
+
+
 class Figures(Frozen):
     """季度统计: the quarterly figures of one jurisdiction, or of the city with its counties."""
 
-    reports_received: int
-    reports_by_channel: dict[str, int]
-    untrue_conclusions: int
-    candidates: int
-    clarifications: int
-    persons_clarified: int
-    units_clarified: int
-    forms_used: dict[str, int]
-    on_time_clarifications: int
-    working_days_to_clarify_mean: float | None
-    working_days_to_clarify_median: float | None
-    filings: int
-    return_visits_done: int
-    return_visits_due: int
-    return_visits_due_done_on_time: int
-    false_accusations_referred: int
+    reports_received: int = _figure("收到检举控告件数（按收件日期）", "Reports received in the quarter")
+    reports_by_channel: dict[str, int] = _figure("按来源渠道的收件数", "Reports received, by channel")
+    matters: int = _figure(
+        "检举控告事项数：收件数减去并入原件的重复件", "Matters: reports received less those merged as repeats"
+    )
+    untrue_conclusions: int = _figure(
+        "办结的核查中至少一项失实的件数（按办结日期）",
+        "Verifications concluded with at least one untrue point",
+    )
+    candidates: int = _figure("进入澄清备选库的件数（按入库日期）", "Matters that entered the candidate pool")
+    waiting_in_pool: int = _figure(
+        "季度末仍在备选库、尚未启动澄清的件数", "Candidates not yet started at the end of the quarter"
+    )
+    refused: int = _figure("经评估不予澄清的件数（按评估日期）", "Matters refused at assessment")
+    refused_by_reason: dict[str, int] = _figure(
+        "不予澄清的件数，按负面清单理由代码", "Matters refused at assessment, by negative-list rule code"
+    )
+    clarifications: int = _figure("实施澄清的事项数（按澄清日期）", "Matters clarified in the quarter")
+    persons_clarified: int = _figure(
+        "被澄清的党员干部人数（每人计一次）", "Persons clarified, each counted once"
+    )
+    units_clarified: int = _figure("被澄清的单位数（每个单位计一次）", "Units clarified, each counted once")
+    forms_used: dict[str, int] = _figure(
+        "各种澄清方式的使用次数", "How often each form of clarification was used"
+    )
+    on_time_clarifications: int = _figure(
+        "在审批后5个工作日内实施的澄清件数", "Clarifications performed within 5 working days of approval"
+    )
+    working_days_to_clarify_mean: float | None = _figure(
+        "从核查办结到澄清的平均工作日数", "Mean working days from the conclusion to the clarification"
+    )
+    working_days_to_clarify_median: float | None = _figure(
+        "从核查办结到澄清的工作日数中位数", "Median working days from the conclusion to the clarification"
+    )
+    filings: int = _figure("澄清备案件数（按备案日期）", "Clarifications filed (备案) in the quarter")
+    return_visits_done: int = _figure("本季度完成的回访次数", "Return visits done in the quarter")
+    return_visits_due: int = _figure("本季度到期的回访次数", "Return visits due in the quarter")
+    return_visits_due_done_on_time: int = _figure(
+        "本季度到期且按期完成的回访次数", "Return visits due in the quarter and done by their due date"
+    )
+    false_accusations_referred: int = _figure(
+        "诬告陷害移送查处的问题数（按移送日期）", "False accusations (诬告陷害) referred for investigation"
+    )
 
 
 def mean_days(days: Sequence[int]) -> float | None:
@@ -356,6 +395,12 @@ def figures(facts: QuarterFacts) -> Figures:
     return Figures(
         reports_received=len(facts.report_channels),
         reports_by_channel={channel: channels.get(channel, 0) for channel in CHANNELS},
+        matters=len(facts.reports - facts.repeats),
+        waiting_in_pool=len(facts.waiting),
+        refused=len({case_id for case_id, _ in facts.refusals}),
+        refused_by_reason=dict(
+            sorted(Counter(code for _, codes in facts.refusals for code in codes).items())
+        ),
         untrue_conclusions=len(facts.untrue_conclusions),
         candidates=len(facts.candidates),
         clarifications=len({c.case_id for c in facts.clarifications}),

@@ -11,21 +11,29 @@ from services.archive.api import build_api
 from services.archive.handlers import file_clarification
 from services.archive.projections import project
 from shared.events.archive import PersonnelNoticeV1
-from shared.events.clarification import CandidateAdded, ClarificationFiled, ClarificationPerformed
-from shared.events.intake import ReportReceived
+from shared.events.clarification import (
+    AssessmentRecorded,
+    CandidateAdded,
+    ClarificationFiled,
+    ClarificationPerformed,
+    ClarificationStarted,
+)
+from shared.events.intake import ReportMergedAsRepeat, ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
 from shared.runtime import ServiceDefinition, Subscription, Update, events_of, read_model, read_models
 from shared.topics import personnel_notices_topic
 
 # The statistics facts each context's events feed: consumed live, and run alone on replay.
 STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
-    "intake": {ReportReceived: projections.note_report},
+    "intake": {ReportReceived: projections.note_report, ReportMergedAsRepeat: projections.note_repeat},
     "review": {
         VerificationConcluded: projections.note_conclusion,
         FalseAccusationReferred: projections.note_false_accusation,
     },
     "clarification": {
         CandidateAdded: projections.note_candidate,
+        ClarificationStarted: projections.note_start,
+        AssessmentRecorded: projections.note_assessment,
         ClarificationPerformed: projections.note_clarification,
     },
 }

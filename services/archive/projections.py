@@ -15,9 +15,14 @@ from shared.events.archive import (
     ReturnVisitRecorded,
     ReturnVisitScheduled,
 )
-from shared.events.clarification import CandidateAdded, ClarificationPerformed
+from shared.events.clarification import (
+    AssessmentRecorded,
+    CandidateAdded,
+    ClarificationPerformed,
+    ClarificationStarted,
+)
 from shared.events.common import UNTRUE_FINDINGS
-from shared.events.intake import ReportReceived
+from shared.events.intake import ReportMergedAsRepeat, ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
 
 
@@ -165,4 +170,41 @@ async def note_clarification(conn: Conn, envelope: EventEnvelope, payload: Clari
         payload.concluded_on,
         payload.performed_on,
         working_days_to_clarify(payload.concluded_on, payload.performed_on),
+    )
+
+
+async def note_repeat(conn: Conn, envelope: EventEnvelope, payload: ReportMergedAsRepeat) -> None:
+    await conn.execute(
+        "INSERT INTO stat_repeats (event_id, case_id, jurisdiction, merged_on)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.merged_on,
+    )
+
+
+async def note_assessment(conn: Conn, envelope: EventEnvelope, payload: AssessmentRecorded) -> None:
+    """Only refusals are facts of the figures (不予澄清, by the negative list's reasons)."""
+    if payload.eligible:
+        return
+    await conn.execute(
+        "INSERT INTO stat_refusals (event_id, case_id, jurisdiction, assessed_on, refusals)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.assessed_on,
+        payload.refusals,
+    )
+
+
+async def note_start(conn: Conn, envelope: EventEnvelope, payload: ClarificationStarted) -> None:
+    await conn.execute(
+        "INSERT INTO stat_starts (event_id, case_id, jurisdiction, started_on)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.started_on,
     )

@@ -309,6 +309,45 @@ async def quarter_facts(
         "false_accusations_referred",
         lambda r: str(r["event_id"]),
     )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_reports WHERE " + in_quarter.format(column="received_on"),
+            *args,
+        ),
+        "reports",
+        lambda r: r["case_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT r.jurisdiction, r.case_id FROM stat_repeats r JOIN stat_reports s USING (case_id)"
+            " WHERE r.jurisdiction = ANY($1::text[]) AND s.received_on BETWEEN $2 AND $3"
+            " AND r.merged_on <= $3",
+            *args,
+        ),
+        "repeats",
+        lambda r: r["case_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id, refusals FROM stat_refusals WHERE "
+            + in_quarter.format(column="assessed_on"),
+            *args,
+        ),
+        "refusals",
+        lambda r: (r["case_id"], tuple(r["refusals"])),
+    )
+    # The pool's stock at the quarter's end: entered by then and not started by then.
+    collect(
+        await conn.fetch(
+            "SELECT c.jurisdiction, c.case_id FROM stat_candidates c"
+            " WHERE c.jurisdiction = ANY($1::text[]) AND c.added_on <= $2 AND NOT EXISTS"
+            " (SELECT 1 FROM stat_starts s WHERE s.case_id = c.case_id AND s.started_on <= $2)",
+            list(jurisdictions),
+            quarter.last_day,
+        ),
+        "waiting",
+        lambda r: r["case_id"],
+    )
     return {j: _facts(p) for j, p in parts.items()}
 
 
@@ -322,6 +361,10 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         visits_done=frozenset(part.get("visits_done", ())),
         visits_due=tuple(part.get("visits_due", ())),
         false_accusations_referred=frozenset(part.get("false_accusations_referred", ())),
+        reports=frozenset(part.get("reports", ())),
+        repeats=frozenset(part.get("repeats", ())),
+        refusals=tuple(part.get("refusals", ())),
+        waiting=frozenset(part.get("waiting", ())),
     )
 
 

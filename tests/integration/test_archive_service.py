@@ -26,13 +26,14 @@ from shared.envelope import GENESIS_HASH, JURISDICTIONS, Actor, EventEnvelope, s
 from shared.events import registry
 from shared.events.archive import PersonnelNoticeV1
 from shared.events.clarification import (
+    AssessmentRecorded,
     CandidateAdded,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
 )
 from shared.events.common import Allegation, Channel, Finding, Subject
-from shared.events.intake import ReportLogged, ReportReceived
+from shared.events.intake import ReportLogged, ReportMergedAsRepeat, ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
 from shared.runtime import Runtime
 from shared.topics import events_topic
@@ -706,3 +707,87 @@ async def test_a_conclusion_whose_only_untrue_point_is_a_false_accusation_counts
         )
     ).json()
     assert row(report, JINYUN)["figures"]["untrue_conclusions"] == 1
+
+
+async def test_matters_refusals_and_the_pools_stock_are_counted(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """事项 (reports less merged repeats), 不予澄清 by reason, and what waits in the pool at the end."""
+    deliver = Deliverer(runtime)
+    original, repeat = f"{JINYUN}-2023-000801", f"{JINYUN}-2023-000802"
+    waiting, refused = f"{JINYUN}-2023-000803", f"{JINYUN}-2023-000804"
+    await deliver.deliver_all(full_case(JINYUN, 801))  # received, candidate, started, clarified
+    for case, version, payload in [
+        (
+            repeat,
+            1,
+            ReportReceived(
+                report_id=repeat,
+                channel="visit",
+                received_on=date(2023, 2, 1),
+                real_name=False,
+                subjects=[person_of(JINYUN, 801)],
+                allegations=[Allegation(allegation_id="A1", summary="收受礼金")],
+            ),
+        ),
+        (repeat, 2, ReportMergedAsRepeat(merged_on=date(2023, 2, 2), repeats_matter_id=original)),
+    ]:
+        await deliver.deliver(
+            foreign(
+                "intake",
+                payload,
+                stream_id=f"report-{case}",
+                case_id=case,
+                jurisdiction=JINYUN,
+                version=version,
+            )
+        )
+    for case, version, payload in [
+        (waiting, 1, CandidateAdded(via="conclusion", added_on=date(2023, 3, 10))),
+        (refused, 1, CandidateAdded(via="conclusion", added_on=date(2023, 2, 20))),
+        (
+            refused,
+            2,
+            ClarificationStarted(
+                initiated_by="department",
+                person=person_of(JINYUN, 804),
+                consent=True,
+                started_on=date(2023, 3, 1),
+            ),
+        ),
+        (
+            refused,
+            3,
+            AssessmentRecorded(
+                assessed_on=date(2023, 3, 2),
+                eligible=False,
+                bad_effects=[],
+                effect_only_from_interviews=False,
+                refusals=["no_bad_effect"],
+                reason="尚未对被反映人造成不良影响，不予澄清",
+            ),
+        ),
+    ]:
+        await deliver.deliver(
+            foreign(
+                "clarification",
+                payload,
+                stream_id=f"clarification-{case}",
+                case_id=case,
+                jurisdiction=JINYUN,
+                version=version,
+            )
+        )
+    report = (
+        await client.get(
+            "/statistics",
+            params={"quarter": "2023Q1", "jurisdiction": JINYUN},
+            headers=auth("auditor", JINYUN),
+        )
+    ).json()
+    figures = row(report, JINYUN)["figures"]
+    assert (figures["reports_received"], figures["matters"]) == (2, 1)
+    assert (figures["refused"], figures["refused_by_reason"]) == (1, {"no_bad_effect": 1})
+    assert figures["waiting_in_pool"] == 1  # 000801 and 000804 were started, 000803 waits
+    spec = (await client.get("/openapi.json")).json()["components"]["schemas"]["Figures"]["properties"]
+    assert all("。" in field["description"] for field in spec.values()), "each figure described, zh and en"

@@ -36,8 +36,11 @@ def _number(value: float | None) -> str:
 COLUMNS = (
     ("jurisdiction", "辖区"),
     ("reports", "受理检举控告"),
+    ("matters", "事项"),
     ("untrue", "失实办结"),
     ("candidates", "入库"),
+    ("waiting", "待澄清"),
+    ("refused", "不予澄清"),
     ("persons", "澄清党员干部"),
     ("units", "澄清单位"),
     ("forms", "澄清方式"),
@@ -64,8 +67,11 @@ def quarterly_table(statistics: dict[str, Any]) -> Table:
         table.add_row(
             f"{row['name']} {row['jurisdiction']}" if row["jurisdiction"] else f"{JURISDICTIONS[CITY]} 合计",
             str(f["reports_received"]),
+            str(f["matters"]),
             str(f["untrue_conclusions"]),
             str(f["candidates"]),
+            str(f["waiting_in_pool"]),
+            str(f["refused"]),
             str(f["persons_clarified"]),
             str(f["units_clarified"]),
             _forms(f["forms_used"]),
