@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import AuthSettings, Principal, jwks, mint
 from shared.db import acquired
-from shared.directory import MAX_PASSWORD, Directory
+from shared.directory import MAX_PASSWORD, Directory, UserId
 from shared.errors import Forbidden
 from shared.events.common import Role
 from shared.http import Unauthorized, unavailable_response
@@ -30,7 +30,7 @@ class Login(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=100)
+    user_id: UserId
     password: str = Field(min_length=1, max_length=MAX_PASSWORD)
     role: Role | None = None
 

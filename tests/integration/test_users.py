@@ -234,6 +234,8 @@ async def test_a_failed_login_is_one_401_whatever_failed(
     # Bad input is a 422 naming the field, as everywhere (before any hashing).
     empty = await client.post("/auth/login", json={"user_id": user_id, "password": ""})
     assert empty.status_code == 422 and empty.json()["field"] == "body.password"
+    nul = await client.post("/auth/login", json={"user_id": "\x00li", "password": PASSWORD})
+    assert nul.status_code == 422 and nul.json()["field"] == "body.user_id"
 
 
 async def test_a_script_token_still_works(apps: dict[str, ServiceApp]) -> None:
