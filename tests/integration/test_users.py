@@ -339,3 +339,30 @@ async def test_an_unreachable_jwks_answers_503(
         answer = await client.get("/verifications", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 503 and answer.headers["retry-after"]
     assert answer.json()["code"] == "service_unavailable"
+
+
+async def test_a_service_that_does_not_issue_serves_no_login_nor_keys(
+    monkeypatch: pytest.MonkeyPatch, conn: asyncpg.Connection
+) -> None:
+    monkeypatch.setenv("ZM_AUTH_ISSUE_TOKENS", "false")
+    async with service_apps("review") as running:
+        client = running["review"].client
+        for answer in (
+            await login(client, "head-331122", PASSWORD),
+            await client.get("/.well-known/jwks.json"),
+        ):
+            assert answer.status_code == 404 and answer.json()["code"] == "route_not_found"
+
+
+async def test_without_a_signing_key_login_answers_503_and_makes_no_key(
+    monkeypatch: pytest.MonkeyPatch, conn: asyncpg.Connection, directory: Directory, tmp_path: Path
+) -> None:
+    # A deployment given only the public key (a county) must not mint with a key of its own.
+    ensure_keys(AuthSettings())
+    monkeypatch.setenv("ZM_AUTH_PRIVATE_KEY_FILE", str(tmp_path / "absent.pem"))
+    user_id = unique("wu")
+    await directory.add(conn, officer(user_id), PASSWORD)
+    async with service_apps("intake") as running:
+        answer = await login(running["intake"].client, user_id, PASSWORD)
+    assert answer.status_code == 503 and answer.json()["code"] == "service_unavailable"
+    assert not (tmp_path / "absent.pem").exists()
