@@ -1,17 +1,23 @@
-"""Signed bearer tokens (EdDSA JWT) carrying user, role, unit and granted jurisdictions."""
+"""Signed bearer tokens (EdDSA JWT) carrying user, name, role, unit and granted jurisdictions: minted
+here (login, CLI), verified against the public key file or a JWKS endpoint (an OIDC provider's)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
 
 from shared.envelope import JURISDICTIONS, Actor
 from shared.events.common import Role
@@ -28,6 +34,21 @@ class AuthSettings(BaseSettings):
     private_key_file: Path | None = None  # default: <local root>/secrets/token-signing.pem
     public_key_file: Path | None = None  # default: <local root>/secrets/token-signing.pub.pem
     token_ttl_hours: int = 12
+    # Verification against a JWKS endpoint instead of the public key file (a commission's own
+    # OIDC provider, or the JWKS another zhengming service publishes); fetched and cached.
+    jwks_url: str | None = None
+    jwks_cache_s: float = Field(default=300.0, gt=0)
+    jwks_timeout_s: float = Field(default=5.0, gt=0)
+    # What a token must say: its issuer (`iss`), its audience (`aud`, checked when set), the
+    # signature algorithms accepted (an OIDC provider often signs RS256), and the claim naming the
+    # user (`sub`; Keycloak's readable one is `preferred_username`).
+    issuer: str = ISSUER
+    audience: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["EdDSA"], min_length=1)
+    user_claim: str = "sub"
+    # Whether this process issues tokens: serves POST /auth/login (needs the private key) and
+    # GET /.well-known/jwks.json. Off where an OIDC provider issues them.
+    issue_tokens: bool = True
 
     @property
     def private_key(self) -> Path:
@@ -42,18 +63,25 @@ class AuthError(Exception):
     """Missing, malformed, expired or wrongly signed token."""
 
 
+class KeysUnavailable(Exception):
+    """The JWKS endpoint does not answer (and no cached key set is left): the caller may retry."""
+
+
 class Principal(BaseModel):
     """The authenticated caller."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    user_id: str = Field(min_length=1)
+    user_id: str = Field(min_length=1, max_length=200)
     role: Role
-    unit: str = Field(min_length=1)
+    unit: str = Field(min_length=1, max_length=200)
     jurisdictions: list[str] = Field(min_length=1)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    """姓名 of a named user (tokens of the directory's login and of an OIDC provider); scripts'
+    tokens may have none."""
 
     def actor(self) -> Actor:
-        return Actor(user_id=self.user_id, role=self.role, unit=self.unit)
+        return Actor(user_id=self.user_id, role=self.role, unit=self.unit, name=self.name)
 
     def sees(self, jurisdiction: str) -> bool:
         return jurisdiction in self.jurisdictions
@@ -86,12 +114,38 @@ def _write_public(settings: AuthSettings) -> None:
     )
 
 
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def jwk_thumbprint(jwk: dict[str, str]) -> str:
+    """RFC 7638 thumbprint of an OKP key (SHA-256 over its required members, sorted): its kid."""
+    members = {name: jwk[name] for name in ("crv", "kty", "x")}
+    canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+    return _b64url(hashlib.sha256(canonical).digest())
+
+
+def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
+    """The Ed25519 public key as an OKP JWK (RFC 8037) with its thumbprint as kid."""
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw)}
+    return {**jwk, "kid": jwk_thumbprint(jwk), "use": "sig", "alg": "EdDSA"}
+
+
+def jwks(settings: AuthSettings | None = None) -> dict[str, list[dict[str, str]]]:
+    """The JWK set this deployment's tokens verify against (its one signing key; FileNotFoundError
+    before there is one)."""
+    settings = settings or AuthSettings()
+    return {"keys": [public_jwk(_public_key(settings.public_key))]}
+
+
 def mint(principal: Principal, settings: AuthSettings | None = None, ttl: timedelta | None = None) -> str:
     settings = settings or AuthSettings()
     ensure_keys(settings)
     key = serialization.load_pem_private_key(settings.private_key.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
     now = datetime.now(UTC)
-    claims = {
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "sub": principal.user_id,
         "role": principal.role,
@@ -100,7 +154,11 @@ def mint(principal: Principal, settings: AuthSettings | None = None, ttl: timede
         "iat": now,
         "exp": now + (ttl or timedelta(hours=settings.token_ttl_hours)),
     }
-    return jwt.encode(claims, key, algorithm="EdDSA")  # type: ignore[arg-type]
+    if principal.name is not None:
+        claims["name"] = principal.name
+    # The kid lets a verifier holding the JWKS pick the key (and a rotated key set keep old ones).
+    kid = public_jwk(key.public_key())["kid"]
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
 
 
 @lru_cache(maxsize=4)
@@ -110,24 +168,47 @@ def _public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+@lru_cache(maxsize=4)
+def _jwks_client(url: str, cache_s: float, timeout_s: float) -> jwt.PyJWKClient:
+    # One client per URL: it caches the key set for `cache_s` and refetches it at most every 30 s
+    # for an unknown kid (a rotated key), so random kids cannot make it hammer the provider.
+    return jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=cache_s, timeout=timeout_s)
+
+
+def _verification_key(token: str, settings: AuthSettings) -> Any:
+    if settings.jwks_url is None:
+        return _public_key(settings.public_key)
+    client = _jwks_client(settings.jwks_url, settings.jwks_cache_s, settings.jwks_timeout_s)
+    try:
+        return client.get_signing_key_from_jwt(token).key
+    except jwt.PyJWKClientConnectionError as exc:
+        raise KeysUnavailable(str(exc)) from exc
+
+
 def verify(token: str, settings: AuthSettings | None = None) -> Principal:
+    """The principal of a valid token; AuthError otherwise (KeysUnavailable: JWKS not answering)."""
     settings = settings or AuthSettings()
     try:
         claims = jwt.decode(
             token,
-            _public_key(settings.public_key),
-            algorithms=["EdDSA"],
-            issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "iss"]},
+            _verification_key(token, settings),
+            algorithms=settings.algorithms,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            options={
+                "require": ["exp", "iat", "iss", settings.user_claim],
+                "verify_aud": settings.audience is not None,
+            },
         )
     except (jwt.PyJWTError, FileNotFoundError) as exc:
         raise AuthError(str(exc)) from exc
     try:
         principal = Principal(
-            user_id=claims["sub"],
+            user_id=claims[settings.user_claim],
             role=claims.get("role"),
             unit=claims.get("unit"),
             jurisdictions=claims.get("jurisdictions") or [],
+            name=claims.get("name"),
         )
     except ValidationError as exc:
         raise AuthError(f"token claims are incomplete: {exc.error_count()} problems") from exc
@@ -135,3 +216,11 @@ def verify(token: str, settings: AuthSettings | None = None) -> Principal:
     if unknown:
         raise AuthError(f"unknown jurisdictions in token: {unknown}")
     return principal
+
+
+async def verify_async(token: str, settings: AuthSettings) -> Principal:
+    """`verify` for the event loop: a JWKS fetch (a blocking HTTP call) runs in a worker thread;
+    the key file path stays on the loop (it costs no I/O once cached)."""
+    if settings.jwks_url is None:
+        return verify(token, settings)
+    return await run_in_threadpool(verify, token, settings)

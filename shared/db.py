@@ -23,6 +23,8 @@ log = get_logger(__name__)
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 CORE_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DIRECTORY_MIGRATIONS = CORE_MIGRATIONS / "directory"
+"""The user directory's own schema (shared/directory.py), not a service's."""
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -136,7 +138,12 @@ def migration_files(dirs: Sequence[Path]) -> list[tuple[str, Path]]:
     """Migrations as (version, path), e.g. ('core/0001_event_store', ...), in apply order."""
     found: list[tuple[str, Path]] = []
     for directory in dirs:
-        prefix = "core" if directory == CORE_MIGRATIONS else directory.parent.name
+        if directory == CORE_MIGRATIONS:
+            prefix = "core"
+        elif directory.parent == CORE_MIGRATIONS:
+            prefix = directory.name
+        else:
+            prefix = directory.parent.name
         found.extend((f"{prefix}/{f.stem}", f) for f in sorted(directory.glob("[0-9]*.sql")))
     return found
 

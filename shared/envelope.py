@@ -8,7 +8,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 GENESIS_HASH = "0" * 64
 # Envelope fields outside the hashed body.
@@ -30,13 +39,26 @@ CITY = "331100"
 
 
 class Actor(BaseModel):
-    """Who caused an event: the authenticated user, their role and unit."""
+    """Who caused an event: the authenticated user (id and, for a named user, 姓名), their role
+    and unit."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     user_id: str = Field(min_length=1, max_length=200)
     role: str = Field(min_length=1, max_length=100)
     unit: str = Field(min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="姓名 of a named user")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_name(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # An actor without a name serialises as before the field existed, so the hashes of the
+        # events recorded then (the actor is hashed) still verify.
+        data: dict[str, Any] = handler(self)
+        if data.get("name") is None:
+            data.pop("name", None)
+        return data
 
 
 class EventEnvelope(BaseModel):

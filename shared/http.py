@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from shared.auth import AuthError, AuthSettings, Principal, verify
+from shared.auth import AuthError, AuthSettings, KeysUnavailable, Principal, verify_async
 from shared.db import DATABASE_AWAY, database_away
 from shared.errors import (
     ConcurrencyError,
@@ -49,10 +49,14 @@ class Unauthorized(Exception):
     status = 401
     code = "unauthorized"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, headers: dict[str, str] | None = None, code: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {"WWW-Authenticate": "Bearer"}
+        if code is not None:
+            self.code = code
 
 
 STATUS_OF: dict[type[DomainError], int] = {RuleViolation: 422, NotFound: 404, Forbidden: 403, Conflict: 409}
@@ -72,6 +76,7 @@ _ZH_BY_CODE = {
     "method_not_allowed": "该地址不支持此请求方法",
     "payload_too_large": "请求体过大",
     "unauthorized": "需要有效的登录令牌",
+    "login_failed": "用户名或密码不正确，或该用户已停用",
     "forbidden": "无权进行此操作",
     "role_forbidden": "当前角色无权进行此操作",
     "jurisdiction_forbidden": "无权访问该辖区",
@@ -179,12 +184,20 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+_ZH_COMPONENT = {
+    "database": "数据库",
+    "token keys (JWKS)": "令牌验证密钥（JWKS）",
+    "token signing key": "令牌签名密钥",
+}
+
+
 def unavailable_response(component: str) -> JSONResponse:
+    zh = _ZH_COMPONENT.get(component)
     return problem_response(
         503,
         "service_unavailable",
         f"the {component} is not answering; try again shortly",
-        detail_zh="数据库暂时不可用，请稍后重试" if component == "database" else None,
+        detail_zh=f"{zh}暂时不可用，请稍后重试" if zh else None,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
@@ -194,6 +207,13 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         log.info("request.rejected", code=exc.code, status=exc.status)
         return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers)
+
+    @app.exception_handler(KeysUnavailable)
+    async def _no_keys(_: Request, exc: KeysUnavailable) -> JSONResponse:
+        # The identity provider's key set cannot be fetched: nobody can be verified, but it is
+        # not the caller's fault (the token may well be good).
+        log.warning("auth.jwks_unavailable", error=str(exc))
+        return unavailable_response("token keys (JWKS)")
 
     @app.exception_handler(DomainError)
     async def _refused(_: Request, exc: DomainError) -> JSONResponse:
@@ -345,8 +365,9 @@ _bearer = HTTPBearer(auto_error=False)
 _PRINCIPAL = "zm_principal"
 
 
-def authenticate(request: Request) -> Principal:
-    """The caller of a request from its bearer token (once per request; 401 without a good one)."""
+async def authenticate(request: Request) -> Principal:
+    """The caller of a request from its bearer token (once per request; 401 without a good one,
+    503 when the JWKS the token should be checked against cannot be fetched)."""
     known = request.scope.get(_PRINCIPAL)
     if isinstance(known, Principal):
         return known
@@ -354,7 +375,7 @@ def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required")
     try:
-        principal = verify(token.strip(), AuthSettings())
+        principal = await verify_async(token.strip(), AuthSettings())
     except AuthError as exc:
         raise Unauthorized(
             f"invalid token: {exc}", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -364,12 +385,12 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     # Declared for the OpenAPI security scheme; the token itself is read by `authenticate`.
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    return authenticate(request)
+    return await authenticate(request)
 
 
 def _needs_principal(dependant: Dependant) -> bool:
@@ -387,7 +408,7 @@ class AuthFirstRoute(APIRoute):
             return handler
 
         async def authenticated_first(request: Request) -> Response:
-            authenticate(request)
+            await authenticate(request)
             return await handler(request)
 
         return authenticated_first

@@ -36,7 +36,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from shared.auth import AuthError, AuthSettings, verify
+from shared.auth import AuthError, AuthSettings, KeysUnavailable, verify_async
 from shared.crypto import load_master_key
 from shared.db import acquired, database_away, joined
 from shared.http import MAX_BODY_BYTES, problem_response, unavailable_response
@@ -97,15 +97,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _caller(scope: Scope, auth: AuthSettings) -> str | None:
+async def _caller(scope: Scope, auth: AuthSettings) -> str | None:
     """The user id of a valid bearer token; without one the route refuses the request anyway."""
     authorization = _header(scope, b"authorization") or ""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return verify(token.strip(), auth).user_id
-    except AuthError:
+        return (await verify_async(token.strip(), auth)).user_id
+    except (AuthError, KeysUnavailable):
         return None
 
 
@@ -174,7 +174,7 @@ class IdempotencyMiddleware:
                 f"{HEADER} must be a string of 1 to 255 printable ASCII characters",
             )
             return
-        caller = _caller(scope, self.auth)
+        caller = await _caller(scope, self.auth)
         if caller is None:
             await self.app(scope, receive, send)  # answered 401 by the route, nothing recorded
             return

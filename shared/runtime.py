@@ -24,9 +24,11 @@ from shared import checkpoint, idempotency, settings, signing
 from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
 from shared.auth import Principal
+from shared.auth_api import add_auth_routes
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
 from shared.db import Conn, acquired, create_pool, migrate, service_migrations
+from shared.directory import Directory
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
 from shared.errors import ConcurrencyError
 from shared.events import registry
@@ -404,12 +406,14 @@ def served_jurisdictions() -> list[str]:
 
 
 async def open_runtime(definition: ServiceDefinition, *, schema: str | None = None) -> Runtime:
-    """Pool (schema migrated), store and cipher; no broker yet (tests use this directly)."""
+    """Pool (schema migrated, the shared user directory too), store and cipher; no broker yet
+    (tests use this directly)."""
     name = definition.name
     schema = schema or name
     conn = await asyncpg.connect(settings.postgres().dsn())
     try:
         await migrate(conn, schema, service_migrations(name))
+        await Directory.configured().migrate(conn)
     finally:
         await conn.close()
     pool = await create_pool(settings.postgres(), schema)
@@ -454,6 +458,9 @@ def served_app(
     idempotency.install(app, runtime.pool, keys or IdempotencySettings())
     add_health_routes(app, runtime)
     add_audit_routes(app, runtime)
+    # Every service logs in: the directory is shared, so whichever service an officer's client
+    # talks to first can issue the token (one process holding the key is a deployment choice).
+    add_auth_routes(app, runtime.pool)
     return app
 
 

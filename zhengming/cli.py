@@ -19,6 +19,7 @@ from shared.db import service_migrations
 from zhengming.audit_cli import audit_app
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
+from zhengming.users_cli import users_app
 
 # The readiness probes expect refused connections while a broker boots; keep them quiet.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -26,6 +27,7 @@ warnings.filterwarnings("ignore", module="platformdirs")
 
 app = typer.Typer(help="zhengming (正名): operate the clarification services.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 
@@ -40,16 +42,21 @@ def _postgres() -> LocalPostgres:
 async def _migrate_all() -> dict[str, list[str]]:
     import asyncpg
 
+    from shared.directory import Directory
+
     conn = await asyncpg.connect(settings.postgres().dsn())
     try:
-        return {s: await run_migrations(conn, s, service_migrations(s)) for s in settings.SERVICES}
+        applied = {s: await run_migrations(conn, s, service_migrations(s)) for s in settings.SERVICES}
+        directory = Directory.configured()
+        applied[directory.schema] = await directory.migrate(conn)
+        return applied
     finally:
         await conn.close()
 
 
 @app.command()
 def migrate() -> None:
-    """Create each service's schema and apply the SQL migrations it lacks."""
+    """Create each service's schema and the user directory's, and apply the SQL migrations they lack."""
     for service, applied in asyncio.run(_migrate_all()).items():
         console.print(f"{service}: {', '.join(applied) if applied else 'up to date'}")
 
@@ -191,13 +198,14 @@ def token(
     unit: Annotated[str, typer.Option(help="the user's unit")],
     jurisdiction: Annotated[list[str], typer.Option(help="granted jurisdiction (repeat)")],
     hours: Annotated[int, typer.Option(help="validity")] = 12,
+    name: Annotated[str | None, typer.Option(help="the user's name (姓名), carried as the actor's")] = None,
 ) -> None:
-    """Mint a signed bearer token for local use."""
+    """Mint a signed bearer token for scripts and local use (officers log in: POST /auth/login)."""
     from datetime import timedelta
 
     from shared.auth import Principal, mint
 
-    principal = Principal(user_id=user, role=role, unit=unit, jurisdictions=jurisdiction)
+    principal = Principal(user_id=user, role=role, unit=unit, jurisdictions=jurisdiction, name=name)
     typer.echo(mint(principal, ttl=timedelta(hours=hours)))
 
 

@@ -151,6 +151,12 @@ def _what(entry: TimelineEntry) -> str:
     return ", ".join(str(x) for x in parts)
 
 
+def _who(actor: dict[str, str]) -> str:
+    """The actor as a reader names them: a named user by name, then id, role and unit."""
+    named = f"{actor['name']} " if actor.get("name") else ""
+    return f"{named}{actor['user_id']} ({actor['role']}, {actor['unit']})"
+
+
 def render_timeline(entries: list[TimelineEntry]) -> Table:
     table = Table(title="audit timeline", show_lines=False)
     for column in ("when (business)", "service", "event", "who", "what", "document", "ok"):
@@ -163,7 +169,7 @@ def render_timeline(entries: list[TimelineEntry]) -> Table:
                     e.occurred_at[:10],
                     e.service,
                     e.event_type,
-                    f"{e.actor['user_id']} ({e.actor['role']}, {e.actor['unit']})",
+                    _who(e.actor),
                     _what(e),
                     "\n".join(e.documents),
                     "✓" if e.hash_ok else "✗",
