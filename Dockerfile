@@ -8,6 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ZM_LOCAL_ROOT=/var/lib/zhengming
 
+# The documents' PDF rendering (WeasyPrint) needs Pango and the CJK fonts.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 \
+       libharfbuzz-subset0 \
+    && rm -rf /var/lib/apt/lists/*
+
 # Only what the wheel needs: no .venv, .local or tests end up in the image.
 COPY pyproject.toml README.md /tmp/src/
 COPY shared /tmp/src/shared

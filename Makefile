@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ZM     := $(BIN)/zhengming
 STAMP  := $(VENV)/.installed
+# Debian packages the documents need: CJK fonts, pdftotext/pdftoppm (tests), WeasyPrint's Pango.
+DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
 
-.PHONY: install up down status test unit lint bench demo demo-down clean
+.PHONY: install system up down status test unit lint bench demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +16,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Installs the missing Debian packages (as root, or with sudo); names them when it cannot.
+system:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null; then echo "install these Debian packages: $$missing"; exit 0; fi; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing $$missing"; \
+	  ( $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing ) \
+	    || echo "could not install; install these Debian packages: $$missing"; \
+	fi
 
 up: $(STAMP)
 	$(ZM) up
@@ -33,7 +46,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure).
-test: $(STAMP)
+test: $(STAMP) system
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
 
 # Every figure with its same-run baseline, on a fresh stack of its own (.local/bench/stack, ports
@@ -43,7 +56,7 @@ bench: $(STAMP)
 
 # The Lishui Q1 2023 scenario on a fresh stack of its own (.local/demo/stack, ports 20092, 16432,
 # 9101-9104), stopped afterwards; e.g. `make demo ARGS="--scale 10"` or `ARGS=--keep`.
-demo: $(STAMP)
+demo: $(STAMP) system
 	$(ZM) demo $(ARGS)
 
 # Stops a demo stack left running with --keep.

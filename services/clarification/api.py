@@ -3,11 +3,12 @@ and the read models; thin: parse, authorise, hand on."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from services.clarification import handlers, projections
 from services.clarification.commands import (
@@ -18,10 +19,14 @@ from services.clarification.commands import (
     GiveFeedback,
     HoldRound,
     Perform,
+    RequestConsent,
     ReReview,
     Start,
 )
+from services.clarification.documents import Layout
 from services.clarification.domain import Clarification, State
+from services.clarification.formats import MEDIA_TYPES, Format, content_disposition
+from services.clarification.formats import render as render_format
 from services.clarification.handlers import answer
 from shared.auth import Principal
 from shared.bounded import BusinessDate, NoControl
@@ -44,6 +49,7 @@ CaseId = Annotated[
     NoControl,
 ]
 JurisdictionQuery = Annotated[str, Query(pattern=r"^\d{6}$", description="e.g. 331122")]
+DocId = Annotated[str, Path(max_length=200, description="e.g. 331122-2023-000001-notice"), NoControl]
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -53,6 +59,13 @@ def build_api(runtime: Runtime) -> FastAPI:
         description="The candidate pool (备选库), the chain 申请—评估—复核—审批—澄清—反馈—备案, "
         "quarterly concentrated rounds (集中澄清) and the uniform documents (统一文书).",
     )
+
+    @app.post(
+        "/clarifications/{case_id}/consent-request",
+        summary="拟澄清告知书: ask a reported person for consent before the start (issues the notice)",
+    )
+    async def request_consent(ctx: Department, case_id: CaseId, body: RequestConsent) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.request_consent, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/start", summary="申请: start a candidate's clarification (consent needed)"
@@ -71,32 +84,32 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @app.post(
         "/clarifications/{case_id}/re-review",
-        summary="复核 by the quality-evaluation group (a failed check sends the matter back)",
+        summary="复核 by the quality-evaluation group (a failed check sends the matter back; a pass issues"
+        " the 审批表 for the head)",
     )
     async def re_review(ctx: QualityGroup, case_id: CaseId, body: ReReview) -> dict[str, Any]:
-        return answer(
-            await runtime.command(ctx, decision(Clarification(case_id), Clarification.re_review), body)
-        )
+        return await runtime.command(ctx, partial(handlers.re_review, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/approve",
-        summary="Approval by the head at the level of cadre-management authority (renders the 审批表)",
+        summary="Approval by the head at the level of cadre-management authority",
     )
     async def approve(ctx: Head, case_id: CaseId, body: Approve) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.approve, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/perform",
-        summary="澄清: clarify the untrue points (renders the 澄清通知书 and the letter to the unit)",
+        summary="澄清: clarify the untrue points (issues the 澄清通知书)",
     )
     async def perform(ctx: Department, case_id: CaseId, body: Perform) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.perform, case_id=case_id), body)
 
-    @app.post("/clarifications/{case_id}/feedback", summary="反馈 to the unit's party committee and its head")
+    @app.post(
+        "/clarifications/{case_id}/feedback",
+        summary="反馈 to the unit's party committee and its head (issues the 关于失实检举控告澄清的函)",
+    )
     async def feedback(ctx: Department, case_id: CaseId, body: GiveFeedback) -> dict[str, Any]:
-        return answer(
-            await runtime.command(ctx, decision(Clarification(case_id), Clarification.give_feedback), body)
-        )
+        return await runtime.command(ctx, partial(handlers.give_feedback, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/acknowledge", summary="The person's acknowledgement of the clarification"
@@ -153,19 +166,52 @@ def build_api(runtime: Runtime) -> FastAPI:
             raise NotFound(f"no clarification matter {case_id}")
         return found
 
-    @app.get(
-        "/clarifications/{case_id}/documents/{doc_id}",
-        summary="The text of an issued document",
-        response_class=PlainTextResponse,
-    )
-    async def get_document(
-        case_id: CaseId, doc_id: Annotated[str, Path(max_length=200), NoControl], principal: Reader
-    ) -> PlainTextResponse:
+    async def issued(case_id: str, doc_id: str, principal: Principal) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             jurisdiction = await projections.jurisdiction_of(conn, case_id)
             found = await projections.document(conn, case_id, doc_id) if jurisdiction else None
         if found is None or jurisdiction is None or not principal.sees(jurisdiction):
             raise NotFound(f"no document {doc_id} in {case_id}")
+        return found
+
+    async def download(case_id: str, doc_id: str, principal: Principal, fmt: Format) -> Response:
+        found = await issued(case_id, doc_id, principal)
+        if found["layout"] is None:
+            raise NotFound(f"{doc_id} was issued as text only (before documents had a layout)")
+        layout = Layout.model_validate(found["layout"])
+        # Rendering is CPU work of up to a second: off the event loop.
+        content = await asyncio.to_thread(render_format, layout, fmt)
+        disposition = content_disposition(doc_id, found["title"], fmt)
+        return Response(content, media_type=MEDIA_TYPES[fmt], headers={"Content-Disposition": disposition})
+
+    binary = {"description": "the document", "content": {t: {} for t in MEDIA_TYPES.values()}}
+
+    # The two formats come before the preview, whose {doc_id} would match "….pdf" too.
+    @app.get(
+        "/clarifications/{case_id}/documents/{doc_id}.docx",
+        summary="An issued document as Word (DOCX, from the office's template)",
+        response_class=Response,
+        responses={200: binary},
+    )
+    async def get_document_docx(case_id: CaseId, doc_id: DocId, principal: Reader) -> Response:
+        return await download(case_id, doc_id, principal, "docx")
+
+    @app.get(
+        "/clarifications/{case_id}/documents/{doc_id}.pdf",
+        summary="An issued document as PDF (GB/T 9704-2012 layout)",
+        response_class=Response,
+        responses={200: binary},
+    )
+    async def get_document_pdf(case_id: CaseId, doc_id: DocId, principal: Reader) -> Response:
+        return await download(case_id, doc_id, principal, "pdf")
+
+    @app.get(
+        "/clarifications/{case_id}/documents/{doc_id}",
+        summary="The text preview of an issued document",
+        response_class=PlainTextResponse,
+    )
+    async def get_document(case_id: CaseId, doc_id: DocId, principal: Reader) -> PlainTextResponse:
+        found = await issued(case_id, doc_id, principal)
         return PlainTextResponse(found["body"], media_type="text/plain; charset=utf-8")
 
     return app

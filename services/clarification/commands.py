@@ -15,6 +15,13 @@ Name = Annotated[str, Field(min_length=1, max_length=200), NoControl]
 Scope = Annotated[str, Field(max_length=500), NoControl]
 
 
+class RequestConsent(Command):
+    """拟澄清告知书: ask a reported person (or unit) for consent before the start."""
+
+    person_subject_id: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    requested_on: BusinessDate
+
+
 class Start(Command):
     """申请: proposed by the department after consulting the person, or applied for by the person."""
 
@@ -34,6 +41,10 @@ class Assess(Command):
     other_reason: Text = Field(
         default="", description="其他确有必要澄清的: why (required with bad effect other_necessary)"
     )
+    proposed_forms: list[ClarificationForm] = Field(
+        default_factory=list, max_length=4, description="拟澄清方式, for the 审批表 (written notice always)"
+    )
+    proposed_scope: Scope = Field(default="", description="拟通报范围")
 
 
 class ReReview(Command):

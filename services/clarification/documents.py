@@ -1,5 +1,8 @@
-"""统一文书模板: the clarification documents rendered with Jinja2 from event data only (no reporter,
-ever: clarification never receives the reporter's identity and the templates name no such field)."""
+"""统一文书: the four clarification documents, worded by editable Jinja2 templates from event data only
+(no reporter, ever: clarification never receives the reporter's identity and the templates name no
+such field), and laid out as party and government documents (GB/T 9704-2012: 发文机关标志, 发文字号,
+标题, 主送, 正文, 署名, 成文日期, 印章, 抄送, 印发机关和印发日期). The layout is kept as issued; the text
+preview, the DOCX and the PDF are renderings of it (formats.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel
 
 from services.clarification.domain import (
     QUALITY_GROUP_OFFICES,
@@ -16,20 +20,27 @@ from services.clarification.domain import (
     Clarification,
     DocumentKind,
     clarifiable_points,
-    document_id,
+    required_level,
 )
-from shared.envelope import JURISDICTIONS
-from shared.events.clarification import ClarificationApproved, ClarificationPerformed
+from services.clarification.settings import DocumentSettings
+from shared.events.clarification import (
+    ClarificationPerformed,
+    ConsentRequested,
+    FeedbackGiven,
+    ReReviewRecorded,
+)
 from shared.events.common import Allegation, BadEffect, ClarificationForm, Subject
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 TEMPLATES: dict[DocumentKind, str] = {
+    "consent_request": "consent_request.txt",
     "approval_form": "approval_form.txt",
     "notice": "notice.txt",
     "unit_letter": "unit_letter.txt",
 }
 TITLES: dict[DocumentKind, str] = {
+    "consent_request": "拟澄清告知书",
     "approval_form": "失实检举控告澄清审批表",
     "notice": "澄清通知书",
     "unit_letter": "关于失实检举控告澄清的函",
@@ -52,6 +63,9 @@ OFFICE_NAMES: dict[str, str] = {
     "case_trial": "审理室",
     "case_management": "案管室",
 }
+WE = "我委"
+"""How the commission names itself in a body (纪委监委合署办公): its full names head and sign the page."""
+ROW_MARK = "｜"
 
 
 def cn_date(day: date) -> str:
@@ -59,14 +73,11 @@ def cn_date(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
-def commission_name(jurisdiction: str) -> str:
-    return JURISDICTIONS[jurisdiction] + "纪委监委"
-
-
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
-        # Plain-text documents: escaping HTML would corrupt names and points.
+        # The wording templates are plain text: escaping would corrupt names and points (the HTML
+        # and DOCX renderings escape on their own).
         autoescape=select_autoescape(enabled_extensions=("html", "xml"), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -80,20 +91,162 @@ def _environment() -> Environment:
 ENVIRONMENT = _environment()
 
 
+def render(kind: DocumentKind, context: dict[str, Any]) -> str:
+    """The wording of one document (its addressee and paragraphs, or the form's rows)."""
+    return ENVIRONMENT.get_template(TEMPLATES[kind]).render(context)
+
+
+# --- The layout ----------------------------------------------------------------------------------
+
+
+class Row(BaseModel):
+    """One row of a form: a section heading, or a label and its value's lines."""
+
+    label: str
+    lines: list[str] = []
+    heading: bool = False
+
+
+class Layout(BaseModel):
+    """A document as GB/T 9704-2012 lays it out, kept as issued."""
+
+    kind: DocumentKind
+    organ: list[str]  # 发文机关标志: the issuing organs' full names
+    number: str  # 发文字号 (a form's 编号)
+    title: str
+    addressee: str = ""  # 主送机关 or the person addressed
+    paragraphs: list[str] = []  # 正文 (letters)
+    rows: list[Row] = []  # the 审批表's rows (forms)
+    signatories: list[str] = []  # 发文机关署名
+    sealed: bool = False  # 印章: pressed over the 署名 and the 成文日期
+    dated: date  # 成文日期 (a form's 填报日期)
+    cc: list[str] = []  # 抄送机关
+    printer: str = ""  # 印发机关
+    printed_on: date | None = None  # 印发日期
+
+    @property
+    def is_form(self) -> bool:
+        return bool(self.rows)
+
+
+def letter_parts(text: str) -> tuple[str, list[str]]:
+    """A letter's wording: the first line addresses, every other non-blank line is a paragraph."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    addressee = lines[0].removesuffix("：") if lines else ""
+    return addressee, lines[1:]
+
+
+def form_rows(text: str) -> list[Row]:
+    """A form's wording: "label｜value" rows, "｜value" continuing the row above, headings alone."""
+    rows: list[Row] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if ROW_MARK not in line:
+            rows.append(Row(label=line, heading=True))
+            continue
+        label, value = (part.strip() for part in line.split(ROW_MARK, 1))
+        if not label and rows and not rows[-1].heading:
+            rows[-1].lines.append(value)
+        else:
+            rows.append(Row(label=label, lines=[value] if value else []))
+    return rows
+
+
+def text_of(layout: Layout) -> str:
+    """The plain-text preview, top to bottom as on the page."""
+    indent = "　　"
+    out = [*layout.organ, layout.number, "", layout.title, ""]
+    if layout.is_form:
+        for row in layout.rows:
+            if row.heading:
+                out.append(row.label)
+            else:
+                first, *rest = row.lines or [""]
+                out.append(f"{indent}{row.label}：{first}")
+                out.extend(f"{indent}{indent}{line}" for line in rest)
+        out += ["", f"填报日期：{cn_date(layout.dated)}"]
+    else:
+        out.append(f"{layout.addressee}：")
+        out.extend(indent + p for p in layout.paragraphs)
+        out.append("")
+        right = indent * 8
+        if layout.sealed:
+            out.append(f"{right}（印章）")
+        out.extend(right + s for s in layout.signatories)
+        out.append(right + cn_date(layout.dated))
+    if layout.cc or layout.printer:
+        out.append("")
+    if layout.cc:
+        out.append(f"抄送：{'，'.join(layout.cc)}。")
+    if layout.printer and layout.printed_on is not None:
+        out.append(f"{layout.printer}{indent}{cn_date(layout.printed_on)}印发")
+    return "\n".join(out) + "\n"
+
+
+# --- Drafts: what a command decided to issue, before its number ---------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A document a command issues: its wording's data, date and copies; numbered when stored."""
+
+    doc_id: str
+    case_id: str
+    jurisdiction: str
+    kind: DocumentKind
+    context: dict[str, Any]
+    dated: date
+    cc: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Document:
-    """One issued document: its text is kept as rendered, never rendered again."""
+    """One issued document: its layout is kept as issued, never rendered from events again."""
 
     doc_id: str
     case_id: str
     kind: DocumentKind
     title: str
+    number: str
     body: str
     created_on: date
+    layout: Layout
 
 
-def render(kind: DocumentKind, context: dict[str, Any]) -> str:
-    return ENVIRONMENT.get_template(TEMPLATES[kind]).render(context)
+def issue(draft: Draft, number: str, settings: DocumentSettings | None = None) -> Document:
+    """The document with its 发文字号: worded, laid out and previewed (pure)."""
+    settings = settings or DocumentSettings()
+    organ = settings.organ(draft.jurisdiction)
+    kind = draft.kind
+    wording = render(kind, draft.context)
+    common: dict[str, Any] = {"kind": kind, "organ": organ.names, "number": number, "title": TITLES[kind]}
+    if kind == "approval_form":
+        layout = Layout(**common, rows=form_rows(wording), dated=draft.dated)
+    else:
+        addressee, paragraphs = letter_parts(wording)
+        layout = Layout(
+            **common,
+            addressee=addressee,
+            paragraphs=paragraphs,
+            signatories=organ.names,
+            sealed=True,
+            dated=draft.dated,
+            cc=list(draft.cc),
+            printer=organ.printer,
+            printed_on=draft.dated,
+        )
+    return Document(
+        doc_id=draft.doc_id,
+        case_id=draft.case_id,
+        kind=kind,
+        title=TITLES[kind],
+        number=number,
+        body=text_of(layout),
+        created_on=draft.dated,
+        layout=layout,
+    )
 
 
 def _person(person: Subject) -> dict[str, Any]:
@@ -110,55 +263,38 @@ def _points(points: list[Allegation]) -> list[str]:
     return [p.summary for p in points]
 
 
-def _document(case_id: str, kind: DocumentKind, context: dict[str, Any], created_on: date) -> Document:
-    return Document(
-        doc_id=document_id(case_id, kind),
-        case_id=case_id,
-        kind=kind,
-        title=TITLES[kind],
-        body=render(kind, context),
-        created_on=created_on,
-    )
+def _organ_name(jurisdiction: str, settings: DocumentSettings) -> str:
+    return "、".join(settings.organ(jurisdiction).names)
 
 
-def performed_context(case_id: str, jurisdiction: str, performed: ClarificationPerformed) -> dict[str, Any]:
-    return {
-        "commission": commission_name(jurisdiction),
-        "case_id": case_id,
-        "person": _person(performed.person),
-        "points": _points(performed.points),
-        "concluded_on": performed.concluded_on,
-        "performed_on": performed.performed_on,
-        "forms": [FORM_NAMES[f] for f in performed.forms],
-        "scope": performed.scope,
-        "in_round": performed.round_id is not None,
+def consent_request(matter: Clarification, requested: ConsentRequested) -> Draft:
+    """拟澄清告知书 to the person (or unit), before the start: the untrue points, asking consent."""
+    outcome = matter.outcome
+    assert outcome is not None
+    [doc_id] = requested.documents
+    context = {
+        "we": WE,
+        "person": _person(requested.person),
+        "points": _points(clarifiable_points(outcome)),
+        "concluded_on": outcome.concluded_on,
     }
-
-
-def clarification_documents(
-    case_id: str, jurisdiction: str, performed: ClarificationPerformed
-) -> list[Document]:
-    """澄清通知书 to the person and 关于失实检举控告澄清的函 to the unit."""
-    context = performed_context(case_id, jurisdiction, performed)
-    return [
-        _document(case_id, "notice", context, performed.performed_on),
-        _document(case_id, "unit_letter", context, performed.performed_on),
-    ]
-
-
-def approval_context(
-    clarification: Clarification, jurisdiction: str, approved: ClarificationApproved
-) -> dict[str, Any]:
-    started, assessment, review = (
-        clarification.started,
-        clarification.assessment,
-        clarification.last_re_review,
+    return Draft(
+        doc_id, matter.case_id, matter.jurisdiction, "consent_request", context, requested.requested_on
     )
-    outcome = clarification.outcome
-    assert started is not None and assessment is not None and review is not None and outcome is not None
-    return {
-        "commission": commission_name(jurisdiction),
-        "case_id": clarification.case_id,
+
+
+def approval_form(
+    matter: Clarification, reviewed: ReReviewRecorded, settings: DocumentSettings | None = None
+) -> Draft:
+    """失实检举控告澄清审批表, put before the head once the re-review passed: the chain so far and the
+    proposed forms and scope, the head's opinion blank."""
+    settings = settings or DocumentSettings()
+    started, assessment, outcome = matter.started, matter.assessment, matter.outcome
+    assert started is not None and assessment is not None and outcome is not None
+    [doc_id] = reviewed.documents
+    level = required_level(started.person.cadre_level, matter.jurisdiction)
+    forms = assessment.proposed_forms or ["written_notice"]
+    context = {
         "person": _person(started.person),
         "concluded_on": outcome.concluded_on,
         "points": _points(clarifiable_points(outcome)),
@@ -169,20 +305,61 @@ def approval_context(
         "started_on": started.started_on,
         "assessed_on": assessment.assessed_on,
         "bad_effects": [BAD_EFFECT_NAMES[e] for e in assessment.bad_effects],
-        "reviewed_on": review.reviewed_on,
-        "checks": [{"label": c.label, "passed": bool(getattr(review, c.name))} for c in RE_REVIEW_CHECKS],
-        "expected_effect": review.expected_effect,
-        "members": [{"office": OFFICE_NAMES[o], "member": review.members[o]} for o in QUALITY_GROUP_OFFICES],
-        "approver": approved.approver,
-        "approval_level": commission_name(approved.level),
-        "approved_on": approved.approved_on,
-        "clarify_by": approved.clarify_by,
+        "forms": [FORM_NAMES[f] for f in forms],
+        "scope": assessment.proposed_scope,
+        "reviewed_on": reviewed.reviewed_on,
+        "checks": [{"label": c.label, "passed": bool(getattr(reviewed, c.name))} for c in RE_REVIEW_CHECKS],
+        "expected_effect": reviewed.expected_effect,
+        "members": [
+            {"office": OFFICE_NAMES[o], "member": reviewed.members[o]} for o in QUALITY_GROUP_OFFICES
+        ],
+        "approval_organ": _organ_name(level, settings),
+    }
+    return Draft(doc_id, matter.case_id, matter.jurisdiction, "approval_form", context, reviewed.reviewed_on)
+
+
+def performed_context(
+    matter: Clarification, performed: ClarificationPerformed, settings: DocumentSettings | None = None
+) -> dict[str, Any]:
+    settings = settings or DocumentSettings()
+    approval = matter.approval
+    assert approval is not None
+    return {
+        "we": WE,
+        "person": _person(performed.person),
+        "points": _points(performed.points),
+        "concluded_on": performed.concluded_on,
+        "performed_on": performed.performed_on,
+        "forms": [FORM_NAMES[f] for f in performed.forms],
+        "scope": performed.scope,
+        "in_round": performed.round_id is not None,
+        "approval_organ": _organ_name(approval.level, settings),
     }
 
 
-def approval_form(
-    clarification: Clarification, jurisdiction: str, approved: ClarificationApproved
-) -> Document:
-    """失实检举控告澄清审批表."""
-    context = approval_context(clarification, jurisdiction, approved)
-    return _document(clarification.case_id, "approval_form", context, approved.approved_on)
+def notice(
+    matter: Clarification, performed: ClarificationPerformed, settings: DocumentSettings | None = None
+) -> Draft:
+    """澄清通知书 to the person, copied to the organisation department of the cadre's managing level."""
+    settings = settings or DocumentSettings()
+    approval = matter.approval
+    assert approval is not None
+    [doc_id] = performed.documents
+    context = performed_context(matter, performed, settings)
+    cc = (settings.organ(approval.level).organisation_department,)
+    return Draft(doc_id, matter.case_id, matter.jurisdiction, "notice", context, performed.performed_on, cc)
+
+
+def unit_letter(
+    matter: Clarification, feedback: FeedbackGiven, settings: DocumentSettings | None = None
+) -> Draft:
+    """关于失实检举控告澄清的函 to the unit's 党委（党组）, by the name given at feedback."""
+    performed = matter.performance
+    assert performed is not None
+    [doc_id] = feedback.documents
+    context = {
+        **performed_context(matter, performed, settings),
+        "party_committee": feedback.party_committee,
+        "unit_head": feedback.unit_head,
+    }
+    return Draft(doc_id, matter.case_id, matter.jurisdiction, "unit_letter", context, feedback.given_on)

@@ -18,6 +18,7 @@ from services.clarification.commands import (
     GiveFeedback,
     HoldRound,
     Perform,
+    RequestConsent,
     ReReview,
     Start,
 )
@@ -36,6 +37,7 @@ from shared.events.clarification import (
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
+    ConsentRequested,
     FeedbackGiven,
     OutcomeNoted,
     PriorityNoted,
@@ -72,8 +74,9 @@ State = Literal[
 along the chain, or at one of its ends (refused, filed)."""
 STATES: tuple[State, ...] = get_args(State)
 
-DocumentKind = Literal["approval_form", "notice", "unit_letter"]
-"""失实检举控告澄清审批表, 澄清通知书, 关于失实检举控告澄清的函."""
+DocumentKind = Literal["consent_request", "approval_form", "notice", "unit_letter"]
+"""拟澄清告知书 (to the person, before the start), 失实检举控告澄清审批表 (before the approval),
+澄清通知书 (at the clarification), 关于失实检举控告澄清的函 (to the unit's 党委（党组）, at feedback)."""
 
 CLARIFY_WITHIN_WORKING_DAYS = 5
 QUALITY_GROUP_OFFICES: tuple[str, ...] = ("letters_office", "case_trial", "case_management")
@@ -90,9 +93,10 @@ def round_stream_id(jurisdiction: str, quarter: str) -> str:
     return f"round-{jurisdiction}-{quarter}"
 
 
-def document_id(case_id: str, kind: DocumentKind) -> str:
-    """Deterministic, so a document is issued once per matter and events can name it."""
-    return f"{case_id}-{kind}"
+def document_id(case_id: str, kind: DocumentKind, subject_id: str | None = None) -> str:
+    """Deterministic, so a document is issued once per matter (a 拟澄清告知书 once per person asked)
+    and events can name it."""
+    return f"{case_id}-{kind}" if subject_id is None else f"{case_id}-{kind}-{subject_id}"
 
 
 # --- Dates ---------------------------------------------------------------------------------------
@@ -271,12 +275,17 @@ def check_group_members(members: Mapping[str, str]) -> dict[str, str]:
 # --- Approval at the level of cadre-management authority ---------------------------------------
 
 
+def required_level(cadre_level: CadreLevel, matter_jurisdiction: str) -> str:
+    """The jurisdiction whose head must approve: the city for city-managed cadres (市管干部),
+    the matter's own jurisdiction for county-managed ones."""
+    return CITY if cadre_level == "city" else matter_jurisdiction
+
+
 def approval_level(
     cadre_level: CadreLevel, matter_jurisdiction: str, approver_jurisdictions: Sequence[str]
 ) -> str:
-    """The jurisdiction whose head must approve: the city for city-managed cadres (市管干部),
-    the matter's own jurisdiction for county-managed ones."""
-    needed = CITY if cadre_level == "city" else matter_jurisdiction
+    """The level that must approve, which the approver must be head of."""
+    needed = required_level(cadre_level, matter_jurisdiction)
     if needed not in approver_jurisdictions:
         raise Forbidden(
             f"a {cadre_level}-level cadre's clarification is approved by the head of {needed}",
@@ -292,14 +301,16 @@ def clarify_by(approved_on: date) -> date:
 # --- 澄清: forms and scope ----------------------------------------------------------------------
 
 
-def clarification_forms(forms: Iterable[ClarificationForm], scope: str) -> list[ClarificationForm]:
+def clarification_forms(
+    forms: Iterable[ClarificationForm], scope: str, *, field: str = "scope"
+) -> list[ClarificationForm]:
     """The written notice (澄清通知书) is always given; a notice within a scope needs that scope."""
     chosen = {"written_notice", *forms}
     ordered = [f for f in FORM_ORDER if f in chosen]
     if "scoped_notice" in ordered and not scope.strip():
         raise RuleViolation(
             "a notice within a set scope (scoped_notice) needs the scope",
-            field="scope",
+            field=field,
             code="scope_required",
         )
     return ordered
@@ -358,6 +369,7 @@ class Clarification(Aggregate):
         self.declined: dict[str, str] = {}
         self.priorities: list[PriorityNoted] = []
         self.candidate: CandidateAdded | None = None
+        self.consent_requests: dict[str, ConsentRequested] = {}
         self.started: ClarificationStarted | None = None
         self.assessment: AssessmentRecorded | None = None
         self.re_reviews: list[ReReviewRecorded] = []
@@ -387,6 +399,8 @@ class Clarification(Aggregate):
                 self.priorities.append(event)
             case CandidateAdded():
                 self.candidate = event
+            case ConsentRequested():
+                self.consent_requests[event.person.subject_id] = event
             case ClarificationStarted():
                 self.started = event
             case AssessmentRecorded():
@@ -490,6 +504,20 @@ class Clarification(Aggregate):
 
     # The chain: each command checks the state and its rules, and returns the events it decides.
 
+    def request_consent(self, command: RequestConsent) -> list[BaseModel]:
+        """拟澄清告知书: before the start, the person is asked to consent (once per person)."""
+        if self.state in ("awaiting_outcome", "not_eligible"):
+            raise Conflict("the matter is not in the candidate pool", code="not_a_candidate")
+        if self.state != "candidate" or self.candidate is None:
+            raise wrong_state("ask for consent", self.state)
+        person = self._subject(command.person_subject_id)
+        if person.subject_id in self.consent_requests:
+            raise Conflict("this person was already asked for consent", code="already_recorded")
+        requested_on = command.requested_on
+        not_before(requested_on, self.candidate.added_on, field="requested_on", step="entry into the pool")
+        doc = document_id(self.case_id, "consent_request", person.subject_id)
+        return [ConsentRequested(person=person, requested_on=requested_on, documents=[doc])]
+
     def start(self, command: Start) -> list[BaseModel]:
         """申请."""
         if self.state in ("awaiting_outcome", "not_eligible"):
@@ -540,6 +568,9 @@ class Clarification(Aggregate):
             )
         only_interviews = command.effect_only_from_interviews
         result = assess_against_lists(AssessmentFacts(self.outcome, effects, only_interviews))
+        proposed = command.proposed_forms
+        scope = command.proposed_scope.strip()
+        forms = clarification_forms(proposed, scope, field="proposed_scope") if result.eligible else []
         return [
             AssessmentRecorded(
                 assessed_on=command.assessed_on,
@@ -549,6 +580,8 @@ class Clarification(Aggregate):
                 refusals=result.codes,
                 reason=result.reason,
                 other_reason=command.other_reason.strip(),
+                proposed_forms=forms,
+                proposed_scope=scope if result.eligible else "",
             )
         ]
 
@@ -576,6 +609,7 @@ class Clarification(Aggregate):
                 **checks,
                 passed=not reasons,
                 reasons=reasons,
+                documents=[] if reasons else [document_id(self.case_id, "approval_form")],
             )
         ]
 
@@ -614,7 +648,7 @@ class Clarification(Aggregate):
                 concluded_on=self.outcome.concluded_on,
                 on_time=performed_on <= self.approval.clarify_by,
                 round_id=round_id,
-                documents=[document_id(self.case_id, "notice"), document_id(self.case_id, "unit_letter")],
+                documents=[document_id(self.case_id, "notice")],
             )
         ]
 
@@ -624,7 +658,7 @@ class Clarification(Aggregate):
         if self.feedback is not None:
             raise Conflict("feedback was already given", code="already_recorded")
         not_before(command.given_on, performed.performed_on, field="given_on", step="the clarification")
-        return [FeedbackGiven(**command.model_dump())]
+        return [FeedbackGiven(**command.model_dump(), documents=[document_id(self.case_id, "unit_letter")])]
 
     def acknowledge(self, command: Acknowledge) -> list[BaseModel]:
         performed = self._performed("record the acknowledgement")

@@ -1,6 +1,6 @@
-"""Clarification handlers: the commands that render documents (stored in the same transaction, never
-by replay) or decide over many matters, and the reactions to review's and intake's events; the
-other commands of the chain are plain decisions (api.py)."""
+"""Clarification handlers: the commands that issue documents (numbered and stored in the same
+transaction, never by replay) or decide over many matters, and the reactions to review's and intake's
+events; the other commands of the chain are plain decisions (api.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,26 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.clarification import projections
-from services.clarification.commands import Approve, HoldRound, Perform
-from services.clarification.documents import Document, approval_form, clarification_documents
+from services.clarification import documents, projections
+from services.clarification.commands import (
+    Approve,
+    GiveFeedback,
+    HoldRound,
+    Perform,
+    RequestConsent,
+    ReReview,
+)
+from services.clarification.documents import Document, Draft
 from services.clarification.domain import Clarification, Round, plan_round
-from services.clarification.settings import ClarificationSettings
+from services.clarification.settings import ClarificationSettings, DocumentSettings
 from shared.db import Conn
 from shared.envelope import EventEnvelope
-from shared.events.clarification import ClarificationApproved, ClarificationPerformed
+from shared.events.clarification import (
+    ClarificationPerformed,
+    ConsentRequested,
+    FeedbackGiven,
+    ReReviewRecorded,
+)
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
 from shared.logging import get_logger
@@ -38,44 +50,98 @@ def answer(decided: Decided[Clarification], **extra: Any) -> dict[str, Any]:
     }
 
 
-async def store_documents(conn: Conn, documents: Iterable[Document]) -> None:
-    await conn.executemany(
-        "INSERT INTO documents (doc_id, case_id, kind, title, body, created_on)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        [(d.doc_id, d.case_id, d.kind, d.title, d.body, d.created_on) for d in documents],
+async def allocate_number(conn: Conn, draft: Draft, settings: DocumentSettings) -> str:
+    """The next 发文字号 of the draft's organ, series and year, taken in the issuing transaction (the
+    row lock orders concurrent issuers; a rolled-back command gives its number back)."""
+    series = settings.series[draft.kind]
+    year = draft.dated.year
+    seq: int = await conn.fetchval(
+        "INSERT INTO document_numbers (jurisdiction, series, year, last) VALUES ($1, $2, $3, 1)"
+        " ON CONFLICT (jurisdiction, series, year) DO UPDATE SET last = document_numbers.last + 1"
+        " RETURNING last",
+        draft.jurisdiction,
+        series,
+        year,
     )
+    return settings.number(draft.jurisdiction, draft.kind, year, seq)
+
+
+async def store_documents(conn: Conn, drafts: Iterable[Draft]) -> list[Document]:
+    """Number, lay out and keep each draft: written once, by the command that issued it."""
+    settings = DocumentSettings()
+    issued = [documents.issue(d, await allocate_number(conn, d, settings), settings) for d in drafts]
+    await conn.executemany(
+        "INSERT INTO documents (doc_id, case_id, kind, title, number, body, layout, created_on)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            (
+                d.doc_id,
+                d.case_id,
+                d.kind,
+                d.title,
+                d.number,
+                d.body,
+                d.layout.model_dump(mode="json"),
+                d.created_on,
+            )
+            for d in issued
+        ],
+    )
+    return issued
 
 
 async def issue_clarification(uow: UnitOfWork, matter: Clarification, performed: BaseModel) -> None:
-    """The 澄清通知书 and the 关于失实检举控告澄清的函 of a clarification just recorded."""
+    """The 澄清通知书 of a clarification just recorded."""
     assert isinstance(performed, ClarificationPerformed)
-    documents = clarification_documents(matter.case_id, matter.jurisdiction, performed)
-    await store_documents(uow.conn, documents)
+    await store_documents(uow.conn, [documents.notice(matter, performed)])
 
 
 # --- Commands ------------------------------------------------------------------------------------
 
 
+async def request_consent(uow: UnitOfWork, command: RequestConsent, *, case_id: str) -> dict[str, Any]:
+    """The person asked for consent, with the 拟澄清告知书 issued in the same transaction."""
+    decided = await decision(Clarification(case_id), Clarification.request_consent)(uow, command)
+    requested = decided.last
+    assert isinstance(requested, ConsentRequested)
+    await store_documents(uow.conn, [documents.consent_request(decided.state, requested)])
+    return answer(decided)
+
+
+async def re_review(uow: UnitOfWork, command: ReReview, *, case_id: str) -> dict[str, Any]:
+    """复核; when it passes, the 失实检举控告澄清审批表 is put before the head (same transaction)."""
+    decided = await decision(Clarification(case_id), Clarification.re_review)(uow, command)
+    reviewed = decided.last
+    assert isinstance(reviewed, ReReviewRecorded)
+    if reviewed.passed:
+        await store_documents(uow.conn, [documents.approval_form(decided.state, reviewed)])
+    return answer(decided)
+
+
 async def approve(uow: UnitOfWork, command: Approve, *, case_id: str) -> dict[str, Any]:
-    """Approval, with the 失实检举控告澄清审批表 rendered and kept in the same transaction."""
+    """Approval by the head whose token carries the command (the 审批表 was issued before it)."""
     approver = uow.cause.principal
     assert approver is not None, "approval is a command, never a reaction"
 
     def by_approver(matter: Clarification, command: Approve) -> list[BaseModel]:
         return matter.approve(command, approver)
 
-    decided = await decision(Clarification(case_id), by_approver)(uow, command)
-    approved = decided.last
-    assert isinstance(approved, ClarificationApproved)
-    form = approval_form(decided.state, decided.state.jurisdiction, approved)
-    await store_documents(uow.conn, [form])
-    return answer(decided, documents=[form.doc_id])
+    return answer(await decision(Clarification(case_id), by_approver)(uow, command))
 
 
 async def perform(uow: UnitOfWork, command: Perform, *, case_id: str) -> dict[str, Any]:
-    """澄清, issuing the 澄清通知书 and the 关于失实检举控告澄清的函."""
+    """澄清, issuing the 澄清通知书."""
     decided = await decision(Clarification(case_id), Clarification.perform)(uow, command)
     await issue_clarification(uow, decided.state, decided.last)
+    return answer(decided)
+
+
+async def give_feedback(uow: UnitOfWork, command: GiveFeedback, *, case_id: str) -> dict[str, Any]:
+    """反馈, issuing the 关于失实检举控告澄清的函 to the party committee it names."""
+    decided = await decision(Clarification(case_id), Clarification.give_feedback)(uow, command)
+    feedback = decided.last
+    assert isinstance(feedback, FeedbackGiven)
+    await store_documents(uow.conn, [documents.unit_letter(decided.state, feedback)])
     return answer(decided)
 
 

@@ -23,7 +23,7 @@ definition = ServiceDefinition(
             "clarification.intake", events_of("intake"), {ClarificationApplicationFiled: on_application}
         ),
     ),
-    # Rendered documents are written once by the command that produced them, never by a
-    # projection: replay leaves them alone and the comparison skips them.
-    replay_exclude=frozenset({"documents"}),
+    # Issued documents (and their numbers) are written once by the command that produced them,
+    # never by a projection: replay leaves them alone and the comparison skips them.
+    replay_exclude=frozenset({"documents", "document_numbers"}),
 )

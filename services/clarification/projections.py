@@ -21,6 +21,7 @@ from shared.events.clarification import (
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
+    ConsentRequested,
     FeedbackGiven,
     OutcomeNoted,
     PriorityNoted,
@@ -99,6 +100,16 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
             for application in applications.values():
                 if application["status"] == "pending":
                     application["status"] = "in_pool"
+        case ConsentRequested():
+            steps.append(
+                _step(
+                    envelope,
+                    "consent_requested",
+                    payload.requested_on,
+                    person=payload.person.name,
+                    documents=payload.documents,
+                )
+            )
         case ClarificationStarted():
             new["person"] = payload.person.model_dump(mode="json")
             steps.append(
@@ -120,6 +131,8 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
                     bad_effects=payload.bad_effects,
                     refusals=payload.refusals,
                     reason=payload.reason,
+                    proposed_forms=payload.proposed_forms,
+                    proposed_scope=payload.proposed_scope,
                 )
             )
         case ReReviewRecorded():
@@ -131,6 +144,7 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
                     passed=payload.passed,
                     reasons=payload.reasons,
                     members=payload.members,
+                    documents=payload.documents,
                 )
             )
         case ClarificationApproved():
@@ -169,6 +183,7 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
                     payload.given_on,
                     party_committee=payload.party_committee,
                     unit_head=payload.unit_head,
+                    documents=payload.documents,
                 )
             )
         case AcknowledgementRecorded():
@@ -270,7 +285,7 @@ async def clarification(conn: Conn, case_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     documents = await conn.fetch(
-        "SELECT doc_id, kind, title, created_on FROM documents WHERE case_id = $1"
+        "SELECT doc_id, kind, title, number, created_on FROM documents WHERE case_id = $1"
         " ORDER BY created_on, doc_id",
         case_id,
     )
@@ -292,7 +307,7 @@ async def clarification(conn: Conn, case_id: str) -> dict[str, Any] | None:
 
 async def document(conn: Conn, case_id: str, doc_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        "SELECT doc_id, case_id, kind, title, body, created_on FROM documents"
+        "SELECT doc_id, case_id, kind, title, number, body, layout, created_on FROM documents"
         " WHERE case_id = $1 AND doc_id = $2",
         case_id,
         doc_id,

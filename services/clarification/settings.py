@@ -1,10 +1,13 @@
-"""Settings of the clarification service (env prefix ZM_CLARIFICATION_)."""
+"""Settings of the clarification service (env prefixes ZM_CLARIFICATION_ and ZM_DOCUMENTS_)."""
 
 from __future__ import annotations
 
 from datetime import date
 
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.envelope import CITY, JURISDICTIONS
 
 
 class ClarificationSettings(BaseSettings):
@@ -18,3 +21,70 @@ class ClarificationSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZM_CLARIFICATION_")
 
     pool_since: date | None = None
+
+
+class Organ(BaseModel):
+    """发文机关: who issues a jurisdiction's documents, under which 机关代字, and whom they go to."""
+
+    names: list[str] = Field(min_length=1, description="the full names (联合行文: each organ)")
+    abbreviation: str = Field(min_length=1, description="机关代字, e.g. 缙纪")
+    organisation_department: str = Field(min_length=1, description="the party committee's 组织部")
+    printer: str = Field(min_length=1, description="印发机关, e.g. the commission's general office")
+
+
+ABBREVIATIONS: dict[str, str] = {
+    "331100": "丽",
+    "331102": "莲",
+    "331121": "青",
+    "331122": "缙",
+    "331123": "遂",
+    "331124": "松",
+    "331125": "云",
+    "331126": "庆",
+    "331127": "景",
+    "331181": "龙",
+}
+"""The one-character 机关代字 of each jurisdiction's commission (丽纪, 缙纪 ...)."""
+
+
+def default_organ(jurisdiction: str) -> Organ:
+    """中共缙云县纪律检查委员会 and 缙云县监察委员会 (纪委监委合署办公); a district bears its city's name."""
+    place = JURISDICTIONS[jurisdiction]
+    if jurisdiction != CITY and place.endswith("区"):
+        place = JURISDICTIONS[CITY] + place
+    return Organ(
+        names=[f"中共{place}纪律检查委员会", f"{place}监察委员会"],
+        abbreviation=ABBREVIATIONS.get(jurisdiction, place[0]) + "纪",
+        organisation_department=f"中共{place}委组织部",
+        printer=f"中共{place}纪律检查委员会办公室",
+    )
+
+
+class DocumentSettings(BaseSettings):
+    """The documents' issuing organs and numbering (env prefix ZM_DOCUMENTS_).
+
+    `ZM_DOCUMENTS_ORGANS` (JSON, jurisdiction -> Organ) replaces the default organ of a jurisdiction;
+    `ZM_DOCUMENTS_SERIES` (JSON, kind -> 代字) and `ZM_DOCUMENTS_NUMBER_FORMAT` set the 发文字号,
+    e.g. 缙纪澄〔2023〕1号: one sequence per organ, series and year, allocated once per document.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ZM_DOCUMENTS_")
+
+    organs: dict[str, Organ] = Field(default_factory=dict)
+    series: dict[str, str] = Field(
+        default_factory=lambda: {
+            "consent_request": "澄告",
+            "approval_form": "澄审",
+            "notice": "澄",
+            "unit_letter": "澄函",
+        }
+    )
+    number_format: str = "{abbreviation}{series}〔{year}〕{seq}号"
+
+    def organ(self, jurisdiction: str) -> Organ:
+        return self.organs.get(jurisdiction) or default_organ(jurisdiction)
+
+    def number(self, jurisdiction: str, kind: str, year: int, seq: int) -> str:
+        return self.number_format.format(
+            abbreviation=self.organ(jurisdiction).abbreviation, series=self.series[kind], year=year, seq=seq
+        )

@@ -67,6 +67,15 @@ class ApplicationDeclined(Frozen):
     reason: str
 
 
+@registry.event("ConsentRequested", 1)
+class ConsentRequested(Frozen):
+    """拟澄清告知书: the person is told of the intended clarification and asked to consent."""
+
+    person: Subject
+    requested_on: date
+    documents: list[str] = []
+
+
 @registry.event("ClarificationStarted", 1)
 class ClarificationStarted(Frozen):
     """申请: proposed by the department after consulting the person, or applied for by the person.
@@ -90,6 +99,9 @@ class AssessmentRecorded(Frozen):
     refusals: list[str] = []  # codes of the negative-list rules that applied
     reason: str = ""
     other_reason: str = ""  # why clarification is otherwise necessary (其他确有必要澄清的)
+    # The department's proposal for the 审批表 (拟澄清方式和范围); the written notice is always in it.
+    proposed_forms: list[ClarificationForm] = []
+    proposed_scope: str = ""
 
 
 @registry.event("ReReviewRecorded", 1)
@@ -104,6 +116,7 @@ class ReReviewRecorded(Frozen):
     members: dict[str, str]  # office role -> user id
     passed: bool
     reasons: list[str] = []
+    documents: list[str] = []  # the 审批表 put before the head when the re-review passed
 
 
 @registry.event("ClarificationApproved", 1)
@@ -138,6 +151,7 @@ class FeedbackGiven(Frozen):
     given_on: date
     party_committee: str
     unit_head: str
+    documents: list[str] = []  # the 关于失实检举控告澄清的函 addressed to that committee
 
 
 @registry.event("AcknowledgementRecorded", 1)

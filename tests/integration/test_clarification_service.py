@@ -473,6 +473,8 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
         )
     )
     assert (passed["passed"], passed["state"]) == (True, "re_reviewed")
+    # The 审批表 is put before the head when the re-review passes, not after the approval.
+    assert passed["documents"] == [f"{case_id}-approval_form"] and sent_back["documents"] == []
 
     problem(
         await client.post(
@@ -485,7 +487,7 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
         await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-06"})
     )
     assert (approved["level"], approved["clarify_by"], approved["state"]) == (J, "2023-03-13", "approved")
-    assert approved["documents"] == [f"{case_id}-approval_form"]
+    assert "documents" not in approved
 
     before = await counts(runtime)
     problem(
@@ -525,12 +527,13 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
     )
     assert performed["forms"] == ["written_notice", "face_to_face", "scoped_notice"]
     assert performed["points"] == [UNTRUE.model_dump()] and performed["on_time"]
-    assert performed["documents"] == [f"{case_id}-notice", f"{case_id}-unit_letter"]
-    assert (await counts(runtime))[2] == before[2] + 2
+    assert performed["documents"] == [f"{case_id}-notice"]
+    assert (await counts(runtime))[2] == before[2] + 1
 
     notice = await client.get(f"{base}/documents/{case_id}-notice", headers=AUDITOR)
     assert notice.status_code == 200 and notice.headers["content-type"] == "text/plain; charset=utf-8"
-    assert "李明同志" in notice.text and "收受工程老板礼金" in notice.text and "缙云县纪委监委" in notice.text
+    assert "李明同志" in notice.text and "收受工程老板礼金" in notice.text
+    assert notice.text.startswith("中共缙云县纪律检查委员会\n缙云县监察委员会\n缙纪澄〔2023〕")
     form = await client.get(f"{base}/documents/{case_id}-approval_form", headers=DEPT)
     assert "失实检举控告澄清审批表" in form.text and "王芳" not in form.text
 
@@ -577,6 +580,8 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
         f"{case_id}-notice",
         f"{case_id}-unit_letter",
     }
+    letter = await client.get(f"{base}/documents/{case_id}-unit_letter", headers=AUDITOR)
+    assert "中共缙云县壶镇镇委员会：" in letter.text and "党组织" not in letter.text
     assert await runtime.store.verify() is None
     topics = await runtime.pool.fetch("SELECT DISTINCT topic FROM outbox")
     assert [r["topic"] for r in topics] == ["zm.331122.clarification.events"]
@@ -711,7 +716,8 @@ async def test_a_quarterly_round_clarifies_every_approved_matter_at_once(
     )
     assert len(performed) == 1  # ...but the round's events were one
     after = await counts(runtime)
-    assert (after[0] - before[0], after[2] - before[2]) == (3, 4)
+    # One 澄清通知书 per matter (the letters to the units follow at their feedback).
+    assert (after[0] - before[0], after[2] - before[2]) == (3, 2)
 
     states = {
         m["case_id"]: m["state"]
@@ -837,7 +843,7 @@ async def test_the_read_models_rebuild_from_the_events_alone(
         return matters, rounds, documents
 
     live = await snapshot()
-    assert live[2] == 6
+    assert live[2] == 5  # two 审批表, two 澄清通知书, one letter (the one feedback given)
     async with runtime.pool.acquire() as conn, conn.transaction():
         await conn.execute("TRUNCATE clarifications, rounds")
         async for event in runtime.store.iter_all():

@@ -18,6 +18,7 @@ from services.clarification.commands import (
     GiveFeedback,
     HoldRound,
     Perform,
+    RequestConsent,
     ReReview,
     Start,
 )
@@ -47,6 +48,8 @@ from shared.events.clarification import (
     ClarificationApproved,
     ClarificationPerformed,
     ClarificationStarted,
+    ConsentRequested,
+    FeedbackGiven,
     OutcomeNoted,
     PriorityNoted,
     ReReviewRecorded,
@@ -455,7 +458,8 @@ def test_only_untrue_points_are_clarified() -> None:
     assert event.points == [A1]
     assert event.forms == ["written_notice", "face_to_face"]
     assert event.on_time and event.person == PERSON and event.concluded_on == date(2023, 2, 10)
-    assert event.documents == [f"{CASE}-notice", f"{CASE}-unit_letter"]
+    # The letter to the unit is issued at feedback, addressed to the committee named there.
+    assert event.documents == [f"{CASE}-notice"]
 
 
 def test_a_clarification_after_the_deadline_is_not_on_time() -> None:
@@ -755,3 +759,76 @@ def test_a_point_whose_facts_exist_but_break_no_rule_is_clarified() -> None:
     """事实存在但不违规违纪 counts as untrue (Jiangxi's 2019 实施办法): the point is cleared."""
     noted = outcome({"A1": "no_violation"})
     assert [p.allegation_id for p in clarifiable_points(noted)] == ["A1"]
+
+
+# --- The documents each step issues ------------------------------------------------------------
+
+
+def test_a_candidate_is_asked_for_consent_once_per_person_before_the_start() -> None:
+    c = candidate()
+    ask = RequestConsent(person_subject_id=PERSON.subject_id, requested_on=date(2023, 2, 20))
+    [event] = step(c, c.request_consent(ask))
+    assert isinstance(event, ConsentRequested) and event.person == PERSON
+    assert event.documents == [f"{CASE}-consent_request-{PERSON.subject_id}"]
+    assert state_of(c) == "candidate"
+    with pytest.raises(Conflict) as again:
+        c.request_consent(ask)
+    assert again.value.code == "already_recorded"
+    with pytest.raises(RuleViolation) as early:
+        candidate().request_consent(ask.model_copy(update={"requested_on": date(2023, 2, 9)}))
+    assert early.value.field == "requested_on"
+    with pytest.raises(RuleViolation) as stranger:
+        candidate().request_consent(ask.model_copy(update={"person_subject_id": "p-nobody"}))
+    assert stranger.value.code == "unknown_subject"
+    with pytest.raises(Conflict) as late:
+        started().request_consent(ask)
+    assert late.value.code == "wrong_state"
+    with pytest.raises(Conflict) as outside:
+        Clarification(CASE, J).request_consent(ask)
+    assert outside.value.code == "not_a_candidate"
+
+
+def test_the_assessment_records_the_proposed_forms_and_scope() -> None:
+    c = started()
+    [event] = c.assess(
+        Assess(
+            assessed_on=date(2023, 3, 2),
+            bad_effects=["repeated_reports"],
+            effect_only_from_interviews=False,
+            proposed_forms=["scoped_notice", "face_to_face"],
+            proposed_scope=" 壶镇镇机关干部 ",
+        )
+    )
+    assert isinstance(event, AssessmentRecorded)
+    assert event.proposed_forms == ["written_notice", "face_to_face", "scoped_notice"]
+    assert event.proposed_scope == "壶镇镇机关干部"
+    with pytest.raises(RuleViolation) as unscoped:
+        started().assess(
+            Assess(
+                assessed_on=date(2023, 3, 2),
+                bad_effects=["repeated_reports"],
+                effect_only_from_interviews=False,
+                proposed_forms=["scoped_notice"],
+            )
+        )
+    assert (unscoped.value.code, unscoped.value.field) == ("scope_required", "proposed_scope")
+    [refused] = started().assess(
+        Assess(assessed_on=date(2023, 3, 2), bad_effects=[], effect_only_from_interviews=False)
+    )
+    assert isinstance(refused, AssessmentRecorded) and refused.proposed_forms == []
+
+
+def test_a_passed_re_review_puts_the_approval_form_before_the_head() -> None:
+    c = assessed()
+    [failed] = step(c, re_review(c, ok=False))
+    assert isinstance(failed, ReReviewRecorded) and failed.documents == []
+    [passed] = step(c, re_review(c, on=date(2023, 3, 4)))
+    assert isinstance(passed, ReReviewRecorded) and passed.documents == [f"{CASE}-approval_form"]
+
+
+def test_feedback_issues_the_letter_to_the_unit() -> None:
+    c = performed()
+    [event] = c.give_feedback(
+        GiveFeedback(given_on=date(2023, 3, 9), party_committee="中共缙云县壶镇镇委员会", unit_head="张书记")
+    )
+    assert isinstance(event, FeedbackGiven) and event.documents == [f"{CASE}-unit_letter"]

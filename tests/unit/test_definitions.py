@@ -34,4 +34,4 @@ def test_replay_reads_the_contexts_whose_events_feed_foreign_read_models() -> No
         assert definition.name not in definition.foreign_read_models
         assert set(definition.foreign_read_models) <= set(SERVICES)
     assert set(definition_of("archive").foreign_read_models) == {"intake", "review", "clarification"}
-    assert definition_of("clarification").replay_exclude == {"documents"}
+    assert definition_of("clarification").replay_exclude == {"documents", "document_numbers"}
