@@ -150,7 +150,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         async with runtime.pool.acquire() as conn:
             found = await projections.clarification(conn, case_id)
         if found is None or not principal.sees(found["jurisdiction"]):
-            raise NotFound(f"no clarification matter {case_id}")
+            raise NotFound(f"no clarification matter {case_id}", detail_zh=f"没有澄清事项 {case_id}")
         return found
 
     @app.get(
@@ -165,7 +165,7 @@ def build_api(runtime: Runtime) -> FastAPI:
             jurisdiction = await projections.jurisdiction_of(conn, case_id)
             found = await projections.document(conn, case_id, doc_id) if jurisdiction else None
         if found is None or jurisdiction is None or not principal.sees(jurisdiction):
-            raise NotFound(f"no document {doc_id} in {case_id}")
+            raise NotFound(f"no document {doc_id} in {case_id}", detail_zh=f"{case_id} 中没有文书 {doc_id}")
         return PlainTextResponse(found["body"], media_type="text/plain; charset=utf-8")
 
     return app
