@@ -506,10 +506,21 @@ def acting(*roles: str) -> Callable[[Request, Principal], CommandContext]:
     return context
 
 
+PROBLEMS_DOC = """
+
+Refusals are `application/problem+json`: `type`, `title`, `status`, `code` (for programs), `field`
+(the input concerned), `detail`, `detail_zh`, `detail_en` and, for invalid input, `errors` (each
+with `field`, `message`, `message_zh`, `type`). `title` and `detail` are Chinese (zh-CN) unless
+`Accept-Language` ranks English above Chinese; `detail_zh` and `detail_en` are always both given;
+`Content-Language` names the language of `title` and `detail`.
+拒绝的请求以 problem+json 答复：`title` 与 `detail` 默认为中文，`Accept-Language` 优先英文时为英文；
+`detail_zh`（中文）和 `detail_en`（英文）始终同时提供，`code` 不随语言变化。"""
+
+
 def create_app(service: str, *, title: str, description: str, version: str = "1.0.0") -> FastAPI:
     """A FastAPI app with problem handlers and request logging context; health routes are
     added by the runtime that knows the database and broker."""
-    app = FastAPI(title=title, description=description, version=version)
+    app = FastAPI(title=title, description=description + PROBLEMS_DOC, version=version)
     app.router.route_class = AuthFirstRoute
     install_problem_handlers(app)
     app.add_middleware(LastResortMiddleware)

@@ -544,7 +544,7 @@ class Clarification(Aggregate):
         if not command.consent:
             raise RuleViolation(
                 "no consent, no clarification: the person must agree",
-                detail_zh="本人不同意的，不予澄清：须经本人同意",
+                detail_zh="未经本人同意，不予澄清：须本人同意",
                 field="consent",
                 code="consent_required",
             )
