@@ -94,7 +94,7 @@ async def test_a_sweep_as_of_year_one_is_refused(apps: dict[str, ServiceApp]) ->
     body = {"jurisdiction": COUNTY, "as_of": "0001-01-01"}
     p = problem(await apps["review"].client.post("/sweeps", json=body, headers=DEPARTMENT), 422, "body.as_of")
     assert p["errors"][0]["type"] == "date_out_of_range"
-    assert "2000-01-01" in p["detail"] and "2000-01-01" in p["detail_zh"]
+    assert "2000-01-01" in p["detail_en"] and "2000-01-01" in p["detail_zh"]
 
 
 @pytest.mark.parametrize("received_on", ["9999-12-31", "0001-01-01", "1999-12-31", "2099-06-30"])
