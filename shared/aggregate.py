@@ -21,6 +21,9 @@ class Aggregate:
     noun: ClassVar[str] = "stream"
     """What the aggregate is called in a 404 ("no report R-1")."""
 
+    noun_zh: ClassVar[str] = "记录"
+    """Its Chinese name in a 404 ("没有检举控告件 R-1")."""
+
     version: int = 0
     """Events of the stream so far (the expected version of the next append)."""
 
@@ -47,7 +50,7 @@ class Aggregate:
     def missing(self) -> NotFound:
         """The error of a command naming a stream that does not exist (or that the caller cannot
         see: another jurisdiction's case does not exist for them, 404 and never 403)."""
-        return NotFound(f"no {self.noun} {self.case_id}")
+        return NotFound(f"no {self.noun} {self.case_id}", detail_zh=f"没有{self.noun_zh} {self.case_id}")
 
 
 class Command(BaseModel):

@@ -63,7 +63,11 @@ def add_audit_routes(app: FastAPI, runtime: Runtime) -> None:
             )
             visible = [r for r in rows if principal.sees(r["jurisdiction"])]
             if not visible:
-                raise NotFound(f"no events of case {case_id} here", field="case_id")
+                raise NotFound(
+                    f"no events of case {case_id} here",
+                    detail_zh=f"这里没有案件 {case_id} 的事件",
+                    field="case_id",
+                )
             out = []
             for row in visible:
                 envelope = row_to_envelope(row)

@@ -60,7 +60,32 @@ class AuthSettings(BaseSettings):
 
 
 class AuthError(Exception):
-    """Missing, malformed, expired or wrongly signed token."""
+    """Missing, malformed, expired or wrongly signed token; `detail_zh` says why in Chinese."""
+
+    def __init__(self, detail: str, *, detail_zh: str) -> None:
+        super().__init__(detail)
+        self.detail_zh = detail_zh
+
+
+def _chinese(exc: Exception) -> str:
+    """Why PyJWT (or the key file) refused a token, in Chinese."""
+    if isinstance(exc, FileNotFoundError):
+        return "缺少验证令牌的公钥"
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "令牌已过期"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "令牌尚未生效"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "令牌签名无效"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "令牌的签发方不符"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"令牌缺少必需的声明 {exc.claim}"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return "令牌的签名算法不被接受"
+    if isinstance(exc, jwt.DecodeError):
+        return "令牌格式无效"
+    return "令牌无法验证"
 
 
 class KeysUnavailable(Exception):
@@ -201,7 +226,7 @@ def verify(token: str, settings: AuthSettings | None = None) -> Principal:
             },
         )
     except (jwt.PyJWTError, FileNotFoundError) as exc:
-        raise AuthError(str(exc)) from exc
+        raise AuthError(str(exc), detail_zh=_chinese(exc)) from exc
     try:
         principal = Principal(
             user_id=claims[settings.user_claim],
@@ -211,10 +236,16 @@ def verify(token: str, settings: AuthSettings | None = None) -> Principal:
             name=claims.get("name"),
         )
     except ValidationError as exc:
-        raise AuthError(f"token claims are incomplete: {exc.error_count()} problems") from exc
+        raise AuthError(
+            f"token claims are incomplete: {exc.error_count()} problems",
+            detail_zh=f"令牌的声明不完整（{exc.error_count()} 处问题）",
+        ) from exc
     unknown = [j for j in principal.jurisdictions if j not in JURISDICTIONS]
     if unknown:
-        raise AuthError(f"unknown jurisdictions in token: {unknown}")
+        raise AuthError(
+            f"unknown jurisdictions in token: {unknown}",
+            detail_zh=f"令牌含有未知的辖区：{'、'.join(unknown)}",
+        )
     return principal
 
 

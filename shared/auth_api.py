@@ -53,6 +53,7 @@ def _failed() -> Unauthorized:
     # One answer for a wrong password, an unknown and a disabled user: no hint which.
     return Unauthorized(
         "the user id and password do not match an enabled user",
+        detail_zh="用户名或密码不正确，或该用户已停用",
         code="login_failed",
         headers={"WWW-Authenticate": 'Bearer realm="zhengming"'},
     )
@@ -85,6 +86,7 @@ def add_auth_routes(app: FastAPI, pool: asyncpg.Pool, directory: Directory | Non
         if role not in officer.roles:
             raise Forbidden(
                 f"user {officer.user_id} does not hold the role {role}",
+                detail_zh=f"用户 {officer.user_id} 没有 {role} 角色",
                 field="body.role",
                 code="role_forbidden",
             )

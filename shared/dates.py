@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from shared.errors import OutOfRange, RuleViolation
+from shared.errors import OutOfRange, RuleViolation, Term
 
 _LABEL = re.compile(r"^(\d{4})Q([1-4])$")
 
@@ -40,7 +40,11 @@ class Quarter:
             first = date(self.year, 3 * self.number - 2, 1)
             after = date(self.year + 1, 1, 1) if self.number == 4 else date(self.year, 3 * self.number + 1, 1)
         except ValueError as exc:
-            raise OutOfRange(f"quarter {self.label} lies outside the calendar", field="quarter") from exc
+            raise OutOfRange(
+                f"quarter {self.label} lies outside the calendar",
+                detail_zh=f"季度 {self.label} 超出了日历范围",
+                field="quarter",
+            ) from exc
         return first, after - timedelta(days=1)
 
     @property
@@ -61,12 +65,13 @@ def quarter_of(day: date) -> str:
     return Quarter.of(day).label
 
 
-def not_before(day: date, earlier: date | None, *, field: str, step: str) -> None:
+def not_before(day: date, earlier: date | None, *, field: str, step: Term) -> None:
     """Steps follow each other in time: a step is not dated before the one it follows (`step`
     names that one; nothing to check when it has no date)."""
     if earlier is not None and day < earlier:
         raise RuleViolation(
-            f"{field} {day.isoformat()} is before {step} ({earlier.isoformat()})",
+            f"{field} {day.isoformat()} is before {step.en} ({earlier.isoformat()})",
+            detail_zh=f"{field} {day.isoformat()} 早于{step.zh}日期（{earlier.isoformat()}）",
             field=field,
             code="date_before_previous_step",
         )

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+
+class Term(NamedTuple):
+    """A name in English and in Chinese (a step, an action), for messages built from parts."""
+
+    en: str
+    zh: str
+
 
 class ZhengmingError(Exception):
     """Base of the errors the shared core raises on purpose."""
@@ -48,8 +57,9 @@ class OutOfRange(ZhengmingError):
 
     code = "out_of_range"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, detail_zh: str, field: str | None = None) -> None:
         super().__init__(message)
+        self.detail_zh = detail_zh
         self.field = field
 
 
@@ -58,7 +68,8 @@ class DomainError(ZhengmingError):
     problem+json (status by kind), the Kafka edge dead-letters the message that caused it.
 
     `code` names the rule for programs, `field` the input it concerns, `detail` explains it in
-    English and `detail_zh` (when the rule has its own wording) in Chinese."""
+    English and `detail_zh` in Chinese: every raise site gives both, with the same values
+    (tests/unit/test_problem_language.py fails a raise site without its own Chinese)."""
 
     code = "rule_violated"
 

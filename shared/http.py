@@ -32,7 +32,9 @@ from shared.errors import (
     OutOfRange,
     RuleViolation,
 )
+from shared.events.common import role_name as role_name_zh
 from shared.logging import ASGIApp, RequestContextMiddleware, get_logger, outages
+from shared.problems import CONTENT_LANGUAGE, Language, generic_chinese, language_of, title
 
 log = get_logger(__name__)
 
@@ -50,10 +52,16 @@ class Unauthorized(Exception):
     code = "unauthorized"
 
     def __init__(
-        self, detail: str, *, headers: dict[str, str] | None = None, code: str | None = None
+        self,
+        detail: str,
+        *,
+        detail_zh: str,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.detail_zh = detail_zh
         self.headers = headers or {"WWW-Authenticate": "Bearer"}
         if code is not None:
             self.code = code
@@ -67,33 +75,6 @@ def status_of(error: DomainError) -> int:
     return next((status for kind, status in STATUS_OF.items() if isinstance(error, kind)), 422)
 
 
-# Chinese wording of each problem code; a code without one falls back to its status's wording.
-_ZH_BY_CODE = {
-    "invalid_input": "请求内容无效",
-    "malformed_body": "请求体无法解析（须为 UTF-8 编码的 JSON）",
-    "not_found": "未找到所请求的资源",
-    "route_not_found": "没有这个地址",
-    "method_not_allowed": "该地址不支持此请求方法",
-    "payload_too_large": "请求体过大",
-    "unauthorized": "需要有效的登录令牌",
-    "login_failed": "用户名或密码不正确，或该用户已停用",
-    "forbidden": "无权进行此操作",
-    "role_forbidden": "当前角色无权进行此操作",
-    "jurisdiction_forbidden": "无权访问该辖区",
-    "concurrency_conflict": "案件已被他人修改，请刷新后重试",
-    "out_of_range": "数值超出可处理的范围",
-    "service_unavailable": "服务暂时不可用，请稍后重试",
-    "internal_error": "内部错误，请查看服务日志",
-}
-_ZH_BY_STATUS = {
-    400: "请求有误",
-    401: "需要有效的登录令牌",
-    403: "无权进行此操作",
-    404: "未找到所请求的资源",
-    409: "与当前状态冲突",
-    422: "请求违反业务规则",
-    503: "服务暂时不可用，请稍后重试",
-}
 # Chinese wording of the validation errors a caller meets most; others get the generic one.
 _ZH_BY_ERROR = {
     "missing": "缺少必填字段",
@@ -124,10 +105,6 @@ _ZH_BY_ERROR = {
 }
 
 
-def chinese(code: str, status: int) -> str:
-    return _ZH_BY_CODE.get(code) or _ZH_BY_STATUS.get(status) or "请求无法处理"
-
-
 def problem_response(
     status: int,
     code: str,
@@ -136,22 +113,27 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     *,
     detail_zh: str | None = None,
+    language: Language = "zh",
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """An application/problem+json answer: code and field for programs, detail in English and
-    detail_zh in Chinese for people."""
+    """An application/problem+json answer: code and field for programs; title and detail for
+    people in the caller's language (Chinese unless Accept-Language prefers English), and the detail
+    in both languages (detail_zh, detail_en) whatever the caller prefers."""
+    chinese = detail_zh or generic_chinese(code, status)
     body: dict[str, Any] = {
         "type": f"urn:zhengming:problem:{code}",
-        "title": code,
+        "title": title(code, status, language),
         "status": status,
         "code": code,
-        "detail": detail,
-        "detail_zh": detail_zh or chinese(code, status),
+        "detail": chinese if language == "zh" else detail,
+        "detail_zh": chinese,
+        "detail_en": detail,
     }
     if field is not None:
         body["field"] = field
-    if errors:
+    if errors is not None:
         body["errors"] = errors
+    headers = {**(headers or {}), "Content-Language": CONTENT_LANGUAGE[language]}
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
@@ -184,29 +166,75 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-_ZH_COMPONENT = {
+_COMPONENTS_ZH = {
     "database": "数据库",
+    "broker": "消息队列",
     "token keys (JWKS)": "令牌验证密钥（JWKS）",
     "token signing key": "令牌签名密钥",
 }
 
 
-def unavailable_response(component: str) -> JSONResponse:
-    zh = _ZH_COMPONENT.get(component)
+def unavailable_response(component: str, language: Language = "zh") -> JSONResponse:
     return problem_response(
         503,
         "service_unavailable",
         f"the {component} is not answering; try again shortly",
-        detail_zh=f"{zh}暂时不可用，请稍后重试" if zh else None,
+        detail_zh=f"{_COMPONENTS_ZH.get(component, component)}暂时没有响应，请稍后重试",
+        language=language,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 
+def too_large_response(max_bytes: int, language: Language) -> JSONResponse:
+    return problem_response(
+        413,
+        "payload_too_large",
+        f"the body exceeds {max_bytes} bytes",
+        "body",
+        detail_zh=f"请求体超过 {max_bytes} 字节",
+        language=language,
+    )
+
+
+def _framework_problem(request: Request, exc: StarletteHTTPException) -> tuple[str, str, str, dict[str, str]]:
+    """Code, English and Chinese of the framework's own answers, and the headers they need."""
+    headers = dict(exc.headers or {})
+    status, path = exc.status_code, request.url.path
+    if status == 404:
+        return "route_not_found", f"no route {path}", f"没有这个地址：{path}", headers
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        return (
+            "method_not_allowed",
+            f"{request.method} is not served here; allowed: {headers['Allow']}",
+            f"此地址不支持 {request.method} 方法；可用的方法：{headers['Allow']}",
+            headers,
+        )
+    if status == 400:
+        return (
+            "malformed_body",
+            "the body could not be read (UTF-8 JSON expected)",
+            "请求体无法读取（须为 UTF-8 编码的 JSON）",
+            headers,
+        )
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+        return "unauthorized", "a bearer token is required", "需要登录令牌（Bearer）", headers
+    return f"http_{status}", str(exc.detail), f"请求无法处理（HTTP {status}）", headers
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Unauthorized)
-    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+    async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
         log.info("request.rejected", code=exc.code, status=exc.status)
-        return problem_response(exc.status, exc.code, exc.detail, headers=exc.headers)
+        return problem_response(
+            exc.status,
+            exc.code,
+            exc.detail,
+            detail_zh=exc.detail_zh,
+            language=language_of(request.scope),
+            headers=exc.headers,
+        )
 
     @app.exception_handler(KeysUnavailable)
     async def _no_keys(_: Request, exc: KeysUnavailable) -> JSONResponse:
@@ -216,77 +244,103 @@ def install_problem_handlers(app: FastAPI) -> None:
         return unavailable_response("token keys (JWKS)")
 
     @app.exception_handler(DomainError)
-    async def _refused(_: Request, exc: DomainError) -> JSONResponse:
+    async def _refused(request: Request, exc: DomainError) -> JSONResponse:
         status = status_of(exc)
         log.info("request.rejected", code=exc.code, field=exc.field, status=status)
-        return problem_response(status, exc.code, exc.detail, exc.field, detail_zh=exc.detail_zh)
+        return problem_response(
+            status,
+            exc.code,
+            exc.detail,
+            exc.field,
+            detail_zh=exc.detail_zh,
+            language=language_of(request.scope),
+        )
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        language = language_of(request.scope)
         errors = _validation_errors(exc)
         log.info("request.invalid", fields=[e["field"] for e in errors], types=[e["type"] for e in errors])
         if any(e["type"] == "json_invalid" for e in errors):
-            return problem_response(400, "malformed_body", "the body is not valid JSON", "body", errors)
-        first = errors[0] if errors else {"field": None, "message": "invalid request", "message_zh": None}
+            return problem_response(
+                400,
+                "malformed_body",
+                "the body is not valid JSON",
+                "body",
+                errors,
+                detail_zh="请求体不是有效的 JSON",
+                language=language,
+            )
+        if not errors:
+            return problem_response(
+                422, "invalid_input", "invalid request", detail_zh="请求内容无效", language=language
+            )
+        first = errors[0]
         return problem_response(
             422,
             "invalid_input",
             f"{first['field']}: {first['message']}",
             first["field"],
             errors,
-            detail_zh=f"{first['field']}：{first['message_zh']}" if first["field"] else None,
+            detail_zh=f"{first['field']}：{first['message_zh']}",
+            language=language,
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _framework(request: Request, exc: StarletteHTTPException) -> Response:
         # The framework's own answers (no route, wrong method, body too large or unreadable) are
         # problems like any other, never {"detail": ...}.
-        headers = dict(exc.headers or {})
-        field = None
-        if exc.status_code == 404:
-            code, detail = "route_not_found", f"no route {request.url.path}"
-        elif exc.status_code == 405:
-            allow = allowed_methods(request)
-            headers["Allow"] = ", ".join(allow)
-            code, detail = (
-                "method_not_allowed",
-                f"{request.method} is not served here; allowed: {headers['Allow']}",
-            )
-        elif exc.status_code == 413:
-            code, detail = "payload_too_large", f"the body exceeds {MAX_BODY_BYTES} bytes"
-            field = "body"
-        elif exc.status_code == 400:
-            code, detail = "malformed_body", "the body could not be read (UTF-8 JSON expected)"
-        elif exc.status_code == 401:
-            code, detail = "unauthorized", "a bearer token is required"
-            headers.setdefault("WWW-Authenticate", "Bearer")
-        else:
-            code, detail = f"http_{exc.status_code}", str(exc.detail)
+        language = language_of(request.scope)
+        if exc.status_code == 413:
+            log.info("request.rejected", code="payload_too_large", status=413)
+            return too_large_response(MAX_BODY_BYTES, language)
+        code, detail, detail_zh, headers = _framework_problem(request, exc)
         log.info("request.rejected", code=code, status=exc.status_code)
-        return problem_response(exc.status_code, code, detail, field, headers=headers or None)
+        return problem_response(
+            exc.status_code,
+            code,
+            detail,
+            detail_zh=detail_zh,
+            language=language,
+            headers=headers or None,
+        )
 
     @app.exception_handler(ConcurrencyError)
-    async def _conflict(_: Request, exc: ConcurrencyError) -> JSONResponse:
-        return problem_response(409, exc.code, "the case changed meanwhile; reload and try again")
+    async def _conflict(request: Request, exc: ConcurrencyError) -> JSONResponse:
+        return problem_response(
+            409,
+            exc.code,
+            "the case changed meanwhile; reload and try again",
+            detail_zh="案件已被他人修改，请刷新后重试",
+            language=language_of(request.scope),
+        )
 
     @app.exception_handler(OutOfRange)
-    async def _out_of_range(_: Request, exc: OutOfRange) -> JSONResponse:
+    async def _out_of_range(request: Request, exc: OutOfRange) -> JSONResponse:
         log.info("request.rejected", code=exc.code, field=exc.field, status=422)
-        return problem_response(422, exc.code, str(exc), exc.field)
+        return problem_response(
+            422, exc.code, str(exc), exc.field, detail_zh=exc.detail_zh, language=language_of(request.scope)
+        )
 
     async def _database(request: Request, exc: Exception) -> Response:
         if not database_away(exc):
             return await _unexpected(request, exc)
         outages.down("database", exc)
-        return unavailable_response("database")
+        return unavailable_response("database", language_of(request.scope))
 
     for kind in (*DATABASE_AWAY, asyncpg.InterfaceError, OSError):
         app.add_exception_handler(kind, _database)
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("request.failed", error=type(exc).__name__, exc_info=exc)
-    return problem_response(500, "internal_error", "internal error; see the service log")
+    return problem_response(
+        500,
+        "internal_error",
+        "internal error; see the service log",
+        detail_zh="内部错误，请查看服务日志",
+        language=language_of(request.scope),
+    )
 
 
 class BodyLimitMiddleware:
@@ -308,9 +362,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            response = problem_response(
-                413, "payload_too_large", f"the body exceeds {self.max_bytes} bytes", "body"
-            )
+            response = too_large_response(self.max_bytes, language_of(scope))
             await response(scope, receive, send)
             return
         seen = 0
@@ -373,12 +425,14 @@ async def authenticate(request: Request) -> Principal:
         return known
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("a bearer token is required")
+        raise Unauthorized("a bearer token is required", detail_zh="需要登录令牌（Bearer）")
     try:
         principal = await verify_async(token.strip(), AuthSettings())
     except AuthError as exc:
         raise Unauthorized(
-            f"invalid token: {exc}", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+            f"invalid token: {exc}",
+            detail_zh=f"登录令牌无效：{exc.detail_zh}",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from exc
     request.scope[_PRINCIPAL] = principal
     structlog.contextvars.bind_contextvars(user_id=principal.user_id, role=principal.role)
@@ -414,6 +468,11 @@ class AuthFirstRoute(APIRoute):
         return authenticated_first
 
 
+def role_name(role: str) -> str:
+    """A role as messages name it: 信访室（letters_office）."""
+    return f"{role_name_zh(role)}（{role}）"
+
+
 def require(*roles: str) -> Callable[[Principal], Principal]:
     """Dependency: the caller must hold one of `roles`."""
 
@@ -421,6 +480,8 @@ def require(*roles: str) -> Callable[[Principal], Principal]:
         if principal.role not in roles:
             raise Forbidden(
                 f"role {principal.role} may not do this; needs one of {', '.join(roles)}",
+                detail_zh=f"{role_name(principal.role)}无权进行此操作，"
+                f"须为：{'、'.join(map(role_name, roles))}",
                 code="role_forbidden",
             )
         return principal
@@ -432,7 +493,10 @@ def check_jurisdiction(principal: Principal, jurisdiction: str, *, field: str = 
     """Commands naming another jurisdiction are refused (403)."""
     if not principal.sees(jurisdiction):
         raise Forbidden(
-            f"no access to jurisdiction {jurisdiction}", field=field, code="jurisdiction_forbidden"
+            f"no access to jurisdiction {jurisdiction}",
+            detail_zh=f"无权访问辖区 {jurisdiction}",
+            field=field,
+            code="jurisdiction_forbidden",
         )
 
 
@@ -464,10 +528,21 @@ def acting(*roles: str) -> Callable[[Request, Principal], CommandContext]:
     return context
 
 
+PROBLEMS_DOC = """
+
+Refusals are `application/problem+json`: `type`, `title`, `status`, `code` (for programs), `field`
+(the input concerned), `detail`, `detail_zh`, `detail_en` and, for invalid input, `errors` (each
+with `field`, `message`, `message_zh`, `type`). `title` and `detail` are Chinese (zh-CN) unless
+`Accept-Language` ranks English above Chinese; `detail_zh` and `detail_en` are always both given;
+`Content-Language` names the language of `title` and `detail`.
+拒绝的请求以 problem+json 答复：`title` 与 `detail` 默认为中文，`Accept-Language` 优先英文时为英文；
+`detail_zh`（中文）和 `detail_en`（英文）始终同时提供，`code` 不随语言变化。"""
+
+
 def create_app(service: str, *, title: str, description: str, version: str = "1.0.0") -> FastAPI:
     """A FastAPI app with problem handlers and request logging context; health routes are
     added by the runtime that knows the database and broker."""
-    app = FastAPI(title=title, description=description, version=version)
+    app = FastAPI(title=title, description=description + PROBLEMS_DOC, version=version)
     app.router.route_class = AuthFirstRoute
     install_problem_handlers(app)
     app.add_middleware(LastResortMiddleware)

@@ -39,8 +39,9 @@ from starlette.middleware import Middleware
 from shared.auth import AuthError, AuthSettings, KeysUnavailable, verify_async
 from shared.crypto import load_master_key
 from shared.db import acquired, database_away, joined
-from shared.http import MAX_BODY_BYTES, problem_response, unavailable_response
+from shared.http import MAX_BODY_BYTES, problem_response, too_large_response, unavailable_response
 from shared.logging import get_logger, outages
+from shared.problems import language_of
 from shared.settings import CryptoSettings, IdempotencySettings
 
 log = get_logger(__name__)
@@ -172,6 +173,7 @@ class IdempotencyMiddleware:
                 400,
                 "idempotency_key_invalid",
                 f"{HEADER} must be a string of 1 to 255 printable ASCII characters",
+                f"{HEADER} 须为 1 至 255 个可打印 ASCII 字符",
             )
             return
         caller = await _caller(scope, self.auth)
@@ -182,9 +184,8 @@ class IdempotencyMiddleware:
             body = await _read_body(receive)
         except _Disconnected:
             return
-        except HTTPException as exc:  # the body limit, met while streaming a chunked body
-            detail = f"the body exceeds {MAX_BODY_BYTES} bytes"
-            await problem_response(exc.status_code, "payload_too_large", detail, "body")(scope, receive, send)
+        except HTTPException:  # the body limit, met while streaming a chunked body
+            await too_large_response(MAX_BODY_BYTES, language_of(scope))(scope, receive, send)
             return
         request = (scope["method"], scope["path"], bytes(scope.get("query_string", b"")).decode("latin-1"))
         print_ = fingerprint(*request, body, key=self.fingerprint_key)
@@ -196,7 +197,7 @@ class IdempotencyMiddleware:
             if not database_away(exc):
                 raise
             outages.down("database", exc)
-            await unavailable_response("database")(scope, receive, send)
+            await unavailable_response("database", language_of(scope))(scope, receive, send)
 
     async def _once(
         self, scope: Scope, receive: Receive, send: Send, caller: str, key: str, print_: str, body: bytes
@@ -235,6 +236,7 @@ class IdempotencyMiddleware:
                         409,
                         "idempotency_key_in_use",
                         f"a request with this {HEADER} is still being processed; retry later",
+                        f"使用此 {HEADER} 的请求仍在处理中，请稍后重试",
                     )
                     return
                 if not first:
@@ -269,6 +271,7 @@ class IdempotencyMiddleware:
                 409,
                 "idempotency_key_in_use",
                 f"the request with this {HEADER} did not finish; retry",
+                f"使用此 {HEADER} 的请求没有完成，请重试",
             )
             return
         if stored["fingerprint"] != print_:
@@ -279,6 +282,7 @@ class IdempotencyMiddleware:
                 422,
                 "idempotency_key_reused",
                 f"this {HEADER} was used for another request; use a new key for a new command",
+                f"此 {HEADER} 已用于另一个请求；新的命令请使用新的键",
             )
             return
         log.info("idempotency.replayed", status=stored["status"])
@@ -289,10 +293,13 @@ class IdempotencyMiddleware:
         await replay.forward(send, replayed=True)
 
     async def _problem(
-        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str
+        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str, detail_zh: str
     ) -> None:
         log.info("request.rejected", code=code, field=HEADER, status=status)
-        await problem_response(status, code, detail, HEADER)(scope, receive, send)
+        problem = problem_response(
+            status, code, detail, HEADER, detail_zh=detail_zh, language=language_of(scope)
+        )
+        await problem(scope, receive, send)
 
 
 def _exit_after_commit(key: str) -> None:

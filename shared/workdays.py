@@ -39,7 +39,10 @@ def add_working_days(start: date, days: int) -> date:
             if is_working_day(current):
                 remaining -= 1
     except OverflowError as exc:
-        raise OutOfRange(f"{days} working days after {start.isoformat()} lie past the calendar") from exc
+        raise OutOfRange(
+            f"{days} working days after {start.isoformat()} lie past the calendar",
+            detail_zh=f"{start.isoformat()} 之后 {days} 个工作日超出了日历范围",
+        ) from exc
     return current
 
 

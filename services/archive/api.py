@@ -56,7 +56,11 @@ def build_api(runtime: Runtime) -> FastAPI:
     def served(principal: Principal, jurisdiction: str) -> None:
         check_jurisdiction(principal, jurisdiction)
         if jurisdiction not in runtime.jurisdictions:
-            raise NotFound(f"jurisdiction {jurisdiction} is not served here", field="jurisdiction")
+            raise NotFound(
+                f"jurisdiction {jurisdiction} is not served here",
+                detail_zh=f"本服务不负责辖区 {jurisdiction}",
+                field="jurisdiction",
+            )
 
     @app.get(
         "/statistics",
@@ -91,7 +95,12 @@ def build_api(runtime: Runtime) -> FastAPI:
         async with runtime.pool.acquire() as conn:
             found = await views.subject_file(conn, subject_id, visible(principal))
         if found is None:
-            raise NotFound(f"no file for {subject_id}", field="subject_id", code="file_not_found")
+            raise NotFound(
+                f"no file for {subject_id}",
+                detail_zh=f"没有 {subject_id} 的档案",
+                field="subject_id",
+                code="file_not_found",
+            )
         return found
 
     @app.get(

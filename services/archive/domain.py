@@ -67,6 +67,7 @@ def parse_quarter(text: str, *, field: str = "quarter") -> Quarter:
     if quarter is None or not EARLIEST_DATE.year <= quarter.year <= latest_date().year:
         raise RuleViolation(
             f"{field} must look like 2023Q1 (year, Q, quarter 1-4); got {text!r}",
+            detail_zh=f"{field} 的格式应为 2023Q1（年份、Q、季度 1-4），收到的是 {text!r}",
             field=field,
             code="invalid_quarter",
         )
@@ -102,6 +103,7 @@ class CaseFile(Aggregate):
     return visits (回访) to the person and the unit."""
 
     noun = "case file"
+    noun_zh = "澄清案卷"
 
     def __init__(self, case_id: str, jurisdiction: str = "") -> None:
         self._case_id = case_id
@@ -159,16 +161,23 @@ class CaseFile(Aggregate):
         """回访 done. Once per visit, and not before the clarification it follows."""
         scheduled = self.visits.get(visit_id)
         if scheduled is None or self.filing is None:
-            raise NotFound(f"no return visit {visit_id}", field="visit_id", code="visit_not_found")
+            raise NotFound(
+                f"no return visit {visit_id}",
+                detail_zh=f"没有回访 {visit_id}",
+                field="visit_id",
+                code="visit_not_found",
+            )
         if scheduled.visited_on is not None:
             raise Conflict(
                 f"return visit {visit_id} was already recorded (visited on {scheduled.visited_on})",
+                detail_zh=f"回访 {visit_id} 已经登记过（回访日期 {scheduled.visited_on}）",
                 field="visit_id",
                 code="already_recorded",
             )
         if visit.visited_on < self.filing.clarified_on:
             raise RuleViolation(
                 f"visited_on {visit.visited_on} is before the clarification on {self.filing.clarified_on}",
+                detail_zh=f"visited_on {visit.visited_on} 早于澄清日期（{self.filing.clarified_on}）",
                 field="visited_on",
                 code="visit_before_clarification",
             )
@@ -205,6 +214,7 @@ class PersonnelNotice(Aggregate):
     jurisdiction naming the persons and units whose clarification was filed in the period."""
 
     noun = "notice"
+    noun_zh = "通报"
 
     def __init__(self, jurisdiction: str, period: Quarter) -> None:
         self.jurisdiction = jurisdiction
@@ -226,6 +236,7 @@ class PersonnelNotice(Aggregate):
             raise Conflict(
                 f"the notice for {self.period.label} in {self.jurisdiction} was already issued"
                 f" on {self.issued.issued_on}",
+                detail_zh=f"{self.jurisdiction} {self.period.label} 的通报已于 {self.issued.issued_on} 印发",
                 field="period",
                 code="already_issued",
             )
@@ -234,6 +245,8 @@ class PersonnelNotice(Aggregate):
             raise RuleViolation(
                 f"issued_on {issued_on} must be after the end of {self.period.label}"
                 f" ({self.period.last_day})",
+                detail_zh=f"issued_on {issued_on} 须晚于 {self.period.label} 的最后一天"
+                f"（{self.period.last_day}）",
                 field="issued_on",
                 code="period_not_over",
             )

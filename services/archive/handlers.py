@@ -37,7 +37,12 @@ async def record_visit(uow: UnitOfWork, visit: RecordVisit, *, visit_id: str) ->
     # A visit of a jurisdiction the caller does not see answers as if it did not exist.
     principal = uow.cause.principal
     if where is None or (principal is not None and not principal.sees(where[1])):
-        raise NotFound(f"no return visit {visit_id}", field="visit_id", code="visit_not_found")
+        raise NotFound(
+            f"no return visit {visit_id}",
+            detail_zh=f"没有回访 {visit_id}",
+            field="visit_id",
+            code="visit_not_found",
+        )
     case = await uow.get(CaseFile(where[0]))
     await uow.save(case, case.record_visit(visit_id, visit))
     recorded = await views.visit(uow.conn, visit_id)

@@ -163,7 +163,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         async with runtime.pool.acquire() as conn:
             found = await projections.clarification(conn, case_id)
         if found is None or not principal.sees(found["jurisdiction"]):
-            raise NotFound(f"no clarification matter {case_id}")
+            raise NotFound(f"no clarification matter {case_id}", detail_zh=f"没有澄清事项 {case_id}")
         return found
 
     async def issued(case_id: str, doc_id: str, principal: Principal) -> dict[str, Any]:
@@ -171,13 +171,16 @@ def build_api(runtime: Runtime) -> FastAPI:
             jurisdiction = await projections.jurisdiction_of(conn, case_id)
             found = await projections.document(conn, case_id, doc_id) if jurisdiction else None
         if found is None or jurisdiction is None or not principal.sees(jurisdiction):
-            raise NotFound(f"no document {doc_id} in {case_id}")
+            raise NotFound(f"no document {doc_id} in {case_id}", detail_zh=f"{case_id} 中没有文书 {doc_id}")
         return found
 
     async def download(case_id: str, doc_id: str, principal: Principal, fmt: Format) -> Response:
         found = await issued(case_id, doc_id, principal)
         if found["layout"] is None:
-            raise NotFound(f"{doc_id} was issued as text only (before documents had a layout)")
+            raise NotFound(
+                f"{doc_id} was issued as text only (before documents had a layout)",
+                detail_zh=f"文书 {doc_id} 只有文本版（在文书版式启用之前印发）",
+            )
         layout = Layout.model_validate(found["layout"])
         # Rendering is CPU work of up to a second: off the event loop.
         content = await asyncio.to_thread(render_format, layout, fmt)

@@ -26,7 +26,7 @@ from shared.aggregate import Aggregate
 from shared.auth import Principal
 from shared.dates import not_before, quarter_of
 from shared.envelope import CITY
-from shared.errors import Conflict, Forbidden, RuleViolation
+from shared.errors import Conflict, Forbidden, RuleViolation, Term
 from shared.events.clarification import (
     AcknowledgementRecorded,
     ApplicationDeclined,
@@ -52,6 +52,7 @@ from shared.events.common import (
     CadreLevel,
     ClarificationForm,
     Subject,
+    role_name,
 )
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
@@ -73,6 +74,32 @@ State = Literal[
 """Where a matter stands: before the pool (awaiting_outcome, not_eligible), in the pool (candidate),
 along the chain, or at one of its ends (refused, filed)."""
 STATES: tuple[State, ...] = get_args(State)
+
+STATE_NAMES: dict[State, str] = {
+    "awaiting_outcome": "等待核查结论",
+    "not_eligible": "不符合入库条件",
+    "candidate": "在备选库中",
+    "started": "已启动澄清",
+    "assessed": "已评估",
+    "refused": "评估不予澄清",
+    "sent_back": "复核退回",
+    "re_reviewed": "复核通过",
+    "approved": "已审批",
+    "performed": "已澄清",
+    "filed": "已备案",
+}
+"""Each state as a message names it."""
+
+# The steps a later date must not precede (shared.dates.not_before).
+POOL_ENTRY = Term("entry into the pool", "入库")
+START = Term("the start", "启动澄清")
+ASSESSMENT = Term("the assessment", "评估")
+LAST_RE_REVIEW = Term("the last re-review", "上次复核")
+RE_REVIEW = Term("the re-review", "复核")
+APPROVAL = Term("the approval", "审批")
+CLARIFICATION = Term("the clarification", "澄清")
+FEEDBACK = Term("the feedback", "反馈")
+ACKNOWLEDGEMENT = Term("the acknowledgement", "本人确认")
 
 DocumentKind = Literal["consent_request", "approval_form", "notice", "unit_letter"]
 """拟澄清告知书 (to the person, before the start), 失实检举控告澄清审批表 (before the approval),
@@ -259,6 +286,9 @@ def check_group_members(members: Mapping[str, str]) -> dict[str, str]:
             "the quality-evaluation group needs one member from each of letters_office, case_trial"
             f" and case_management (missing: {', '.join(missing) or '-'};"
             f" unknown: {', '.join(unknown) or '-'})",
+            detail_zh="澄清质效评估小组须由信访室、审理室、案管室各一名成员组成"
+            f"（缺少：{'、'.join(role_name(o) for o in missing) or '无'}；"
+            f"无法识别：{'、'.join(unknown) or '无'}）",
             field="members",
             code="group_incomplete",
         )
@@ -266,6 +296,7 @@ def check_group_members(members: Mapping[str, str]) -> dict[str, str]:
     if len(set(chosen.values())) != len(chosen):
         raise RuleViolation(
             "the three offices must be represented by three different members",
+            detail_zh="信访室、审理室、案管室须由三名不同的成员参加",
             field="members",
             code="group_incomplete",
         )
@@ -289,6 +320,8 @@ def approval_level(
     if needed not in approver_jurisdictions:
         raise Forbidden(
             f"a {cadre_level}-level cadre's clarification is approved by the head of {needed}",
+            detail_zh=f"{'市管' if cadre_level == 'city' else '县管'}干部的澄清"
+            f"须由 {needed} 的主要负责人审批",
             code="approval_level",
         )
     return needed
@@ -310,6 +343,7 @@ def clarification_forms(
     if "scoped_notice" in ordered and not scope.strip():
         raise RuleViolation(
             "a notice within a set scope (scoped_notice) needs the scope",
+            detail_zh="在一定范围内通报澄清（scoped_notice）须写明通报范围",
             field=field,
             code="scope_required",
         )
@@ -322,7 +356,10 @@ def clarification_forms(
 def check_round_date(quarter: str, held_on: date) -> None:
     if quarter_of(held_on) != quarter:
         raise RuleViolation(
-            f"held_on {held_on.isoformat()} is not in {quarter}", field="held_on", code="outside_quarter"
+            f"held_on {held_on.isoformat()} is not in {quarter}",
+            detail_zh=f"held_on {held_on.isoformat()} 不在 {quarter} 内",
+            field="held_on",
+            code="outside_quarter",
         )
 
 
@@ -351,14 +388,19 @@ def next_state(state: State, event: BaseModel) -> State:
     return state
 
 
-def wrong_state(action: str, state: State) -> Conflict:
-    return Conflict(f"cannot {action}: the matter is {state}", code="wrong_state")
+def wrong_state(action: Term, state: State) -> Conflict:
+    return Conflict(
+        f"cannot {action.en}: the matter is {state}",
+        detail_zh=f"不能{action.zh}：该事项当前为“{STATE_NAMES[state]}”",
+        code="wrong_state",
+    )
 
 
 class Clarification(Aggregate):
     """澄清正名 of one matter: its place in the 备选库 and its way along the chain."""
 
     noun = "clarification matter"
+    noun_zh = "澄清事项"
 
     def __init__(self, case_id: str, jurisdiction: str = "") -> None:
         self._case_id = case_id
@@ -507,32 +549,45 @@ class Clarification(Aggregate):
     def request_consent(self, command: RequestConsent) -> list[BaseModel]:
         """拟澄清告知书: before the start, the person is asked to consent (once per person)."""
         if self.state in ("awaiting_outcome", "not_eligible"):
-            raise Conflict("the matter is not in the candidate pool", code="not_a_candidate")
+            raise Conflict(
+                "the matter is not in the candidate pool",
+                detail_zh="该事项不在澄清备选库中",
+                code="not_a_candidate",
+            )
         if self.state != "candidate" or self.candidate is None:
-            raise wrong_state("ask for consent", self.state)
+            raise wrong_state(Term("ask for consent", "征求本人意见"), self.state)
         person = self._subject(command.person_subject_id)
         if person.subject_id in self.consent_requests:
-            raise Conflict("this person was already asked for consent", code="already_recorded")
+            raise Conflict(
+                "this person was already asked for consent",
+                detail_zh="已经就此向本人征求过意见",
+                code="already_recorded",
+            )
         requested_on = command.requested_on
-        not_before(requested_on, self.candidate.added_on, field="requested_on", step="entry into the pool")
+        not_before(requested_on, self.candidate.added_on, field="requested_on", step=POOL_ENTRY)
         doc = document_id(self.case_id, "consent_request", person.subject_id)
         return [ConsentRequested(person=person, requested_on=requested_on, documents=[doc])]
 
     def start(self, command: Start) -> list[BaseModel]:
         """申请."""
         if self.state in ("awaiting_outcome", "not_eligible"):
-            raise Conflict("the matter is not in the candidate pool", code="not_a_candidate")
+            raise Conflict(
+                "the matter is not in the candidate pool",
+                detail_zh="该事项不在澄清备选库中",
+                code="not_a_candidate",
+            )
         if self.state != "candidate" or self.candidate is None or self.outcome is None:
-            raise wrong_state("start", self.state)
+            raise wrong_state(Term("start", "启动澄清"), self.state)
         if not command.consent:
             raise RuleViolation(
                 "no consent, no clarification: the person must agree",
+                detail_zh="未经本人同意，不予澄清：须本人同意",
                 field="consent",
                 code="consent_required",
             )
         person = self._subject(command.person_subject_id)
         started_on = command.started_on
-        not_before(started_on, self.candidate.added_on, field="started_on", step="entry into the pool")
+        not_before(started_on, self.candidate.added_on, field="started_on", step=POOL_ENTRY)
         return [
             ClarificationStarted(
                 initiated_by=command.initiated_by,
@@ -550,6 +605,7 @@ class Clarification(Aggregate):
                 return subject
         raise RuleViolation(
             f"{subject_id} is not a reported subject of {self.case_id}",
+            detail_zh=f"{subject_id} 不是 {self.case_id} 的被反映人",
             field="person_subject_id",
             code="unknown_subject",
         )
@@ -557,12 +613,13 @@ class Clarification(Aggregate):
     def assess(self, command: Assess) -> list[BaseModel]:
         """评估 against the 正反清单; a refusal is recorded too (it is a decision)."""
         if self.state != "started" or self.started is None:
-            raise wrong_state("assess", self.state)
-        not_before(command.assessed_on, self.started.started_on, field="assessed_on", step="the start")
+            raise wrong_state(Term("assess", "评估"), self.state)
+        not_before(command.assessed_on, self.started.started_on, field="assessed_on", step=START)
         effects = tuple(e for e in BAD_EFFECT_ORDER if e in set(command.bad_effects))
         if "other_necessary" in effects and not command.other_reason.strip():
             raise RuleViolation(
                 "the catch-all 其他确有必要澄清的 needs its reason",
+                detail_zh="选择“其他确有必要澄清的情形”须写明理由",
                 field="other_reason",
                 code="other_reason_required",
             )
@@ -588,13 +645,13 @@ class Clarification(Aggregate):
     def re_review(self, command: ReReview) -> list[BaseModel]:
         """复核 by the quality-evaluation group; a failing check sends the matter back."""
         if self.state not in ("assessed", "sent_back") or self.assessment is None:
-            raise wrong_state("re-review", self.state)
+            raise wrong_state(Term("re-review", "复核"), self.state)
         group = check_group_members(command.members)
         reviewed_on = command.reviewed_on
         last = self.last_re_review
         if last is not None:
-            not_before(reviewed_on, last.reviewed_on, field="reviewed_on", step="the last re-review")
-        not_before(reviewed_on, self.assessment.assessed_on, field="reviewed_on", step="the assessment")
+            not_before(reviewed_on, last.reviewed_on, field="reviewed_on", step=LAST_RE_REVIEW)
+        not_before(reviewed_on, self.assessment.assessed_on, field="reviewed_on", step=ASSESSMENT)
         checks = {
             "verification_complete": command.verification_complete,
             "conclusion_clear": command.conclusion_clear,
@@ -617,9 +674,11 @@ class Clarification(Aggregate):
         """Approval by the head (主要负责人) at the level of cadre-management authority."""
         last = self.last_re_review
         if self.state != "re_reviewed" or last is None or self.started is None:
-            raise wrong_state("approve (a passed re-review is needed)", self.state)
+            raise wrong_state(
+                Term("approve (a passed re-review is needed)", "审批（须先通过复核）"), self.state
+            )
         approved_on = command.approved_on
-        not_before(approved_on, last.reviewed_on, field="approved_on", step="the re-review")
+        not_before(approved_on, last.reviewed_on, field="approved_on", step=RE_REVIEW)
         cadre_level = self.started.person.cadre_level
         level = approval_level(cadre_level, self.jurisdiction, approver.jurisdictions)
         return [
@@ -634,10 +693,10 @@ class Clarification(Aggregate):
     def perform(self, command: Perform, round_id: str | None = None) -> list[BaseModel]:
         """澄清: only the untrue points, the written notice always, within 5 working days."""
         if self.state != "approved" or self.approval is None or self.started is None or self.outcome is None:
-            raise wrong_state("clarify", self.state)
+            raise wrong_state(Term("clarify", "澄清"), self.state)
         chosen = clarification_forms(command.forms, command.scope)
         performed_on = command.performed_on
-        not_before(performed_on, self.approval.approved_on, field="performed_on", step="the approval")
+        not_before(performed_on, self.approval.approved_on, field="performed_on", step=APPROVAL)
         return [
             ClarificationPerformed(
                 performed_on=performed_on,
@@ -654,37 +713,48 @@ class Clarification(Aggregate):
 
     def give_feedback(self, command: GiveFeedback) -> list[BaseModel]:
         """反馈 to the unit's party committee and its head."""
-        performed = self._performed("give feedback")
+        performed = self._performed(Term("give feedback", "反馈"))
         if self.feedback is not None:
-            raise Conflict("feedback was already given", code="already_recorded")
-        not_before(command.given_on, performed.performed_on, field="given_on", step="the clarification")
+            raise Conflict("feedback was already given", detail_zh="已经反馈过", code="already_recorded")
+        not_before(command.given_on, performed.performed_on, field="given_on", step=CLARIFICATION)
         return [FeedbackGiven(**command.model_dump(), documents=[document_id(self.case_id, "unit_letter")])]
 
     def acknowledge(self, command: Acknowledge) -> list[BaseModel]:
-        performed = self._performed("record the acknowledgement")
+        performed = self._performed(Term("record the acknowledgement", "登记本人确认"))
         if self.acknowledgement is not None:
-            raise Conflict("the acknowledgement was already recorded", code="already_recorded")
+            raise Conflict(
+                "the acknowledgement was already recorded",
+                detail_zh="本人确认已经登记过",
+                code="already_recorded",
+            )
         acknowledged_on = command.acknowledged_on
-        not_before(acknowledged_on, performed.performed_on, field="acknowledged_on", step="the clarification")
+        not_before(acknowledged_on, performed.performed_on, field="acknowledged_on", step=CLARIFICATION)
         return [AcknowledgementRecorded(**command.model_dump())]
 
     def file(self, command: File) -> list[BaseModel]:
         """备案: after feedback to the unit and the person's acknowledgement."""
-        performed = self._performed("file")
+        performed = self._performed(Term("file", "备案"))
         missing = [
             name
-            for name, step in (("feedback", self.feedback), ("acknowledgement", self.acknowledgement))
+            for name, step in (
+                (Term("feedback", "反馈"), self.feedback),
+                (Term("acknowledgement", "本人确认"), self.acknowledgement),
+            )
             if step is None
         ]
         if missing or self.feedback is None or self.acknowledgement is None:
-            raise Conflict(f"cannot file before the {' and the '.join(missing)}", code="wrong_state")
+            raise Conflict(
+                f"cannot file before the {' and the '.join(m.en for m in missing)}",
+                detail_zh=f"须先完成{'和'.join(m.zh for m in missing)}，才能备案",
+                code="wrong_state",
+            )
         filed_on = command.filed_on
-        not_before(filed_on, self.feedback.given_on, field="filed_on", step="the feedback")
+        not_before(filed_on, self.feedback.given_on, field="filed_on", step=FEEDBACK)
         not_before(
             filed_on,
             self.acknowledgement.acknowledged_on,
             field="filed_on",
-            step="the acknowledgement",
+            step=ACKNOWLEDGEMENT,
         )
         return [
             ClarificationFiled(
@@ -697,7 +767,7 @@ class Clarification(Aggregate):
             )
         ]
 
-    def _performed(self, action: str) -> ClarificationPerformed:
+    def _performed(self, action: Term) -> ClarificationPerformed:
         if self.state != "performed" or self.performance is None:
             raise wrong_state(action, self.state)
         return self.performance
@@ -710,6 +780,7 @@ class Round(Aggregate):
     """集中澄清 of one jurisdiction in one quarter: a stream of its own (its own case too), held once."""
 
     noun = "round"
+    noun_zh = "集中澄清"
 
     def __init__(self, jurisdiction: str, quarter: str) -> None:
         self.jurisdiction = jurisdiction
@@ -739,7 +810,11 @@ def plan_round(matters: Sequence[Clarification], command: HoldRound, *, round_ex
     jurisdiction, quarter, held_on = command.jurisdiction, command.quarter, command.held_on
     round_id = round_stream_id(jurisdiction, quarter)
     if round_exists:
-        raise Conflict(f"the round {round_id} was already held", code="round_held")
+        raise Conflict(
+            f"the round {round_id} was already held",
+            detail_zh=f"集中澄清 {round_id} 已经开展过",
+            code="round_held",
+        )
     check_round_date(quarter, held_on)
     chosen = clarification_forms(command.forms, command.scope)
     ready = sorted(
@@ -749,6 +824,7 @@ def plan_round(matters: Sequence[Clarification], command: HoldRound, *, round_ex
     if not ready:
         raise RuleViolation(
             f"no approved matter of {jurisdiction} is ready for a round on {held_on.isoformat()}",
+            detail_zh=f"{jurisdiction} 没有可在 {held_on.isoformat()} 集中澄清的已审批事项",
             field="jurisdiction",
             code="nothing_ready",
         )

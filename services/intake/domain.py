@@ -17,6 +17,7 @@ from services.intake.commands import (
     HandOver,
     LogReport,
     MergeAsRepeat,
+    NoticeKind,
     NotifyReporter,
     RegisterReport,
     ReporterIdentity,
@@ -27,7 +28,7 @@ from shared.aggregate import Aggregate
 from shared.crypto import SealedField
 from shared.dates import not_before
 from shared.envelope import CITY, JURISDICTIONS
-from shared.errors import Conflict, RuleViolation
+from shared.errors import Conflict, RuleViolation, Term
 from shared.events.common import Allegation, Channel, Subject
 from shared.events.intake import (
     ClarificationApplicationFiled,
@@ -46,6 +47,26 @@ from shared.workdays import add_working_days
 
 ReportState = Literal["received", "logged", "accepted", "sent_up", "sent_down", "repeat", "handed_over"]
 """接收, 登记, 受理, 报送上级, 转送下级, 重复件, 移送承办."""
+
+REPORT_STATE_NAMES: dict[ReportState, str] = {
+    "received": "已接收",
+    "logged": "已登记",
+    "accepted": "已受理",
+    "sent_up": "已报送上级",
+    "sent_down": "已转送下级",
+    "repeat": "重复件",
+    "handed_over": "已移送承办",
+}
+"""Each state as a message names it."""
+
+NOTICE_NAMES: dict[NoticeKind, str] = {"acceptance": "受理情况", "result": "处理结果"}
+"""What each notice to a real-name reporter tells, as a message names it."""
+
+# The steps a later date must not precede (shared.dates.not_before).
+RECEIPT = Term("the receipt", "收件")
+LOGGING = Term("the logging", "登记")
+ACCEPTANCE = Term("the acceptance", "受理")
+CONCLUSION = Term("the conclusion", "办结")
 
 OverdueKind = Literal["disposition", "acceptance_notice", "result_notice", "sent_down_response"]
 
@@ -101,6 +122,7 @@ def number_allegations(drafts: Sequence[AllegationDraft]) -> list[Allegation]:
     if duplicates:
         raise RuleViolation(
             f"allegation ids must be unique; repeated: {', '.join(duplicates)}",
+            detail_zh=f"反映问题编号不得重复，重复的编号：{'、'.join(duplicates)}",
             field="allegations",
             code="duplicate_allegation",
         )
@@ -123,11 +145,15 @@ def check_reporter(real_name: bool, reporter: ReporterIdentity | None) -> None:
     """实名 reports name their reporter; anonymous ones carry no identity at all."""
     if real_name and reporter is None:
         raise RuleViolation(
-            "a real-name report needs the reporter's identity", field="reporter", code="reporter_required"
+            "a real-name report needs the reporter's identity",
+            detail_zh="实名检举控告须填写检举控告人身份信息",
+            field="reporter",
+            code="reporter_required",
         )
     if not real_name and reporter is not None:
         raise RuleViolation(
             "an anonymous report carries no reporter identity; set real_name or leave reporter out",
+            detail_zh="匿名检举控告不得携带检举控告人身份信息；请设置 real_name 或不填 reporter",
             field="reporter",
             code="anonymous_with_identity",
         )
@@ -141,6 +167,7 @@ def check_subjects(subjects: Sequence[Subject]) -> None:
                 if not getattr(subject, name):
                     raise RuleViolation(
                         f"a reported person needs a {name}",
+                        detail_zh=f"被反映人须填写{'职务' if name == 'post' else '单位'}（{name}）",
                         field=f"subjects.{i}.{name}",
                         code="subject_incomplete",
                     )
@@ -151,12 +178,16 @@ def check_send_up(from_jurisdiction: str, to_jurisdiction: str) -> None:
     if from_jurisdiction == CITY:
         raise RuleViolation(
             "the city level has no higher level to send up to",
+            detail_zh="市级没有可报送的上级机关",
             field="to_jurisdiction",
             code="no_higher_level",
         )
     if to_jurisdiction != CITY:
         raise RuleViolation(
-            f"a county sends up to the city {CITY}", field="to_jurisdiction", code="not_the_higher_level"
+            f"a county sends up to the city {CITY}",
+            detail_zh=f"县（市、区）只能报送市级 {CITY}",
+            field="to_jurisdiction",
+            code="not_the_higher_level",
         )
 
 
@@ -164,11 +195,17 @@ def check_send_down(from_jurisdiction: str, to_jurisdiction: str) -> None:
     """转送下级: only the city sends down, and only to one of its counties."""
     if from_jurisdiction != CITY:
         raise RuleViolation(
-            "only the city level sends reports down", field="to_jurisdiction", code="no_lower_level"
+            "only the city level sends reports down",
+            detail_zh="只有市级可以将检举控告转送下级",
+            field="to_jurisdiction",
+            code="no_lower_level",
         )
     if to_jurisdiction == CITY or to_jurisdiction not in JURISDICTIONS:
         raise RuleViolation(
-            f"{to_jurisdiction} is not a county of the city", field="to_jurisdiction", code="not_a_county"
+            f"{to_jurisdiction} is not a county of the city",
+            detail_zh=f"{to_jurisdiction} 不是本市所辖县（市、区）",
+            field="to_jurisdiction",
+            code="not_a_county",
         )
 
 
@@ -178,6 +215,7 @@ class Report(Aggregate):
     new events."""
 
     noun: ClassVar[str] = "report"
+    noun_zh: ClassVar[str] = "检举控告件"
 
     report_id: str
     jurisdiction: str = ""
@@ -278,6 +316,7 @@ class Report(Aggregate):
         if command.channel == "agency_transfer" and command.source_agency is None:
             raise RuleViolation(
                 "a report transferred by another agency names that agency",
+                detail_zh="其他机关移送的检举控告须写明移送机关",
                 field="source_agency",
                 code="source_agency_required",
             )
@@ -297,18 +336,21 @@ class Report(Aggregate):
             )
         ]
 
-    def _require(self, *states: ReportState, action: str) -> None:
+    def _require(self, *states: ReportState, action: Term) -> None:
         if self.state not in states:
+            needed = "或".join(f"“{REPORT_STATE_NAMES[s]}”" for s in states)
             raise Conflict(
-                f"report {self.report_id} is {self.state}; {action} needs it {' or '.join(states)}",
+                f"report {self.report_id} is {self.state}; {action.en} needs it {' or '.join(states)}",
+                detail_zh=f"检举控告件 {self.report_id} 当前为“{REPORT_STATE_NAMES[self.state]}”，"
+                f"{action.zh}须在{needed}状态下进行",
                 code="wrong_state",
             )
 
     def log(self, command: LogReport) -> list[BaseModel]:
         """登记: the 5-day disposition clock starts; real-name reporters are owed a notice."""
-        self._require("received", action="logging")
+        self._require("received", action=Term("logging", "登记"))
         logged_on = command.logged_on
-        not_before(logged_on, self.received_on, field="logged_on", step="the receipt")
+        not_before(logged_on, self.received_on, field="logged_on", step=RECEIPT)
         assert self.received_on is not None
         return [
             ReportLogged(
@@ -320,26 +362,26 @@ class Report(Aggregate):
 
     def accept(self, command: AcceptReport) -> list[BaseModel]:
         """受理."""
-        self._require("logged", action="acceptance")
+        self._require("logged", action=Term("acceptance", "受理"))
         accepted_on = command.accepted_on
-        not_before(accepted_on, self.logged_on, field="accepted_on", step="the logging")
+        not_before(accepted_on, self.logged_on, field="accepted_on", step=LOGGING)
         return [ReportAccepted(accepted_on=accepted_on)]
 
     def send_up(self, command: SendUp) -> list[BaseModel]:
         """报送上级."""
-        self._require("logged", action="sending up")
+        self._require("logged", action=Term("sending up", "报送上级"))
         sent_on, to_jurisdiction = command.sent_on, command.to_jurisdiction
         check_send_up(self.jurisdiction, to_jurisdiction)
-        not_before(sent_on, self.logged_on, field="sent_on", step="the logging")
+        not_before(sent_on, self.logged_on, field="sent_on", step=LOGGING)
         return [ReportSentUp(sent_on=sent_on, to_jurisdiction=to_jurisdiction)]
 
     def send_down(self, command: SendDown, lower_report_id: str) -> tuple[ReportSentDown, ReportReceived]:
         """转送下级: this report records where it went; the lower level gets a report of its own
         (same subjects, allegations and sealed reporter, copied as they are)."""
-        self._require("logged", action="sending down")
+        self._require("logged", action=Term("sending down", "转送下级"))
         sent_on, to_jurisdiction = command.sent_on, command.to_jurisdiction
         check_send_down(self.jurisdiction, to_jurisdiction)
-        not_before(sent_on, self.logged_on, field="sent_on", step="the logging")
+        not_before(sent_on, self.logged_on, field="sent_on", step=LOGGING)
         sent = ReportSentDown(
             sent_on=sent_on,
             to_jurisdiction=to_jurisdiction,
@@ -364,26 +406,30 @@ class Report(Aggregate):
     def merge_into(self, command: MergeAsRepeat, matter: Report | None) -> list[BaseModel]:
         """重复件: merged into the matter it repeats (a repeat of a repeat points at the original);
         the matter must be one of this jurisdiction."""
-        self._require("logged", action="merging as a repeat")
+        self._require("logged", action=Term("merging as a repeat", "作为重复件合并"))
         if matter is None or matter.jurisdiction != self.jurisdiction:
             raise RuleViolation(
                 f"no matter of that id in jurisdiction {self.jurisdiction}",
+                detail_zh=f"辖区 {self.jurisdiction} 没有该编号的检举控告件",
                 field="repeats_matter_id",
                 code="unknown_matter",
             )
         original = matter.repeats_matter_id if matter.state == "repeat" else matter.report_id
         if original == self.report_id:
             raise RuleViolation(
-                "a report cannot repeat itself", field="repeats_matter_id", code="repeat_of_itself"
+                "a report cannot repeat itself",
+                detail_zh="检举控告件不能作为自身的重复件",
+                field="repeats_matter_id",
+                code="repeat_of_itself",
             )
-        not_before(command.merged_on, self.logged_on, field="merged_on", step="the logging")
+        not_before(command.merged_on, self.logged_on, field="merged_on", step=LOGGING)
         assert original is not None
         return [ReportMergedAsRepeat(merged_on=command.merged_on, repeats_matter_id=original)]
 
     def hand_over(self, command: HandOver, repeat_count: int) -> list[BaseModel]:
         """移送承办: what the handling department needs to verify, never the reporter."""
-        self._require("accepted", action="handing over")
-        not_before(command.handed_on, self.accepted_on, field="handed_on", step="the acceptance")
+        self._require("accepted", action=Term("handing over", "移送承办"))
+        not_before(command.handed_on, self.accepted_on, field="handed_on", step=ACCEPTANCE)
         assert self.received_on is not None
         return [
             ReportHandedOver(
@@ -402,18 +448,33 @@ class Report(Aggregate):
         kind, notified_on = command.kind, command.notified_on
         if not self.real_name:
             raise RuleViolation(
-                "an anonymous reporter cannot be notified", field="kind", code="anonymous_report"
+                "an anonymous reporter cannot be notified",
+                detail_zh="匿名检举控告无法告知检举控告人",
+                field="kind",
+                code="anonymous_report",
             )
         if kind in self.notified:
-            raise Conflict(f"the {kind} notice was already given", code="already_recorded")
+            raise Conflict(
+                f"the {kind} notice was already given",
+                detail_zh=f"已经告知过检举控告人{NOTICE_NAMES[kind]}",
+                code="already_recorded",
+            )
         if kind == "acceptance":
             if self.accepted_on is None:
-                raise Conflict("the acceptance notice needs the report accepted", code="wrong_state")
-            not_before(notified_on, self.accepted_on, field="notified_on", step="the acceptance")
+                raise Conflict(
+                    "the acceptance notice needs the report accepted",
+                    detail_zh="检举控告件受理后才能告知受理情况",
+                    code="wrong_state",
+                )
+            not_before(notified_on, self.accepted_on, field="notified_on", step=ACCEPTANCE)
         else:
             if self.concluded_on is None:
-                raise Conflict("no result is due: the verification has not concluded", code="wrong_state")
-            not_before(notified_on, self.concluded_on, field="notified_on", step="the conclusion")
+                raise Conflict(
+                    "no result is due: the verification has not concluded",
+                    detail_zh="核查尚未办结，还没有需要告知的处理结果",
+                    code="wrong_state",
+                )
+            not_before(notified_on, self.concluded_on, field="notified_on", step=CONCLUSION)
         return [ReporterNotified(kind=kind, notified_on=notified_on)]
 
     def result_due(self, concluded_on: date) -> list[BaseModel]:
@@ -435,6 +496,7 @@ class Application(Aggregate):
     `number`th of its matter (a stream of its own, in the matter's case)."""
 
     noun: ClassVar[str] = "application"
+    noun_zh: ClassVar[str] = "澄清申请"
 
     def __init__(self, matter_id: str, number: int, jurisdiction: str = "") -> None:
         self.matter_id = matter_id
@@ -461,24 +523,28 @@ class Application(Aggregate):
         if matter is None or matter.jurisdiction != jurisdiction:
             raise RuleViolation(
                 f"no matter of that id in jurisdiction {jurisdiction}",
+                detail_zh=f"辖区 {jurisdiction} 没有该编号的检举控告件",
                 field="matter_id",
                 code="unknown_matter",
             )
         if matter.state == "repeat":
             raise RuleViolation(
                 f"{matter.report_id} is a repeat; file under the matter {matter.repeats_matter_id}",
+                detail_zh=f"{matter.report_id} 是重复件，请向原件 {matter.repeats_matter_id} 提出申请",
                 field="matter_id",
                 code="repeat_report",
             )
         if matter.state == "sent_down":
             raise RuleViolation(
                 f"{matter.report_id} was sent down; file under {matter.lower_report_id}",
+                detail_zh=f"{matter.report_id} 已转送下级，请向 {matter.lower_report_id} 提出申请",
                 field="matter_id",
                 code="matter_moved",
             )
         if command.applicant.subject_id not in {s.subject_id for s in matter.subjects}:
             raise RuleViolation(
                 "the applicant is not a reported subject of the matter",
+                detail_zh="申请人不是该件的被反映人",
                 field="applicant",
                 code="not_a_subject",
             )
@@ -487,10 +553,11 @@ class Application(Aggregate):
         if unknown:
             raise RuleViolation(
                 f"not allegations of {matter.report_id}: {', '.join(unknown)}",
+                detail_zh=f"以下不是 {matter.report_id} 的反映问题：{'、'.join(unknown)}",
                 field="untrue_points",
                 code="unknown_allegation",
             )
-        not_before(command.filed_on, matter.received_on, field="filed_on", step="the receipt")
+        not_before(command.filed_on, matter.received_on, field="filed_on", step=RECEIPT)
         return [
             ClarificationApplicationFiled(
                 application_id=self.application_id,

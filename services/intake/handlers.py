@@ -90,7 +90,9 @@ async def erase_reporter(uow: UnitOfWork, command: EraseReporter, *, reporter_su
     assert principal is not None  # a command's caller
     reports = await projections.reports_of_reporter(uow.conn, reporter_subject_id)
     if not any(principal.sees(j) for _, j in reports):
-        raise NotFound(f"no reporter {reporter_subject_id}")
+        raise NotFound(
+            f"no reporter {reporter_subject_id}", detail_zh=f"没有检举控告人 {reporter_subject_id}"
+        )
     destroyed = await uow.cipher.erase(uow.conn, reporter_subject_id, erased_by=principal.user_id)
     marked: list[str] = []
     for report_id, _ in reports:
@@ -98,7 +100,11 @@ async def erase_reporter(uow: UnitOfWork, command: EraseReporter, *, reporter_su
         if await uow.save(report, report.erase_reporter(command)):
             marked.append(report_id)
     if not destroyed and not marked:
-        raise Conflict(f"reporter {reporter_subject_id} is already erased", code="already_recorded")
+        raise Conflict(
+            f"reporter {reporter_subject_id} is already erased",
+            detail_zh=f"检举控告人 {reporter_subject_id} 的身份信息已经销毁",
+            code="already_recorded",
+        )
     return marked
 
 

@@ -131,7 +131,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         async with runtime.pool.acquire() as conn:
             row = await projections.verification(conn, case_id)
         if row is None or not principal.sees(row["jurisdiction"]):
-            raise NotFound(f"no verification {case_id}")
+            raise NotFound(f"no verification {case_id}", detail_zh=f"没有核查 {case_id}")
         return _view(row)
 
     async def decided(ctx: CommandContext, case_id: str, decide: Decide[C], command: C) -> CommandResult:

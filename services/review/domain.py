@@ -19,8 +19,10 @@ from services.review.commands import (
 from shared.aggregate import Aggregate
 from shared.dates import Quarter, not_before
 from shared.envelope import CITY
-from shared.errors import Conflict, OutOfRange, RuleViolation
+from shared.errors import Conflict, OutOfRange, RuleViolation, Term
 from shared.events.common import (
+    FINDING_NAMES,
+    HANDLING_METHOD_NAMES,
     TRUE_FINDINGS,
     UNTRUE_FINDINGS,
     Allegation,
@@ -65,6 +67,12 @@ def sweep_id_for(jurisdiction: str, as_of: date) -> str:
     return f"{jurisdiction}-sweep-{as_of.isoformat()}"
 
 
+# The steps a later date must not precede (shared.dates.not_before).
+OPENING = Term("the opening", "核查启动")
+DECISION = Term("the decision", "处置决定")
+REFERRAL = Term("a referral", "移送")
+FINDING = Term("a finding", "认定")
+
 # ---------------------------------------------------------------------------------------------
 # Rules as pure functions
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +115,7 @@ def check_collective(collective: bool) -> None:
     if collective is not True:
         raise RuleViolation(
             "the handling decision must be taken collectively (集体研究)",
+            detail_zh="处置决定须经集体研究作出",
             field="collective",
             code="collective_decision_required",
         )
@@ -116,7 +125,12 @@ def check_approved(approved_by: str | None, *, field_name: str = "approved_by") 
     """A handling decision needs the approving head's user id."""
     approver = (approved_by or "").strip()
     if not approver:
-        raise RuleViolation("the approving head must be named", field=field_name, code="approval_required")
+        raise RuleViolation(
+            "the approving head must be named",
+            detail_zh="须写明审批的负责人",
+            field=field_name,
+            code="approval_required",
+        )
     return approver
 
 
@@ -130,6 +144,8 @@ def check_false_accusation_approval(
         raise RuleViolation(
             "a suspected false accusation (诬告陷害) needs approval at city level or above: give "
             f"approved_by and approval_jurisdiction {FALSE_ACCUSATION_APPROVAL_LEVEL}",
+            detail_zh="认定诬告陷害须经市级以上审批：请填写 approved_by，approval_jurisdiction 须为"
+            f" {FALSE_ACCUSATION_APPROVAL_LEVEL}",
             field="approval_jurisdiction" if (approved_by or "").strip() else "approved_by",
             code="false_accusation_needs_city_approval",
         )
@@ -141,12 +157,14 @@ def check_referral(finding: Finding, referred_on: date | None) -> None:
     if finding == "false_accusation" and referred_on is None:
         raise RuleViolation(
             "a false accusation is referred on a given date: referred_on is required",
+            detail_zh="诬告陷害须写明移送日期（referred_on）",
             field="referred_on",
             code="referral_date_required",
         )
     if finding != "false_accusation" and referred_on is not None:
         raise RuleViolation(
             f"only a false accusation is referred; a finding of {finding} is not",
+            detail_zh=f"只有诬告陷害才移送处理；认定为{FINDING_NAMES[finding]}（{finding}）的不移送",
             field="referred_on",
             code="referral_only_for_false_accusation",
         )
@@ -158,6 +176,7 @@ def check_not_relabelling_honest_mistake(previous: Finding | None, finding: Find
     if previous == "honest_mistake" and finding == "false_accusation":
         raise Conflict(
             "the allegation was found an honest mistake (错告); it is never labelled false accusation",
+            detail_zh="该反映问题已认定为错告，不得再认定为诬告陷害",
             field="finding",
             code="honest_mistake_not_false_accusation",
         )
@@ -171,7 +190,11 @@ def missing_findings(allegations: Sequence[Allegation], findings: Mapping[str, o
 def years_before(day: date, years: int) -> date:
     """The same calendar day `years` earlier; 29 February falls back to 28 February."""
     if day.year - years < 1:
-        raise OutOfRange(f"{years} years before {day.isoformat()} lie before the calendar", field="as_of")
+        raise OutOfRange(
+            f"{years} years before {day.isoformat()} lie before the calendar",
+            detail_zh=f"{day.isoformat()} 之前 {years} 年超出了日历范围",
+            field="as_of",
+        )
     try:
         return day.replace(year=day.year - years)
     except ValueError:
@@ -193,7 +216,9 @@ def quarter_bounds(quarter: str) -> tuple[date, date]:
     """First and last day of a '2023Q1' style quarter."""
     parsed = Quarter.parse(quarter)
     if parsed is None:
-        raise OutOfRange(f"quarter {quarter!r} is not a quarter", field="quarter")
+        raise OutOfRange(
+            f"quarter {quarter!r} is not a quarter", detail_zh=f"{quarter!r} 不是有效的季度", field="quarter"
+        )
     return parsed.bounds()
 
 
@@ -204,6 +229,7 @@ def check_quarter_over(quarter: str, reported_on: date) -> None:
     if reported_on < last:
         raise RuleViolation(
             f"the results of {quarter} can be reported from {last.isoformat()} on",
+            detail_zh=f"{quarter} 的核查结果须在 {last.isoformat()} 及以后报送",
             field="reported_on",
             code="quarter_not_over",
         )
@@ -220,6 +246,7 @@ def check_flags_for_candidates(flagged: Iterable[str], candidates: Iterable[str]
     if stray:
         raise RuleViolation(
             f"priority flags given for matters this sweep does not screen: {', '.join(stray)}",
+            detail_zh=f"以下事项不在本次大起底筛查范围内，不能标记优先澄清：{'、'.join(stray)}",
             field=f"priority_flags.{stray[0]}",
             code="flags_for_unscreened_case",
         )
@@ -235,6 +262,7 @@ class Verification(Aggregate):
     (conclusion) and any 大起底 screening afterwards."""
 
     noun = "verification"
+    noun_zh = "核查"
 
     def __init__(self, case_id: str, jurisdiction: str = "") -> None:
         self._case_id = case_id
@@ -300,10 +328,15 @@ class Verification(Aggregate):
     def decide(self, command: DecideHandling) -> list[BaseModel]:
         opened = self._require_opened()
         if self.decision is not None:
-            raise Conflict(f"the matter was already decided ({self.decision.method})", code="already_decided")
+            method = self.decision.method
+            raise Conflict(
+                f"the matter was already decided ({method})",
+                detail_zh=f"该件已作出处置决定（{HANDLING_METHOD_NAMES[method]}）",
+                code="already_decided",
+            )
         check_collective(command.collective)
         approver = check_approved(command.approved_by)
-        not_before(command.decided_on, opened.opened_on, field="decided_on", step="the opening")
+        not_before(command.decided_on, opened.opened_on, field="decided_on", step=OPENING)
         return [
             HandlingDecided(
                 method=command.method, decided_on=command.decided_on, approved_by=approver, note=command.note
@@ -313,13 +346,18 @@ class Verification(Aggregate):
     def record_finding(self, command: RecordFinding) -> list[BaseModel]:
         opened = self._require_opened()
         if self.decision is None:
-            raise Conflict("a finding needs the handling decision first", code="wrong_state")
+            raise Conflict(
+                "a finding needs the handling decision first",
+                detail_zh="须先作出处置决定，才能认定反映问题",
+                code="wrong_state",
+            )
         if self.conclusion is not None:
-            raise Conflict("the verification is concluded", code="wrong_state")
+            raise Conflict("the verification is concluded", detail_zh="核查已办结", code="wrong_state")
         allegation_id, finding = command.allegation_id, command.finding
         if allegation_id not in {a.allegation_id for a in opened.allegations}:
             raise RuleViolation(
                 f"{allegation_id} is not one of the matter's allegations",
+                detail_zh=f"{allegation_id} 不是该件的反映问题",
                 field="allegation_id",
                 code="unknown_allegation",
             )
@@ -328,13 +366,14 @@ class Verification(Aggregate):
         if previous is not None:
             raise Conflict(
                 f"allegation {allegation_id} already has its finding ({previous.finding})",
+                detail_zh=f"反映问题 {allegation_id} 已有认定（{FINDING_NAMES[previous.finding]}）",
                 field="allegation_id",
                 code="already_recorded",
             )
         check_false_accusation_approval(finding, command.approved_by, command.approval_jurisdiction)
         check_referral(finding, command.referred_on)
         if command.found_on is not None:
-            not_before(command.found_on, self.decision.decided_on, field="found_on", step="the decision")
+            not_before(command.found_on, self.decision.decided_on, field="found_on", step=DECISION)
         recorded: list[BaseModel] = [
             FindingRecorded(
                 found_on=command.found_on,
@@ -348,7 +387,7 @@ class Verification(Aggregate):
         if finding == "false_accusation":
             referred_on = command.referred_on
             assert referred_on is not None  # check_referral
-            not_before(referred_on, self.decision.decided_on, field="referred_on", step="the decision")
+            not_before(referred_on, self.decision.decided_on, field="referred_on", step=DECISION)
             recorded.append(
                 FalseAccusationReferred(
                     allegation_id=allegation_id, referred_on=referred_on, referred_to=command.referred_to
@@ -360,24 +399,29 @@ class Verification(Aggregate):
         opened = self._require_opened()
         if self.decision is None:
             raise Conflict(
-                "the verification cannot conclude before its handling decision", code="wrong_state"
+                "the verification cannot conclude before its handling decision",
+                detail_zh="作出处置决定之前，核查不能办结",
+                code="wrong_state",
             )
         if self.conclusion is not None:
-            raise Conflict("the verification is already concluded", code="already_concluded")
+            raise Conflict(
+                "the verification is already concluded", detail_zh="核查已经办结", code="already_concluded"
+            )
         missing = missing_findings(opened.allegations, self.findings)
         if missing:
             raise RuleViolation(
                 f"allegations without a finding: {', '.join(missing)}",
+                detail_zh=f"以下反映问题尚未认定：{'、'.join(missing)}",
                 field="findings",
                 code="findings_missing",
             )
         concluded_on = command.concluded_on
-        not_before(concluded_on, self.decision.decided_on, field="concluded_on", step="the decision")
+        not_before(concluded_on, self.decision.decided_on, field="concluded_on", step=DECISION)
         for referral in self.referrals.values():
-            not_before(concluded_on, referral.referred_on, field="concluded_on", step="a referral")
+            not_before(concluded_on, referral.referred_on, field="concluded_on", step=REFERRAL)
         for recorded in self.findings.values():
             if recorded.found_on is not None:
-                not_before(concluded_on, recorded.found_on, field="concluded_on", step="a finding")
+                not_before(concluded_on, recorded.found_on, field="concluded_on", step=FINDING)
         findings = {a.allegation_id: self.findings[a.allegation_id].finding for a in opened.allegations}
         return [
             VerificationConcluded(
@@ -404,7 +448,11 @@ class Verification(Aggregate):
         if sweep_id in self.sweeps:
             return []
         if not self.is_sweep_candidate(sweep.as_of):
-            raise Conflict(f"{self.case_id} is not a candidate of sweep {sweep_id}", code="wrong_state")
+            raise Conflict(
+                f"{self.case_id} is not a candidate of sweep {sweep_id}",
+                detail_zh=f"{self.case_id} 不在大起底 {sweep_id} 的筛查范围内",
+                code="wrong_state",
+            )
         flags = sweep.priority_flags.get(self.case_id, [])
         return [
             CandidateScreened(sweep_id=sweep_id, screened_on=sweep.as_of, priority_flags=dedupe_flags(flags))
@@ -421,6 +469,7 @@ class ResultsReport(Aggregate):
     letters-and-visits office (信访室) of one jurisdiction."""
 
     noun = "results report"
+    noun_zh = "季度结果报告"
 
     def __init__(self, jurisdiction: str, quarter: str) -> None:
         self.jurisdiction = jurisdiction
@@ -441,6 +490,7 @@ class ResultsReport(Aggregate):
         if self.reported is not None:
             raise Conflict(
                 f"the results of {self.quarter} were reported on {self.reported.reported_on.isoformat()}",
+                detail_zh=f"{self.quarter} 的核查结果已于 {self.reported.reported_on.isoformat()} 报送",
                 code="already_reported",
             )
         check_quarter_over(self.quarter, command.reported_on)

@@ -20,11 +20,31 @@ HandlingMethod = Literal[
 ]
 """谈话函询, 初步核实, 暂存待查, 予以了结, 移送审查调查."""
 
+HANDLING_METHOD_NAMES: dict[HandlingMethod, str] = {
+    "talk_inquiry": "谈话函询",
+    "preliminary_verification": "初步核实",
+    "shelve": "暂存待查",
+    "close": "予以了结",
+    "formal_investigation": "移送审查调查",
+}
+"""Each handling method as a message names it."""
+
 Finding = Literal[
     "true", "partly_true", "untrue", "not_proven", "honest_mistake", "false_accusation", "no_violation"
 ]
 """属实, 部分属实, 失实, 查无实据, 错告, 诬告陷害 (suspected), 事实存在但不违规违纪 (the facts exist
 but break no rule)."""
+
+FINDING_NAMES: dict[Finding, str] = {
+    "true": "属实",
+    "partly_true": "部分属实",
+    "untrue": "失实",
+    "not_proven": "查无实据",
+    "honest_mistake": "错告",
+    "false_accusation": "诬告陷害",
+    "no_violation": "事实存在但不违规违纪",
+}
+"""Each finding as a message names it."""
 
 UNTRUE_FINDINGS: frozenset[str] = frozenset({"untrue", "honest_mistake", "false_accusation", "no_violation"})
 """Findings that the point was untrue: 失实, and its two kinds by the reporter's intent, 错告 (an
@@ -64,6 +84,23 @@ Role = Literal[
     "system",
 ]
 """信访室, 承办部门, 审理室, 案管室, 主要负责人, 组织部, auditor; system = a service reacting to events."""
+
+ROLE_NAMES: dict[Role, str] = {
+    "letters_office": "信访室",
+    "handling_department": "承办部门",
+    "case_trial": "审理室",
+    "case_management": "案管室",
+    "head": "主要负责人",
+    "organisation_department": "组织部",
+    "auditor": "审计人员",
+    "system": "系统",
+}
+"""The Chinese name of each role, for messages."""
+
+
+def role_name(role: str) -> str:
+    """The Chinese name of a role (a string that is no role stays as it is)."""
+    return next((name for known, name in ROLE_NAMES.items() if known == role), role)
 
 
 class Frozen(BaseModel):

@@ -5,6 +5,7 @@ away (503), and a command whose connection cannot be handed back after its commi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import structlog
 
 from shared.logging import outages
+from shared.problems import TITLES
 from shared.runtime import Runtime, served_app
 from tests.integration.service_apps import DEFINITIONS, ServiceApp, bearer, service_apps
 
@@ -22,6 +24,8 @@ OFFICE = bearer("letters_office", COUNTY)
 DEPARTMENT = bearer("handling_department", COUNTY)
 CASE_MANAGEMENT = bearer("case_management", COUNTY)
 PERSON = {"kind": "person", "name": "李某", "post": "镇长", "unit": "缙云县某镇人民政府"}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+ENGLISH = {"Accept-Language": "en-US,en;q=0.9,zh;q=0.8"}
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +57,16 @@ async def post_ascii(
 
 
 def problem(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
-    """The response is a problem+json of `status` naming `field`, in English and Chinese."""
+    """The response is a problem+json of `status` naming `field`, in English and Chinese (and in
+    Chinese first when the request did not ask for English)."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json"), response.headers
     body: dict[str, Any] = response.json()
-    assert body["status"] == status and body["code"] and body["detail"] and body["detail_zh"], body
+    assert body["status"] == status and body["code"] and body["detail"], body
+    assert body["detail_zh"] and body["detail_en"] and body["title"], body
+    if "accept-language" not in response.request.headers:
+        assert response.headers["content-language"] == "zh-CN", response.headers
+        assert body["detail"] == body["detail_zh"] and CJK.search(body["title"]), body
     if field is not None:
         assert body["field"] == field, body
     return body
@@ -85,7 +94,7 @@ async def test_a_sweep_as_of_year_one_is_refused(apps: dict[str, ServiceApp]) ->
     body = {"jurisdiction": COUNTY, "as_of": "0001-01-01"}
     p = problem(await apps["review"].client.post("/sweeps", json=body, headers=DEPARTMENT), 422, "body.as_of")
     assert p["errors"][0]["type"] == "date_out_of_range"
-    assert "2000-01-01" in p["detail"] and "2000-01-01" in p["detail_zh"]
+    assert "2000-01-01" in p["detail_en"] and "2000-01-01" in p["detail_zh"]
 
 
 @pytest.mark.parametrize("received_on", ["9999-12-31", "0001-01-01", "1999-12-31", "2099-06-30"])
@@ -227,6 +236,64 @@ async def test_the_token_is_checked_before_the_body(apps: dict[str, ServiceApp])
     problem(await intake.post("/reports", json={"nonsense": True}, headers=OFFICE), 422)
     # Routes without authentication are unchanged.
     assert (await intake.get("/healthz")).status_code == 200
+
+
+# --- Chinese by default, English when asked ------------------------------------------------------
+
+
+async def test_problems_speak_chinese_by_default_and_english_when_asked(apps: dict[str, ServiceApp]) -> None:
+    intake = apps["intake"].client
+    created = await intake.post("/reports", json=report(), headers=OFFICE)
+    assert created.status_code == 201, created.text
+    report_id = created.json()["report_id"]
+
+    async def both(method: str, path: str, headers: dict[str, str], **kw: Any) -> tuple[dict[str, Any], ...]:
+        zh = await intake.request(method, path, headers=headers, **kw)
+        en = await intake.request(method, path, headers={**headers, **ENGLISH}, **kw)
+        assert zh.status_code == en.status_code and en.headers["content-language"] == "en", en.headers
+        zh_body, en_body = problem(zh, zh.status_code), problem(en, en.status_code)
+        assert {k: v for k, v in zh_body.items() if k not in ("title", "detail")} == {
+            k: v for k, v in en_body.items() if k not in ("title", "detail")
+        }  # code, field, status, type, errors, detail_zh and detail_en do not depend on the language
+        assert en_body["detail"] == en_body["detail_en"] and not CJK.search(en_body["title"]), en_body
+        if en_body["code"] in TITLES:
+            assert (zh_body["title"], en_body["title"]) == TITLES[en_body["code"]]
+        return zh_body, en_body
+
+    # A domain refusal.
+    zh, en = await both("POST", f"/reports/{report_id}/log", OFFICE, json={"logged_on": "2023-01-15"})
+    assert zh["code"] == "date_before_previous_step" and zh["field"] == "logged_on"
+    assert zh["title"] == "日期早于上一环节" and en["title"] == "Date before the previous step"
+    assert zh["detail"] == "logged_on 2023-01-15 早于收件日期（2023-01-16）"
+    assert en["detail"] == "logged_on 2023-01-15 is before the receipt (2023-01-16)"
+    # A validation error: the first error's Chinese.
+    zh, en = await both("POST", "/reports", OFFICE, json=report(received_on="16.01.2023"))
+    assert zh["code"] == "invalid_input" and zh["field"] == "body.received_on"
+    assert zh["title"] == "请求内容无效" and en["title"] == "Invalid input"
+    first = zh["errors"][0]
+    assert zh["detail"] == f"body.received_on：{first['message_zh']}" and CJK.search(first["message_zh"])
+    assert en["detail"] == f"body.received_on: {first['message']}"
+    # No such route.
+    zh, en = await both("GET", "/nowhere", OFFICE)
+    assert zh["code"] == "route_not_found" and zh["detail"] == "没有这个地址：/nowhere"
+    assert en["detail"] == "no route /nowhere"
+    # No token, a forged token, and a role that may not do this.
+    zh, en = await both("GET", f"/reports?jurisdiction={COUNTY}", {})
+    assert zh["code"] == "unauthorized" and zh["detail"] == "需要登录令牌（Bearer）"
+    assert en["detail"] == "a bearer token is required" and en["title"] == "Authentication required"
+    zh, en = await both("GET", f"/reports?jurisdiction={COUNTY}", {"Authorization": "Bearer not.a.token"})
+    assert zh["code"] == "unauthorized" and zh["detail"] == "登录令牌无效：令牌格式无效"
+    assert en["detail"].startswith("invalid token: ")
+    zh, en = await both("POST", "/reports", CASE_MANAGEMENT, json=report())
+    assert zh["code"] == "role_forbidden" and zh["detail"].startswith(
+        "案管室（case_management）无权进行此操作"
+    )
+    assert en["detail"].startswith("role case_management may not do this")
+    # q-values count: Chinese ranked above English stays Chinese.
+    ranked = await intake.get("/nowhere", headers={**OFFICE, "Accept-Language": "en;q=0.5,zh-CN;q=0.9"})
+    assert (
+        ranked.headers["content-language"] == "zh-CN" and ranked.json()["detail"] == "没有这个地址：/nowhere"
+    )
 
 
 # --- no 5xx for what is not a bug ---------------------------------------------------------------

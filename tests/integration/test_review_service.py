@@ -370,7 +370,8 @@ async def test_conclude_with_missing_findings_names_them(runtime: Runtime, clien
         runtime, client, f"/verifications/{case_id}/conclude", {"concluded_on": "2023-03-01"}, 422
     )
     assert p["code"] == "findings_missing"
-    assert "A1" in p["detail"] and "A3" in p["detail"] and "A2" not in p["detail"]
+    assert "A1" in p["detail_en"] and "A3" in p["detail_en"] and "A2" not in p["detail_en"]
+    assert p["detail_zh"] == "以下反映问题尚未认定：A1、A3"
 
 
 # -- sweep (大起底) --------------------------------------------------------------------------------
