@@ -133,7 +133,8 @@ def render(out: Console, scenario: Scenario, result: Result) -> None:
             f" at up to {CONCURRENCY} cases at a time"
         )
     out.print(
-        f"documents: {f.documents} written under {DOCUMENTS.relative_to(PROJECT_ROOT)}/<case_id>/<doc_id>.txt"
+        f"documents: {f.documents} written under {DOCUMENTS.relative_to(PROJECT_ROOT)}/<case_id>/"
+        "<doc_id>.txt, .docx and .pdf"
     )
     if result.notice:
         out.print(Panel(result.notice.strip(), title=f"澄清通知书 of {result.timeline_case}", expand=False))

@@ -508,15 +508,15 @@ class Runner(Calls):
         folder = DOCUMENTS / case_id
         folder.mkdir(parents=True, exist_ok=True)
         for doc in matter["documents"]:
-            response = await self.raw(
-                "GET",
-                "clarification",
-                f"/clarifications/{case_id}/documents/{doc['doc_id']}",
-                As("auditor", j),
-            )
-            if response.status_code != 200:
-                raise ApiError("GET", f"document {doc['doc_id']}", response.status_code, response.text)
-            (folder / f"{doc['doc_id']}.txt").write_text(response.text, encoding="utf-8")
+            # The text preview, the Word document and the PDF, as an officer downloads them.
+            for suffix in ("", ".docx", ".pdf"):
+                path = f"/clarifications/{case_id}/documents/{doc['doc_id']}{suffix}"
+                response = await self.raw("GET", "clarification", path, As("auditor", j))
+                if response.status_code != 200:
+                    raise ApiError(
+                        "GET", f"document {doc['doc_id']}{suffix}", response.status_code, response.text
+                    )
+                (folder / f"{doc['doc_id']}{suffix or '.txt'}").write_bytes(response.content)
             self.facts.documents += 1
 
     # -- the quarterly report, the targets, the audit trail
