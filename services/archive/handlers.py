@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from services.archive import views
-from services.archive.commands import IssueNotice, RecordVisit
-from services.archive.domain import CaseFile, PersonnelNotice, parse_quarter
+from services.archive.commands import IssueNotice, MergeFiles, RecordVisit
+from services.archive.domain import CaseFile, FileMerge, PersonnelNotice, check_two_files, parse_quarter
 from services.archive.settings import ArchiveSettings
-from services.archive.views import NoticeView, VisitView
+from services.archive.views import NoticeView, SubjectFile, VisitView
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
@@ -66,3 +68,28 @@ async def issue_notice(uow: UnitOfWork, command: IssueNotice) -> NoticeView:
         message=PersonnelNoticeV1.model_validate(view.model_dump()),
     )
     return view
+
+
+async def merge_files(
+    uow: UnitOfWork, command: MergeFiles, *, person_key: str, jurisdictions: Sequence[str]
+) -> SubjectFile:
+    """合档: both files must be there for the caller (a file they cannot see answers as if it did not
+    exist); the merge is recorded in the jurisdiction of the first file's latest filing."""
+    check_two_files(person_key, command.other)
+    seen = set(jurisdictions)
+    where: dict[str, list[str]] = {}
+    for key, field in ((person_key, "person_key"), (command.other, "other")):
+        found = [j for j in await views.file_jurisdictions(uow.conn, [key]) if j in seen]
+        if not found:
+            raise NotFound(
+                f"no file for {key}", detail_zh=f"没有 {key} 的档案", field=field, code="file_not_found"
+            )
+        where[key] = found
+    merge = await uow.get(FileMerge(person_key, command.other))
+    if not merge.exists:
+        merge.jurisdiction = where[person_key][0]
+    already_one = command.other in await views.file_keys(uow.conn, person_key)
+    await uow.save(merge, merge.merge(command, person_key=person_key, already_one=already_one))
+    merged = await views.subject_file(uow.conn, person_key, jurisdictions)
+    assert merged is not None
+    return merged
