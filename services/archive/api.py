@@ -88,10 +88,14 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=SubjectFile,
         tags=["files"],
         summary="一人一档: a person's or unit's filings, integrity-file entries and return visits",
+        description="The file is kept under the person key: `o-` and the organisation department's "
+        "officer id when the reports gave one, else `i-` and the keyed hash of the ID number, else the "
+        "subject id (the hash of name and unit, as before). Any key of the file reads it, merged "
+        "files included.",
     )
     async def get_file(
         principal: Annotated[Principal, Depends(require(*READ_FILES))],
-        subject_id: Annotated[str, Path(max_length=100), NoControl],
+        subject_id: Annotated[str, Path(max_length=100, description="A person key or subject id"), NoControl],
     ) -> SubjectFile:
         async with runtime.pool.acquire() as conn:
             found = await views.subject_file(conn, subject_id, visible(principal))

@@ -222,6 +222,21 @@ def check_two_files(person_key: str, other: str) -> None:
         )
 
 
+def check_same_kind(person_key: str, kind: str, other: str, other_kind: str) -> None:
+    """A person's file and a unit's are never one file."""
+    if kind != other_kind:
+        raise RuleViolation(
+            f"the file {person_key} is of a {kind} and {other} of a {other_kind}: they cannot be one file",
+            detail_zh=f"档案 {person_key} 属于{_KIND_ZH.get(kind, kind)}，{other} 属于"
+            f"{_KIND_ZH.get(other_kind, other_kind)}，不能合并为一档",
+            field="other",
+            code="merge_person_with_unit",
+        )
+
+
+_KIND_ZH = {"person": "个人", "unit": "单位"}
+
+
 class FileMerge(Aggregate):
     """合档: the merge of two files (一人一档) found to be one person's — an auditable command of case
     management, once per pair, whichever of the two it names first."""

@@ -164,14 +164,19 @@ async def file_keys(conn: Conn, key: str) -> list[str]:
     return [r["k"] for r in rows]
 
 
-async def file_jurisdictions(conn: Conn, keys: Sequence[str]) -> list[str]:
-    """Where the files of `keys` have filings, the latest filing's jurisdiction first."""
+async def file_whereabouts(
+    conn: Conn, key: str, jurisdictions: Sequence[str]
+) -> tuple[str, list[str]] | None:
+    """The kind of the file kept under `key` itself and where it has filings among `jurisdictions`,
+    the latest filing's jurisdiction first; None when none is visible there."""
     rows = await conn.fetch(
-        "SELECT jurisdiction, max(clarified_on) AS last FROM filings WHERE person_key = ANY($1::text[])"
+        "SELECT jurisdiction, min(kind) AS kind, max(clarified_on) AS last FROM filings"
+        " WHERE person_key = $1 AND jurisdiction = ANY($2::text[])"
         " GROUP BY jurisdiction ORDER BY last DESC, jurisdiction",
-        list(keys),
+        key,
+        list(jurisdictions),
     )
-    return [r["jurisdiction"] for r in rows]
+    return None if not rows else (rows[0]["kind"], [r["jurisdiction"] for r in rows])
 
 
 async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]) -> SubjectFile | None:
@@ -321,7 +326,7 @@ async def quarter_facts(
     )
     collect(
         await conn.fetch(
-            "SELECT jurisdiction, case_id, COALESCE(person_key, subject_id) AS subject_id, kind, forms,"
+            "SELECT jurisdiction, case_id, person_key AS subject_id, kind, forms,"
             " on_time, working_days FROM stat_clarifications WHERE "
             + in_quarter.format(column="performed_on"),
             *args,

@@ -211,6 +211,10 @@ async def test_merges_that_cannot_be(runtime: Runtime, client: httpx.AsyncClient
     # Merging is case management's command, not the handling department's.
     wrong = await merge(client, "o-ZZB-8", "o-ZZB-9", auth("handling_department"))
     assert wrong.status_code == 403, wrong.text
+    await deliver.deliver_all(filed(JINYUN, 3, Subject(kind="unit", name="缙云县林业局"), date(2023, 3, 3)))
+    unit = Subject(kind="unit", name="缙云县林业局").subject_id
+    mixed = await merge(client, "o-ZZB-8", unit)
+    assert mixed.status_code == 422 and mixed.json()["code"] == "merge_person_with_unit", mixed.text
     no_reason = await client.post(
         "/files/o-ZZB-8/merge", json={"other": "o-ZZB-9", "merged_on": "2023-10-09"}, headers=READER
     )

@@ -11,8 +11,12 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
+from services.archive.commands import MergeFiles
+from services.archive.domain import FileMerge, check_same_kind, check_two_files
 from services.intake.commands import AllegationDraft, RegisterReport, ReportedSubject
 from services.intake.domain import Report
+from shared.errors import Conflict, RuleViolation
+from shared.events.archive import FilesMerged
 from shared.events.common import Subject
 from shared.identity import (
     deployment_id_number_key,
@@ -122,3 +126,49 @@ def test_a_subject_without_identity_serialises_as_before() -> None:
 def test_officer_ids_are_opaque_but_plain() -> None:
     with pytest.raises(ValidationError):
         person(officer_id="a/b")
+
+
+# --- 合档: the merge of two files -------------------------------------------------------------------
+
+MERGE = MergeFiles(other="p-0123456789abcdef", merged_on=date(2023, 10, 9), reason="组织部核实为同一人")
+
+
+def test_a_merge_records_both_keys_the_date_and_the_reason() -> None:
+    merge = FileMerge("o-ZZB-7", MERGE.other)
+    [merged] = merge.merge(MERGE, person_key="o-ZZB-7", already_one=False)
+    assert merged == FilesMerged(
+        person_key="o-ZZB-7", other_key=MERGE.other, merged_on=date(2023, 10, 9), reason="组织部核实为同一人"
+    )
+
+
+def test_the_pair_is_one_stream_whichever_is_named_first() -> None:
+    assert FileMerge("a", "b").stream_id == FileMerge("b", "a").stream_id != FileMerge("a", "c").stream_id
+
+
+def test_a_pair_merged_before_is_refused() -> None:
+    merge = FileMerge("o-ZZB-7", MERGE.other)
+    merge.evolve(merge.merge(MERGE, person_key="o-ZZB-7", already_one=False)[0])
+    with pytest.raises(Conflict) as refused:
+        merge.merge(MERGE, person_key="o-ZZB-7", already_one=False)
+    assert refused.value.code == "files_already_merged" and "2023-10-09" in refused.value.detail_zh
+
+
+def test_keys_already_one_file_through_a_third_are_refused() -> None:
+    with pytest.raises(Conflict):
+        FileMerge("o-ZZB-7", MERGE.other).merge(MERGE, person_key="o-ZZB-7", already_one=True)
+
+
+def test_a_file_is_not_merged_with_itself() -> None:
+    with pytest.raises(RuleViolation) as refused:
+        check_two_files("o-ZZB-7", "o-ZZB-7")
+    assert refused.value.code == "merge_with_itself" and refused.value.field == "other"
+    itself = MergeFiles(other="o-ZZB-7", merged_on=date(2023, 10, 9), reason="同一人")
+    with pytest.raises(RuleViolation):
+        FileMerge("o-ZZB-7", "o-ZZB-7").merge(itself, person_key="o-ZZB-7", already_one=True)
+
+
+def test_a_person_s_file_and_a_unit_s_are_never_one() -> None:
+    check_same_kind("a", "person", "b", "person")
+    with pytest.raises(RuleViolation) as refused:
+        check_same_kind("a", "person", "u-1", "unit")
+    assert refused.value.code == "merge_person_with_unit" and "单位" in refused.value.detail_zh

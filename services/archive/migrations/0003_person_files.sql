@@ -17,7 +17,10 @@ ALTER TABLE visits ALTER COLUMN person_key SET NOT NULL;
 CREATE INDEX visits_person_idx ON visits (person_key);
 
 -- Persons clarified are counted by person key: one person clarified in two units counts once.
+-- (Every event before had neither officer id nor ID number: its person key is its subject_id.)
 ALTER TABLE stat_clarifications ADD COLUMN person_key text;
+UPDATE stat_clarifications SET person_key = subject_id WHERE person_key IS NULL;
+ALTER TABLE stat_clarifications ALTER COLUMN person_key SET NOT NULL;
 
 -- 合档: each merge of two files, with who merged them, when and why.
 CREATE TABLE file_merges (
