@@ -140,6 +140,9 @@ TITLES: dict[str, tuple[str, str]] = {
     "already_issued": ("通报已印发", "Notice already issued"),
     "period_not_over": ("通报期间尚未结束", "Period not over"),
     "file_not_found": ("没有该档案", "No such file"),
+    "merge_with_itself": ("档案不能与自身合并", "A file cannot be merged with itself"),
+    "files_already_merged": ("两份档案已经合并", "Files already merged"),
+    "merge_person_with_unit": ("个人档案与单位档案不能合并", "A person's file and a unit's cannot merge"),
 }
 """The name of each kind of problem, by code: (Chinese, English)."""
 

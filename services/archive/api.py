@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Path, Query
 from pydantic import BaseModel
 
 from services.archive import handlers, views
-from services.archive.commands import QUARTER_HELP, IssueNotice, RecordVisit
+from services.archive.commands import QUARTER_HELP, IssueNotice, MergeFiles, RecordVisit
 from services.archive.domain import overdue, parse_quarter
 from services.archive.views import (
     FilingView,
@@ -31,6 +31,7 @@ from shared.runtime import Runtime
 READ_STATISTICS = ("auditor", "case_management", "head", "letters_office", "organisation_department")
 READ_FILES = ("auditor", "case_management", "head", "handling_department")
 RECORD_VISITS = ("handling_department", "case_management")
+MERGE_FILES = ("case_management",)
 ISSUE_NOTICES = ("case_management",)
 READ_NOTICES = ("organisation_department", "auditor", "case_management")
 
@@ -87,10 +88,14 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=SubjectFile,
         tags=["files"],
         summary="一人一档: a person's or unit's filings, integrity-file entries and return visits",
+        description="The file is kept under the person key: `o-` and the organisation department's "
+        "officer id when the reports gave one, else `i-` and the keyed hash of the ID number, else the "
+        "subject id (the hash of name and unit, as before). Any key of the file reads it, merged "
+        "files included.",
     )
     async def get_file(
         principal: Annotated[Principal, Depends(require(*READ_FILES))],
-        subject_id: Annotated[str, Path(max_length=100), NoControl],
+        subject_id: Annotated[str, Path(max_length=100, description="A person key or subject id"), NoControl],
     ) -> SubjectFile:
         async with runtime.pool.acquire() as conn:
             found = await views.subject_file(conn, subject_id, visible(principal))
@@ -102,6 +107,20 @@ def build_api(runtime: Runtime) -> FastAPI:
                 code="file_not_found",
             )
         return found
+
+    @app.post(
+        "/files/{person_key}/merge",
+        response_model=SubjectFile,
+        tags=["files"],
+        summary="合档: merge the other file into this one (the same person); both keys read as one file",
+    )
+    async def post_merge(
+        ctx: Annotated[CommandContext, Depends(acting(*MERGE_FILES))],
+        person_key: Annotated[str, Path(min_length=1, max_length=100), NoControl],
+        body: MergeFiles,
+    ) -> SubjectFile:
+        merge = partial(handlers.merge_files, person_key=person_key, jurisdictions=visible(ctx.principal))
+        return await runtime.command(ctx, merge, body)
 
     @app.get(
         "/filings",

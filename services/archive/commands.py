@@ -29,3 +29,14 @@ class IssueNotice(Command):
     jurisdiction: str = Field(pattern=r"^\d{6}$", examples=["331122"])
     period: QuarterLabel = Field(description=QUARTER_HELP, examples=["2023Q1"])
     issued_on: BusinessDate = Field(description="After the end of the period")
+
+
+FileKey = Annotated[str, Field(min_length=1, max_length=100), NoControl]
+
+
+class MergeFiles(Command):
+    """合档: the other file is the same person's; both keys read as one file afterwards."""
+
+    other: FileKey = Field(description="The person key (or subject id) of the other file")
+    merged_on: BusinessDate
+    reason: FreeText = Field(description="Why the two files are one person's (e.g. 组织部干部编号 confirmed)")

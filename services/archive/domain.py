@@ -3,6 +3,7 @@ quarterly statistics and the indicator 保护党员干部担当干事激情 — 
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -12,13 +13,14 @@ from typing import Any, Literal, Protocol, TypeVar, get_args
 
 from pydantic import BaseModel, Field
 
-from services.archive.commands import IssueNotice, RecordVisit
+from services.archive.commands import IssueNotice, MergeFiles, RecordVisit
 from shared.aggregate import Aggregate
 from shared.bounded import EARLIEST_DATE, latest_date
 from shared.dates import Quarter
 from shared.envelope import JURISDICTIONS
 from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.archive import (
+    FilesMerged,
     FilingRecorded,
     IntegrityFileEntered,
     NoticeEntry,
@@ -204,6 +206,78 @@ def overdue(visits: Iterable[V], as_of: date) -> list[V]:
     """Visits scheduled, not recorded, and due before `as_of` (due on `as_of` itself is not late)."""
     late = [v for v in visits if v.visited_on is None and v.due_on < as_of]
     return sorted(late, key=lambda v: (v.due_on, v.visit_id))
+
+
+# --- one person, one file: merging two files ---------------------------------------------------------
+
+
+def check_two_files(person_key: str, other: str) -> None:
+    """A file cannot be merged with itself."""
+    if person_key == other:
+        raise RuleViolation(
+            f"a file cannot be merged with itself ({person_key})",
+            detail_zh=f"档案不能与自身合并（{person_key}）",
+            field="other",
+            code="merge_with_itself",
+        )
+
+
+def check_same_kind(person_key: str, kind: str, other: str, other_kind: str) -> None:
+    """A person's file and a unit's are never one file."""
+    if kind != other_kind:
+        raise RuleViolation(
+            f"the file {person_key} is of a {kind} and {other} of a {other_kind}: they cannot be one file",
+            detail_zh=f"档案 {person_key} 属于{_KIND_ZH.get(kind, kind)}，{other} 属于"
+            f"{_KIND_ZH.get(other_kind, other_kind)}，不能合并为一档",
+            field="other",
+            code="merge_person_with_unit",
+        )
+
+
+_KIND_ZH = {"person": "个人", "unit": "单位"}
+
+
+class FileMerge(Aggregate):
+    """合档: the merge of two files (一人一档) found to be one person's — an auditable command of case
+    management, once per pair, whichever of the two it names first."""
+
+    noun = "file merge"
+    noun_zh = "合档"
+
+    def __init__(self, person_key: str, other: str) -> None:
+        self.keys = tuple(sorted((person_key, other)))
+        self.merged: FilesMerged | None = None
+
+    @property
+    def stream_id(self) -> str:
+        digest = hashlib.sha256("|".join(self.keys).encode()).hexdigest()[:32]
+        return f"file-merge-{digest}"
+
+    def evolve(self, payload: BaseModel) -> None:
+        if isinstance(payload, FilesMerged):
+            self.merged = payload
+
+    def merge(self, command: MergeFiles, *, person_key: str, already_one: bool) -> list[FilesMerged]:
+        """Both files read as one afterwards. Refused when the two keys already read as one file
+        (merged before, directly or through a third file)."""
+        check_two_files(person_key, command.other)
+        if self.merged is not None or already_one:
+            when = f" on {self.merged.merged_on}" if self.merged is not None else ""
+            when_zh = f"（{self.merged.merged_on}）" if self.merged is not None else ""
+            raise Conflict(
+                f"the files {person_key} and {command.other} are already one file{when}",
+                detail_zh=f"档案 {person_key} 与 {command.other} 已经合并为一档{when_zh}",
+                field="other",
+                code="files_already_merged",
+            )
+        return [
+            FilesMerged(
+                person_key=person_key,
+                other_key=command.other,
+                merged_on=command.merged_on,
+                reason=command.reason,
+            )
+        ]
 
 
 # --- the personnel notice ---------------------------------------------------------------------------

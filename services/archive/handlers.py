@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from services.archive import views
-from services.archive.commands import IssueNotice, RecordVisit
-from services.archive.domain import CaseFile, PersonnelNotice, parse_quarter
+from services.archive.commands import IssueNotice, MergeFiles, RecordVisit
+from services.archive.domain import (
+    CaseFile,
+    FileMerge,
+    PersonnelNotice,
+    check_same_kind,
+    check_two_files,
+    parse_quarter,
+)
 from services.archive.settings import ArchiveSettings
-from services.archive.views import NoticeView, VisitView
+from services.archive.views import NoticeView, SubjectFile, VisitView
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.errors import NotFound
@@ -66,3 +75,28 @@ async def issue_notice(uow: UnitOfWork, command: IssueNotice) -> NoticeView:
         message=PersonnelNoticeV1.model_validate(view.model_dump()),
     )
     return view
+
+
+async def merge_files(
+    uow: UnitOfWork, command: MergeFiles, *, person_key: str, jurisdictions: Sequence[str]
+) -> SubjectFile:
+    """合档: both files must be there for the caller (a file they cannot see answers as if it did not
+    exist); the merge is recorded in the jurisdiction of the first file's latest filing."""
+    check_two_files(person_key, command.other)
+    found: dict[str, tuple[str, list[str]]] = {}
+    for key, field in ((person_key, "person_key"), (command.other, "other")):
+        where = await views.file_whereabouts(uow.conn, key, jurisdictions)
+        if where is None:
+            raise NotFound(
+                f"no file for {key}", detail_zh=f"没有 {key} 的档案", field=field, code="file_not_found"
+            )
+        found[key] = where
+    check_same_kind(person_key, found[person_key][0], command.other, found[command.other][0])
+    merge = await uow.get(FileMerge(person_key, command.other))
+    if not merge.exists:
+        merge.jurisdiction = found[person_key][1][0]
+    already_one = command.other in await views.file_keys(uow.conn, person_key)
+    await uow.save(merge, merge.merge(command, person_key=person_key, already_one=already_one))
+    merged = await views.subject_file(uow.conn, person_key, jurisdictions)
+    assert merged is not None
+    return merged

@@ -9,6 +9,7 @@ from services.archive.domain import working_days_to_clarify
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.events.archive import (
+    FilesMerged,
     FilingRecorded,
     IntegrityFileEntered,
     PersonnelNoticeIssued,
@@ -31,8 +32,8 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
     if isinstance(payload, FilingRecorded):
         await conn.execute(
             "INSERT INTO filings (case_id, jurisdiction, subject_id, kind, name, post, unit, points,"
-            " forms, filed_on, concluded_on, clarified_on, event_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            " forms, filed_on, concluded_on, clarified_on, event_id, person_key)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             envelope.case_id,
             envelope.jurisdiction,
             payload.person.subject_id,
@@ -46,11 +47,14 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
             payload.concluded_on,
             payload.clarified_on,
             envelope.event_id,
+            payload.person.person_key,
         )
     elif isinstance(payload, IntegrityFileEntered):
+        # In the file of the filing's person (the filing precedes its entry in the stream).
         await conn.execute(
             "INSERT INTO integrity_entries (event_id, case_id, jurisdiction, subject_id, entered_on,"
-            " summary) VALUES ($1, $2, $3, $4, $5, $6)",
+            " summary, person_key) VALUES ($1, $2, $3, $4, $5, $6,"
+            " COALESCE((SELECT person_key FROM filings WHERE case_id = $2), $4))",
             envelope.event_id,
             envelope.case_id,
             envelope.jurisdiction,
@@ -62,8 +66,8 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
         # The filing precedes its visits in the stream, so its row is there to name the subject.
         await conn.execute(
             "INSERT INTO visits (visit_id, case_id, jurisdiction, subject_id, visit_with, clarified_on,"
-            " due_on, scheduled_event_id)"
-            " SELECT $1, f.case_id, $3, f.subject_id, $4, f.clarified_on, $5, $6"
+            " due_on, scheduled_event_id, person_key)"
+            " SELECT $1, f.case_id, $3, f.subject_id, $4, f.clarified_on, $5, $6, f.person_key"
             " FROM filings f WHERE f.case_id = $2",
             payload.visit_id,
             envelope.case_id,
@@ -83,6 +87,20 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
             payload.leader_views,
             payload.colleague_views,
             envelope.event_id,
+        )
+    elif isinstance(payload, FilesMerged):
+        await conn.execute(
+            "INSERT INTO file_merges (event_id, case_id, jurisdiction, person_key, other_key, merged_on,"
+            " reason, merged_by, merged_by_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            envelope.event_id,
+            envelope.case_id,
+            envelope.jurisdiction,
+            payload.person_key,
+            payload.other_key,
+            payload.merged_on,
+            payload.reason,
+            envelope.actor.user_id,
+            envelope.actor.name,
         )
     elif isinstance(payload, PersonnelNoticeIssued):
         await conn.execute(
@@ -158,8 +176,8 @@ async def note_candidate(conn: Conn, envelope: EventEnvelope, payload: Candidate
 async def note_clarification(conn: Conn, envelope: EventEnvelope, payload: ClarificationPerformed) -> None:
     await conn.execute(
         "INSERT INTO stat_clarifications (event_id, case_id, jurisdiction, subject_id, kind, forms,"
-        " on_time, concluded_on, performed_on, working_days)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+        " on_time, concluded_on, performed_on, working_days, person_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (event_id) DO NOTHING",
         envelope.event_id,
         envelope.case_id,
         envelope.jurisdiction,
@@ -170,6 +188,7 @@ async def note_clarification(conn: Conn, envelope: EventEnvelope, payload: Clari
         payload.concluded_on,
         payload.performed_on,
         working_days_to_clarify(payload.concluded_on, payload.performed_on),
+        payload.person.person_key,
     )
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any, Literal, TypeVar
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.archive.domain import (
     ClarificationFact,
@@ -71,10 +71,26 @@ class IntegrityEntryView(Frozen):
     summary: str
 
 
+class MergeView(Frozen):
+    """合档 as the file shows it: which two files, when, why and by whom."""
+
+    person_key: str
+    other_key: str
+    merged_on: date
+    reason: str
+    merged_by: str
+    merged_by_name: str | None
+
+
 class SubjectFile(Frozen):
     """一人一档: everything the archive holds on one person or unit."""
 
-    subject_id: str
+    subject_id: str = Field(description="The key the file was asked for")
+    person_key: str = Field(
+        description="The person key of the latest filing: 组织部干部编号 (o-…), the keyed ID number (i-…) "
+        "or the hash of name and unit"
+    )
+    keys: list[str] = Field(description="Every key that reads as this file (itself and the files merged)")
     kind: Literal["person", "unit"]
     name: str
     post: str | None
@@ -82,6 +98,7 @@ class SubjectFile(Frozen):
     filings: list[FilingView]
     integrity_entries: list[IntegrityEntryView]
     visits: list[VisitView]
+    merges: list[MergeView] = Field(description="合档: the merges that joined the keys")
 
 
 class NoticeView(Frozen):
@@ -134,32 +151,73 @@ def _model(model: type[M], row: asyncpg.Record) -> M:
 # --- files, filings, visits --------------------------------------------------------------------------
 
 
+async def file_keys(conn: Conn, key: str) -> list[str]:
+    """The keys that read as one file with `key`: itself and every key merged with it, directly or
+    through another (the merges are few: walked in the database)."""
+    rows = await conn.fetch(
+        "WITH RECURSIVE joined(k) AS (SELECT $1::text UNION"
+        " SELECT CASE WHEN m.person_key = j.k THEN m.other_key ELSE m.person_key END"
+        " FROM file_merges m JOIN joined j ON m.person_key = j.k OR m.other_key = j.k)"
+        " SELECT k FROM joined ORDER BY k",
+        key,
+    )
+    return [r["k"] for r in rows]
+
+
+async def file_whereabouts(
+    conn: Conn, key: str, jurisdictions: Sequence[str]
+) -> tuple[str, list[str]] | None:
+    """The kind of the file kept under `key` itself and where it has filings among `jurisdictions`,
+    the latest filing's jurisdiction first; None when none is visible there."""
+    rows = await conn.fetch(
+        "SELECT jurisdiction, min(kind) AS kind, max(clarified_on) AS last FROM filings"
+        " WHERE person_key = $1 AND jurisdiction = ANY($2::text[])"
+        " GROUP BY jurisdiction ORDER BY last DESC, jurisdiction",
+        key,
+        list(jurisdictions),
+    )
+    return None if not rows else (rows[0]["kind"], [r["jurisdiction"] for r in rows])
+
+
 async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]) -> SubjectFile | None:
-    """The file of a person or unit as far as `jurisdictions` reach; None when nothing is visible."""
+    """The file of a person or unit as far as `jurisdictions` reach; None when nothing is visible.
+    `subject_id` is any key of the file: a person key, or the subject id a file was kept under
+    before person keys (the same thing when the reports gave no officer id or ID number)."""
+    keys = await file_keys(conn, subject_id)
     filing_rows = await conn.fetch(
-        f"SELECT {_FILING_COLUMNS} FROM filings WHERE subject_id = $1 AND jurisdiction = ANY($2::text[])"
+        f"SELECT {_FILING_COLUMNS}, person_key FROM filings"
+        " WHERE person_key = ANY($1::text[]) AND jurisdiction = ANY($2::text[])"
         " ORDER BY clarified_on, case_id",
-        subject_id,
+        keys,
         list(jurisdictions),
     )
     if not filing_rows:
         return None
-    filings = [_model(FilingView, r) for r in filing_rows]
+    filings = [
+        FilingView.model_validate({k: v for k, v in r.items() if k != "person_key"}) for r in filing_rows
+    ]
     entries = await conn.fetch(
         "SELECT case_id, jurisdiction, entered_on, summary FROM integrity_entries"
-        " WHERE subject_id = $1 AND jurisdiction = ANY($2::text[]) ORDER BY entered_on, case_id",
-        subject_id,
+        " WHERE person_key = ANY($1::text[]) AND jurisdiction = ANY($2::text[]) ORDER BY entered_on, case_id",
+        keys,
         list(jurisdictions),
     )
     visits = await conn.fetch(
-        f"SELECT {_VISIT_COLUMNS} FROM visits WHERE subject_id = $1 AND jurisdiction = ANY($2::text[])"
-        " ORDER BY due_on, visit_id",
-        subject_id,
+        f"SELECT {_VISIT_COLUMNS} FROM visits WHERE person_key = ANY($1::text[])"
+        " AND jurisdiction = ANY($2::text[]) ORDER BY due_on, visit_id",
+        keys,
         list(jurisdictions),
+    )
+    merges = await conn.fetch(
+        "SELECT person_key, other_key, merged_on, reason, merged_by, merged_by_name FROM file_merges"
+        " WHERE person_key = ANY($1::text[]) ORDER BY merged_on, event_id",
+        keys,
     )
     latest = filings[-1]  # name, post and unit as of the latest clarification
     return SubjectFile(
         subject_id=subject_id,
+        person_key=filing_rows[-1]["person_key"],
+        keys=keys,
         kind=latest.kind,
         name=latest.name,
         post=latest.post,
@@ -167,6 +225,7 @@ async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]
         filings=filings,
         integrity_entries=[_model(IntegrityEntryView, r) for r in entries],
         visits=[_model(VisitView, r) for r in visits],
+        merges=[_model(MergeView, r) for r in merges],
     )
 
 
@@ -267,8 +326,9 @@ async def quarter_facts(
     )
     collect(
         await conn.fetch(
-            "SELECT jurisdiction, case_id, subject_id, kind, forms, on_time, working_days"
-            " FROM stat_clarifications WHERE " + in_quarter.format(column="performed_on"),
+            "SELECT jurisdiction, case_id, person_key AS subject_id, kind, forms,"
+            " on_time, working_days FROM stat_clarifications WHERE "
+            + in_quarter.format(column="performed_on"),
             *args,
         ),
         "clarifications",

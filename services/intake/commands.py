@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
 from shared.aggregate import Command
 from shared.bounded import BusinessDate, NoControl
 from shared.events.common import Channel, Frozen, Subject
+from shared.identity import id_number_key, normalise_id_number, valid_id_number
 
 JurisdictionCode = Annotated[str, Field(pattern=r"^\d{6}$")]
 MatterId = Annotated[str, Field(pattern=r"^\d{6}-\d{4}-\d{6}$")]
@@ -26,6 +27,54 @@ class ReporterIdentity(Frozen):
     name: Annotated[str, Field(min_length=1, max_length=100), NoControl]
     contact: Annotated[str, Field(min_length=1, max_length=200), NoControl]
     id_number: Annotated[str, Field(max_length=50), NoControl] | None = None
+
+
+def _id_number(text: str) -> str:
+    number = normalise_id_number(text)
+    if not valid_id_number(number):
+        # Never the number itself: a message is logged and answered.
+        raise ValueError("not a valid 18-character ID number (GB 11643: 17 digits and a check character)")
+    return number
+
+
+IdNumber = Annotated[str, Field(min_length=15, max_length=30), AfterValidator(_id_number)]
+
+
+class ReportedSubject(Subject):
+    """被反映人 as a caller reports them: with the 居民身份证号码 when known, which intake turns into
+    its keyed hash before any event exists; the number is kept, logged and sent nowhere."""
+
+    id_number: IdNumber | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="居民身份证号码 (18 characters): matched by keyed hash, never stored or sent",
+    )
+
+    @model_validator(mode="after")
+    def _person_only(self) -> ReportedSubject:
+        if self.kind != "person" and self.id_number is not None:
+            raise ValueError("a unit has no ID number")
+        return self
+
+    def identified(self, key: bytes | None) -> Subject:
+        """The subject as events carry it: the number replaced by its keyed hash."""
+        plain = Subject.model_validate(self.model_dump())
+        if self.id_number is None:
+            return plain
+        if key is None:
+            raise ValueError("an ID number needs the deployment's HMAC key to be keyed")
+        return plain.model_copy(update={"id_number_key": id_number_key(self.id_number, key)})
+
+
+def _as_reported(values: object) -> object:
+    # A Subject (as tests and the inbound contract build them) is a reported subject without number.
+    if isinstance(values, list):
+        return [
+            v.model_dump() if isinstance(v, Subject) and not isinstance(v, ReportedSubject) else v
+            for v in values
+        ]
+    return values
 
 
 class AllegationDraft(BaseModel):
@@ -42,7 +91,9 @@ class RegisterReport(Command):
     received_on: BusinessDate
     real_name: bool
     reporter: ReporterIdentity | None = None
-    subjects: list[Subject] = Field(min_length=1, max_length=50)
+    subjects: Annotated[list[ReportedSubject], BeforeValidator(_as_reported)] = Field(
+        min_length=1, max_length=50
+    )
     allegations: list[AllegationDraft] = Field(min_length=1, max_length=100)
     summary: Annotated[str, Field(max_length=8000), NoControl] = ""
     source_agency: Annotated[str, Field(min_length=1, max_length=200), NoControl] | None = Field(

@@ -308,11 +308,15 @@ class Report(Aggregate):
 
     # ---- commands ---------------------------------------------------------------------------
 
-    def register(self, command: RegisterReport, reporter: SealedField | None) -> list[ReportReceived]:
+    def register(
+        self, command: RegisterReport, reporter: SealedField | None, *, id_number_key: bytes | None = None
+    ) -> list[ReportReceived]:
         """接收. The identity must already be sealed: it never enters an event in clear. A report
-        another agency transferred (其他机关移送) names that agency, over HTTP as over Kafka."""
+        another agency transferred (其他机关移送) names that agency, over HTTP as over Kafka. A reported
+        person's ID number enters the event only as its hash keyed with `id_number_key`."""
         check_reporter(command.real_name, command.reporter)
         check_subjects(command.subjects)
+        subjects = [subject.identified(id_number_key) for subject in command.subjects]
         if command.channel == "agency_transfer" and command.source_agency is None:
             raise RuleViolation(
                 "a report transferred by another agency names that agency",
@@ -328,7 +332,7 @@ class Report(Aggregate):
                 real_name=command.real_name,
                 reporter=reporter,
                 reporter_subject_id=reporter.subject_id if reporter is not None else None,
-                subjects=list(command.subjects),
+                subjects=subjects,
                 allegations=number_allegations(command.allegations),
                 summary=command.summary,
                 source_agency=command.source_agency,

@@ -23,6 +23,7 @@ from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.errors import Conflict, NotFound
 from shared.events.review import VerificationConcluded
+from shared.identity import deployment_id_number_key
 from shared.logging import get_logger
 from shared.runtime import Runtime, UnitOfWork
 
@@ -43,7 +44,10 @@ async def register_report(uow: UnitOfWork, command: RegisterReport) -> Report:
         sealed = await uow.cipher.seal(
             uow.conn, subject_id, command.reporter.model_dump_json(), field=REPORTER_FIELD
         )
-    await uow.save(report, report.register(command, sealed))
+    # The deployment's key only when a number is to be keyed (it reads the master key).
+    numbered = any(subject.id_number for subject in command.subjects)
+    key = deployment_id_number_key() if numbered else None
+    await uow.save(report, report.register(command, sealed, id_number_key=key))
     return report
 
 

@@ -91,3 +91,14 @@ class PersonnelNoticeV1(Frozen):
     period: str
     issued_on: date
     entries: list[NoticeEntry]
+
+
+@registry.event("FilesMerged", 1)
+class FilesMerged(Frozen):
+    """合档: two files (一人一档) found to be one person's, joined by case management; from now on
+    either key reads the one file. Who merged them is the event's actor."""
+
+    person_key: str
+    other_key: str
+    merged_on: date
+    reason: str

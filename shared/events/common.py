@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date, datetime, time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from shared.bounded import NoControl
+from shared.identity import person_key
+
+OfficerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", examples=["ZZB-2019-00417"])]
+"""An officer id as the organisation department issues it: letters, digits, '.', '_', '-'."""
+
+IdNumberKey = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""The hex HMAC-SHA-256 of an ID number (shared/identity.py)."""
 
 Channel = Literal["letter", "visit", "online", "phone", "referred_down", "agency_transfer"]
 """来信 letter, 来访 visit, 网络 online (12388), 电话 phone, 上级转办 referred down,
@@ -117,6 +132,16 @@ class Subject(Frozen):
     unit: Annotated[str, Field(max_length=200), NoControl] | None = None
     party_member: bool = True
     cadre_level: CadreLevel = "county"
+    officer_id: OfficerId | None = Field(
+        default=None,
+        description="组织部干部编号: the organisation department's id of the cadre (opaque); the file "
+        "(一人一档) is kept under it and follows the person across units",
+    )
+    id_number_key: IdNumberKey | None = Field(
+        default=None,
+        description="居民身份证号码 as a keyed hash (HMAC-SHA-256 under the deployment's key), set by "
+        "intake from the number it was given; the number itself is never kept or sent",
+    )
 
     @model_validator(mode="after")
     def _stable_id(self) -> Subject:
@@ -124,7 +149,26 @@ class Subject(Frozen):
         if not self.subject_id:
             digest = hashlib.sha256(f"{self.kind}|{self.name}|{self.unit or ''}".encode()).hexdigest()
             object.__setattr__(self, "subject_id", f"{self.kind[0]}-{digest[:16]}")
+        if self.kind == "unit" and (self.officer_id or self.id_number_key):
+            raise ValueError("a unit has no officer id or ID number")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent_identity(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # A subject without officer id or ID number serialises as before the fields existed, so the
+        # hashes of the events recorded then still verify and their payloads read the same.
+        data: dict[str, Any] = handler(self)
+        for name in ("officer_id", "id_number_key"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+    @property
+    def person_key(self) -> str:
+        """The key of the file: officer id, else the keyed ID number, else subject_id."""
+        return person_key(self.subject_id, self.officer_id, self.id_number_key)
 
 
 class Allegation(Frozen):

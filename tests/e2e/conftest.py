@@ -42,6 +42,8 @@ class Transcript:
 
     responses: list[Seen] = field(default_factory=list)
     reporter_names: set[str] = field(default_factory=set)
+    id_numbers: set[str] = field(default_factory=set)
+    """居民身份证号码 of reported persons: in no message, log line, document or response at all."""
     case_ids: set[str] = field(default_factory=set)
 
     def observe(self, service: str, role: str, method: str, status: int, path: str, body: str) -> None:

@@ -119,6 +119,54 @@ async def test_full_chain_from_report_to_archive(client: Client, driver: Driver)
     assert figures["clarifications"] >= 1 and figures["filings"] >= 1
 
 
+def id_number() -> str:
+    """A valid 居民身份证号码 (GB 11643 check character), new to this run."""
+    first17 = f"332526{fake.random_int(1960, 1995)}0{fake.random_int(1, 9)}1{fake.random_int(0, 9)}" + (
+        f"{fake.random_int(0, 999):03d}"
+    )
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    number = first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+    TRANSCRIPT.id_numbers.add(number)
+    return number
+
+
+async def clarified(client: Client, driver: Driver, p: CasePlan, month: int) -> str:
+    case_id = await open_case(driver, p)
+    await driver.verify(p, case_id)
+    assert await driver.clarify_until_approved(p, case_id, day(month, 1)) == "approved"
+    await client.ok(
+        "POST",
+        "clarification",
+        f"/clarifications/{case_id}/perform",
+        role="handling_department",
+        jurisdiction=J,
+        body={"performed_on": day(month, 7).isoformat(), "forms": ["written_notice"]},
+    )
+    await driver.finish(p, case_id, day(month, 7))
+    return case_id
+
+
+async def test_the_file_follows_the_person_across_units(client: Client, driver: Driver) -> None:
+    """一人一档 by the organisation department's officer id: a cadre clarified in one unit and, after
+    a transfer, in another has one file; the ID number given with the second report is kept nowhere."""
+    officer_id = f"ZZB-{uuid.uuid4().hex[:10]}"
+    before = {**person(), "officer_id": officer_id}
+    after = {**person(), "name": before["name"], "officer_id": officer_id, "id_number": id_number()}
+    first = await clarified(client, driver, plan(["untrue"], day(4, 1), subject=before), 5)
+    second = await clarified(client, driver, plan(["untrue"], day(4, 2), subject=after), 6)
+
+    async def both() -> dict[str, Any] | None:
+        found = await client.get_if(
+            "archive", f"/files/o-{officer_id}", role="case_management", jurisdiction=J
+        )
+        return found if found and len(found["filings"]) == 2 else None
+
+    file = await client.eventually("the person's one file", both)
+    assert [f["case_id"] for f in file["filings"]] == [first, second]
+    assert [f["unit"] for f in file["filings"]] == [before["unit"], after["unit"]]
+    assert file["person_key"] == f"o-{officer_id}" and file["unit"] == after["unit"]
+
+
 async def test_repeat_report_is_merged_into_its_matter(client: Client, driver: Driver) -> None:
     first = plan(["untrue"], day(4, 3))
     case_id = await driver.register(first)

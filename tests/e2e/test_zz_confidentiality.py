@@ -12,7 +12,14 @@ from zhengming.client import Client
 
 
 def _leaks(text: str) -> set[str]:
-    return {name for name in TRANSCRIPT.reporter_names if name in text}
+    """The reporters' names in `text`, and any reported person's ID number (never shown to anyone)."""
+    return {secret for secret in TRANSCRIPT.reporter_names | TRANSCRIPT.id_numbers if secret in text}
+
+
+async def test_no_reported_person_s_id_number_in_any_response() -> None:
+    assert TRANSCRIPT.id_numbers, "the workflow tests must report a person with an ID number first"
+    for r in TRANSCRIPT.responses:
+        assert not any(n in r.body for n in TRANSCRIPT.id_numbers), f"{r.method} {r.service}{r.path}"
 
 
 async def test_reporter_names_were_used_and_shown_to_the_intake_role_only() -> None:
