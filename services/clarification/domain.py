@@ -759,6 +759,11 @@ class Clarification(Aggregate):
             "disposal_adequate": command.disposal_adequate,
         }
         reasons = failed_check_reasons(checks)
+        # After the head sent the matter back, a passing re-review puts a new 审批表 before the head.
+        earlier_forms = sum(1 for r in self.re_reviews if r.passed)
+        form_id = document_id(self.case_id, "approval_form")
+        if earlier_forms:
+            form_id = f"{form_id}-{earlier_forms + 1}"
         return [
             ReReviewRecorded(
                 reviewed_on=reviewed_on,
@@ -767,7 +772,7 @@ class Clarification(Aggregate):
                 **checks,
                 passed=not reasons,
                 reasons=reasons,
-                documents=[] if reasons else [document_id(self.case_id, "approval_form")],
+                documents=[] if reasons else [form_id],
             )
         ]
 
