@@ -352,12 +352,12 @@ def approval_level(
     return needed
 
 
-def require_reason(reason: str) -> str:
+def require_reason(reason: str, decision: Term) -> str:
     """An exit or a return is recorded with its reason, in words."""
     if not reason.strip():
         raise RuleViolation(
-            "the reason is required",
-            detail_zh="须写明理由",
+            f"{decision.en} needs its reason",
+            detail_zh=f"{decision.zh}须写明理由",
             field="reason",
             code="reason_required",
         )
@@ -679,7 +679,7 @@ class Clarification(Aggregate):
         if self.state != "candidate" or self.candidate is None:
             raise wrong_state(Term("record the person's refusal", "登记本人不同意澄清"), self.state)
         person = self._subject(command.person_subject_id)
-        reason = require_reason(command.reason)
+        reason = require_reason(command.reason, Term("the person's refusal", "本人不同意澄清"))
         declined_on = command.declined_on
         not_before(declined_on, self.candidate.added_on, field="declined_on", step=POOL_ENTRY)
         if (asked := self.consent_requests.get(person.subject_id)) is not None:
@@ -690,7 +690,7 @@ class Clarification(Aggregate):
         """本人撤回: after the start, before the clarification is performed; the matter ends."""
         if self.state not in WITHDRAWABLE or self.started is None:
             raise wrong_state(Term("record the withdrawal", "登记本人撤回"), self.state)
-        reason = require_reason(command.reason)
+        reason = require_reason(command.reason, Term("the withdrawal", "本人撤回"))
         withdrawn_on = command.withdrawn_on
         last = self.last_step()
         if last is not None:
@@ -809,7 +809,7 @@ class Clarification(Aggregate):
         """主要负责人不予批准: the head refuses, with the reason; the matter ends."""
         action = Term("refuse the approval (a passed re-review is needed)", "不予批准（须先通过复核）")
         level = self._head_decision(action, command.refused_on, "refused_on", approver)
-        reason = require_reason(command.reason)
+        reason = require_reason(command.reason, Term("the head's refusal", "主要负责人不予批准"))
         return [
             ApprovalRefused(
                 refused_on=command.refused_on, approver=approver.user_id, level=level, reason=reason
@@ -820,7 +820,7 @@ class Clarification(Aggregate):
         """主要负责人退回: back to the department, for a new re-review, with the reason."""
         action = Term("send back (a passed re-review is needed)", "退回（须先通过复核）")
         level = self._head_decision(action, command.sent_back_on, "sent_back_on", approver)
-        reason = require_reason(command.reason)
+        reason = require_reason(command.reason, Term("sending back", "主要负责人退回"))
         return [
             ApprovalSentBack(
                 sent_back_on=command.sent_back_on, approver=approver.user_id, level=level, reason=reason
