@@ -391,8 +391,10 @@ async def test_false_accusation_branch(client: Client, driver: Driver) -> None:
 
 async def test_quarterly_round_return_visit_and_personnel_notice(client: Client, driver: Driver) -> None:
     j = "331124"  # 松阳县: its own quarter round in this run
+    # Proposed and approved in the forms the round uses (a round in other forms is refused).
+    forms = ["written_notice", "unit_meeting"]
     plans = [
-        plan(["untrue"], day(10, 9), jurisdiction=j, subject={**person(), "unit": "松阳县某局"})
+        plan(["untrue"], day(10, 9), jurisdiction=j, subject={**person(), "unit": "松阳县某局"}, forms=forms)
         for _ in range(2)
     ]
     plans.append(
@@ -401,6 +403,7 @@ async def test_quarterly_round_return_visit_and_personnel_notice(client: Client,
             day(10, 9),
             jurisdiction=j,
             subject={"kind": "unit", "name": f"松阳县{uuid.uuid4().hex[:4]}局"},
+            forms=forms,
         )
     )
     cases = []
