@@ -130,6 +130,8 @@ TITLES: dict[str, tuple[str, str]] = {
     "outside_quarter": ("日期不在该季度内", "Date outside the quarter"),
     "not_a_candidate": ("不在澄清备选库中", "Not a candidate"),
     "consent_required": ("须经本人同意", "Consent required"),
+    "reason_required": ("须写明理由", "Reason required"),
+    "not_approved": ("与批准的澄清方式和范围不一致", "Not as approved"),
     "unknown_subject": ("不是本件的被反映人", "Unknown subject"),
     "round_held": ("本季度集中澄清已开展", "Round already held"),
     "nothing_ready": ("没有可集中澄清的事项", "Nothing ready"),

@@ -192,11 +192,16 @@ class CaseDriver:
         on: date,
         bad_effects: Sequence[str],
         effect_only_from_interviews: bool = False,
+        proposed_forms: Sequence[str] = (),
+        proposed_scope: str = "",
     ) -> Any:
+        """评估, with the forms and scope proposed to the head (approved as proposed by default)."""
         body = {
             "assessed_on": iso(on),
             "bad_effects": list(bad_effects),
             "effect_only_from_interviews": effect_only_from_interviews,
+            "proposed_forms": list(proposed_forms),
+            "proposed_scope": proposed_scope,
         }
         return await self._clarify("assess", jurisdiction, case_id, "assess", body)
 
@@ -400,6 +405,7 @@ class Driver:
             on=start + timedelta(days=1),
             bad_effects=plan.bad_effects,
             effect_only_from_interviews=plan.effect_only_from_interviews,
+            proposed_forms=plan.forms,
         )
         if not assessed["eligible"]:
             return "refused"

@@ -379,6 +379,8 @@ class QuarterFacts:
     repeats: frozenset[str] = frozenset()  # of those, the ones merged as repeats (重复件)
     refusals: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (case id, negative-list codes) assessed
     waiting: frozenset[str] = frozenset()  # case ids in the pool, not started, at the quarter's end
+    declined: frozenset[str] = frozenset()  # case ids declined or withdrawn by the person
+    returned_by_head: frozenset[str] = frozenset()  # event ids: refused or sent back by the head
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -396,6 +398,8 @@ class QuarterFacts:
             repeats=self.repeats | other.repeats,
             refusals=self.refusals + other.refusals,
             waiting=self.waiting | other.waiting,
+            declined=self.declined | other.declined,
+            returned_by_head=self.returned_by_head | other.returned_by_head,
         )
 
 
@@ -429,6 +433,14 @@ class Figures(Frozen):
     refused: int = _figure("经评估不予澄清的件数（按评估日期）", "Matters refused at assessment")
     refused_by_reason: dict[str, int] = _figure(
         "不予澄清的件数，按负面清单理由代码", "Matters refused at assessment, by negative-list rule code"
+    )
+    declined: int = _figure(
+        "本人不同意澄清或撤回的件数（按登记日期）",
+        "Matters the person declined (before the start) or withdrew (after it) in the quarter",
+    )
+    returned_by_head: int = _figure(
+        "主要负责人不予批准或退回的次数（按决定日期）",
+        "Times the head refused the approval or sent the matter back in the quarter",
     )
     clarifications: int = _figure("实施澄清的事项数（按澄清日期）", "Matters clarified in the quarter")
     persons_clarified: int = _figure(
@@ -488,6 +500,8 @@ def figures(facts: QuarterFacts) -> Figures:
         refused_by_reason=dict(
             sorted(Counter(code for _, codes in facts.refusals for code in codes).items())
         ),
+        declined=len(facts.declined),
+        returned_by_head=len(facts.returned_by_head),
         untrue_conclusions=len(facts.untrue_conclusions),
         candidates=len(facts.candidates),
         clarifications=len({c.case_id for c in facts.clarifications}),

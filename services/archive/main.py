@@ -12,11 +12,15 @@ from services.archive.handlers import file_clarification
 from services.archive.projections import project
 from shared.events.archive import PersonnelNoticeV1
 from shared.events.clarification import (
+    ApprovalRefused,
+    ApprovalSentBack,
     AssessmentRecorded,
     CandidateAdded,
+    ClarificationDeclined,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
+    ClarificationWithdrawn,
 )
 from shared.events.intake import ReportMergedAsRepeat, ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
@@ -35,6 +39,10 @@ STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
         ClarificationStarted: projections.note_start,
         AssessmentRecorded: projections.note_assessment,
         ClarificationPerformed: projections.note_clarification,
+        ClarificationDeclined: projections.note_decline,
+        ClarificationWithdrawn: projections.note_withdrawal,
+        ApprovalRefused: projections.note_head_refusal,
+        ApprovalSentBack: projections.note_head_return,
     },
 }
 

@@ -3,6 +3,8 @@ facts fed by the events of intake, review and clarification. Rebuildable from th
 
 from __future__ import annotations
 
+from datetime import date
+
 from pydantic import BaseModel
 
 from services.archive.domain import working_days_to_clarify
@@ -17,10 +19,14 @@ from shared.events.archive import (
     ReturnVisitScheduled,
 )
 from shared.events.clarification import (
+    ApprovalRefused,
+    ApprovalSentBack,
     AssessmentRecorded,
     CandidateAdded,
+    ClarificationDeclined,
     ClarificationPerformed,
     ClarificationStarted,
+    ClarificationWithdrawn,
 )
 from shared.events.common import UNTRUE_FINDINGS
 from shared.events.intake import ReportMergedAsRepeat, ReportReceived
@@ -227,3 +233,35 @@ async def note_start(conn: Conn, envelope: EventEnvelope, payload: Clarification
         envelope.jurisdiction,
         payload.started_on,
     )
+
+
+async def _note_exit(conn: Conn, envelope: EventEnvelope, exit: str, exited_on: date) -> None:
+    await conn.execute(
+        "INSERT INTO stat_exits (event_id, case_id, jurisdiction, exit, exited_on)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        exit,
+        exited_on,
+    )
+
+
+async def note_decline(conn: Conn, envelope: EventEnvelope, payload: ClarificationDeclined) -> None:
+    """本人不同意澄清: out of the pool (counted as declined)."""
+    await _note_exit(conn, envelope, "declined", payload.declined_on)
+
+
+async def note_withdrawal(conn: Conn, envelope: EventEnvelope, payload: ClarificationWithdrawn) -> None:
+    """本人撤回 (counted as declined)."""
+    await _note_exit(conn, envelope, "withdrawn", payload.withdrawn_on)
+
+
+async def note_head_refusal(conn: Conn, envelope: EventEnvelope, payload: ApprovalRefused) -> None:
+    """主要负责人不予批准 (counted as returned by the head)."""
+    await _note_exit(conn, envelope, "refused_by_head", payload.refused_on)
+
+
+async def note_head_return(conn: Conn, envelope: EventEnvelope, payload: ApprovalSentBack) -> None:
+    """主要负责人退回 (counted as returned by the head)."""
+    await _note_exit(conn, envelope, "returned_by_head", payload.sent_back_on)

@@ -396,12 +396,33 @@ async def quarter_facts(
         "refusals",
         lambda r: (r["case_id"], tuple(r["refusals"])),
     )
-    # The pool's stock at the quarter's end: entered by then and not started by then.
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_exits WHERE exit IN ('declined', 'withdrawn') AND "
+            + in_quarter.format(column="exited_on"),
+            *args,
+        ),
+        "declined",
+        lambda r: r["case_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, event_id FROM stat_exits"
+            " WHERE exit IN ('refused_by_head', 'returned_by_head') AND "
+            + in_quarter.format(column="exited_on"),
+            *args,
+        ),
+        "returned_by_head",
+        lambda r: str(r["event_id"]),
+    )
+    # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
             "SELECT c.jurisdiction, c.case_id FROM stat_candidates c"
             " WHERE c.jurisdiction = ANY($1::text[]) AND c.added_on <= $2 AND NOT EXISTS"
-            " (SELECT 1 FROM stat_starts s WHERE s.case_id = c.case_id AND s.started_on <= $2)",
+            " (SELECT 1 FROM stat_starts s WHERE s.case_id = c.case_id AND s.started_on <= $2)"
+            " AND NOT EXISTS (SELECT 1 FROM stat_exits e WHERE e.case_id = c.case_id"
+            " AND e.exit = 'declined' AND e.exited_on <= $2)",
             list(jurisdictions),
             quarter.last_day,
         ),
@@ -425,6 +446,8 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         repeats=frozenset(part.get("repeats", ())),
         refusals=tuple(part.get("refusals", ())),
         waiting=frozenset(part.get("waiting", ())),
+        declined=frozenset(part.get("declined", ())),
+        returned_by_head=frozenset(part.get("returned_by_head", ())),
     )
 
 

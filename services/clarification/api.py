@@ -15,13 +15,17 @@ from services.clarification.commands import (
     Acknowledge,
     Approve,
     Assess,
+    Decline,
     File,
     GiveFeedback,
     HoldRound,
     Perform,
+    RefuseApproval,
     RequestConsent,
     ReReview,
+    SendBackApproval,
     Start,
+    Withdraw,
 )
 from services.clarification.documents import Layout
 from services.clarification.domain import Clarification, State
@@ -74,6 +78,24 @@ def build_api(runtime: Runtime) -> FastAPI:
         return answer(await runtime.command(ctx, decision(Clarification(case_id), Clarification.start), body))
 
     @app.post(
+        "/clarifications/{case_id}/decline",
+        summary="本人不同意澄清: the person's refusal before the start (the matter leaves the pool)",
+    )
+    async def decline(ctx: Department, case_id: CaseId, body: Decline) -> dict[str, Any]:
+        return answer(
+            await runtime.command(ctx, decision(Clarification(case_id), Clarification.decline), body)
+        )
+
+    @app.post(
+        "/clarifications/{case_id}/withdraw",
+        summary="本人撤回: the person withdraws after the start, before the clarification is performed",
+    )
+    async def withdraw(ctx: Department, case_id: CaseId, body: Withdraw) -> dict[str, Any]:
+        return answer(
+            await runtime.command(ctx, decision(Clarification(case_id), Clarification.withdraw), body)
+        )
+
+    @app.post(
         "/clarifications/{case_id}/assess",
         summary="评估 against the positive/negative lists (a refusal is answered 200 with its reasons)",
     )
@@ -92,10 +114,25 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @app.post(
         "/clarifications/{case_id}/approve",
-        summary="Approval by the head at the level of cadre-management authority",
+        summary="Approval by the head at the level of cadre-management authority, naming the forms and"
+        " scope (default: the proposed ones)",
     )
     async def approve(ctx: Head, case_id: CaseId, body: Approve) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.approve, case_id=case_id), body)
+
+    @app.post(
+        "/clarifications/{case_id}/refuse-approval",
+        summary="主要负责人不予批准: the head refuses the clarification, with the reason (the matter ends)",
+    )
+    async def refuse_approval(ctx: Head, case_id: CaseId, body: RefuseApproval) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.refuse_approval, case_id=case_id), body)
+
+    @app.post(
+        "/clarifications/{case_id}/send-back",
+        summary="主要负责人退回: the head sends the matter back to the department for a new re-review",
+    )
+    async def send_back(ctx: Head, case_id: CaseId, body: SendBackApproval) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.send_back_approval, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/perform",

@@ -13,6 +13,7 @@ from shared.events.common import BadEffect, ClarificationForm
 Text = Annotated[str, Field(max_length=2000), NoControl]
 Name = Annotated[str, Field(min_length=1, max_length=200), NoControl]
 Scope = Annotated[str, Field(max_length=500), NoControl]
+Reason = Annotated[str, Field(max_length=2000, description="the reason, in words (required)"), NoControl]
 
 
 class RequestConsent(Command):
@@ -30,6 +31,21 @@ class Start(Command):
     consent: bool
     consent_note: Text = ""
     started_on: BusinessDate
+
+
+class Decline(Command):
+    """The person declines the clarification before the start (本人不同意澄清): the matter leaves the pool."""
+
+    person_subject_id: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    declined_on: BusinessDate
+    reason: Reason
+
+
+class Withdraw(Command):
+    """The person withdraws after the start, before the clarification is performed (本人撤回)."""
+
+    withdrawn_on: BusinessDate
+    reason: Reason
 
 
 class Assess(Command):
@@ -62,15 +78,36 @@ class ReReview(Command):
 
 
 class Approve(Command):
+    """The head's approval of how and to whom (经本机关主要负责人批准后，可以采取以下方式): the forms and
+    scope approved, by default the ones proposed at the assessment (the written notice always)."""
+
     approved_on: BusinessDate
+    forms: list[ClarificationForm] | None = Field(
+        default=None, max_length=4, description="批准的澄清方式 (default: the proposed forms)"
+    )
+    scope: Scope | None = Field(default=None, description="批准的通报范围 (default: the proposed scope)")
+
+
+class RefuseApproval(Command):
+    """The head refuses the clarification (主要负责人不予批准): the matter ends, with the reason."""
+
+    refused_on: BusinessDate
+    reason: Reason
+
+
+class SendBackApproval(Command):
+    """The head sends the matter back to the department (主要负责人退回) for a new re-review."""
+
+    sent_back_on: BusinessDate
+    reason: Reason
 
 
 class Perform(Command):
-    """澄清: the written notice is always included."""
+    """澄清 in the approved forms and scope (omitted: the approved ones; others are refused)."""
 
     performed_on: BusinessDate
-    forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
-    scope: Scope = ""
+    forms: list[ClarificationForm] | None = Field(default=None, max_length=4)
+    scope: Scope | None = None
 
 
 class GiveFeedback(Command):
@@ -96,5 +133,7 @@ class HoldRound(Command):
     jurisdiction: str = Field(pattern=r"^\d{6}$")
     quarter: QuarterLabel = Field(description="e.g. 2023Q1")
     held_on: BusinessDate
-    forms: list[ClarificationForm] = Field(default_factory=list, max_length=4)
-    scope: Scope = ""
+    forms: list[ClarificationForm] | None = Field(
+        default=None, max_length=4, description="omitted: each matter's approved forms"
+    )
+    scope: Scope | None = Field(default=None, description="omitted: each matter's approved scope")

@@ -14,13 +14,17 @@ from services.clarification.commands import (
     Acknowledge,
     Approve,
     Assess,
+    Decline,
     File,
     GiveFeedback,
     HoldRound,
     Perform,
+    RefuseApproval,
     RequestConsent,
     ReReview,
+    SendBackApproval,
     Start,
+    Withdraw,
 )
 from shared.aggregate import Aggregate
 from shared.auth import Principal
@@ -31,12 +35,16 @@ from shared.events.clarification import (
     AcknowledgementRecorded,
     ApplicationDeclined,
     ApplicationNoted,
+    ApprovalRefused,
+    ApprovalSentBack,
     AssessmentRecorded,
     CandidateAdded,
     ClarificationApproved,
+    ClarificationDeclined,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
+    ClarificationWithdrawn,
     ConsentRequested,
     FeedbackGiven,
     OutcomeNoted,
@@ -62,29 +70,37 @@ State = Literal[
     "awaiting_outcome",
     "not_eligible",
     "candidate",
+    "declined",
     "started",
     "assessed",
     "refused",
     "sent_back",
     "re_reviewed",
+    "returned_by_head",
+    "refused_by_head",
     "approved",
+    "withdrawn",
     "performed",
     "filed",
 ]
 """Where a matter stands: before the pool (awaiting_outcome, not_eligible), in the pool (candidate),
-along the chain, or at one of its ends (refused, filed)."""
+along the chain, or at one of its ends (declined, refused, refused_by_head, withdrawn, filed)."""
 STATES: tuple[State, ...] = get_args(State)
 
 STATE_NAMES: dict[State, str] = {
     "awaiting_outcome": "等待核查结论",
     "not_eligible": "不符合入库条件",
     "candidate": "在备选库中",
+    "declined": "本人不同意澄清",
     "started": "已启动澄清",
     "assessed": "已评估",
     "refused": "评估不予澄清",
     "sent_back": "复核退回",
     "re_reviewed": "复核通过",
+    "returned_by_head": "主要负责人退回",
+    "refused_by_head": "主要负责人不予批准",
     "approved": "已审批",
+    "withdrawn": "本人撤回",
     "performed": "已澄清",
     "filed": "已备案",
 }
@@ -100,6 +116,15 @@ APPROVAL = Term("the approval", "审批")
 CLARIFICATION = Term("the clarification", "澄清")
 FEEDBACK = Term("the feedback", "反馈")
 ACKNOWLEDGEMENT = Term("the acknowledgement", "本人确认")
+CONSENT_REQUEST = Term("the request for consent", "征求本人意见")
+HEAD_RETURN = Term("the head's sending back", "主要负责人退回")
+
+ENDS: frozenset[State] = frozenset({"declined", "refused", "refused_by_head", "withdrawn", "filed"})
+"""The states a matter never leaves."""
+WITHDRAWABLE: frozenset[State] = frozenset(
+    {"started", "assessed", "sent_back", "re_reviewed", "returned_by_head", "approved"}
+)
+"""After the start and before the clarification is performed: the person may still withdraw."""
 
 DocumentKind = Literal["consent_request", "approval_form", "notice", "unit_letter"]
 """拟澄清告知书 (to the person, before the start), 失实检举控告澄清审批表 (before the approval),
@@ -327,6 +352,18 @@ def approval_level(
     return needed
 
 
+def require_reason(reason: str, decision: Term) -> str:
+    """An exit or a return is recorded with its reason, in words."""
+    if not reason.strip():
+        raise RuleViolation(
+            f"{decision.en} needs its reason",
+            detail_zh=f"{decision.zh}须写明理由",
+            field="reason",
+            code="reason_required",
+        )
+    return reason.strip()
+
+
 def clarify_by(approved_on: date) -> date:
     return add_working_days(approved_on, CLARIFY_WITHIN_WORKING_DAYS)
 
@@ -379,6 +416,14 @@ def next_state(state: State, event: BaseModel) -> State:
             return "assessed" if eligible else "refused"
         case ReReviewRecorded(passed=passed):
             return "re_reviewed" if passed else "sent_back"
+        case ClarificationDeclined():
+            return "declined"
+        case ClarificationWithdrawn():
+            return "withdrawn"
+        case ApprovalRefused():
+            return "refused_by_head"
+        case ApprovalSentBack():
+            return "returned_by_head"
         case ClarificationApproved():
             return "approved"
         case ClarificationPerformed():
@@ -416,6 +461,8 @@ class Clarification(Aggregate):
         self.assessment: AssessmentRecorded | None = None
         self.re_reviews: list[ReReviewRecorded] = []
         self.approval: ClarificationApproved | None = None
+        self.head_returns: list[ApprovalSentBack] = []
+        self.exit: ClarificationDeclined | ClarificationWithdrawn | ApprovalRefused | None = None
         self.performance: ClarificationPerformed | None = None
         self.feedback: FeedbackGiven | None = None
         self.acknowledgement: AcknowledgementRecorded | None = None
@@ -451,6 +498,10 @@ class Clarification(Aggregate):
                 self.re_reviews.append(event)
             case ClarificationApproved():
                 self.approval = event
+            case ApprovalSentBack():
+                self.head_returns.append(event)
+            case ClarificationDeclined() | ClarificationWithdrawn() | ApprovalRefused():
+                self.exit = event
             case ClarificationPerformed():
                 self.performance = event
             case FeedbackGiven():
@@ -469,6 +520,25 @@ class Clarification(Aggregate):
     @property
     def last_re_review(self) -> ReReviewRecorded | None:
         return self.re_reviews[-1] if self.re_reviews else None
+
+    @property
+    def last_head_return(self) -> ApprovalSentBack | None:
+        return self.head_returns[-1] if self.head_returns else None
+
+    def last_step(self) -> tuple[date, Term] | None:
+        """The latest step of the chain so far, which a later step must not precede."""
+        steps: list[tuple[date, Term]] = []
+        if self.started is not None:
+            steps.append((self.started.started_on, START))
+        if self.assessment is not None:
+            steps.append((self.assessment.assessed_on, ASSESSMENT))
+        if (last := self.last_re_review) is not None:
+            steps.append((last.reviewed_on, RE_REVIEW))
+        if (returned := self.last_head_return) is not None:
+            steps.append((returned.sent_back_on, HEAD_RETURN))
+        if self.approval is not None:
+            steps.append((self.approval.approved_on, APPROVAL))
+        return max(steps, key=lambda s: s[0]) if steps else None
 
     # Reactions to other contexts' facts: each idempotent, and the pool comes out the same
     # whatever the order in which the conclusion, the sweep and an application arrive.
@@ -598,6 +668,35 @@ class Clarification(Aggregate):
             )
         ]
 
+    def decline(self, command: Decline) -> list[BaseModel]:
+        """本人不同意澄清: the person's refusal, before the start; the matter leaves the pool."""
+        if self.state in ("awaiting_outcome", "not_eligible"):
+            raise Conflict(
+                "the matter is not in the candidate pool",
+                detail_zh="该事项不在澄清备选库中",
+                code="not_a_candidate",
+            )
+        if self.state != "candidate" or self.candidate is None:
+            raise wrong_state(Term("record the person's refusal", "登记本人不同意澄清"), self.state)
+        person = self._subject(command.person_subject_id)
+        reason = require_reason(command.reason, Term("the person's refusal", "本人不同意澄清"))
+        declined_on = command.declined_on
+        not_before(declined_on, self.candidate.added_on, field="declined_on", step=POOL_ENTRY)
+        if (asked := self.consent_requests.get(person.subject_id)) is not None:
+            not_before(declined_on, asked.requested_on, field="declined_on", step=CONSENT_REQUEST)
+        return [ClarificationDeclined(person=person, declined_on=declined_on, reason=reason)]
+
+    def withdraw(self, command: Withdraw) -> list[BaseModel]:
+        """本人撤回: after the start, before the clarification is performed; the matter ends."""
+        if self.state not in WITHDRAWABLE or self.started is None:
+            raise wrong_state(Term("record the withdrawal", "登记本人撤回"), self.state)
+        reason = require_reason(command.reason, Term("the withdrawal", "本人撤回"))
+        withdrawn_on = command.withdrawn_on
+        last = self.last_step()
+        if last is not None:
+            not_before(withdrawn_on, last[0], field="withdrawn_on", step=last[1])
+        return [ClarificationWithdrawn(person=self.started.person, withdrawn_on=withdrawn_on, reason=reason)]
+
     def _subject(self, subject_id: str) -> Subject:
         assert self.outcome is not None
         for subject in self.outcome.subjects:
@@ -644,7 +743,7 @@ class Clarification(Aggregate):
 
     def re_review(self, command: ReReview) -> list[BaseModel]:
         """复核 by the quality-evaluation group; a failing check sends the matter back."""
-        if self.state not in ("assessed", "sent_back") or self.assessment is None:
+        if self.state not in ("assessed", "sent_back", "returned_by_head") or self.assessment is None:
             raise wrong_state(Term("re-review", "复核"), self.state)
         group = check_group_members(command.members)
         reviewed_on = command.reviewed_on
@@ -652,12 +751,19 @@ class Clarification(Aggregate):
         if last is not None:
             not_before(reviewed_on, last.reviewed_on, field="reviewed_on", step=LAST_RE_REVIEW)
         not_before(reviewed_on, self.assessment.assessed_on, field="reviewed_on", step=ASSESSMENT)
+        if (returned := self.last_head_return) is not None:
+            not_before(reviewed_on, returned.sent_back_on, field="reviewed_on", step=HEAD_RETURN)
         checks = {
             "verification_complete": command.verification_complete,
             "conclusion_clear": command.conclusion_clear,
             "disposal_adequate": command.disposal_adequate,
         }
         reasons = failed_check_reasons(checks)
+        # After the head sent the matter back, a passing re-review puts a new 审批表 before the head.
+        earlier_forms = sum(1 for r in self.re_reviews if r.passed)
+        form_id = document_id(self.case_id, "approval_form")
+        if earlier_forms:
+            form_id = f"{form_id}-{earlier_forms + 1}"
         return [
             ReReviewRecorded(
                 reviewed_on=reviewed_on,
@@ -666,42 +772,103 @@ class Clarification(Aggregate):
                 **checks,
                 passed=not reasons,
                 reasons=reasons,
-                documents=[] if reasons else [document_id(self.case_id, "approval_form")],
+                documents=[] if reasons else [form_id],
             )
         ]
 
-    def approve(self, command: Approve, approver: Principal) -> list[BaseModel]:
-        """Approval by the head (主要负责人) at the level of cadre-management authority."""
+    def _head_decision(self, action: Term, on: date, field: str, approver: Principal) -> str:
+        """What every decision of the head checks: a passed re-review before it, its date not before
+        that re-review, and the head of the level of cadre-management authority. Returns the level."""
         last = self.last_re_review
         if self.state != "re_reviewed" or last is None or self.started is None:
-            raise wrong_state(
-                Term("approve (a passed re-review is needed)", "审批（须先通过复核）"), self.state
-            )
+            raise wrong_state(action, self.state)
+        not_before(on, last.reviewed_on, field=field, step=RE_REVIEW)
+        return approval_level(self.started.person.cadre_level, self.jurisdiction, approver.jurisdictions)
+
+    def approve(self, command: Approve, approver: Principal) -> list[BaseModel]:
+        """Approval by the head (主要负责人) at the level of cadre-management authority, naming the
+        forms and scope (by default the ones proposed at the assessment)."""
         approved_on = command.approved_on
-        not_before(approved_on, last.reviewed_on, field="approved_on", step=RE_REVIEW)
-        cadre_level = self.started.person.cadre_level
-        level = approval_level(cadre_level, self.jurisdiction, approver.jurisdictions)
+        action = Term("approve (a passed re-review is needed)", "审批（须先通过复核）")
+        level = self._head_decision(action, approved_on, "approved_on", approver)
+        assert self.assessment is not None
+        scope = (self.assessment.proposed_scope if command.scope is None else command.scope).strip()
+        forms = self.assessment.proposed_forms if command.forms is None else command.forms
         return [
             ClarificationApproved(
                 approved_on=approved_on,
                 approver=approver.user_id,
                 level=level,
                 clarify_by=clarify_by(approved_on),
+                forms=clarification_forms(forms, scope),
+                scope=scope,
             )
         ]
+
+    def refuse_approval(self, command: RefuseApproval, approver: Principal) -> list[BaseModel]:
+        """主要负责人不予批准: the head refuses, with the reason; the matter ends."""
+        action = Term("refuse the approval (a passed re-review is needed)", "不予批准（须先通过复核）")
+        level = self._head_decision(action, command.refused_on, "refused_on", approver)
+        reason = require_reason(command.reason, Term("the head's refusal", "主要负责人不予批准"))
+        return [
+            ApprovalRefused(
+                refused_on=command.refused_on, approver=approver.user_id, level=level, reason=reason
+            )
+        ]
+
+    def send_back_approval(self, command: SendBackApproval, approver: Principal) -> list[BaseModel]:
+        """主要负责人退回: back to the department, for a new re-review, with the reason."""
+        action = Term("send back (a passed re-review is needed)", "退回（须先通过复核）")
+        level = self._head_decision(action, command.sent_back_on, "sent_back_on", approver)
+        reason = require_reason(command.reason, Term("sending back", "主要负责人退回"))
+        return [
+            ApprovalSentBack(
+                sent_back_on=command.sent_back_on, approver=approver.user_id, level=level, reason=reason
+            )
+        ]
+
+    def approved_forms(self, command: Perform) -> tuple[list[ClarificationForm], str]:
+        """The forms and scope of the clarification: the approved ones; a command naming others is
+        refused (an approval recorded before the head named them leaves the choice to the command)."""
+        assert self.approval is not None
+        approved, approved_scope = self.approval.forms, self.approval.scope
+        if approved is None or approved_scope is None:
+            scope = (command.scope or "").strip()
+            return clarification_forms(command.forms or [], scope), scope
+        scope = approved_scope if command.scope is None else command.scope.strip()
+        if scope != approved_scope:
+            raise RuleViolation(
+                f"the head approved the scope {approved_scope or '-'} for {self.case_id}, not {scope or '-'}",
+                detail_zh=f"{self.case_id} 经批准的通报范围为“{approved_scope or '无'}”，"
+                f"不是“{scope or '无'}”",
+                field="scope",
+                code="not_approved",
+            )
+        if command.forms is not None:
+            forms = clarification_forms(command.forms, scope, field="forms")
+            if forms != approved:
+                raise RuleViolation(
+                    f"the head approved the forms {', '.join(approved)} for {self.case_id},"
+                    f" not {', '.join(forms)}",
+                    detail_zh=f"{self.case_id} 经批准的澄清方式为 {'、'.join(approved)}，"
+                    f"不是 {'、'.join(forms)}",
+                    field="forms",
+                    code="not_approved",
+                )
+        return list(approved), scope
 
     def perform(self, command: Perform, round_id: str | None = None) -> list[BaseModel]:
         """澄清: only the untrue points, the written notice always, within 5 working days."""
         if self.state != "approved" or self.approval is None or self.started is None or self.outcome is None:
             raise wrong_state(Term("clarify", "澄清"), self.state)
-        chosen = clarification_forms(command.forms, command.scope)
+        chosen, scope = self.approved_forms(command)
         performed_on = command.performed_on
         not_before(performed_on, self.approval.approved_on, field="performed_on", step=APPROVAL)
         return [
             ClarificationPerformed(
                 performed_on=performed_on,
                 forms=chosen,
-                scope=command.scope.strip(),
+                scope=scope,
                 points=clarifiable_points(self.outcome),
                 person=self.started.person,
                 concluded_on=self.outcome.concluded_on,
@@ -816,7 +983,7 @@ def plan_round(matters: Sequence[Clarification], command: HoldRound, *, round_ex
             code="round_held",
         )
     check_round_date(quarter, held_on)
-    chosen = clarification_forms(command.forms, command.scope)
+    chosen = None if command.forms is None else clarification_forms(command.forms, command.scope or "")
     ready = sorted(
         (m for m in matters if m.state == "approved" and m.approval and m.approval.approved_on <= held_on),
         key=lambda m: m.case_id,

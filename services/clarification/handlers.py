@@ -4,8 +4,8 @@ events; the other commands of the chain are plain decisions (api.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -15,12 +15,16 @@ from services.clarification.commands import (
     GiveFeedback,
     HoldRound,
     Perform,
+    RefuseApproval,
     RequestConsent,
     ReReview,
+    SendBackApproval,
 )
 from services.clarification.documents import Document, Draft
 from services.clarification.domain import Clarification, Round, plan_round
 from services.clarification.settings import ClarificationSettings, DocumentSettings
+from shared.aggregate import Command
+from shared.auth import Principal
 from shared.db import Conn
 from shared.envelope import EventEnvelope
 from shared.events.clarification import (
@@ -35,6 +39,9 @@ from shared.logging import get_logger
 from shared.runtime import Decided, Runtime, UnitOfWork, decision
 
 log = get_logger(__name__)
+
+C = TypeVar("C", bound=Command)
+HeadDecision = Callable[[Clarification, C, Principal], list[BaseModel]]
 
 
 def answer(decided: Decided[Clarification], **extra: Any) -> dict[str, Any]:
@@ -118,15 +125,30 @@ async def re_review(uow: UnitOfWork, command: ReReview, *, case_id: str) -> dict
     return answer(decided)
 
 
-async def approve(uow: UnitOfWork, command: Approve, *, case_id: str) -> dict[str, Any]:
-    """Approval by the head whose token carries the command (the 审批表 was issued before it)."""
+async def by_head(uow: UnitOfWork, decide: HeadDecision[C], command: C, case_id: str) -> dict[str, Any]:
+    """A decision of the head whose token carries the command: approve, refuse or send back."""
     approver = uow.cause.principal
-    assert approver is not None, "approval is a command, never a reaction"
+    assert approver is not None, "the head's decision is a command, never a reaction"
 
-    def by_approver(matter: Clarification, command: Approve) -> list[BaseModel]:
-        return matter.approve(command, approver)
+    def by_approver(matter: Clarification, command: C) -> list[BaseModel]:
+        return decide(matter, command, approver)
 
     return answer(await decision(Clarification(case_id), by_approver)(uow, command))
+
+
+async def approve(uow: UnitOfWork, command: Approve, *, case_id: str) -> dict[str, Any]:
+    """Approval by the head, naming the forms and scope (the 审批表 was issued before it)."""
+    return await by_head(uow, Clarification.approve, command, case_id)
+
+
+async def refuse_approval(uow: UnitOfWork, command: RefuseApproval, *, case_id: str) -> dict[str, Any]:
+    """主要负责人不予批准."""
+    return await by_head(uow, Clarification.refuse_approval, command, case_id)
+
+
+async def send_back_approval(uow: UnitOfWork, command: SendBackApproval, *, case_id: str) -> dict[str, Any]:
+    """主要负责人退回 for a new re-review."""
+    return await by_head(uow, Clarification.send_back_approval, command, case_id)
 
 
 async def perform(uow: UnitOfWork, command: Perform, *, case_id: str) -> dict[str, Any]:

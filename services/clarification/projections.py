@@ -15,12 +15,16 @@ from shared.events.clarification import (
     AcknowledgementRecorded,
     ApplicationDeclined,
     ApplicationNoted,
+    ApprovalRefused,
+    ApprovalSentBack,
     AssessmentRecorded,
     CandidateAdded,
     ClarificationApproved,
+    ClarificationDeclined,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
+    ClarificationWithdrawn,
     ConsentRequested,
     FeedbackGiven,
     OutcomeNoted,
@@ -158,6 +162,35 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
                     approver=payload.approver,
                     level=payload.level,
                     clarify_by=payload.clarify_by.isoformat(),
+                    forms=payload.forms,
+                    scope=payload.scope,
+                )
+            )
+        case ClarificationDeclined():
+            new["person"] = payload.person.model_dump(mode="json")
+            steps.append(_step(envelope, "declined", payload.declined_on, reason=payload.reason))
+        case ClarificationWithdrawn():
+            steps.append(_step(envelope, "withdrawn", payload.withdrawn_on, reason=payload.reason))
+        case ApprovalRefused():
+            steps.append(
+                _step(
+                    envelope,
+                    "refused_by_head",
+                    payload.refused_on,
+                    approver=payload.approver,
+                    level=payload.level,
+                    reason=payload.reason,
+                )
+            )
+        case ApprovalSentBack():
+            steps.append(
+                _step(
+                    envelope,
+                    "returned_by_head",
+                    payload.sent_back_on,
+                    approver=payload.approver,
+                    level=payload.level,
+                    reason=payload.reason,
                 )
             )
         case ClarificationPerformed():
@@ -255,6 +288,17 @@ async def pool(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
     ]
 
 
+EXIT_STEPS = ("declined", "withdrawn", "refused_by_head")
+
+
+def _ending(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How the matter left the chain early (the person's refusal or withdrawal, the head's refusal)."""
+    for step in reversed(steps):
+        if step["step"] in EXIT_STEPS:
+            return {"exit": step["step"], "on": step["on"], "by": step["by"], "reason": step["reason"]}
+    return None
+
+
 def _summary(r: Any) -> dict[str, Any]:
     return {
         "case_id": r["case_id"],
@@ -267,6 +311,7 @@ def _summary(r: Any) -> dict[str, Any]:
         "clarify_by": r["clarify_by"],
         "performed_on": r["performed_on"],
         "round_id": r["round_id"],
+        "ended": _ending(r["steps"]),
     }
 
 

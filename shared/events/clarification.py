@@ -127,6 +127,48 @@ class ClarificationApproved(Frozen):
     approver: str
     level: str
     clarify_by: date
+    # The forms and scope the head approved (written notice always); None in approvals recorded
+    # before the head named them, whose clarification picks its own.
+    forms: list[ClarificationForm] | None = None
+    scope: str | None = None
+
+
+@registry.event("ApprovalRefused", 1)
+class ApprovalRefused(Frozen):
+    """The head refused the clarification (主要负责人不予批准): the matter ends here."""
+
+    refused_on: date
+    approver: str
+    level: str
+    reason: str
+
+
+@registry.event("ApprovalSentBack", 1)
+class ApprovalSentBack(Frozen):
+    """The head sent the matter back to the department (主要负责人退回) for a new re-review."""
+
+    sent_back_on: date
+    approver: str
+    level: str
+    reason: str
+
+
+@registry.event("ClarificationDeclined", 1)
+class ClarificationDeclined(Frozen):
+    """The person declined the clarification before the start (本人不同意澄清): out of the pool."""
+
+    person: Subject
+    declined_on: date
+    reason: str
+
+
+@registry.event("ClarificationWithdrawn", 1)
+class ClarificationWithdrawn(Frozen):
+    """The person withdrew after the start, before the clarification was performed (本人撤回)."""
+
+    person: Subject
+    withdrawn_on: date
+    reason: str
 
 
 @registry.event("ClarificationPerformed", 1)

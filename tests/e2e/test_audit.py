@@ -44,7 +44,8 @@ async def _carry(driver: Driver, client: Client, p: CasePlan) -> str:
         f"/clarifications/{case_id}/perform",
         role="handling_department",
         jurisdiction=p.jurisdiction,
-        body={"performed_on": performed.isoformat(), "forms": ["written_notice"]},
+        # In the forms the head approved: the plan's, proposed at the assessment.
+        body={"performed_on": performed.isoformat(), "forms": p.forms},
     )
     await driver.finish(p, case_id, performed)
     return case_id

@@ -439,8 +439,10 @@ async def test_false_accusation_branch(client: Client, driver: Driver) -> None:
 
 async def test_quarterly_round_return_visit_and_personnel_notice(client: Client, driver: Driver) -> None:
     j = "331124"  # 松阳县: its own quarter round in this run
+    # Proposed and approved in the forms the round uses (a round in other forms is refused).
+    forms = ["written_notice", "unit_meeting"]
     plans = [
-        plan(["untrue"], day(10, 9), jurisdiction=j, subject={**person(), "unit": "松阳县某局"})
+        plan(["untrue"], day(10, 9), jurisdiction=j, subject={**person(), "unit": "松阳县某局"}, forms=forms)
         for _ in range(2)
     ]
     plans.append(
@@ -449,6 +451,7 @@ async def test_quarterly_round_return_visit_and_personnel_notice(client: Client,
             day(10, 9),
             jurisdiction=j,
             subject={"kind": "unit", "name": f"松阳县{uuid.uuid4().hex[:4]}局"},
+            forms=forms,
         )
     )
     cases = []
@@ -696,3 +699,78 @@ async def test_bad_input_is_a_problem_naming_the_field(client: Client) -> None:
     wrong_role = await client.request("POST", "intake", "/reports", role="auditor", jurisdiction=J, body={})
     assert wrong_role.status_code == 403
     _ = timedelta
+
+
+async def test_every_exit_of_the_chain_by_the_users_who_take_it(client: Client, driver: Driver) -> None:
+    """The person declines (before the start) or withdraws (after it); the head refuses or sends back:
+    each by its own user, each visible in the matter and counted in the quarter's statistics."""
+    cases: dict[str, tuple[CasePlan, str, str]] = {}
+    for name in ("declined", "withdrawn", "refused", "returned"):
+        p = plan(["untrue"], day(5, 4))
+        cid = await open_case(driver, p)
+        await driver.verify(p, cid)
+        await driver.wait_state(p, cid, {"candidate"})
+        subject_id = (await driver.clarification(p, cid) or {})["outcome"]["subjects"][0]["subject_id"]
+        cases[name] = (p, cid, subject_id)
+
+    async def post(cid: str, action: str, role: str, body: dict[str, Any]) -> Any:
+        return await client.request(
+            "POST", "clarification", f"/clarifications/{cid}/{action}", role=role, jurisdiction=J, body=body
+        )
+
+    p, cid, subject_id = cases["declined"]
+    decline = {
+        "person_subject_id": subject_id,
+        "declined_on": day(7, 3).isoformat(),
+        "reason": "本人不同意澄清",
+    }
+    assert (await post(cid, "decline", "case_trial", decline)).status_code == 403
+    assert (await post(cid, "decline", "handling_department", decline)).json()["state"] == "declined"
+
+    p, cid, _ = cases["withdrawn"]
+    assert await driver.clarify_until_approved(p, cid, day(7, 3)) == "approved"
+    withdraw = {"withdrawn_on": day(7, 10).isoformat(), "reason": "本人申请撤回"}
+    assert (await post(cid, "withdraw", "handling_department", withdraw)).json()["state"] == "withdrawn"
+
+    for name in ("refused", "returned"):
+        p, cid, subject_id = cases[name]
+        await driver.case.start(J, cid, driver.case.start_body(subject_id, day(7, 3)))
+        await driver.case.assess(J, cid, on=day(7, 4), bad_effects=["repeated_reports"])
+        await driver.case.re_review(J, cid, on=day(7, 5))
+    refuse = {"refused_on": day(7, 6).isoformat(), "reason": "澄清时机尚不成熟"}
+    send_back = {"sent_back_on": day(7, 6).isoformat(), "reason": "请重新复核预期效果"}
+    _, refused, _ = cases["refused"]
+    _, returned, _ = cases["returned"]
+    # The department cannot decide for the head.
+    assert (await post(refused, "refuse-approval", "handling_department", refuse)).status_code == 403
+    assert (await post(returned, "send-back", "handling_department", send_back)).status_code == 403
+    assert (await post(refused, "refuse-approval", "head", refuse)).json()["state"] == "refused_by_head"
+    assert (await post(returned, "send-back", "head", send_back)).json()["state"] == "returned_by_head"
+    await driver.case.re_review(J, returned, on=day(7, 7))
+    approved = await driver.case.approve(J, returned, day(7, 8))
+    assert approved["state"] == "approved"
+
+    ended = {
+        name: (await driver.clarification(p, cid) or {}).get("ended") for name, (p, cid, _) in cases.items()
+    }
+    assert {name: e and e["exit"] for name, e in ended.items()} == {
+        "declined": "declined",
+        "withdrawn": "withdrawn",
+        "refused": "refused_by_head",
+        "returned": None,
+    }
+    assert ended["refused"] and ended["refused"]["reason"] == "澄清时机尚不成熟"
+
+    async def counted() -> bool:
+        stats = await client.ok(
+            "GET",
+            "archive",
+            "/statistics",
+            role="auditor",
+            jurisdiction=J,
+            params={"quarter": quarter(3), "jurisdiction": J},
+        )
+        figures = stats["rows"][0]["figures"]
+        return bool(figures["declined"] >= 2 and figures["returned_by_head"] >= 2)
+
+    await client.eventually("the exits in the statistics", counted)

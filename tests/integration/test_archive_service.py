@@ -26,11 +26,15 @@ from shared.envelope import GENESIS_HASH, JURISDICTIONS, Actor, EventEnvelope, s
 from shared.events import registry
 from shared.events.archive import PersonnelNoticeV1
 from shared.events.clarification import (
+    ApprovalRefused,
+    ApprovalSentBack,
     AssessmentRecorded,
     CandidateAdded,
+    ClarificationDeclined,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
+    ClarificationWithdrawn,
 )
 from shared.events.common import Allegation, Channel, Finding, Subject
 from shared.events.intake import ReportLogged, ReportMergedAsRepeat, ReportReceived
@@ -791,3 +795,84 @@ async def test_matters_refusals_and_the_pools_stock_are_counted(
     assert figures["waiting_in_pool"] == 1  # 000801 and 000804 were started, 000803 waits
     spec = (await client.get("/openapi.json")).json()["components"]["schemas"]["Figures"]["properties"]
     assert all("。" in field["description"] for field in spec.values()), "each figure described, zh and en"
+
+
+async def test_declined_withdrawn_and_returned_by_the_head_are_counted(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """本人不同意或撤回 (declined, by its date; a declined candidate no longer waits in the pool) and
+    主要负责人不予批准或退回 (returned_by_head, each decision), through the statistics consumer."""
+    deliver = Deliverer(runtime)
+    declined, withdrawn = f"{JINYUN}-2023-000901", f"{JINYUN}-2023-000902"
+    refused, returned, later = f"{JINYUN}-2023-000903", f"{JINYUN}-2023-000904", f"{JINYUN}-2023-000905"
+
+    def started(k: int) -> ClarificationStarted:
+        return ClarificationStarted(
+            initiated_by="department", person=person_of(JINYUN, k), consent=True, started_on=date(2023, 2, 21)
+        )
+
+    head = {"approver": "u-head", "level": JINYUN}
+    for case, version, payload in [
+        (declined, 1, CandidateAdded(via="conclusion", added_on=date(2023, 2, 20))),
+        (
+            declined,
+            2,
+            ClarificationDeclined(
+                person=person_of(JINYUN, 901), declined_on=date(2023, 3, 1), reason="不同意"
+            ),
+        ),
+        (withdrawn, 1, CandidateAdded(via="conclusion", added_on=date(2023, 2, 20))),
+        (withdrawn, 2, started(902)),
+        (
+            withdrawn,
+            3,
+            ClarificationWithdrawn(
+                person=person_of(JINYUN, 902), withdrawn_on=date(2023, 3, 2), reason="撤回"
+            ),
+        ),
+        (refused, 1, CandidateAdded(via="conclusion", added_on=date(2023, 2, 20))),
+        (refused, 2, started(903)),
+        (refused, 3, ApprovalRefused(refused_on=date(2023, 3, 6), reason="不予批准", **head)),
+        (returned, 1, CandidateAdded(via="conclusion", added_on=date(2023, 2, 20))),
+        (returned, 2, started(904)),
+        (returned, 3, ApprovalSentBack(sent_back_on=date(2023, 3, 6), reason="退回重新复核", **head)),
+        (returned, 4, ApprovalSentBack(sent_back_on=date(2023, 3, 9), reason="再次退回", **head)),
+        # Declined after the quarter: counted in Q2, and waiting in the pool at the end of Q1.
+        (later, 1, CandidateAdded(via="conclusion", added_on=date(2023, 3, 20))),
+        (
+            later,
+            2,
+            ClarificationDeclined(
+                person=person_of(JINYUN, 905), declined_on=date(2023, 4, 3), reason="不同意"
+            ),
+        ),
+    ]:
+        event = foreign(
+            "clarification",
+            payload,
+            stream_id=f"clarification-{case}",
+            case_id=case,
+            jurisdiction=JINYUN,
+            version=version,
+        )
+        assert "applied" in await deliver.deliver(event)
+        await deliver.deliver(event)  # a second delivery counts nothing more
+
+    async def figures(quarter: str) -> dict[str, Any]:
+        report = (
+            await client.get(
+                "/statistics",
+                params={"quarter": quarter, "jurisdiction": JINYUN},
+                headers=auth("auditor", JINYUN),
+            )
+        ).json()
+        found: dict[str, Any] = row(report, JINYUN)["figures"]
+        return found
+
+    q1, q2 = await figures("2023Q1"), await figures("2023Q2")
+    assert (q1["declined"], q1["returned_by_head"], q1["waiting_in_pool"]) == (2, 3, 1)
+    assert (q2["declined"], q2["returned_by_head"], q2["waiting_in_pool"]) == (1, 0, 0)
+    spec = (await client.get("/openapi.json")).json()["components"]["schemas"]["Figures"]["properties"]
+    assert (
+        "本人不同意" in spec["declined"]["description"] and "head" in spec["returned_by_head"]["description"]
+    )

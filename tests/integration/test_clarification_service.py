@@ -213,14 +213,19 @@ async def to_re_reviewed(
 
 
 async def to_approved(
-    client: httpx.AsyncClient, case_id: str, jurisdiction: str = J, approved_on: str = "2023-03-06"
+    client: httpx.AsyncClient,
+    case_id: str,
+    jurisdiction: str = J,
+    approved_on: str = "2023-03-06",
+    forms: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     await to_re_reviewed(client, case_id, PERSON, jurisdiction)
+    named = {} if forms is None else {"forms": list(forms)}
     approved: dict[str, Any] = await ok(
         await client.post(
             f"/clarifications/{case_id}/approve",
             headers=auth("head", jurisdiction),
-            json={"approved_on": approved_on},
+            json={"approved_on": approved_on, **named},
         )
     )
     return approved
@@ -483,19 +488,45 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
         404,
         "not_found",
     )
-    approved = await ok(
-        await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-06"})
+    approval = {
+        "approved_on": "2023-03-06",
+        "forms": ["scoped_notice", "face_to_face"],
+        "scope": "壶镇镇班子成员",
+    }
+    before = await counts(runtime)
+    # The department cannot approve for the head; the head names a scope with a scoped notice.
+    problem(await client.post(f"{base}/approve", headers=DEPT, json=approval), 403, "role_forbidden")
+    problem(
+        await client.post(f"{base}/approve", headers=HEAD, json={**approval, "scope": " "}),
+        422,
+        "scope_required",
+        "scope",
     )
+    assert await counts(runtime) == before
+    approved = await ok(await client.post(f"{base}/approve", headers=HEAD, json=approval))
     assert (approved["level"], approved["clarify_by"], approved["state"]) == (J, "2023-03-13", "approved")
+    assert (approved["forms"], approved["scope"]) == (
+        ["written_notice", "face_to_face", "scoped_notice"],
+        "壶镇镇班子成员",
+    )
     assert "documents" not in approved
 
     before = await counts(runtime)
+    # The clarification is performed in the approved forms and scope, never in others.
     problem(
         await client.post(
             f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-08", "forms": ["scoped_notice"]}
         ),
         422,
-        "scope_required",
+        "not_approved",
+        "forms",
+    )
+    problem(
+        await client.post(
+            f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-08", "scope": "全镇干部"}
+        ),
+        422,
+        "not_approved",
         "scope",
     )
     problem(
@@ -660,7 +691,7 @@ async def test_a_quarterly_round_clarifies_every_approved_matter_at_once(
         await feed.deliver(conclusion(case_id))
     await feed.deliver(conclusion(elsewhere, jurisdiction=OTHER_J))
     for case_id in ready:
-        await to_approved(client, case_id)
+        await to_approved(client, case_id, forms=["unit_meeting"])
     await to_approved(client, elsewhere, jurisdiction=OTHER_J)
     body = {
         "jurisdiction": J,
@@ -682,6 +713,13 @@ async def test_a_quarterly_round_clarifies_every_approved_matter_at_once(
         422,
         "outside_quarter",
         "held_on",
+    )
+    # A round clarifies in the forms the head approved for each matter, not in others.
+    problem(
+        await client.post("/rounds", headers=DEPT, json={**body, "forms": ["face_to_face"]}),
+        422,
+        "not_approved",
+        "forms",
     )
     problem(
         await client.post("/rounds", headers=DEPT, json={**body, "jurisdiction": OTHER_J}),
@@ -808,6 +846,244 @@ async def test_reads_stay_within_the_callers_jurisdictions(
     assert "/clarifications/{case_id}/re-review" in schema["paths"]
 
 
+# --- Every exit: the person declines or withdraws, the head refuses or sends back ---------------
+
+
+async def test_the_person_declines_before_the_start_and_the_matter_leaves_the_pool(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-001401"
+    await feed.deliver(conclusion(case_id))
+    base = f"/clarifications/{case_id}"
+    await ok(
+        await client.post(
+            f"{base}/consent-request",
+            headers=DEPT,
+            json={"person_subject_id": PERSON.subject_id, "requested_on": "2023-02-20"},
+        )
+    )
+    decline = {
+        "person_subject_id": PERSON.subject_id,
+        "declined_on": "2023-02-22",
+        "reason": "本人不同意澄清",
+    }
+    before = await counts(runtime)
+    problem(
+        await client.post(f"{base}/decline", headers=DEPT, json={**decline, "reason": " "}),
+        422,
+        "reason_required",
+        "reason",
+    )
+    problem(
+        await client.post(f"{base}/decline", headers=DEPT, json={**decline, "declined_on": "2023-02-15"}),
+        422,
+        "date_before_previous_step",
+        "declined_on",
+    )
+    problem(
+        await client.post(f"{base}/decline", headers=DEPT, json={**decline, "person_subject_id": "x"}),
+        422,
+        "unknown_subject",
+        "person_subject_id",
+    )
+    problem(await client.post(f"{base}/decline", headers=TRIAL, json=decline), 403, "role_forbidden")
+    problem(
+        await client.post(f"{base}/decline", headers=auth("handling_department", OTHER_J), json=decline),
+        404,
+        "not_found",
+    )
+    assert await counts(runtime) == before
+
+    declined = await ok(await client.post(f"{base}/decline", headers=DEPT, json=decline))
+    assert (declined["state"], declined["event"]) == ("declined", "ClarificationDeclined")
+    assert declined["reason"] == "本人不同意澄清" and declined["person"]["name"] == "李明"
+    problem(await client.post(f"{base}/decline", headers=DEPT, json=decline), 409, "wrong_state")
+    start = {
+        "initiated_by": "department",
+        "person_subject_id": PERSON.subject_id,
+        "consent": True,
+        "started_on": "2023-03-01",
+    }
+    problem(await client.post(f"{base}/start", headers=DEPT, json=start), 409, "wrong_state")
+
+    assert await ok(await client.get("/pool", params={"jurisdiction": J}, headers=DEPT)) == []
+    [listed] = await ok(
+        await client.get("/clarifications", params={"jurisdiction": J, "state": "declined"}, headers=AUDITOR)
+    )
+    assert listed["case_id"] == case_id
+    assert listed["ended"] == {
+        "exit": "declined",
+        "on": "2023-02-22",
+        "by": "handling_department-331122",
+        "reason": "本人不同意澄清",
+    }
+    view = await ok(await client.get(base, headers=AUDITOR))
+    assert [s["step"] for s in view["steps"]] == ["consent_requested", "declined"]
+    assert view["state"] == "declined" and view["ended"]["exit"] == "declined"
+
+
+async def test_the_person_withdraws_after_the_start_before_the_clarification(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    candidate, case_id = f"{J}-2023-001501", f"{J}-2023-001502"
+    await feed.deliver(conclusion(candidate))
+    await feed.deliver(conclusion(case_id))
+    withdraw = {"withdrawn_on": "2023-03-07", "reason": "本人申请撤回澄清"}
+    # Only after the start: a candidate declines instead.
+    problem(
+        await client.post(f"/clarifications/{candidate}/withdraw", headers=DEPT, json=withdraw),
+        409,
+        "wrong_state",
+    )
+    await to_approved(client, case_id)
+    base = f"/clarifications/{case_id}"
+    before = await counts(runtime)
+    problem(
+        await client.post(f"{base}/withdraw", headers=DEPT, json={**withdraw, "withdrawn_on": "2023-03-05"}),
+        422,
+        "date_before_previous_step",
+        "withdrawn_on",
+    )
+    problem(
+        await client.post(f"{base}/withdraw", headers=DEPT, json={**withdraw, "reason": ""}),
+        422,
+        "reason_required",
+        "reason",
+    )
+    problem(await client.post(f"{base}/withdraw", headers=HEAD, json=withdraw), 403, "role_forbidden")
+    assert await counts(runtime) == before
+
+    withdrawn = await ok(await client.post(f"{base}/withdraw", headers=DEPT, json=withdraw))
+    assert (withdrawn["state"], withdrawn["event"]) == ("withdrawn", "ClarificationWithdrawn")
+    problem(
+        await client.post(f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-08"}),
+        409,
+        "wrong_state",
+    )
+    # A withdrawn matter is not approved any more: no round clarifies it.
+    problem(
+        await client.post(
+            "/rounds", headers=DEPT, json={"jurisdiction": J, "quarter": "2023Q1", "held_on": "2023-03-10"}
+        ),
+        422,
+        "nothing_ready",
+    )
+    view = await ok(await client.get(base, headers=AUDITOR))
+    assert view["steps"][-1]["step"] == "withdrawn" and view["steps"][-1]["reason"] == "本人申请撤回澄清"
+    assert view["ended"]["exit"] == "withdrawn"
+
+
+async def test_the_head_refuses_or_sends_back_with_reasons(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    refused_case, returned_case = f"{J}-2023-001601", f"{J}-2023-001602"
+    for case_id in (refused_case, returned_case):
+        await feed.deliver(conclusion(case_id))
+        await to_re_reviewed(client, case_id)
+
+    refuse = {"refused_on": "2023-03-06", "reason": "澄清时机尚不成熟"}
+    base = f"/clarifications/{refused_case}"
+    before = await counts(runtime)
+    # The department cannot refuse for the head; a head of another jurisdiction does not see it.
+    problem(await client.post(f"{base}/refuse-approval", headers=DEPT, json=refuse), 403, "role_forbidden")
+    problem(
+        await client.post(f"{base}/refuse-approval", headers=auth("head", OTHER_J), json=refuse),
+        404,
+        "not_found",
+    )
+    problem(
+        await client.post(f"{base}/refuse-approval", headers=HEAD, json={**refuse, "reason": "  "}),
+        422,
+        "reason_required",
+        "reason",
+    )
+    problem(
+        await client.post(
+            f"{base}/refuse-approval", headers=HEAD, json={**refuse, "refused_on": "2023-03-02"}
+        ),
+        422,
+        "date_before_previous_step",
+        "refused_on",
+    )
+    assert await counts(runtime) == before
+    refused = await ok(await client.post(f"{base}/refuse-approval", headers=HEAD, json=refuse))
+    assert (refused["state"], refused["approver"], refused["level"]) == ("refused_by_head", "head-331122", J)
+    problem(
+        await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-07"}),
+        409,
+        "wrong_state",
+    )
+    problem(
+        await client.post(
+            f"{base}/withdraw", headers=DEPT, json={"withdrawn_on": "2023-03-07", "reason": "撤回"}
+        ),
+        409,
+        "wrong_state",
+    )
+    view = await ok(await client.get(base, headers=AUDITOR))
+    assert view["ended"] == {
+        "exit": "refused_by_head",
+        "on": "2023-03-06",
+        "by": "head-331122",
+        "reason": "澄清时机尚不成熟",
+    }
+
+    send_back = {"sent_back_on": "2023-03-06", "reason": "预期效果表述不清，请重新复核"}
+    base = f"/clarifications/{returned_case}"
+    problem(await client.post(f"{base}/send-back", headers=DEPT, json=send_back), 403, "role_forbidden")
+    problem(
+        await client.post(f"{base}/send-back", headers=auth("head", OTHER_J), json=send_back),
+        404,
+        "not_found",
+    )
+    problem(
+        await client.post(f"{base}/send-back", headers=HEAD, json={**send_back, "reason": ""}),
+        422,
+        "reason_required",
+        "reason",
+    )
+    returned = await ok(await client.post(f"{base}/send-back", headers=HEAD, json=send_back))
+    assert (returned["state"], returned["event"]) == ("returned_by_head", "ApprovalSentBack")
+    problem(
+        await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-07"}),
+        409,
+        "wrong_state",
+    )
+    problem(
+        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(on="2023-03-05")),
+        422,
+        "date_before_previous_step",
+        "reviewed_on",
+    )
+    again = await ok(
+        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(on="2023-03-07"))
+    )
+    # A new 审批表 goes before the head (the first one stays as it was issued).
+    assert again["state"] == "re_reviewed" and again["documents"] == [f"{returned_case}-approval_form-2"]
+    approved = await ok(
+        await client.post(f"{base}/approve", headers=HEAD, json={"approved_on": "2023-03-08"})
+    )
+    assert approved["forms"] == ["written_notice"] and approved["scope"] == ""
+    view = await ok(await client.get(base, headers=AUDITOR))
+    assert [s["step"] for s in view["steps"]] == [
+        "started",
+        "assessed",
+        "re_reviewed",
+        "returned_by_head",
+        "re_reviewed",
+        "approved",
+    ]
+    assert view["steps"][3]["reason"] == "预期效果表述不清，请重新复核" and view["ended"] is None
+    states = {
+        m["case_id"]: m["state"]
+        for m in await ok(await client.get("/clarifications", params={"jurisdiction": J}, headers=AUDITOR))
+    }
+    assert states == {refused_case: "refused_by_head", returned_case: "approved"}
+
+
 # --- Replay ---------------------------------------------------------------------------------------
 
 
@@ -832,6 +1108,17 @@ async def test_the_read_models_rebuild_from_the_events_alone(
             f"/clarifications/{J}-2023-001301/feedback",
             headers=DEPT,
             json={"given_on": "2023-03-11", "party_committee": "镇党委", "unit_head": "张书记"},
+        )
+    )
+    await ok(
+        await client.post(
+            f"/clarifications/{J}-2023-001300/decline",
+            headers=DEPT,
+            json={
+                "person_subject_id": PERSON.subject_id,
+                "declined_on": "2023-03-02",
+                "reason": "本人不同意",
+            },
         )
     )
 

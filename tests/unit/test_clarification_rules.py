@@ -54,7 +54,7 @@ from shared.events.clarification import (
     PriorityNoted,
     ReReviewRecorded,
 )
-from shared.events.common import Allegation, Finding, Subject
+from shared.events.common import Allegation, ClarificationForm, Finding, Subject
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
 
@@ -180,12 +180,14 @@ def re_review(c: Clarification, *, ok: bool = True, on: date = date(2023, 3, 3))
     )
 
 
-def approved(person: Subject = PERSON, case_id: str = CASE) -> Clarification:
+def approved(
+    person: Subject = PERSON, case_id: str = CASE, forms: list[ClarificationForm] | None = None
+) -> Clarification:
     c = assessed(person, case_id)
     step(c, re_review(c))
     step(
         c,
-        c.approve(Approve(approved_on=date(2023, 3, 6)), head("head-1", "331100", J)),
+        c.approve(Approve(approved_on=date(2023, 3, 6), forms=forms), head("head-1", "331100", J)),
     )
     return c
 
@@ -452,7 +454,8 @@ def test_only_untrue_points_are_clarified() -> None:
         ),
     )
     step(c, re_review(c))
-    step(c, c.approve(Approve(approved_on=date(2023, 3, 6)), head("h", J)))
+    # The head approves the forms (the proposal named none beyond the written notice).
+    step(c, c.approve(Approve(approved_on=date(2023, 3, 6), forms=["face_to_face"]), head("h", J)))
     [event] = c.perform(Perform(performed_on=date(2023, 3, 7), forms=["face_to_face"], scope=""))
     assert isinstance(event, ClarificationPerformed)
     assert event.points == [A1]
@@ -635,9 +638,10 @@ def test_repeated_facts_change_nothing() -> None:
 
 
 def test_a_round_clarifies_every_ready_matter_in_one_batch() -> None:
-    ready = approved()
-    other = approved(case_id="331122-2023-000002")
-    late = approved(case_id="331122-2023-000003")
+    # Each matter approved with the forms the round uses (the head names them at the approval).
+    ready = approved(forms=["unit_meeting"])
+    other = approved(case_id="331122-2023-000002", forms=["unit_meeting"])
+    late = approved(case_id="331122-2023-000003", forms=["unit_meeting"])
     assert late.approval is not None
     late.approval = late.approval.model_copy(update={"approved_on": date(2023, 3, 30)})
     waiting = started()

@@ -328,12 +328,16 @@ class Runner(Calls):
         await self.case.start(j, case_id, start)
         if plan.assess_on is None:
             return
+        # The head approves the forms and scope proposed here: those of the jurisdiction's round.
+        round_plan = next((r for r in self.s.rounds if r.jurisdiction == j), None)
         assessed = await self.case.assess(
             j,
             case_id,
             on=plan.assess_on,
             bad_effects=plan.bad_effects,
             effect_only_from_interviews=plan.effect_only_from_interviews,
+            proposed_forms=round_plan.forms if round_plan else (),
+            proposed_scope=round_plan.scope if round_plan else "",
         )
         if assessed["eligible"] != (c.outcome != "refused"):
             raise RuntimeError(f"{c.key}: assessment answered eligible={assessed['eligible']}")
