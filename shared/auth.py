@@ -208,6 +208,8 @@ def _verification_key(token: str, settings: AuthSettings) -> Any:
         return client.get_signing_key_from_jwt(token).key
     except jwt.PyJWKClientConnectionError as exc:
         raise KeysUnavailable(str(exc)) from exc
+    except ValueError as exc:  # the endpoint answered, but not with a JWKS (a proxy's error page)
+        raise KeysUnavailable(f"the JWKS endpoint answered no JSON key set: {exc}") from exc
 
 
 def verify(token: str, settings: AuthSettings | None = None) -> Principal:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Literal
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -74,7 +74,8 @@ def add_auth_routes(app: FastAPI, pool: asyncpg.Pool, directory: Directory | Non
         response_model=IssuedToken,
         responses={401: {"description": "wrong user id or password, or a disabled user"}},
     )
-    async def login(body: Login) -> IssuedToken | JSONResponse:
+    async def login(body: Login, response: Response) -> IssuedToken | JSONResponse:
+        response.headers["Cache-Control"] = "no-store"  # a bearer token is kept by nobody in between
         if not settings.private_key.exists():
             return unavailable_response("token signing key")
         async with acquired(pool) as conn:

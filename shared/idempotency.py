@@ -121,6 +121,10 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+NOT_KEPT = ("/auth/",)
+"""Paths whose answers the idempotency table never keeps (a login answers a bearer token)."""
+
+
 class _Disconnected(Exception):
     """The client went away before its request body arrived."""
 
@@ -161,7 +165,8 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = _header(scope, b"idempotency-key") if scope["type"] == "http" else None
-        if raw is None or scope["method"] != "POST":
+        # A login is no command to replay: its answer is a fresh token, never to be kept.
+        if raw is None or scope["method"] != "POST" or scope["path"].startswith(NOT_KEPT):
             await self.app(scope, receive, send)
             return
         key = parse_key(raw)

@@ -54,7 +54,9 @@ def demo_officers() -> list[Officer]:
                     unit=f"中共{place}委组织部" if organisation else f"{place}纪委监委",
                     office=DEMO_OFFICES[role],
                     cadre_authority="city" if city else "county",
-                    jurisdictions=sorted(JURISDICTIONS) if city else [code],
+                    # The city's officers read every county; its head approves only for the city
+                    # (a county-managed cadre's clarification is its county head's to approve).
+                    jurisdictions=sorted(JURISDICTIONS) if city and role != "head" else [code],
                 )
             )
     return officers

@@ -73,8 +73,17 @@ def cn_date(day: date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+def one_line(value: Any) -> Any:
+    """Every value a template interpolates stays on its line: the wording is read back line by line
+    ("label｜value"), so a newline or a "｜" in a summary or a note must not make a row of its own."""
+    if isinstance(value, str):
+        return " ".join(value.replace("｜", "|").split("\n"))
+    return value
+
+
 def _environment() -> Environment:
     env = Environment(
+        finalize=one_line,
         loader=FileSystemLoader(TEMPLATES_DIR),
         # The wording templates are plain text: escaping would corrupt names and points (the HTML
         # and DOCX renderings escape on their own).

@@ -79,7 +79,10 @@ async def store_documents(conn: Conn, drafts: Iterable[Draft]) -> list[Document]
     issued = [documents.issue(d, await allocate_number(conn, d, settings), settings) for d in drafts]
     await conn.executemany(
         "INSERT INTO documents (doc_id, case_id, kind, title, number, body, layout, created_on)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        # Written once: a matter clarified before the letter moved to feedback already has its
+        # letter (issued at perform), and keeps it.
+        " ON CONFLICT (doc_id) DO NOTHING",
         [
             (
                 d.doc_id,

@@ -277,7 +277,10 @@ async def pool(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
             "via": r["candidate_via"],
             "added_on": r["added_on"],
             # 绿色通道: the person applied, whichever way the matter entered the pool.
-            "applied_on": min((a["filed_on"] for a in r["applications"].values()), default=None),
+            "applied_on": min(
+                (a["filed_on"] for a in r["applications"].values() if a.get("status") != "declined"),
+                default=None,
+            ),
             "priority": bool(r["priority_flags"]),
             "priority_flags": r["priority_flags"],
             "concluded_on": r["concluded_on"],

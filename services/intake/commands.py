@@ -55,6 +55,8 @@ class ReportedSubject(Subject):
     def _person_only(self) -> ReportedSubject:
         if self.kind != "person" and self.id_number is not None:
             raise ValueError("a unit has no ID number")
+        if self.id_number_key is not None:  # a key names a file: only intake derives it
+            raise ValueError("id_number_key is not given but derived: send id_number")
         return self
 
     def identified(self, key: bytes | None) -> Subject:

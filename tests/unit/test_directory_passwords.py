@@ -87,7 +87,11 @@ def test_the_demo_users_are_one_per_role_and_jurisdiction_with_the_demo_ids() ->
     assert len(ids) == len(users)
     assert {f"{role}-{code}" for role in OFFICER_ROLES for code in JURISDICTIONS} == ids
     city_head = next(u for u in users if u.user_id == f"head-{CITY}")
-    assert city_head.cadre_authority == "city" and sorted(city_head.jurisdictions) == sorted(JURISDICTIONS)
+    # The city head approves for the city only (a county cadre's clarification is the county head's);
+    # the city's other officers read every county.
+    assert city_head.cadre_authority == "city" and city_head.jurisdictions == [CITY]
+    city_office = next(u for u in users if u.user_id == f"case_management-{CITY}")
+    assert sorted(city_office.jurisdictions) == sorted(JURISDICTIONS)
     county_head = next(u for u in users if u.user_id == "head-331122")
     assert county_head.cadre_authority == "county" and county_head.jurisdictions == ["331122"]
     assert county_head.unit == "缙云县纪委监委" and county_head.name
