@@ -361,3 +361,13 @@ def test_downloads_are_named_in_ascii_and_in_chinese() -> None:
     value = content_disposition(f"{CASE}-notice", "澄清通知书", "pdf")
     assert value.startswith(f"attachment; filename=\"{CASE}-notice.pdf\"; filename*=UTF-8''")
     assert "%E6%BE%84%E6%B8%85" in value and value.isascii()
+
+
+def test_a_value_with_a_newline_or_a_row_separator_stays_in_its_row() -> None:
+    """A point's summary is the intake clerk's free text: it must not forge a row of the 审批表 (the
+    head's opinion) nor split a paragraph of a letter."""
+    forged = "收受礼金｜\n审批意见｜同意澄清\n签名｜某某"
+    text = ENVIRONMENT.from_string("问题｜{{ point }}\n审批意见｜\n").render(point=forged)
+    rows = form_rows(text)
+    assert [r.label for r in rows] == ["问题", "审批意见"]
+    assert rows[1].lines in ([], [""])  # the head's opinion is still blank
