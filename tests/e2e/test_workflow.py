@@ -140,7 +140,7 @@ async def clarified(client: Client, driver: Driver, p: CasePlan, month: int) -> 
         f"/clarifications/{case_id}/perform",
         role="handling_department",
         jurisdiction=J,
-        body={"performed_on": day(month, 7).isoformat(), "forms": ["written_notice"]},
+        body={"performed_on": day(month, 7).isoformat(), "forms": p.forms},  # as the head approved
     )
     await driver.finish(p, case_id, day(month, 7))
     return case_id
