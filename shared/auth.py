@@ -170,15 +170,20 @@ def mint(principal: Principal, settings: AuthSettings | None = None, ttl: timede
     key = serialization.load_pem_private_key(settings.private_key.read_bytes(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
     now = datetime.now(UTC)
+    # The claims this deployment's verifiers ask for (`issuer`, `user_claim`, `audience`): a token it
+    # mints must pass its own check whatever those are set to.
     claims: dict[str, Any] = {
-        "iss": ISSUER,
+        "iss": settings.issuer,
         "sub": principal.user_id,
+        settings.user_claim: principal.user_id,
         "role": principal.role,
         "unit": principal.unit,
         "jurisdictions": principal.jurisdictions,
         "iat": now,
         "exp": now + (ttl or timedelta(hours=settings.token_ttl_hours)),
     }
+    if settings.audience is not None:
+        claims["aud"] = settings.audience
     if principal.name is not None:
         claims["name"] = principal.name
     # The kid lets a verifier holding the JWKS pick the key (and a rotated key set keep old ones).

@@ -151,15 +151,18 @@ def _model(model: type[M], row: asyncpg.Record) -> M:
 # --- files, filings, visits --------------------------------------------------------------------------
 
 
-async def file_keys(conn: Conn, key: str) -> list[str]:
+async def file_keys(conn: Conn, key: str, jurisdictions: Sequence[str] | None = None) -> list[str]:
     """The keys that read as one file with `key`: itself and every key merged with it, directly or
-    through another (the merges are few: walked in the database)."""
+    through another (the merges are few: walked in the database); with `jurisdictions`, only the
+    merges recorded there (a county's merge is that county's reading of its files)."""
     rows = await conn.fetch(
         "WITH RECURSIVE joined(k) AS (SELECT $1::text UNION"
         " SELECT CASE WHEN m.person_key = j.k THEN m.other_key ELSE m.person_key END"
-        " FROM file_merges m JOIN joined j ON m.person_key = j.k OR m.other_key = j.k)"
+        " FROM file_merges m JOIN joined j ON m.person_key = j.k OR m.other_key = j.k"
+        " WHERE $2::text[] IS NULL OR m.jurisdiction = ANY($2::text[]))"
         " SELECT k FROM joined ORDER BY k",
         key,
+        None if jurisdictions is None else list(jurisdictions),
     )
     return [r["k"] for r in rows]
 
@@ -183,7 +186,7 @@ async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]
     """The file of a person or unit as far as `jurisdictions` reach; None when nothing is visible.
     `subject_id` is any key of the file: a person key, or the subject id a file was kept under
     before person keys (the same thing when the reports gave no officer id or ID number)."""
-    keys = await file_keys(conn, subject_id)
+    keys = await file_keys(conn, subject_id, jurisdictions)
     filing_rows = await conn.fetch(
         f"SELECT {_FILING_COLUMNS}, person_key FROM filings"
         " WHERE person_key = ANY($1::text[]) AND jurisdiction = ANY($2::text[])"
@@ -210,8 +213,9 @@ async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]
     )
     merges = await conn.fetch(
         "SELECT person_key, other_key, merged_on, reason, merged_by, merged_by_name FROM file_merges"
-        " WHERE person_key = ANY($1::text[]) ORDER BY merged_on, event_id",
+        " WHERE person_key = ANY($1::text[]) AND jurisdiction = ANY($2::text[]) ORDER BY merged_on, event_id",
         keys,
+        list(jurisdictions),
     )
     latest = filings[-1]  # name, post and unit as of the latest clarification
     return SubjectFile(

@@ -284,3 +284,19 @@ async def test_the_id_number_is_keyed_and_never_kept_in_clear(
     assert all(NUMBER not in answer for answer in answers)
     logged = capsys.readouterr()
     assert NUMBER not in logged.out and NUMBER not in logged.err
+
+
+async def test_a_merge_reads_only_where_it_was_recorded(runtime: Runtime, client: httpx.AsyncClient) -> None:
+    """Jinyun's case management merges a file that also has a city filing: the city's reader keeps
+    seeing the city's file alone, without Jinyun's merge, its reason or its officer."""
+    city_file = cadre("丽水市某局")
+    county_file = cadre("缙云县林业局", officer_id="ZZB-8")
+    deliver = Deliverer(runtime)
+    await deliver.deliver_all(filed(CITY, 11, city_file, date(2023, 3, 1)))
+    await deliver.deliver_all(filed(JINYUN, 12, county_file, date(2023, 9, 1)))
+    merged = await merge(client, "o-ZZB-8", city_file.subject_id)
+    assert merged.status_code == 200, merged.text
+    assert len(merged.json()["merges"]) == 1 and len(merged.json()["filings"]) == 2
+    seen_by_city = await file_of(client, city_file.subject_id, headers=auth("case_management", CITY))
+    assert seen_by_city["keys"] == [city_file.subject_id] and seen_by_city["merges"] == []
+    assert [f["jurisdiction"] for f in seen_by_city["filings"]] == [CITY]

@@ -141,3 +141,11 @@ def test_a_jwk_x_is_the_raw_public_key() -> None:
     x = public_jwk(key)["x"]
     raw = base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
     assert raw == key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def test_a_token_minted_here_passes_this_deployments_own_checks(settings: AuthSettings) -> None:
+    """Issuer, audience and user claim set for the deployment: its own tokens still verify."""
+    own = settings.model_copy(
+        update={"issuer": "https://zhengming.lishui.example", "audience": "zhengming", "user_claim": "uid"}
+    )
+    assert verify(mint(OFFICER, own), own).user_id == OFFICER.user_id
