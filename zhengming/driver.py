@@ -31,13 +31,8 @@ class Sender(Protocol):
     async def get_if(self, service: str, path: str, *, role: str, jurisdiction: str) -> Any: ...
 
 
-def members(jurisdiction: str) -> dict[str, str]:
-    """The re-review's members (复核): the letters office, case trial and case management."""
-    return {
-        "letters_office": f"letters-{jurisdiction}",
-        "case_trial": f"trial-{jurisdiction}",
-        "case_management": f"cm-{jurisdiction}",
-    }
+QUALITY_GROUP = ("letters_office", "case_trial", "case_management")
+"""The re-review's offices (复核): each member signs in their own session."""
 
 
 class CaseDriver:
@@ -213,16 +208,47 @@ class CaseDriver:
         on: date,
         verification_complete: bool = True,
         expected_effect: str = EXPECTED_EFFECT,
+        offices: Sequence[str] = QUALITY_GROUP,
     ) -> Any:
+        """复核: each office's member signs in turn (a failed check sends the matter back at the first
+        signature). Returns the last answer."""
+        answer: Any = None
+        for office in offices:
+            answer = await self.sign_re_review(
+                jurisdiction,
+                case_id,
+                office=office,
+                on=on,
+                verification_complete=verification_complete,
+                expected_effect=expected_effect,
+            )
+            if answer.get("event") == "ReReviewRecorded":
+                break
+        return answer
+
+    async def sign_re_review(
+        self,
+        jurisdiction: str,
+        case_id: str,
+        *,
+        office: str,
+        on: date,
+        verification_complete: bool = True,
+        conclusion_clear: bool = True,
+        disposal_adequate: bool = True,
+        expected_effect: str = EXPECTED_EFFECT,
+        note: str = "",
+    ) -> Any:
+        """One member of `office` signs the re-review."""
         body = {
             "reviewed_on": iso(on),
             "verification_complete": verification_complete,
-            "conclusion_clear": True,
-            "disposal_adequate": True,
+            "conclusion_clear": conclusion_clear,
+            "disposal_adequate": disposal_adequate,
             "expected_effect": expected_effect,
-            "members": members(jurisdiction),
+            "note": note,
         }
-        return await self._clarify("re-review", jurisdiction, case_id, "re-review", body, role="case_trial")
+        return await self._clarify("re-review", jurisdiction, case_id, "re-review", body, role=office)
 
     async def approve(self, approver: str, case_id: str, on: date) -> Any:
         """Approved by the head of `approver` (the city's for a city-managed cadre)."""

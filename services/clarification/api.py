@@ -106,8 +106,8 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @app.post(
         "/clarifications/{case_id}/re-review",
-        summary="复核 by the quality-evaluation group (a failed check sends the matter back; a pass issues"
-        " the 审批表 for the head)",
+        summary="复核: one member of the quality-evaluation group signs for their own office (信访室, 审理室,"
+        " 案管室); a failed check sends the matter back, the third passing signature issues the 审批表",
     )
     async def re_review(ctx: QualityGroup, case_id: CaseId, body: ReReview) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.re_review, case_id=case_id), body)

@@ -64,17 +64,18 @@ class Assess(Command):
 
 
 class ReReview(Command):
-    """复核 by the 澄清质效评估小组 (one member of 信访室, 审理室, 案管室 each)."""
+    """复核: one member of the 澄清质效评估小组 (信访室, 审理室 or 案管室) signs for their office in their
+    own session; the checks pass when all three offices signed, any one member's failed check sends
+    the matter back."""
 
-    reviewed_on: BusinessDate
-    verification_complete: bool
-    conclusion_clear: bool
-    disposal_adequate: bool
-    expected_effect: Annotated[str, Field(min_length=1, max_length=2000), NoControl]
-    # Which offices sit is a rule of the domain (answered with field "members"), not a schema limit.
-    members: dict[
-        Annotated[str, Field(max_length=100), NoControl], Annotated[str, Field(max_length=200), NoControl]
-    ] = Field(description="office -> user id: letters_office, case_trial, case_management")
+    reviewed_on: BusinessDate = Field(description="the day the member signs")
+    verification_complete: bool = Field(description="核查全面")
+    conclusion_clear: bool = Field(description="结论清楚")
+    disposal_adequate: bool = Field(description="处置到位")
+    expected_effect: Annotated[str, Field(min_length=1, max_length=2000), NoControl] = Field(
+        description="预期效果"
+    )
+    note: Text = Field(default="", description="the member's opinion in words (意见), e.g. what is missing")
 
 
 class Approve(Command):

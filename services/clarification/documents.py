@@ -320,7 +320,8 @@ def approval_form(
         "checks": [{"label": c.label, "passed": bool(getattr(reviewed, c.name))} for c in RE_REVIEW_CHECKS],
         "expected_effect": reviewed.expected_effect,
         "members": [
-            {"office": OFFICE_NAMES[o], "member": reviewed.members[o]} for o in QUALITY_GROUP_OFFICES
+            {"office": OFFICE_NAMES[o], "member": reviewed.member_names.get(o) or reviewed.members[o]}
+            for o in QUALITY_GROUP_OFFICES
         ],
         "approval_organ": _organ_name(level, settings),
     }

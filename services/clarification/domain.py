@@ -51,6 +51,7 @@ from shared.events.clarification import (
     PriorityNoted,
     QuarterlyRoundHeld,
     ReReviewRecorded,
+    ReReviewSigned,
 )
 from shared.events.common import (
     TRUE_FINDINGS,
@@ -302,30 +303,30 @@ def failed_check_reasons(results: Mapping[str, bool]) -> list[str]:
     return [check.failure for check in RE_REVIEW_CHECKS if not results[check.name]]
 
 
-def check_group_members(members: Mapping[str, str]) -> dict[str, str]:
-    """The group sits with one named member of each of the three offices, three different people."""
-    missing = [o for o in QUALITY_GROUP_OFFICES if not members.get(o, "").strip()]
-    unknown = sorted(set(members) - set(QUALITY_GROUP_OFFICES))
-    if missing or unknown:
-        raise RuleViolation(
-            "the quality-evaluation group needs one member from each of letters_office, case_trial"
-            f" and case_management (missing: {', '.join(missing) or '-'};"
-            f" unknown: {', '.join(unknown) or '-'})",
-            detail_zh="澄清质效评估小组须由信访室、审理室、案管室各一名成员组成"
-            f"（缺少：{'、'.join(role_name(o) for o in missing) or '无'}；"
-            f"无法识别：{'、'.join(unknown) or '无'}）",
-            field="members",
-            code="group_incomplete",
+def check_signer(signer: Principal, signatures: Mapping[str, ReReviewSigned]) -> str:
+    """A member signs for the office of their own token, once per re-review; three offices, three
+    different people. Returns the office."""
+    office = signer.role
+    if office not in QUALITY_GROUP_OFFICES:
+        raise Forbidden(
+            "the re-review is signed by members of the letters office, the case-trial office and the"
+            " case-management office",
+            detail_zh="复核须由信访室、审理室、案管室的成员签署",
+            code="not_a_group_member",
         )
-    chosen = {o: members[o].strip() for o in QUALITY_GROUP_OFFICES}
-    if len(set(chosen.values())) != len(chosen):
-        raise RuleViolation(
-            "the three offices must be represented by three different members",
-            detail_zh="信访室、审理室、案管室须由三名不同的成员参加",
-            field="members",
-            code="group_incomplete",
+    if office in signatures:
+        raise Conflict(
+            f"the {office} already signed this re-review ({signatures[office].member})",
+            detail_zh=f"{role_name(office)}已签署本次复核（{signatures[office].member}）",
+            code="already_signed",
         )
-    return chosen
+    if any(s.member == signer.user_id for s in signatures.values()):
+        raise Conflict(
+            "one member cannot sign for two offices",
+            detail_zh="同一成员不能代表两个部门签署复核",
+            code="already_signed",
+        )
+    return office
 
 
 # --- Approval at the level of cadre-management authority ---------------------------------------
@@ -460,6 +461,7 @@ class Clarification(Aggregate):
         self.started: ClarificationStarted | None = None
         self.assessment: AssessmentRecorded | None = None
         self.re_reviews: list[ReReviewRecorded] = []
+        self.signatures: dict[str, ReReviewSigned] = {}  # the re-review being signed, by office
         self.approval: ClarificationApproved | None = None
         self.head_returns: list[ApprovalSentBack] = []
         self.exit: ClarificationDeclined | ClarificationWithdrawn | ApprovalRefused | None = None
@@ -494,12 +496,16 @@ class Clarification(Aggregate):
                 self.started = event
             case AssessmentRecorded():
                 self.assessment = event
+            case ReReviewSigned():
+                self.signatures[event.office] = event
             case ReReviewRecorded():
                 self.re_reviews.append(event)
+                self.signatures = {}
             case ClarificationApproved():
                 self.approval = event
             case ApprovalSentBack():
                 self.head_returns.append(event)
+                self.signatures = {}
             case ClarificationDeclined() | ClarificationWithdrawn() | ApprovalRefused():
                 self.exit = event
             case ClarificationPerformed():
@@ -741,11 +747,13 @@ class Clarification(Aggregate):
             )
         ]
 
-    def re_review(self, command: ReReview) -> list[BaseModel]:
-        """复核 by the quality-evaluation group; a failing check sends the matter back."""
+    def re_review(self, command: ReReview, signer: Principal) -> list[BaseModel]:
+        """复核: the signature of one member of the quality-evaluation group, for the office of their
+        token. A failed check sends the matter back at once; the third office's passing signature
+        passes the re-review and puts the 审批表 before the head."""
         if self.state not in ("assessed", "sent_back", "returned_by_head") or self.assessment is None:
             raise wrong_state(Term("re-review", "复核"), self.state)
-        group = check_group_members(command.members)
+        office = check_signer(signer, self.signatures)
         reviewed_on = command.reviewed_on
         last = self.last_re_review
         if last is not None:
@@ -759,22 +767,44 @@ class Clarification(Aggregate):
             "disposal_adequate": command.disposal_adequate,
         }
         reasons = failed_check_reasons(checks)
+        signed = ReReviewSigned(
+            office=office,
+            member=signer.user_id,
+            member_name=signer.name or "",
+            signed_on=reviewed_on,
+            **checks,
+            expected_effect=command.expected_effect,
+            note=command.note.strip(),
+            reasons=reasons,
+        )
+        signatures = {**self.signatures, office: signed}
+        if not reasons and len(signatures) < len(QUALITY_GROUP_OFFICES):
+            return [signed]  # the group has not all signed yet
+        return [signed, self._group_result(signatures, reviewed_on)]
+
+    def _group_result(self, signatures: Mapping[str, ReReviewSigned], reviewed_on: date) -> ReReviewRecorded:
+        """The group's re-review from its members' signatures: a check holds when every member who
+        signed holds it; the reasons are the failed checks' and the members' own words."""
+        ordered = [signatures[o] for o in QUALITY_GROUP_OFFICES if o in signatures]
+        checks = {c.name: all(bool(getattr(s, c.name)) for s in ordered) for c in RE_REVIEW_CHECKS}
+        reasons = failed_check_reasons(checks)
+        reasons += [f"{role_name(s.office)}：{s.note}" for s in ordered if s.note and s.reasons]
+        effects = list(dict.fromkeys(s.expected_effect for s in ordered))
         # After the head sent the matter back, a passing re-review puts a new 审批表 before the head.
         earlier_forms = sum(1 for r in self.re_reviews if r.passed)
         form_id = document_id(self.case_id, "approval_form")
         if earlier_forms:
             form_id = f"{form_id}-{earlier_forms + 1}"
-        return [
-            ReReviewRecorded(
-                reviewed_on=reviewed_on,
-                expected_effect=command.expected_effect,
-                members=group,
-                **checks,
-                passed=not reasons,
-                reasons=reasons,
-                documents=[] if reasons else [form_id],
-            )
-        ]
+        return ReReviewRecorded(
+            reviewed_on=reviewed_on,
+            expected_effect="；".join(effects),
+            members={s.office: s.member for s in ordered},
+            member_names={s.office: s.member_name for s in ordered if s.member_name},
+            **checks,
+            passed=not reasons,
+            reasons=reasons,
+            documents=[] if reasons else [form_id],
+        )
 
     def _head_decision(self, action: Term, on: date, field: str, approver: Principal) -> str:
         """What every decision of the head checks: a passed re-review before it, its date not before

@@ -119,13 +119,20 @@ async def request_consent(uow: UnitOfWork, command: RequestConsent, *, case_id: 
 
 
 async def re_review(uow: UnitOfWork, command: ReReview, *, case_id: str) -> dict[str, Any]:
-    """复核; when it passes, the 失实检举控告澄清审批表 is put before the head (same transaction)."""
-    decided = await decision(Clarification(case_id), Clarification.re_review)(uow, command)
+    """One member's signature of the 复核; when the group's re-review passes with it, the
+    失实检举控告澄清审批表 is put before the head (same transaction)."""
+    signer = uow.cause.principal
+    assert signer is not None, "a re-review is signed by a member, never by a reaction"
+
+    def signed_by(matter: Clarification, command: ReReview) -> list[BaseModel]:
+        return matter.re_review(command, signer)
+
+    decided = await decision(Clarification(case_id), signed_by)(uow, command)
     reviewed = decided.last
-    assert isinstance(reviewed, ReReviewRecorded)
-    if reviewed.passed:
+    if isinstance(reviewed, ReReviewRecorded) and reviewed.passed:
         await store_documents(uow.conn, [documents.approval_form(decided.state, reviewed)])
-    return answer(decided)
+    offices = reviewed.members if isinstance(reviewed, ReReviewRecorded) else decided.state.signatures
+    return answer(decided, signed_offices=sorted(offices))
 
 
 async def by_head(uow: UnitOfWork, decide: HeadDecision[C], command: C, case_id: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from shared.events.clarification import (
     PriorityNoted,
     QuarterlyRoundHeld,
     ReReviewRecorded,
+    ReReviewSigned,
 )
 from shared.workdays import working_days_between
 
@@ -137,6 +138,19 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
                     reason=payload.reason,
                     proposed_forms=payload.proposed_forms,
                     proposed_scope=payload.proposed_scope,
+                )
+            )
+        case ReReviewSigned():
+            steps.append(
+                _step(
+                    envelope,
+                    "re_review_signed",
+                    payload.signed_on,
+                    office=payload.office,
+                    member_name=payload.member_name,
+                    passed=not payload.reasons,
+                    reasons=payload.reasons,
+                    note=payload.note,
                 )
             )
         case ReReviewRecorded():

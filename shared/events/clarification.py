@@ -104,9 +104,28 @@ class AssessmentRecorded(Frozen):
     proposed_scope: str = ""
 
 
+@registry.event("ReReviewSigned", 1)
+class ReReviewSigned(Frozen):
+    """复核: one member of the quality-evaluation group signed for their office, in their own session
+    (the member is the token's user; one signature per office and re-review)."""
+
+    office: Literal["letters_office", "case_trial", "case_management"]
+    member: str
+    member_name: str = ""
+    signed_on: date
+    verification_complete: bool
+    conclusion_clear: bool
+    disposal_adequate: bool
+    expected_effect: str
+    note: str = ""
+    reasons: list[str] = []  # the failed checks' reasons (any one sends the matter back)
+
+
 @registry.event("ReReviewRecorded", 1)
 class ReReviewRecorded(Frozen):
-    """复核 by the quality-evaluation group: three checks plus the expected effect."""
+    """复核 by the quality-evaluation group: three checks plus the expected effect. Recorded when the
+    last of the three offices signed (passed) or when one member's signature failed a check (sent
+    back); in events recorded before the signatures, one caller named the three members."""
 
     reviewed_on: date
     verification_complete: bool
@@ -114,6 +133,7 @@ class ReReviewRecorded(Frozen):
     disposal_adequate: bool
     expected_effect: str
     members: dict[str, str]  # office role -> user id
+    member_names: dict[str, str] = {}  # office role -> the member's name, where the token names them
     passed: bool
     reasons: list[str] = []
     documents: list[str] = []  # the 审批表 put before the head when the re-review passed

@@ -746,7 +746,22 @@ async def test_every_exit_of_the_chain_by_the_users_who_take_it(client: Client, 
     assert (await post(returned, "send-back", "handling_department", send_back)).status_code == 403
     assert (await post(refused, "refuse-approval", "head", refuse)).json()["state"] == "refused_by_head"
     assert (await post(returned, "send-back", "head", send_back)).json()["state"] == "returned_by_head"
-    await driver.case.re_review(J, returned, on=day(7, 7))
+    # The new re-review is signed by each office's member in their own session.
+    review = {
+        "reviewed_on": day(7, 7).isoformat(),
+        "verification_complete": True,
+        "conclusion_clear": True,
+        "disposal_adequate": True,
+        "expected_effect": "澄清后可消除不良影响",
+    }
+    assert (await post(returned, "re-review", "handling_department", review)).status_code == 403
+    first = (await post(returned, "re-review", "case_trial", review)).json()
+    assert (first["event"], first["state"]) == ("ReReviewSigned", "returned_by_head")
+    assert (await post(returned, "re-review", "case_trial", review)).status_code == 409
+    assert (await post(returned, "re-review", "letters_office", review)).json()["event"] == "ReReviewSigned"
+    passed = (await post(returned, "re-review", "case_management", review)).json()
+    assert (passed["event"], passed["state"], passed["passed"]) == ("ReReviewRecorded", "re_reviewed", True)
+    assert sorted(passed["members"]) == ["case_management", "case_trial", "letters_office"]
     approved = await driver.case.approve(J, returned, day(7, 8))
     assert approved["state"] == "approved"
 

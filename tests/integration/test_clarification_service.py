@@ -33,7 +33,7 @@ PERSON = Subject(kind="person", name="李明", post="镇党委书记", unit="缙
 CITY_CADRE = Subject(kind="person", name="王芳", post="县委副书记", unit="中共缙云县委", cadre_level="city")
 UNTRUE = Allegation(allegation_id="A1", summary="收受工程老板礼金")
 PARTLY = Allegation(allegation_id="A2", summary="违规插手土地征收")
-MEMBERS = {"letters_office": "xf-01", "case_trial": "sl-01", "case_management": "ag-01"}
+QUALITY_GROUP = ("letters_office", "case_trial", "case_management")
 REVIEWER = Actor(user_id="reviewer-1", role="handling_department", unit="缙云县纪委监委第一监督检查室")
 
 
@@ -184,7 +184,7 @@ async def to_re_reviewed(
     client: httpx.AsyncClient, case_id: str, person: Subject = PERSON, jurisdiction: str = J
 ) -> None:
     base = f"/clarifications/{case_id}"
-    dept, trial = auth("handling_department", jurisdiction), auth("case_trial", jurisdiction)
+    dept = auth("handling_department", jurisdiction)
     await ok(
         await client.post(
             f"{base}/start",
@@ -209,7 +209,21 @@ async def to_re_reviewed(
             },
         )
     )
-    await ok(await client.post(f"{base}/re-review", headers=trial, json=re_review_body()))
+    await sign_all(client, base, jurisdiction=jurisdiction)
+
+
+async def sign_all(
+    client: httpx.AsyncClient, base: str, *, on: str = "2023-03-03", jurisdiction: str = J
+) -> dict[str, Any]:
+    """复核: each office's member signs in their own session; the answer of the last signature."""
+    answer: dict[str, Any] = {}
+    for office in QUALITY_GROUP:
+        answer = await ok(
+            await client.post(
+                f"{base}/re-review", headers=auth(office, jurisdiction), json=re_review_body(on=on)
+            )
+        )
+    return answer
 
 
 async def to_approved(
@@ -238,7 +252,6 @@ def re_review_body(*, clear: bool = True, on: str = "2023-03-03", **extra: Any) 
         "conclusion_clear": clear,
         "disposal_adequate": True,
         "expected_effect": "消除不良影响，激励担当作为",
-        "members": MEMBERS,
         **extra,
     }
 
@@ -448,12 +461,15 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
     assert assessed["bad_effects"] == ["repeated_reports", "selection_affected"]
 
     before = await counts(runtime)
-    incomplete = {k: v for k, v in MEMBERS.items() if k != "case_management"}
-    problem(
-        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(members=incomplete)),
+    # One caller can no longer name the group: each member signs for their own office.
+    named = problem(
+        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(members={"x": "y"})),
         422,
-        "group_incomplete",
-        "members",
+        "invalid_input",
+    )
+    assert [e["field"] for e in named["errors"]] == ["body.members"]
+    problem(
+        await client.post(f"{base}/re-review", headers=HEAD, json=re_review_body()), 403, "role_forbidden"
     )
     problem(
         await client.post(f"{base}/re-review", headers=DEPT, json=re_review_body()), 403, "role_forbidden"
@@ -470,14 +486,32 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
         409,
         "wrong_state",
     )
-    passed = await ok(
+    first = await ok(
+        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(on="2023-03-04"))
+    )
+    assert (first["event"], first["state"], first["signed_offices"]) == (
+        "ReReviewSigned",
+        "sent_back",
+        ["case_trial"],
+    )
+    # One office signs once; another office's member signs for their own.
+    problem(
         await client.post(
             f"{base}/re-review",
-            headers=auth("letters_office", J),
+            headers=auth("case_trial", J, user="sl-02"),
             json=re_review_body(on="2023-03-04"),
-        )
+        ),
+        409,
+        "already_signed",
     )
-    assert (passed["passed"], passed["state"]) == (True, "re_reviewed")
+    for office in ("letters_office", "case_management"):
+        passed = await ok(
+            await client.post(
+                f"{base}/re-review", headers=auth(office, J), json=re_review_body(on="2023-03-04")
+            )
+        )
+    assert (passed["passed"], passed["state"], passed["event"]) == (True, "re_reviewed", "ReReviewRecorded")
+    assert passed["members"] == {o: f"{o}-{J}" for o in QUALITY_GROUP}
     # The 审批表 is put before the head when the re-review passes, not after the approval.
     assert passed["documents"] == [f"{case_id}-approval_form"] and sent_back["documents"] == []
 
@@ -594,7 +628,7 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
 
     view = await ok(await client.get(base, headers=AUDITOR))
     assert view["state"] == "filed"
-    assert [(s["step"], s["on"]) for s in view["steps"]] == [
+    assert [(s["step"], s["on"]) for s in view["steps"] if s["step"] != "re_review_signed"] == [
         ("started", "2023-03-01"),
         ("assessed", "2023-03-02"),
         ("re_reviewed", "2023-03-03"),
@@ -605,7 +639,15 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
         ("acknowledged", "2023-03-09"),
         ("filed", "2023-03-10"),
     ]
-    assert view["steps"][2]["passed"] is False and view["steps"][3]["passed"] is True
+    signed = [s for s in view["steps"] if s["step"] == "re_review_signed"]
+    assert [(s["office"], s["by"], s["passed"]) for s in signed] == [
+        ("case_trial", f"case_trial-{J}", False),
+        ("case_trial", f"case_trial-{J}", True),
+        ("letters_office", f"letters_office-{J}", True),
+        ("case_management", f"case_management-{J}", True),
+    ]
+    chain = [s for s in view["steps"] if s["step"] != "re_review_signed"]
+    assert chain[2]["passed"] is False and chain[3]["passed"] is True
     assert {d["doc_id"] for d in view["documents"]} == {
         f"{case_id}-approval_form",
         f"{case_id}-notice",
@@ -1058,9 +1100,7 @@ async def test_the_head_refuses_or_sends_back_with_reasons(
         "date_before_previous_step",
         "reviewed_on",
     )
-    again = await ok(
-        await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(on="2023-03-07"))
-    )
+    again = await sign_all(client, base, on="2023-03-07")
     # A new 审批表 goes before the head (the first one stays as it was issued).
     assert again["state"] == "re_reviewed" and again["documents"] == [f"{returned_case}-approval_form-2"]
     approved = await ok(
@@ -1068,7 +1108,8 @@ async def test_the_head_refuses_or_sends_back_with_reasons(
     )
     assert approved["forms"] == ["written_notice"] and approved["scope"] == ""
     view = await ok(await client.get(base, headers=AUDITOR))
-    assert [s["step"] for s in view["steps"]] == [
+    chain = [s for s in view["steps"] if s["step"] != "re_review_signed"]
+    assert [s["step"] for s in chain] == [
         "started",
         "assessed",
         "re_reviewed",
@@ -1076,7 +1117,7 @@ async def test_the_head_refuses_or_sends_back_with_reasons(
         "re_reviewed",
         "approved",
     ]
-    assert view["steps"][3]["reason"] == "预期效果表述不清，请重新复核" and view["ended"] is None
+    assert chain[3]["reason"] == "预期效果表述不清，请重新复核" and view["ended"] is None
     states = {
         m["case_id"]: m["state"]
         for m in await ok(await client.get("/clarifications", params={"jurisdiction": J}, headers=AUDITOR))

@@ -129,19 +129,22 @@ def re_reviewed(subject: Subject, jurisdiction: str = "331122") -> tuple[Clarifi
             )
         ),
     )
-    [event] = apply(
-        c,
-        c.re_review(
-            ReReview(
-                reviewed_on=date(2023, 3, 3),
-                verification_complete=True,
-                conclusion_clear=True,
-                disposal_adequate=True,
-                expected_effect="在全镇范围内消除不良影响",
-                members={"letters_office": "xf-01", "case_trial": "sl-01", "case_management": "ag-01"},
-            )
-        ),
-    )
+    event: BaseModel | None = None
+    for office, user in (("letters_office", "xf-01"), ("case_trial", "sl-01"), ("case_management", "ag-01")):
+        signer = Principal(user_id=user, role=office, unit="纪委监委", jurisdictions=[jurisdiction])
+        *_, event = apply(
+            c,
+            c.re_review(
+                ReReview(
+                    reviewed_on=date(2023, 3, 3),
+                    verification_complete=True,
+                    conclusion_clear=True,
+                    disposal_adequate=True,
+                    expected_effect="在全镇范围内消除不良影响",
+                ),
+                signer,
+            ),
+        )
     assert isinstance(event, ReReviewRecorded)
     return c, event
 

@@ -29,8 +29,8 @@ from services.clarification.domain import (
     Clarification,
     approval_level,
     assess_against_lists,
-    check_group_members,
     check_round_date,
+    check_signer,
     clarifiable_points,
     clarification_forms,
     clarify_by,
@@ -53,6 +53,7 @@ from shared.events.clarification import (
     OutcomeNoted,
     PriorityNoted,
     ReReviewRecorded,
+    ReReviewSigned,
 )
 from shared.events.common import Allegation, ClarificationForm, Finding, Subject
 from shared.events.intake import ClarificationApplicationFiled
@@ -167,7 +168,16 @@ def assessed(person: Subject = PERSON, case_id: str = CASE) -> Clarification:
     return c
 
 
-def re_review(c: Clarification, *, ok: bool = True, on: date = date(2023, 3, 3)) -> list[BaseModel]:
+def member(office: str, user_id: str | None = None, name: str | None = None) -> Principal:
+    """The member of one office of the quality-evaluation group, in their own session."""
+    return Principal(
+        user_id=user_id or MEMBERS[office], role=office, unit="纪委监委", jurisdictions=[J], name=name
+    )
+
+
+def sign(
+    c: Clarification, office: str, *, ok: bool = True, on: date = date(2023, 3, 3), note: str = ""
+) -> list[BaseModel]:
     return c.re_review(
         ReReview(
             reviewed_on=on,
@@ -175,9 +185,24 @@ def re_review(c: Clarification, *, ok: bool = True, on: date = date(2023, 3, 3))
             conclusion_clear=ok,
             disposal_adequate=True,
             expected_effect="消除不良影响",
-            members=MEMBERS,
-        )
+            note=note,
+        ),
+        member(office),
     )
+
+
+def re_review(c: Clarification, *, ok: bool = True, on: date = date(2023, 3, 3)) -> list[BaseModel]:
+    """The three offices sign in turn (a failed check at the first signature sends back): the
+    signatures are applied here, the group's re-review returned."""
+    for office in MEMBERS:
+        events = sign(c, office, ok=ok, on=on)
+        signed, *result = events
+        assert isinstance(signed, ReReviewSigned)
+        if result:
+            c.evolve(signed)
+            return result
+        step(c, events)
+    raise AssertionError("three signatures record the group's re-review")
 
 
 def approved(
@@ -330,25 +355,81 @@ def test_only_a_candidate_can_start() -> None:
 # --- 复核: the three offices and the three checks -----------------------------------------------
 
 
-def test_the_group_needs_all_three_offices() -> None:
-    assert check_group_members(MEMBERS) == MEMBERS
-    for office in MEMBERS:
-        incomplete = {k: v for k, v in MEMBERS.items() if k != office}
-        with pytest.raises(RuleViolation) as err:
-            check_group_members(incomplete)
-        assert (err.value.field, err.value.code) == ("members", "group_incomplete")
-        assert office in err.value.detail
+def test_the_re_review_passes_when_all_three_offices_signed() -> None:
+    c = assessed()
+    [first] = step(c, sign(c, "letters_office"))
+    assert isinstance(first, ReReviewSigned) and first.member == "xf-01" and state_of(c) == "assessed"
+    step(c, sign(c, "case_trial"))
+    assert sorted(c.signatures) == ["case_trial", "letters_office"]
+    signed, passed = step(c, sign(c, "case_management"))
+    assert isinstance(signed, ReReviewSigned) and isinstance(passed, ReReviewRecorded)
+    assert passed.passed and passed.members == MEMBERS
+    assert state_of(c) == "re_reviewed" and c.signatures == {}
 
 
-def test_the_group_rejects_blank_unknown_or_repeated_members() -> None:
-    for members in (
-        {**MEMBERS, "case_trial": " "},
-        {**MEMBERS, "head": "h-1"},
-        {**MEMBERS, "case_trial": "xf-01"},
-    ):
-        with pytest.raises(RuleViolation) as err:
-            check_group_members(members)
-        assert err.value.field == "members"
+def test_any_one_member_sends_back_with_their_reasons() -> None:
+    c = assessed()
+    step(c, sign(c, "letters_office"))
+    signed, sent_back = step(c, sign(c, "case_trial", ok=False, note="未说明第二项问题的核查依据"))
+    assert isinstance(signed, ReReviewSigned) and signed.reasons == [
+        "核查结论不清楚，退回进一步查明后重新复核"
+    ]
+    assert isinstance(sent_back, ReReviewRecorded) and not sent_back.passed
+    assert sent_back.members == {"letters_office": "xf-01", "case_trial": "sl-01"}
+    assert sent_back.reasons == [
+        "核查结论不清楚，退回进一步查明后重新复核",
+        "审理室：未说明第二项问题的核查依据",
+    ]
+    assert state_of(c) == "sent_back" and c.signatures == {}
+    # The next re-review starts afresh: every office signs again.
+    step(c, sign(c, "letters_office", on=date(2023, 3, 4)))
+    assert list(c.signatures) == ["letters_office"]
+
+
+def test_one_office_signs_once_and_one_person_for_one_office() -> None:
+    c = assessed()
+    step(c, sign(c, "letters_office"))
+    with pytest.raises(Conflict) as err:
+        c.re_review(
+            ReReview(
+                reviewed_on=date(2023, 3, 3),
+                verification_complete=True,
+                conclusion_clear=True,
+                disposal_adequate=True,
+                expected_effect="x",
+            ),
+            member("letters_office", "xf-02"),
+        )
+    assert err.value.code == "already_signed"
+    with pytest.raises(Conflict) as err:
+        check_signer(member("case_trial", "xf-01"), c.signatures)
+    assert err.value.code == "already_signed"
+
+
+def test_only_the_three_offices_sign() -> None:
+    for role in ("handling_department", "head", "auditor"):
+        intruder = Principal(user_id="u-1", role=role, unit="纪委监委", jurisdictions=[J])
+        with pytest.raises(Forbidden) as err:
+            check_signer(intruder, {})
+        assert err.value.code == "not_a_group_member"
+
+
+def test_the_approval_form_names_the_members_by_name_where_known() -> None:
+    c = assessed()
+    step(c, c.re_review(ReReview(**SIGNATURE), member("letters_office", name="王信访")))
+    step(c, c.re_review(ReReview(**SIGNATURE), member("case_trial", name="李审理")))
+    _, passed = step(c, c.re_review(ReReview(**SIGNATURE), member("case_management")))
+    assert isinstance(passed, ReReviewRecorded)
+    assert passed.member_names == {"letters_office": "王信访", "case_trial": "李审理"}
+
+
+SIGNATURE = {
+    "reviewed_on": date(2023, 3, 3),
+    "verification_complete": True,
+    "conclusion_clear": True,
+    "disposal_adequate": True,
+    "expected_effect": "消除不良影响",
+}
 
 
 def test_each_failed_check_gives_its_own_reason() -> None:
