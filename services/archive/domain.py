@@ -381,6 +381,7 @@ class QuarterFacts:
     waiting: frozenset[str] = frozenset()  # case ids in the pool, not started, at the quarter's end
     declined: frozenset[str] = frozenset()  # case ids declined or withdrawn by the person
     returned_by_head: frozenset[str] = frozenset()  # event ids: refused or sent back by the head
+    discontinued: frozenset[str] = frozenset()  # case ids ended by a revised conclusion
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -400,6 +401,7 @@ class QuarterFacts:
             waiting=self.waiting | other.waiting,
             declined=self.declined | other.declined,
             returned_by_head=self.returned_by_head | other.returned_by_head,
+            discontinued=self.discontinued | other.discontinued,
         )
 
 
@@ -441,6 +443,10 @@ class Figures(Frozen):
     returned_by_head: int = _figure(
         "主要负责人不予批准或退回的次数（按决定日期）",
         "Times the head refused the approval or sent the matter back in the quarter",
+    )
+    discontinued: int = _figure(
+        "核查结论变更后终止澄清的件数（按终止日期）",
+        "Matters whose revised conclusion no longer allowed a clarification, by the day it ended",
     )
     clarifications: int = _figure("实施澄清的事项数（按澄清日期）", "Matters clarified in the quarter")
     persons_clarified: int = _figure(
@@ -502,6 +508,7 @@ def figures(facts: QuarterFacts) -> Figures:
         ),
         declined=len(facts.declined),
         returned_by_head=len(facts.returned_by_head),
+        discontinued=len(facts.discontinued),
         untrue_conclusions=len(facts.untrue_conclusions),
         candidates=len(facts.candidates),
         clarifications=len({c.case_id for c in facts.clarifications}),

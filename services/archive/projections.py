@@ -24,6 +24,7 @@ from shared.events.clarification import (
     AssessmentRecorded,
     CandidateAdded,
     ClarificationDeclined,
+    ClarificationDiscontinued,
     ClarificationPerformed,
     ClarificationStarted,
     ClarificationWithdrawn,
@@ -142,6 +143,10 @@ async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: Verifica
     untrue = sum(1 for finding in payload.findings.values() if finding in UNTRUE_FINDINGS)
     if untrue == 0:
         return  # only conclusions with an untrue point are counted
+    if payload.revision and await conn.fetchval(
+        "SELECT 1 FROM stat_conclusions WHERE case_id = $1 AND event_id <> $2", envelope.case_id, envelope.event_id
+    ):
+        return  # a revised conclusion of a matter already counted (its stream is read in order)
     await conn.execute(
         "INSERT INTO stat_conclusions (event_id, case_id, jurisdiction, concluded_on, untrue_points)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
@@ -255,6 +260,13 @@ async def note_decline(conn: Conn, envelope: EventEnvelope, payload: Clarificati
 async def note_withdrawal(conn: Conn, envelope: EventEnvelope, payload: ClarificationWithdrawn) -> None:
     """本人撤回 (counted as declined)."""
     await _note_exit(conn, envelope, "withdrawn", payload.withdrawn_on)
+
+
+async def note_discontinuation(
+    conn: Conn, envelope: EventEnvelope, payload: ClarificationDiscontinued
+) -> None:
+    """终止澄清 after a revised conclusion (counted as discontinued)."""
+    await _note_exit(conn, envelope, "discontinued", payload.discontinued_on)
 
 
 async def note_head_refusal(conn: Conn, envelope: EventEnvelope, payload: ApprovalRefused) -> None:

@@ -419,6 +419,15 @@ async def quarter_facts(
         "returned_by_head",
         lambda r: str(r["event_id"]),
     )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_exits WHERE exit = 'discontinued' AND "
+            + in_quarter.format(column="exited_on"),
+            *args,
+        ),
+        "discontinued",
+        lambda r: r["case_id"],
+    )
     # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
@@ -426,7 +435,7 @@ async def quarter_facts(
             " WHERE c.jurisdiction = ANY($1::text[]) AND c.added_on <= $2 AND NOT EXISTS"
             " (SELECT 1 FROM stat_starts s WHERE s.case_id = c.case_id AND s.started_on <= $2)"
             " AND NOT EXISTS (SELECT 1 FROM stat_exits e WHERE e.case_id = c.case_id"
-            " AND e.exit = 'declined' AND e.exited_on <= $2)",
+            " AND e.exit IN ('declined', 'discontinued') AND e.exited_on <= $2)",
             list(jurisdictions),
             quarter.last_day,
         ),
@@ -452,6 +461,7 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         waiting=frozenset(part.get("waiting", ())),
         declined=frozenset(part.get("declined", ())),
         returned_by_head=frozenset(part.get("returned_by_head", ())),
+        discontinued=frozenset(part.get("discontinued", ())),
     )
 
 

@@ -41,6 +41,7 @@ from shared.events.clarification import (
     CandidateAdded,
     ClarificationApproved,
     ClarificationDeclined,
+    ClarificationDiscontinued,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
@@ -81,6 +82,7 @@ State = Literal[
     "refused_by_head",
     "approved",
     "withdrawn",
+    "discontinued",
     "performed",
     "filed",
 ]
@@ -102,6 +104,7 @@ STATE_NAMES: dict[State, str] = {
     "refused_by_head": "主要负责人不予批准",
     "approved": "已审批",
     "withdrawn": "本人撤回",
+    "discontinued": "核查结论变更，终止澄清",
     "performed": "已澄清",
     "filed": "已备案",
 }
@@ -120,7 +123,9 @@ ACKNOWLEDGEMENT = Term("the acknowledgement", "本人确认")
 CONSENT_REQUEST = Term("the request for consent", "征求本人意见")
 HEAD_RETURN = Term("the head's sending back", "主要负责人退回")
 
-ENDS: frozenset[State] = frozenset({"declined", "refused", "refused_by_head", "withdrawn", "filed"})
+ENDS: frozenset[State] = frozenset(
+    {"declined", "refused", "refused_by_head", "withdrawn", "discontinued", "filed"}
+)
 """The states a matter never leaves."""
 WITHDRAWABLE: frozenset[State] = frozenset(
     {"started", "assessed", "sent_back", "re_reviewed", "returned_by_head", "approved"}
@@ -267,6 +272,20 @@ def assess_against_lists(facts: AssessmentFacts) -> Assessment:
 def outcome_refusals(outcome: OutcomeNoted) -> list[ListRule]:
     facts = AssessmentFacts(outcome=outcome, bad_effects=(), effect_only_from_interviews=False)
     return [r for r in NEGATIVE_LIST if r.code in OUTCOME_RULES and r.holds(facts)]
+
+
+def outcome_of(concluded: VerificationConcluded) -> OutcomeNoted:
+    """The conclusion as the clarification office notes it: eligible for the pool on the review's
+    verdict and none of the outcome's negative-list rules."""
+    draft = OutcomeNoted(
+        concluded_on=concluded.concluded_on,
+        findings=concluded.findings,
+        untrue_points=concluded.untrue_points,
+        subjects=concluded.subjects,
+        eligible_for_pool=concluded.eligible_for_pool,
+        revision=concluded.revision,
+    )
+    return draft.model_copy(update={"eligible_for_pool": enters_pool(concluded.eligible_for_pool, draft)})
 
 
 def enters_pool(concluded_eligible: bool, outcome: OutcomeNoted) -> bool:
@@ -421,6 +440,8 @@ def next_state(state: State, event: BaseModel) -> State:
             return "declined"
         case ClarificationWithdrawn():
             return "withdrawn"
+        case ClarificationDiscontinued():
+            return "discontinued"
         case ApprovalRefused():
             return "refused_by_head"
         case ApprovalSentBack():
@@ -464,7 +485,10 @@ class Clarification(Aggregate):
         self.signatures: dict[str, ReReviewSigned] = {}  # the re-review being signed, by office
         self.approval: ClarificationApproved | None = None
         self.head_returns: list[ApprovalSentBack] = []
-        self.exit: ClarificationDeclined | ClarificationWithdrawn | ApprovalRefused | None = None
+        self.exit: (
+            ClarificationDeclined | ClarificationWithdrawn | ApprovalRefused | ClarificationDiscontinued | None
+        ) = None
+        self.awaiting_supplement = False  # a re-review sent the verification back for 补充核查
         self.performance: ClarificationPerformed | None = None
         self.feedback: FeedbackGiven | None = None
         self.acknowledgement: AcknowledgementRecorded | None = None
@@ -482,6 +506,7 @@ class Clarification(Aggregate):
         match event:
             case OutcomeNoted():
                 self.outcome = event
+                self.awaiting_supplement = False
             case ApplicationNoted():
                 self.applications[event.application_id] = event
             case ApplicationDeclined():
@@ -501,12 +526,13 @@ class Clarification(Aggregate):
             case ReReviewRecorded():
                 self.re_reviews.append(event)
                 self.signatures = {}
+                self.awaiting_supplement = not event.passed and not event.verification_complete
             case ClarificationApproved():
                 self.approval = event
             case ApprovalSentBack():
                 self.head_returns.append(event)
                 self.signatures = {}
-            case ClarificationDeclined() | ClarificationWithdrawn() | ApprovalRefused():
+            case ClarificationDeclined() | ClarificationWithdrawn() | ApprovalRefused() | ClarificationDiscontinued():
                 self.exit = event
             case ClarificationPerformed():
                 self.performance = event
@@ -556,17 +582,10 @@ class Clarification(Aggregate):
         it concluded before the pool was opened (`pool_since`): such old matters wait for the
         backlog sweep (大起底) or for the person's own application (绿色通道)."""
         if self.outcome is not None:
-            return []  # a verification concludes once: a redelivered conclusion changes nothing
-        draft = OutcomeNoted(
-            concluded_on=concluded.concluded_on,
-            findings=concluded.findings,
-            untrue_points=concluded.untrue_points,
-            subjects=concluded.subjects,
-            eligible_for_pool=concluded.eligible_for_pool,
-        )
-        noted = draft.model_copy(
-            update={"eligible_for_pool": enters_pool(concluded.eligible_for_pool, draft)}
-        )
+            if concluded.revision <= self.outcome.revision:
+                return []  # a redelivered (or an older) conclusion changes nothing
+            return self.note_revised_outcome(concluded)
+        noted = outcome_of(concluded)
         events: list[BaseModel] = [noted]
         if noted.eligible_for_pool:
             if self.candidate is None:
@@ -582,6 +601,28 @@ class Clarification(Aggregate):
             events.extend(
                 ApplicationDeclined(application_id=a, reason=reason) for a in self.pending_applications()
             )
+        return events
+
+    def note_revised_outcome(self, concluded: VerificationConcluded) -> list[BaseModel]:
+        """A revised conclusion (after a supplementary verification, or a 诬告陷害 found after the
+        conclusion) replaces the outcome: the chain resumes where it was on the revised points; a
+        matter that became eligible enters the pool; one that no longer is leaves the pool or the
+        chain (终止澄清). A matter already clarified or ended keeps its course."""
+        noted = outcome_of(concluded)
+        events: list[BaseModel] = [noted]
+        on = concluded.concluded_on
+        if self.state == "not_eligible" and noted.eligible_for_pool:
+            events.append(CandidateAdded(via="revised_conclusion", added_on=on))
+        elif self.state not in ENDS | {"awaiting_outcome", "not_eligible", "performed"}:
+            if not noted.eligible_for_pool:
+                last = self.last_step()
+                events.append(
+                    ClarificationDiscontinued(
+                        discontinued_on=on if last is None else max(on, last[0]),
+                        revision=concluded.revision,
+                        reason=pool_refusal_reason(noted),
+                    )
+                )
         return events
 
     def note_sweep(self, screened: CandidateScreened) -> list[BaseModel]:
@@ -753,6 +794,13 @@ class Clarification(Aggregate):
         passes the re-review and puts the 审批表 before the head."""
         if self.state not in ("assessed", "sent_back", "returned_by_head") or self.assessment is None:
             raise wrong_state(Term("re-review", "复核"), self.state)
+        if self.awaiting_supplement:
+            raise Conflict(
+                "the re-review sent the verification back: it waits for the supplementary verification's"
+                " conclusion",
+                detail_zh="复核已退回补充核查：须待补充核查办结后再复核",
+                code="supplementary_pending",
+            )
         office = check_signer(signer, self.signatures)
         reviewed_on = command.reviewed_on
         last = self.last_re_review

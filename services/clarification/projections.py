@@ -21,6 +21,7 @@ from shared.events.clarification import (
     CandidateAdded,
     ClarificationApproved,
     ClarificationDeclined,
+    ClarificationDiscontinued,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
@@ -84,6 +85,17 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
             new["outcome"] = payload.model_dump(mode="json")
             new["eligible"] = payload.eligible_for_pool
             new["concluded_on"] = payload.concluded_on
+            if payload.revision:
+                steps.append(
+                    _step(
+                        envelope,
+                        "outcome_revised",
+                        payload.concluded_on,
+                        revision=payload.revision,
+                        eligible=payload.eligible_for_pool,
+                        findings=payload.findings,
+                    )
+                )
         case ApplicationNoted():
             applications[payload.application_id] = {
                 "application_id": payload.application_id,
@@ -185,6 +197,16 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
             steps.append(_step(envelope, "declined", payload.declined_on, reason=payload.reason))
         case ClarificationWithdrawn():
             steps.append(_step(envelope, "withdrawn", payload.withdrawn_on, reason=payload.reason))
+        case ClarificationDiscontinued():
+            steps.append(
+                _step(
+                    envelope,
+                    "discontinued",
+                    payload.discontinued_on,
+                    revision=payload.revision,
+                    reason=payload.reason,
+                )
+            )
         case ApprovalRefused():
             steps.append(
                 _step(
@@ -305,11 +327,12 @@ async def pool(conn: Conn, jurisdiction: str) -> list[dict[str, Any]]:
     ]
 
 
-EXIT_STEPS = ("declined", "withdrawn", "refused_by_head")
+EXIT_STEPS = ("declined", "withdrawn", "refused_by_head", "discontinued")
 
 
 def _ending(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """How the matter left the chain early (the person's refusal or withdrawal, the head's refusal)."""
+    """How the matter left the chain early (the person's refusal or withdrawal, the head's refusal, a
+    revised conclusion that no longer allows it)."""
     for step in reversed(steps):
         if step["step"] in EXIT_STEPS:
             return {"exit": step["step"], "on": step["on"], "by": step["by"], "reason": step["reason"]}

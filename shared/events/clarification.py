@@ -41,6 +41,7 @@ class OutcomeNoted(Frozen):
     untrue_points: list[Allegation]
     subjects: list[Subject]
     eligible_for_pool: bool
+    revision: int = 0  # the conclusion's revision (VerificationConcluded.revision)
 
 
 @registry.event("PriorityNoted", 1)
@@ -55,7 +56,9 @@ class PriorityNoted(Frozen):
 class CandidateAdded(Frozen):
     """备选库: the matter entered the candidate pool."""
 
-    via: Literal["conclusion", "sweep", "green_channel"]
+    # revised_conclusion: a revised conclusion made an ineligible matter eligible (e.g. a 诬告陷害
+    # found after the conclusion on a point that was not proven).
+    via: Literal["conclusion", "sweep", "green_channel", "revised_conclusion"]
     added_on: date
 
 
@@ -179,6 +182,16 @@ class ClarificationDeclined(Frozen):
 
     person: Subject
     declined_on: date
+    reason: str
+
+
+@registry.event("ClarificationDiscontinued", 1)
+class ClarificationDiscontinued(Frozen):
+    """终止澄清: the verification's revised conclusion no longer allows a clarification (a point found
+    true in a supplementary verification, say): the matter leaves the pool or the chain."""
+
+    discontinued_on: date
+    revision: int
     reason: str
 
 

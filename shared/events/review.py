@@ -68,6 +68,9 @@ class VerificationConcluded(Frozen):
     untrue_points: list[Allegation]
     subjects: list[Subject] = Field(min_length=1)
     eligible_for_pool: bool
+    # 0: the first conclusion; each later one (after a supplementary verification or a 诬告陷害
+    # found after the conclusion) is the matter's revised conclusion, numbered 1, 2, ...
+    revision: int = Field(default=0, ge=0)
 
 
 @registry.event("CandidateScreened", 1)

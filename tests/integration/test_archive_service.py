@@ -31,6 +31,7 @@ from shared.events.clarification import (
     AssessmentRecorded,
     CandidateAdded,
     ClarificationDeclined,
+    ClarificationDiscontinued,
     ClarificationFiled,
     ClarificationPerformed,
     ClarificationStarted,
@@ -805,6 +806,7 @@ async def test_declined_withdrawn_and_returned_by_the_head_are_counted(
     deliver = Deliverer(runtime)
     declined, withdrawn = f"{JINYUN}-2023-000901", f"{JINYUN}-2023-000902"
     refused, returned, later = f"{JINYUN}-2023-000903", f"{JINYUN}-2023-000904", f"{JINYUN}-2023-000905"
+    ended = f"{JINYUN}-2023-000906"
 
     def started(k: int) -> ClarificationStarted:
         return ClarificationStarted(
@@ -837,6 +839,13 @@ async def test_declined_withdrawn_and_returned_by_the_head_are_counted(
         (returned, 2, started(904)),
         (returned, 3, ApprovalSentBack(sent_back_on=date(2023, 3, 6), reason="退回重新复核", **head)),
         (returned, 4, ApprovalSentBack(sent_back_on=date(2023, 3, 9), reason="再次退回", **head)),
+        # A candidate whose revised conclusion no longer allows a clarification leaves the pool.
+        (ended, 1, CandidateAdded(via="conclusion", added_on=date(2023, 2, 20))),
+        (
+            ended,
+            2,
+            ClarificationDiscontinued(discontinued_on=date(2023, 3, 10), revision=1, reason="部分属实"),
+        ),
         # Declined after the quarter: counted in Q2, and waiting in the pool at the end of Q1.
         (later, 1, CandidateAdded(via="conclusion", added_on=date(2023, 3, 20))),
         (
@@ -872,6 +881,7 @@ async def test_declined_withdrawn_and_returned_by_the_head_are_counted(
     q1, q2 = await figures("2023Q1"), await figures("2023Q2")
     assert (q1["declined"], q1["returned_by_head"], q1["waiting_in_pool"]) == (2, 3, 1)
     assert (q2["declined"], q2["returned_by_head"], q2["waiting_in_pool"]) == (1, 0, 0)
+    assert (q1["discontinued"], q2["discontinued"]) == (1, 0)
     spec = (await client.get("/openapi.json")).json()["components"]["schemas"]["Figures"]["properties"]
     assert (
         "本人不同意" in spec["declined"]["description"] and "head" in spec["returned_by_head"]["description"]

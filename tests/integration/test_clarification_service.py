@@ -1125,6 +1125,83 @@ async def test_the_head_refuses_or_sends_back_with_reasons(
     assert states == {refused_case: "refused_by_head", returned_case: "approved"}
 
 
+async def test_a_supplementary_verification_sent_back_by_the_re_review_resumes_the_chain(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """补充核查: a member finds the verification incomplete; the re-review waits for the revised
+    conclusion (review reopens and concludes again), then resumes on the revised points; a revised
+    conclusion that no longer allows it ends the matter (终止澄清)."""
+    feed = Feed(runtime)
+    resumed, ended = f"{J}-2023-000801", f"{J}-2023-000802"
+    two = {"A1": "untrue", "A2": "untrue"}
+    for case_id in (resumed, ended):
+        assert await feed.deliver(conclusion(case_id, two, (UNTRUE, PARTLY))) == "applied"
+        base = f"/clarifications/{case_id}"
+        await ok(
+            await client.post(
+                f"{base}/start",
+                headers=DEPT,
+                json={
+                    "initiated_by": "department",
+                    "person_subject_id": PERSON.subject_id,
+                    "consent": True,
+                    "started_on": "2023-03-01",
+                },
+            )
+        )
+        await ok(
+            await client.post(
+                f"{base}/assess",
+                headers=DEPT,
+                json={
+                    "assessed_on": "2023-03-02",
+                    "bad_effects": ["repeated_reports"],
+                    "effect_only_from_interviews": False,
+                },
+            )
+        )
+        incomplete = re_review_body(verification_complete=False, note="第二项未核实资金往来")
+        sent_back = await ok(
+            await client.post(f"{base}/re-review", headers=auth("letters_office", J), json=incomplete)
+        )
+        assert (sent_back["state"], sent_back["verification_complete"]) == ("sent_back", False)
+        assert "信访室：第二项未核实资金往来" in sent_back["reasons"]
+        problem(
+            await client.post(f"{base}/re-review", headers=TRIAL, json=re_review_body(on="2023-03-04")),
+            409,
+            "supplementary_pending",
+        )
+
+    def revised(case_id: str, findings: dict[str, Finding], points: Sequence[Allegation]) -> EventEnvelope:
+        payload = VerificationConcluded(
+            concluded_on=date(2023, 3, 20),
+            received_on=date(2023, 1, 5),
+            findings=findings,
+            untrue_points=list(points),
+            subjects=[PERSON],
+            eligible_for_pool="partly_true" not in findings.values(),
+            revision=1,
+        )
+        return envelope(payload, stream=f"verification-{case_id}", case_id=case_id)
+
+    again = revised(resumed, {"A1": "untrue", "A2": "not_proven"}, (UNTRUE,))
+    assert await feed.deliver(again) == "applied"
+    assert await feed.deliver(again) == "duplicate"
+    passed = await sign_all(client, f"/clarifications/{resumed}", on="2023-03-21")
+    assert (passed["state"], passed["passed"]) == ("re_reviewed", True)
+    view = await ok(await client.get(f"/clarifications/{resumed}", headers=AUDITOR))
+    revised_step = next(s for s in view["steps"] if s["step"] == "outcome_revised")
+    assert (revised_step["revision"], revised_step["on"]) == (1, "2023-03-20")
+    assert [p["allegation_id"] for p in view["outcome"]["untrue_points"]] == ["A1"]
+    form = await client.get(f"/clarifications/{resumed}/documents/{resumed}-approval_form", headers=AUDITOR)
+    assert UNTRUE.summary in form.text and PARTLY.summary not in form.text
+
+    assert await feed.deliver(revised(ended, {"A1": "untrue", "A2": "partly_true"}, (UNTRUE,))) == "applied"
+    view = await ok(await client.get(f"/clarifications/{ended}", headers=AUDITOR))
+    assert view["state"] == "discontinued"
+    assert view["ended"]["exit"] == "discontinued" and "部分属实" in view["ended"]["reason"]
+
+
 # --- Replay ---------------------------------------------------------------------------------------
 
 
