@@ -144,7 +144,9 @@ async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: Verifica
     if untrue == 0:
         return  # only conclusions with an untrue point are counted
     if payload.revision and await conn.fetchval(
-        "SELECT 1 FROM stat_conclusions WHERE case_id = $1 AND event_id <> $2", envelope.case_id, envelope.event_id
+        "SELECT 1 FROM stat_conclusions WHERE case_id = $1 AND event_id <> $2",
+        envelope.case_id,
+        envelope.event_id,
     ):
         return  # a revised conclusion of a matter already counted (its stream is read in order)
     await conn.execute(

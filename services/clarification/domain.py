@@ -463,6 +463,10 @@ def wrong_state(action: Term, state: State) -> Conflict:
     )
 
 
+Exit = ClarificationDeclined | ClarificationWithdrawn | ApprovalRefused | ClarificationDiscontinued
+"""How a matter left the chain before its clarification."""
+
+
 class Clarification(Aggregate):
     """澄清正名 of one matter: its place in the 备选库 and its way along the chain."""
 
@@ -485,9 +489,7 @@ class Clarification(Aggregate):
         self.signatures: dict[str, ReReviewSigned] = {}  # the re-review being signed, by office
         self.approval: ClarificationApproved | None = None
         self.head_returns: list[ApprovalSentBack] = []
-        self.exit: (
-            ClarificationDeclined | ClarificationWithdrawn | ApprovalRefused | ClarificationDiscontinued | None
-        ) = None
+        self.exit: Exit | None = None
         self.awaiting_supplement = False  # a re-review sent the verification back for 补充核查
         self.performance: ClarificationPerformed | None = None
         self.feedback: FeedbackGiven | None = None
@@ -532,7 +534,9 @@ class Clarification(Aggregate):
             case ApprovalSentBack():
                 self.head_returns.append(event)
                 self.signatures = {}
-            case ClarificationDeclined() | ClarificationWithdrawn() | ApprovalRefused() | ClarificationDiscontinued():
+            case ClarificationDeclined() | ClarificationWithdrawn() | ApprovalRefused():
+                self.exit = event
+            case ClarificationDiscontinued():
                 self.exit = event
             case ClarificationPerformed():
                 self.performance = event
@@ -613,16 +617,15 @@ class Clarification(Aggregate):
         on = concluded.concluded_on
         if self.state == "not_eligible" and noted.eligible_for_pool:
             events.append(CandidateAdded(via="revised_conclusion", added_on=on))
-        elif self.state not in ENDS | {"awaiting_outcome", "not_eligible", "performed"}:
-            if not noted.eligible_for_pool:
-                last = self.last_step()
-                events.append(
-                    ClarificationDiscontinued(
-                        discontinued_on=on if last is None else max(on, last[0]),
-                        revision=concluded.revision,
-                        reason=pool_refusal_reason(noted),
-                    )
+        elif not noted.eligible_for_pool and self.state not in ENDS | {"not_eligible", "performed"}:
+            last = self.last_step()
+            events.append(
+                ClarificationDiscontinued(
+                    discontinued_on=on if last is None else max(on, last[0]),
+                    revision=concluded.revision,
+                    reason=pool_refusal_reason(noted),
                 )
+            )
         return events
 
     def note_sweep(self, screened: CandidateScreened) -> list[BaseModel]:
