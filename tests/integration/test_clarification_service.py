@@ -1133,7 +1133,7 @@ async def test_a_supplementary_verification_sent_back_by_the_re_review_resumes_t
     conclusion that no longer allows it ends the matter (终止澄清)."""
     feed = Feed(runtime)
     resumed, ended = f"{J}-2023-000801", f"{J}-2023-000802"
-    two = {"A1": "untrue", "A2": "untrue"}
+    two: dict[str, Finding] = {"A1": "untrue", "A2": "untrue"}
     for case_id in (resumed, ended):
         assert await feed.deliver(conclusion(case_id, two, (UNTRUE, PARTLY))) == "applied"
         base = f"/clarifications/{case_id}"
