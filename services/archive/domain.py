@@ -20,6 +20,7 @@ from shared.dates import Quarter
 from shared.envelope import JURISDICTIONS
 from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.archive import (
+    CorrectionEntry,
     FilesMerged,
     FilingRecorded,
     IntegrityFileEntered,
@@ -303,7 +304,12 @@ class PersonnelNotice(Aggregate):
         if isinstance(payload, PersonnelNoticeIssued):
             self.issued = payload
 
-    def issue(self, command: IssueNotice, entries: Sequence[NoticeEntry]) -> list[PersonnelNoticeIssued]:
+    def issue(
+        self,
+        command: IssueNotice,
+        entries: Sequence[NoticeEntry],
+        corrections: Sequence[CorrectionEntry] = (),
+    ) -> list[PersonnelNoticeIssued]:
         """Once per period, and only after it ended: a notice issued mid-period would leave the rest
         of the period's filings out for good, since the next notice covers the next period."""
         if self.issued is not None:
@@ -331,6 +337,7 @@ class PersonnelNotice(Aggregate):
                 period=self.period.label,
                 issued_on=issued_on,
                 entries=ordered,
+                corrections=sorted(corrections, key=lambda c: (c.corrected_on, c.subject_id)),
             )
         ]
 
@@ -382,6 +389,7 @@ class QuarterFacts:
     declined: frozenset[str] = frozenset()  # case ids declined or withdrawn by the person
     returned_by_head: frozenset[str] = frozenset()  # event ids: refused or sent back by the head
     discontinued: frozenset[str] = frozenset()  # case ids ended by a revised conclusion
+    corrections: frozenset[str] = frozenset()  # event ids: wrong treatments corrected
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -402,6 +410,7 @@ class QuarterFacts:
             declined=self.declined | other.declined,
             returned_by_head=self.returned_by_head | other.returned_by_head,
             discontinued=self.discontinued | other.discontinued,
+            corrections=self.corrections | other.corrections,
         )
 
 
@@ -447,6 +456,9 @@ class Figures(Frozen):
     discontinued: int = _figure(
         "核查结论变更后终止澄清的件数（按终止日期）",
         "Matters whose revised conclusion no longer allowed a clarification, by the day it ended",
+    )
+    treatments_corrected: int = _figure(
+        "纠正错误处理的次数（按纠正日期）", "Wrong treatments corrected in the quarter (art. 51)"
     )
     clarifications: int = _figure("实施澄清的事项数（按澄清日期）", "Matters clarified in the quarter")
     persons_clarified: int = _figure(
@@ -509,6 +521,7 @@ def figures(facts: QuarterFacts) -> Figures:
         declined=len(facts.declined),
         returned_by_head=len(facts.returned_by_head),
         discontinued=len(facts.discontinued),
+        treatments_corrected=len(facts.corrections),
         untrue_conclusions=len(facts.untrue_conclusions),
         candidates=len(facts.candidates),
         clarifications=len({c.case_id for c in facts.clarifications}),

@@ -66,7 +66,8 @@ async def issue_notice(uow: UnitOfWork, command: IssueNotice) -> NoticeView:
         PersonnelNotice(command.jurisdiction, parse_quarter(command.period, field="period"))
     )
     entries = await views.notice_entries(uow.conn, command.jurisdiction, notice.period)
-    await uow.save(notice, notice.issue(command, entries))
+    corrections = await views.notice_corrections(uow.conn, command.jurisdiction, notice.period)
+    await uow.save(notice, notice.issue(command, entries, corrections))
     assert notice.issued is not None
     view = NoticeView(jurisdiction=command.jurisdiction, **notice.issued.model_dump())
     await uow.publish(

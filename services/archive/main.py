@@ -22,6 +22,7 @@ from shared.events.clarification import (
     ClarificationPerformed,
     ClarificationStarted,
     ClarificationWithdrawn,
+    TreatmentCorrected,
 )
 from shared.events.intake import ReportMergedAsRepeat, ReportReceived
 from shared.events.review import FalseAccusationReferred, VerificationConcluded
@@ -43,6 +44,7 @@ STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
         ClarificationDeclined: projections.note_decline,
         ClarificationWithdrawn: projections.note_withdrawal,
         ClarificationDiscontinued: projections.note_discontinuation,
+        TreatmentCorrected: projections.note_correction,
         ApprovalRefused: projections.note_head_refusal,
         ApprovalSentBack: projections.note_head_return,
     },

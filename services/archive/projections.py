@@ -28,6 +28,7 @@ from shared.events.clarification import (
     ClarificationPerformed,
     ClarificationStarted,
     ClarificationWithdrawn,
+    TreatmentCorrected,
 )
 from shared.events.common import UNTRUE_FINDINGS
 from shared.events.intake import ReportMergedAsRepeat, ReportReceived
@@ -111,14 +112,15 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
         )
     elif isinstance(payload, PersonnelNoticeIssued):
         await conn.execute(
-            "INSERT INTO notices (notice_id, jurisdiction, period, issued_on, entries, event_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO notices (notice_id, jurisdiction, period, issued_on, entries, event_id,"
+            " corrections) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             payload.notice_id,
             envelope.jurisdiction,
             payload.period,
             payload.issued_on,
             [e.model_dump(mode="json") for e in payload.entries],
             envelope.event_id,
+            [c.model_dump(mode="json") for c in payload.corrections],
         )
 
 
@@ -269,6 +271,29 @@ async def note_discontinuation(
 ) -> None:
     """终止澄清 after a revised conclusion (counted as discontinued)."""
     await _note_exit(conn, envelope, "discontinued", payload.discontinued_on)
+
+
+async def note_correction(conn: Conn, envelope: EventEnvelope, payload: TreatmentCorrected) -> None:
+    """纠正错误处理: in the person's file and the period's notice to the organisation department."""
+    person = payload.person
+    await conn.execute(
+        "INSERT INTO corrections (event_id, case_id, jurisdiction, subject_id, person_key, kind, name, post,"
+        " unit, treatment, organ, correction, corrected_on)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        person.subject_id,
+        person.person_key,
+        person.kind,
+        person.name,
+        person.post,
+        person.unit,
+        payload.treatment,
+        payload.organ,
+        payload.correction,
+        payload.corrected_on,
+    )
 
 
 async def note_head_refusal(conn: Conn, envelope: EventEnvelope, payload: ApprovalRefused) -> None:

@@ -24,7 +24,7 @@ from services.archive.domain import (
 from shared.dates import Quarter
 from shared.db import Conn
 from shared.envelope import CITY, JURISDICTIONS
-from shared.events.archive import NoticeEntry
+from shared.events.archive import CorrectionEntry, NoticeEntry
 from shared.events.common import Allegation, ClarificationForm, Frozen
 
 
@@ -96,6 +96,10 @@ class SubjectFile(Frozen):
     post: str | None
     unit: str | None
     filings: list[FilingView]
+    corrections: list[CorrectionEntry] = Field(
+        default_factory=list,
+        description="纠正错误处理。Wrong treatments corrected, with the organ that did it",
+    )
     integrity_entries: list[IntegrityEntryView]
     visits: list[VisitView]
     merges: list[MergeView] = Field(description="合档: the merges that joined the keys")
@@ -109,6 +113,9 @@ class NoticeView(Frozen):
     period: str
     issued_on: date
     entries: list[NoticeEntry]
+    corrections: list[CorrectionEntry] = Field(
+        default_factory=list, description="纠正错误处理。Wrong treatments corrected in the period"
+    )
 
 
 class StatisticsRow(Frozen):
@@ -194,7 +201,14 @@ async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]
         keys,
         list(jurisdictions),
     )
-    if not filing_rows:
+    corrections = await conn.fetch(
+        f"SELECT {CORRECTION_COLUMNS}, person_key FROM corrections"
+        " WHERE person_key = ANY($1::text[]) AND jurisdiction = ANY($2::text[])"
+        " ORDER BY corrected_on, event_id",
+        keys,
+        list(jurisdictions),
+    )
+    if not filing_rows and not corrections:
         return None
     filings = [
         FilingView.model_validate({k: v for k, v in r.items() if k != "person_key"}) for r in filing_rows
@@ -217,16 +231,22 @@ async def subject_file(conn: Conn, subject_id: str, jurisdictions: Sequence[str]
         keys,
         list(jurisdictions),
     )
-    latest = filings[-1]  # name, post and unit as of the latest clarification
+    # Name, post and unit as of the latest clarification (a person corrected but never clarified —
+    # who declined the clarification, say — as of the latest correction).
+    latest = filing_rows[-1] if filing_rows else corrections[-1]
     return SubjectFile(
         subject_id=subject_id,
-        person_key=filing_rows[-1]["person_key"],
+        person_key=latest["person_key"],
         keys=keys,
-        kind=latest.kind,
-        name=latest.name,
-        post=latest.post,
-        unit=latest.unit,
+        kind=latest["kind"],
+        name=latest["name"],
+        post=latest["post"],
+        unit=latest["unit"],
         filings=filings,
+        corrections=[
+            CorrectionEntry.model_validate({k: v for k, v in r.items() if k != "person_key"})
+            for r in corrections
+        ],
         integrity_entries=[_model(IntegrityEntryView, r) for r in entries],
         visits=[_model(VisitView, r) for r in visits],
         merges=[_model(MergeView, r) for r in merges],
@@ -267,6 +287,21 @@ async def open_visits(conn: Conn, jurisdiction: str) -> list[VisitView]:
 # --- notices -----------------------------------------------------------------------------------------
 
 
+CORRECTION_COLUMNS = "subject_id, kind, name, post, unit, treatment, organ, correction, corrected_on"
+
+
+async def notice_corrections(conn: Conn, jurisdiction: str, period: Quarter) -> list[CorrectionEntry]:
+    """The wrong treatments corrected in the period, for the notice to the organisation department."""
+    rows = await conn.fetch(
+        f"SELECT {CORRECTION_COLUMNS} FROM corrections WHERE jurisdiction = $1"
+        " AND corrected_on BETWEEN $2 AND $3 ORDER BY corrected_on, subject_id, event_id",
+        jurisdiction,
+        period.first_day,
+        period.last_day,
+    )
+    return [_model(CorrectionEntry, r) for r in rows]
+
+
 async def notice_entries(conn: Conn, jurisdiction: str, period: Quarter) -> list[NoticeEntry]:
     """Persons and units whose clarification was filed in the period (each filing once)."""
     rows = await conn.fetch(
@@ -281,7 +316,7 @@ async def notice_entries(conn: Conn, jurisdiction: str, period: Quarter) -> list
 
 async def notices_of(conn: Conn, jurisdictions: Sequence[str]) -> list[NoticeView]:
     rows = await conn.fetch(
-        "SELECT notice_id, jurisdiction, period, issued_on, entries FROM notices"
+        "SELECT notice_id, jurisdiction, period, issued_on, entries, corrections FROM notices"
         " WHERE jurisdiction = ANY($1::text[]) ORDER BY jurisdiction, period",
         list(jurisdictions),
     )
@@ -428,6 +463,15 @@ async def quarter_facts(
         "discontinued",
         lambda r: r["case_id"],
     )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, event_id FROM corrections WHERE "
+            + in_quarter.format(column="corrected_on"),
+            *args,
+        ),
+        "corrections",
+        lambda r: str(r["event_id"]),
+    )
     # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
@@ -462,6 +506,7 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         declined=frozenset(part.get("declined", ())),
         returned_by_head=frozenset(part.get("returned_by_head", ())),
         discontinued=frozenset(part.get("discontinued", ())),
+        corrections=frozenset(part.get("corrections", ())),
     )
 
 

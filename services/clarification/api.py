@@ -15,6 +15,7 @@ from services.clarification.commands import (
     Acknowledge,
     Approve,
     Assess,
+    CorrectTreatment,
     Decline,
     File,
     GiveFeedback,
@@ -159,6 +160,18 @@ def build_api(runtime: Runtime) -> FastAPI:
     @app.post("/clarifications/{case_id}/file", summary="备案: file the clarification with the archive")
     async def file(ctx: Filer, case_id: CaseId, body: File) -> dict[str, Any]:
         return answer(await runtime.command(ctx, decision(Clarification(case_id), Clarification.file), body))
+
+    @app.post(
+        "/clarifications/{case_id}/corrections",
+        summary="纠正错误处理: a treatment based on the untrue report, corrected by the organ that made it"
+        " (notified to the organisation department)",
+    )
+    async def correct_treatment(ctx: Department, case_id: CaseId, body: CorrectTreatment) -> dict[str, Any]:
+        return answer(
+            await runtime.command(
+                ctx, decision(Clarification(case_id), Clarification.correct_treatment), body
+            )
+        )
 
     @app.post(
         "/rounds", summary="集中澄清: clarify every approved matter of a jurisdiction in one quarterly batch"

@@ -128,6 +128,22 @@ class File(Command):
     filed_on: BusinessDate
 
 
+class CorrectTreatment(Command):
+    """纠正错误处理: a treatment based on the untrue report, corrected by the organ that made it."""
+
+    person_subject_id: Annotated[str, Field(min_length=1, max_length=100), NoControl]
+    corrected_on: BusinessDate
+    treatment: Annotated[
+        str, Field(min_length=1, max_length=500, description="被错误处理的情况，如：诫勉"), NoControl
+    ]
+    organ: Annotated[
+        str, Field(min_length=1, max_length=200, description="纠正机关（作出处理的机关）"), NoControl
+    ]
+    correction: Annotated[
+        str, Field(min_length=1, max_length=2000, description="纠正情况，如：撤销诫勉决定"), NoControl
+    ]
+
+
 class HoldRound(Command):
     """集中澄清 of one jurisdiction in one quarter."""
 

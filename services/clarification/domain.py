@@ -14,6 +14,7 @@ from services.clarification.commands import (
     Acknowledge,
     Approve,
     Assess,
+    CorrectTreatment,
     Decline,
     File,
     GiveFeedback,
@@ -53,6 +54,7 @@ from shared.events.clarification import (
     QuarterlyRoundHeld,
     ReReviewRecorded,
     ReReviewSigned,
+    TreatmentCorrected,
 )
 from shared.events.common import (
     TRUE_FINDINGS,
@@ -121,6 +123,7 @@ CLARIFICATION = Term("the clarification", "澄清")
 FEEDBACK = Term("the feedback", "反馈")
 ACKNOWLEDGEMENT = Term("the acknowledgement", "本人确认")
 CONSENT_REQUEST = Term("the request for consent", "征求本人意见")
+CONCLUSION = Term("the conclusion", "核查办结")
 HEAD_RETURN = Term("the head's sending back", "主要负责人退回")
 
 ENDS: frozenset[State] = frozenset(
@@ -491,6 +494,7 @@ class Clarification(Aggregate):
         self.head_returns: list[ApprovalSentBack] = []
         self.exit: Exit | None = None
         self.awaiting_supplement = False  # a re-review sent the verification back for 补充核查
+        self.corrections: list[TreatmentCorrected] = []
         self.performance: ClarificationPerformed | None = None
         self.feedback: FeedbackGiven | None = None
         self.acknowledgement: AcknowledgementRecorded | None = None
@@ -546,6 +550,8 @@ class Clarification(Aggregate):
                 self.acknowledgement = event
             case ClarificationFiled():
                 self.filing = event
+            case TreatmentCorrected():
+                self.corrections.append(event)
         self.state = next_state(self.state, event)
 
     def pending_applications(self) -> list[str]:
@@ -746,6 +752,38 @@ class Clarification(Aggregate):
         if last is not None:
             not_before(withdrawn_on, last[0], field="withdrawn_on", step=last[1])
         return [ClarificationWithdrawn(person=self.started.person, withdrawn_on=withdrawn_on, reason=reason)]
+
+    def correct_treatment(self, command: CorrectTreatment) -> list[BaseModel]:
+        """纠正错误处理 (art. 51): whatever becomes of the clarification (the person may even decline
+        it), a treatment given on the strength of a report verified untrue is corrected; once per
+        person and treatment."""
+        if self.outcome is None or not clarifiable_points(self.outcome):
+            raise Conflict(
+                "only a treatment based on a report verified untrue is corrected here",
+                detail_zh="只有经核查认定失实的检举控告所致的错误处理，才在此登记纠正",
+                code="not_verified_untrue",
+            )
+        person = self._subject(command.person_subject_id)
+        treatment = command.treatment.strip()
+        if any(
+            c.person.subject_id == person.subject_id and c.treatment == treatment for c in self.corrections
+        ):
+            raise Conflict(
+                f"the correction of {treatment} was already recorded",
+                detail_zh=f"对“{treatment}”的纠正已经登记过",
+                field="treatment",
+                code="already_recorded",
+            )
+        not_before(command.corrected_on, self.outcome.concluded_on, field="corrected_on", step=CONCLUSION)
+        return [
+            TreatmentCorrected(
+                person=person,
+                corrected_on=command.corrected_on,
+                treatment=treatment,
+                organ=command.organ.strip(),
+                correction=command.correction.strip(),
+            )
+        ]
 
     def _subject(self, subject_id: str) -> Subject:
         assert self.outcome is not None

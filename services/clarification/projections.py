@@ -33,6 +33,7 @@ from shared.events.clarification import (
     QuarterlyRoundHeld,
     ReReviewRecorded,
     ReReviewSigned,
+    TreatmentCorrected,
 )
 from shared.workdays import working_days_between
 
@@ -197,6 +198,18 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
             steps.append(_step(envelope, "declined", payload.declined_on, reason=payload.reason))
         case ClarificationWithdrawn():
             steps.append(_step(envelope, "withdrawn", payload.withdrawn_on, reason=payload.reason))
+        case TreatmentCorrected():
+            steps.append(
+                _step(
+                    envelope,
+                    "treatment_corrected",
+                    payload.corrected_on,
+                    person=payload.person.name,
+                    treatment=payload.treatment,
+                    organ=payload.organ,
+                    correction=payload.correction,
+                )
+            )
         case ClarificationDiscontinued():
             steps.append(
                 _step(

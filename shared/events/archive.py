@@ -65,6 +65,21 @@ class NoticeEntry(Frozen):
     points: int
 
 
+class CorrectionEntry(Frozen):
+    """纠正错误处理 as the notice tells the organisation department: whose treatment, which, corrected
+    by whom and how."""
+
+    subject_id: str
+    name: str
+    kind: Literal["person", "unit"]
+    post: str | None
+    unit: str | None
+    treatment: str
+    organ: str
+    correction: str
+    corrected_on: date
+
+
 @registry.event("PersonnelNoticeIssued", 1)
 class PersonnelNoticeIssued(Frozen):
     """Periodic notice to the organisation/personnel department at the same level."""
@@ -73,6 +88,7 @@ class PersonnelNoticeIssued(Frozen):
     period: str
     issued_on: date
     entries: list[NoticeEntry]
+    corrections: list[CorrectionEntry] = []  # wrong treatments corrected in the period
 
 
 class PersonnelNoticeV1(Frozen):
@@ -91,6 +107,10 @@ class PersonnelNoticeV1(Frozen):
     period: str
     issued_on: date
     entries: list[NoticeEntry]
+    corrections: list[CorrectionEntry] = Field(
+        default_factory=list,
+        description="纠正错误处理: wrong treatments corrected in the period (added in 1.1)",
+    )
 
 
 @registry.event("FilesMerged", 1)

@@ -249,6 +249,18 @@ class ClarificationFiled(Frozen):
     clarified_on: date
 
 
+@registry.event("TreatmentCorrected", 1)
+class TreatmentCorrected(Frozen):
+    """纠正错误处理 (规则 art. 51): a treatment the person received on the strength of the report
+    verified untrue, corrected by the organ that made it; notified to the organisation department."""
+
+    person: Subject
+    corrected_on: date
+    treatment: str  # the wrong treatment, e.g. 诫勉、暂缓提拔
+    organ: str  # the organ that corrects it (作出处理的机关)
+    correction: str  # what was done, e.g. 撤销诫勉决定
+
+
 @registry.event("QuarterlyRoundHeld", 1)
 class QuarterlyRoundHeld(Frozen):
     """集中澄清: a quarter's ready candidates of a jurisdiction clarified in one batch."""

@@ -36,6 +36,7 @@ from shared.events.clarification import (
     ClarificationPerformed,
     ClarificationStarted,
     ClarificationWithdrawn,
+    TreatmentCorrected,
 )
 from shared.events.common import Allegation, Channel, Finding, Subject
 from shared.events.intake import ReportLogged, ReportMergedAsRepeat, ReportReceived
@@ -576,6 +577,68 @@ async def test_notice_writes_one_public_message_and_only_once(
         "/notices", params={"jurisdiction": JINYUN}, headers=auth("organisation_department", JINYUN)
     )
     assert listed.status_code == 200 and listed.json() == [notice]
+
+
+async def test_a_corrected_treatment_reaches_the_file_the_notice_and_the_figures(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """纠正错误处理 (art. 51): in the person's file (even one never clarified: who declined, say), in
+    the period's notice to the organisation department, and counted."""
+    deliver = Deliverer(runtime)
+    await deliver.deliver_all(full_case(JINYUN, 1))
+    clarified, declined = person_of(JINYUN, 1), person_of(JINYUN, 3)
+    for k, (person, on) in enumerate(
+        ((clarified, date(2023, 3, 15)), (declined, date(2023, 3, 20))), start=1
+    ):
+        case = f"{JINYUN}-2023-00095{k}"
+        corrected = TreatmentCorrected(
+            person=person,
+            corrected_on=on,
+            treatment="诫勉",
+            organ="缙云县委组织部",
+            correction="撤销诫勉决定",
+        )
+        event = foreign(
+            "clarification",
+            corrected,
+            stream_id=f"clarification-{case}",
+            case_id=case,
+            jurisdiction=JINYUN,
+            version=9,
+        )
+        assert "applied" in await deliver.deliver(event)
+        await deliver.deliver(event)  # a second delivery records nothing more
+
+    reader = auth("case_management", JINYUN)
+    file = (await client.get(f"/files/{declined.subject_id}", headers=reader)).json()
+    assert (file["name"], file["filings"]) == (declined.name, [])
+    assert [(c["treatment"], c["organ"], c["correction"]) for c in file["corrections"]] == [
+        ("诫勉", "缙云县委组织部", "撤销诫勉决定")
+    ]
+    clarified_file = (await client.get(f"/files/{clarified.subject_id}", headers=reader)).json()
+    assert len(clarified_file["filings"]) == 1 and len(clarified_file["corrections"]) == 1
+    elsewhere = await client.get(f"/files/{declined.subject_id}", headers=auth("case_management", JINGNING))
+    assert elsewhere.status_code == 404
+
+    response = await client.post(
+        "/notices",
+        json={"jurisdiction": JINYUN, "period": "2023Q1", "issued_on": "2023-04-03"},
+        headers=reader,
+    )
+    assert response.status_code == 201, response.text
+    notice = response.json()
+    assert [c["name"] for c in notice["corrections"]] == [clarified.name, declined.name]
+    [public] = await public_rows(runtime)
+    message = PersonnelNoticeV1.model_validate_json(public["body"])
+    assert [c.corrected_on for c in message.corrections] == [date(2023, 3, 15), date(2023, 3, 20)]
+    report = (
+        await client.get(
+            "/statistics",
+            params={"quarter": "2023Q1", "jurisdiction": JINYUN},
+            headers=auth("auditor", JINYUN),
+        )
+    ).json()
+    assert row(report, JINYUN)["figures"]["treatments_corrected"] == 2
 
 
 # --- roles and jurisdictions --------------------------------------------------------------------------

@@ -1202,6 +1202,53 @@ async def test_a_supplementary_verification_sent_back_by_the_re_review_resumes_t
     assert view["ended"]["exit"] == "discontinued" and "部分属实" in view["ended"]["reason"]
 
 
+async def test_a_wrong_treatment_is_corrected_by_the_department(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-000803"
+    assert await feed.deliver(conclusion(case_id)) == "applied"
+    base = f"/clarifications/{case_id}"
+    body = {
+        "person_subject_id": PERSON.subject_id,
+        "corrected_on": "2023-03-10",
+        "treatment": "诫勉",
+        "organ": "缙云县委组织部",
+        "correction": "撤销诫勉决定",
+    }
+    problem(await client.post(f"{base}/corrections", headers=TRIAL, json=body), 403, "role_forbidden")
+    problem(
+        await client.post(f"{base}/corrections", headers=auth("handling_department", OTHER_J), json=body),
+        404,
+        "not_found",
+    )
+    problem(
+        await client.post(f"{base}/corrections", headers=DEPT, json={**body, "corrected_on": "2023-02-01"}),
+        422,
+        "date_before_previous_step",
+        "corrected_on",
+    )
+    corrected = await ok(await client.post(f"{base}/corrections", headers=DEPT, json=body))
+    assert (corrected["event"], corrected["state"], corrected["organ"]) == (
+        "TreatmentCorrected",
+        "candidate",
+        "缙云县委组织部",
+    )
+    problem(
+        await client.post(f"{base}/corrections", headers=DEPT, json=body),
+        409,
+        "already_recorded",
+        "treatment",
+    )
+    assert await stream_types(runtime, f"clarification-{case_id}") == [
+        "OutcomeNoted",
+        "CandidateAdded",
+        "TreatmentCorrected",
+    ]
+    view = await ok(await client.get(base, headers=AUDITOR))
+    assert [(s["step"], s["treatment"]) for s in view["steps"]] == [("treatment_corrected", "诫勉")]
+
+
 # --- Replay ---------------------------------------------------------------------------------------
 
 

@@ -9,14 +9,15 @@ from datetime import date
 
 import pytest
 
-from services.clarification.commands import Perform, ReReview
+from services.clarification.commands import CorrectTreatment, Decline, Perform, ReReview
 from services.clarification.domain import Clarification, clarifiable_points
-from shared.errors import Conflict
+from shared.errors import Conflict, RuleViolation
 from shared.events.clarification import (
     CandidateAdded,
     ClarificationDiscontinued,
     OutcomeNoted,
     ReReviewRecorded,
+    TreatmentCorrected,
 )
 from shared.events.common import Allegation, Finding
 from shared.events.review import VerificationConcluded
@@ -148,3 +149,54 @@ def test_a_clarified_matter_keeps_its_course() -> None:
     step(c, c.perform(Perform(performed_on=date(2023, 3, 8))))
     [noted] = step(c, c.note_outcome(revised({"A1": "false_accusation", "A2": "untrue"})))
     assert isinstance(noted, OutcomeNoted) and state_of(c) == "performed"
+
+
+# --- 纠正错误处理 (art. 51) ----------------------------------------------------------------------------
+
+
+def correction(treatment: str = "诫勉", on: date = date(2023, 3, 10)) -> CorrectTreatment:
+    return CorrectTreatment(
+        person_subject_id=PERSON.subject_id,
+        corrected_on=on,
+        treatment=treatment,
+        organ="缙云县委组织部",
+        correction="撤销诫勉决定",
+    )
+
+
+def test_a_wrong_treatment_is_corrected_whatever_becomes_of_the_clarification() -> None:
+    c = candidate()
+    step(
+        c,
+        c.decline(
+            Decline(
+                person_subject_id=PERSON.subject_id, declined_on=date(2023, 3, 1), reason="本人不同意澄清"
+            )
+        ),
+    )
+    [corrected] = step(c, c.correct_treatment(correction()))
+    assert isinstance(corrected, TreatmentCorrected)
+    assert (corrected.person, corrected.organ, corrected.treatment) == (PERSON, "缙云县委组织部", "诫勉")
+    assert state_of(c) == "declined"  # the correction changes nothing of the chain
+    with pytest.raises(Conflict) as err:
+        c.correct_treatment(correction())
+    assert (err.value.code, err.value.field) == ("already_recorded", "treatment")
+    [other] = c.correct_treatment(correction("暂缓提拔"))
+    assert isinstance(other, TreatmentCorrected)
+
+
+def test_only_a_treatment_based_on_an_untrue_report_is_corrected_here() -> None:
+    c = Clarification(CASE, J)
+    with pytest.raises(Conflict) as err:
+        c.correct_treatment(correction())
+    assert err.value.code == "not_verified_untrue"
+    step(c, c.note_outcome(revised({"A1": "not_proven", "A2": "not_proven"}, revision=0)))
+    with pytest.raises(Conflict):
+        c.correct_treatment(correction())
+
+
+def test_a_correction_is_not_dated_before_the_conclusion() -> None:
+    c = candidate()
+    with pytest.raises(RuleViolation) as err:
+        c.correct_treatment(correction(on=date(2023, 2, 1)))
+    assert err.value.field == "corrected_on"
