@@ -8,11 +8,14 @@ applying them; the unit of work appends them, evolves the aggregate and projects
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from shared.auth import Principal
 
 
 class Aggregate:
@@ -46,6 +49,11 @@ class Aggregate:
     def evolve(self, event: BaseModel) -> None:
         """Apply one of the stream's events (loaded, or just decided) to the state."""
         raise NotImplementedError
+
+    def visible_to(self, principal: Principal) -> bool:
+        """Whether a caller may act on the stream: when it lies in their jurisdictions (an aggregate
+        whose rules let an organ of another level act on it says so here)."""
+        return principal.sees(self.jurisdiction)
 
     def missing(self) -> NotFound:
         """The error of a command naming a stream that does not exist (or that the caller cannot

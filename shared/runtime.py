@@ -148,7 +148,7 @@ class UnitOfWork:
         """`get`, and 404 when the stream does not exist or lies outside the caller's jurisdictions."""
         await self.get(aggregate)
         principal = self.cause.principal
-        if not aggregate.exists or (principal is not None and not principal.sees(aggregate.jurisdiction)):
+        if not aggregate.exists or (principal is not None and not aggregate.visible_to(principal)):
             raise aggregate.missing()
         return aggregate
 

@@ -29,7 +29,7 @@ from services.clarification.commands import (
     Withdraw,
 )
 from services.clarification.documents import Layout
-from services.clarification.domain import Clarification, State
+from services.clarification.domain import Clarification, State, reaches
 from services.clarification.formats import MEDIA_TYPES, Format, content_disposition
 from services.clarification.formats import render as render_format
 from services.clarification.handlers import answer
@@ -55,6 +55,12 @@ CaseId = Annotated[
 ]
 JurisdictionQuery = Annotated[str, Query(pattern=r"^\d{6}$", description="e.g. 331122")]
 DocId = Annotated[str, Path(max_length=200, description="e.g. 331122-2023-000001-notice"), NoControl]
+
+
+def cadre_level(matter: dict[str, Any]) -> Any:
+    """The cadre-management level of the matter's person, once the clarification started."""
+    person = matter.get("person")
+    return person.get("cadre_level") if person else None
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -212,15 +218,19 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def get_clarification(case_id: CaseId, principal: Reader) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             found = await projections.clarification(conn, case_id)
-        if found is None or not principal.sees(found["jurisdiction"]):
+        if found is None or not reaches(principal, found["jurisdiction"], cadre_level(found)):
             raise NotFound(f"no clarification matter {case_id}", detail_zh=f"没有澄清事项 {case_id}")
         return found
 
     async def issued(case_id: str, doc_id: str, principal: Principal) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
-            jurisdiction = await projections.jurisdiction_of(conn, case_id)
-            found = await projections.document(conn, case_id, doc_id) if jurisdiction else None
-        if found is None or jurisdiction is None or not principal.sees(jurisdiction):
+            matter = await projections.clarification(conn, case_id)
+            found = await projections.document(conn, case_id, doc_id) if matter else None
+        if (
+            found is None
+            or matter is None
+            or not reaches(principal, matter["jurisdiction"], cadre_level(matter))
+        ):
             raise NotFound(f"no document {doc_id} in {case_id}", detail_zh=f"{case_id} 中没有文书 {doc_id}")
         return found
 

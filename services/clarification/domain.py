@@ -360,6 +360,15 @@ def required_level(cadre_level: CadreLevel, matter_jurisdiction: str) -> str:
     return CITY if cadre_level == "city" else matter_jurisdiction
 
 
+def reaches(principal: Principal, jurisdiction: str, cadre_level: CadreLevel | None) -> bool:
+    """Whether a caller may see and act on a matter: in their jurisdictions, or — the head of the
+    city, who approves the clarification of a city-managed cadre (市管干部) of any county — a matter
+    whose person is a city-managed cadre."""
+    if principal.sees(jurisdiction):
+        return True
+    return principal.role == "head" and CITY in principal.jurisdictions and cadre_level == "city"
+
+
 def approval_level(
     cadre_level: CadreLevel, matter_jurisdiction: str, approver_jurisdictions: Sequence[str]
 ) -> str:
@@ -553,6 +562,10 @@ class Clarification(Aggregate):
             case TreatmentCorrected():
                 self.corrections.append(event)
         self.state = next_state(self.state, event)
+
+    def visible_to(self, principal: Principal) -> bool:
+        level = self.started.person.cadre_level if self.started is not None else None
+        return reaches(principal, self.jurisdiction, level)
 
     def pending_applications(self) -> list[str]:
         if self.candidate is not None:

@@ -413,13 +413,6 @@ async def document(conn: Conn, case_id: str, doc_id: str) -> dict[str, Any] | No
     return dict(row) if row else None
 
 
-async def jurisdiction_of(conn: Conn, case_id: str) -> str | None:
-    value: str | None = await conn.fetchval(
-        "SELECT jurisdiction FROM clarifications WHERE case_id = $1", case_id
-    )
-    return value
-
-
 async def overdue(conn: Conn, jurisdiction: str, as_of: date) -> list[dict[str, Any]]:
     """Approved, not yet clarified, and past the 5 working days after approval."""
     rows = await conn.fetch(

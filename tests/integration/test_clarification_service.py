@@ -718,6 +718,37 @@ async def test_approval_follows_cadre_management_authority(
     )
     assert (approved["level"], approved["approver"]) == ("331100", "head-331100-331122")
 
+    # The city's head holds the city's jurisdiction only (as the seeded directory users do): a
+    # city-managed cadre of a county is still theirs to read and approve; a county-managed one is not.
+    city_only = auth("head", "331100", user="head-331100")
+    county_case, city_case = f"{J}-2023-000811", f"{J}-2023-000812"
+    await Feed(runtime).deliver(conclusion(county_case))
+    await Feed(runtime).deliver(conclusion(city_case, subjects=(CITY_CADRE,)))
+    await to_re_reviewed(client, county_case)
+    await to_re_reviewed(client, city_case, CITY_CADRE)
+    for path in ("", f"/documents/{county_case}-approval_form"):
+        problem(await client.get(f"/clarifications/{county_case}{path}", headers=city_only), 404, "not_found")
+    problem(
+        await client.post(
+            f"/clarifications/{county_case}/approve", headers=city_only, json={"approved_on": "2023-03-06"}
+        ),
+        404,
+        "not_found",
+    )
+    form = await client.get(
+        f"/clarifications/{city_case}/documents/{city_case}-approval_form", headers=city_only
+    )
+    assert form.status_code == 200 and CITY_CADRE.name in form.text
+    approved = await ok(
+        await client.post(
+            f"/clarifications/{city_case}/approve", headers=city_only, json={"approved_on": "2023-03-06"}
+        )
+    )
+    assert (approved["level"], approved["approver"]) == ("331100", "head-331100")
+    assert (await ok(await client.get(f"/clarifications/{city_case}", headers=city_only)))[
+        "state"
+    ] == "approved"
+
 
 # --- Rounds and the overdue list -----------------------------------------------------------------
 
