@@ -52,8 +52,9 @@ class IssuedToken(BaseModel):
 def _failed() -> Unauthorized:
     # One answer for a wrong password, an unknown and a disabled user: no hint which.
     return Unauthorized(
-        "the user id and password do not match an enabled user",
-        detail_zh="用户名或密码不正确，或该用户已停用",
+        "the user id and password do not match an enabled user (or the user is locked for a while"
+        " after repeated failed logins)",
+        detail_zh="用户名或密码不正确，或该用户已停用、因多次登录失败暂时锁定",
         code="login_failed",
         headers={"WWW-Authenticate": 'Bearer realm="zhengming"'},
     )

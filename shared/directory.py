@@ -41,6 +41,8 @@ class DirectorySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZM_DIRECTORY_")
 
     schema_name: str = "directory"
+    login_max_failures: int = Field(default=5, ge=1, description="failed logins in a row that lock a user")
+    login_lock_minutes: int = Field(default=15, ge=1, description="how long a locked user cannot log in")
 
 
 class Officer(BaseModel):
@@ -193,8 +195,8 @@ class Directory:
         """Disable (or enable again) a user: a disabled user cannot log in; the tokens issued
         before keep their short validity (`ZM_AUTH_TOKEN_TTL_HOURS`)."""
         row = await conn.fetchrow(
-            f"UPDATE {self._users} SET enabled = $2, updated_at = now()"
-            f" WHERE user_id = $1 RETURNING {_COLUMNS}",
+            f"UPDATE {self._users} SET enabled = $2, failed_logins = 0, locked_until = NULL,"
+            f" updated_at = now() WHERE user_id = $1 RETURNING {_COLUMNS}",
             user_id,
             enabled,
         )
@@ -244,16 +246,40 @@ class Directory:
             raise _unknown(user_id)
 
     async def authenticate(self, conn: Conn, user_id: str, password: str) -> Officer | None:
-        """The enabled user whose password this is; None for a wrong password, an unknown or a
-        disabled user alike (the caller must not learn which). A hash made with weaker
-        parameters is replaced on the way."""
+        """The enabled user whose password this is; None for a wrong password, an unknown, a
+        disabled or a locked user alike (the caller must not learn which). `login_max_failures`
+        wrong passwords in a row lock the user for `login_lock_minutes`: even the right password
+        is refused meanwhile. A hash made with weaker parameters is replaced on the way."""
         row = await conn.fetchrow(
-            f"SELECT {_COLUMNS}, password_hash FROM {self._users} WHERE user_id = $1", user_id
+            f"SELECT {_COLUMNS}, password_hash, coalesce(locked_until > now(), false) AS locked"
+            f" FROM {self._users} WHERE user_id = $1",
+            user_id,
         )
         stored = row["password_hash"] if row is not None else _decoy_hash()
         good = len(password) <= MAX_PASSWORD and await asyncio.to_thread(password_matches, stored, password)
-        if row is None or not good or not row["enabled"]:
+        if row is None or row["locked"]:
             return None
+        if not good:
+            settings = DirectorySettings()
+            # The count and the lock in one statement (the SET clauses read the row as it was).
+            await conn.execute(
+                f"UPDATE {self._users} SET"
+                " failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,"
+                " locked_until = CASE WHEN failed_logins + 1 >= $2"
+                " THEN now() + make_interval(mins => $3) ELSE locked_until END"
+                " WHERE user_id = $1",
+                user_id,
+                settings.login_max_failures,
+                settings.login_lock_minutes,
+            )
+            return None
+        if not row["enabled"]:
+            return None
+        await conn.execute(
+            f"UPDATE {self._users} SET failed_logins = 0, locked_until = NULL"
+            " WHERE user_id = $1 AND (failed_logins > 0 OR locked_until IS NOT NULL)",
+            user_id,
+        )
         if needs_rehash(stored):
             await conn.execute(
                 f"UPDATE {self._users} SET password_hash = $2 WHERE user_id = $1",

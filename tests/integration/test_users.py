@@ -238,6 +238,37 @@ async def test_a_failed_login_is_one_401_whatever_failed(
     assert nul.status_code == 422 and nul.json()["field"] == "body.user_id"
 
 
+async def test_repeated_failed_logins_lock_the_user_for_a_while(
+    apps: dict[str, ServiceApp], conn: asyncpg.Connection, directory: Directory
+) -> None:
+    """Five wrong passwords in a row lock the user: the right one is refused too (the same 401, so
+    nobody learns the user exists), until the lock runs out or the user is enabled again."""
+    user_id, other = unique("qian"), unique("sun")
+    await directory.add(conn, officer(user_id), PASSWORD)
+    await directory.add(conn, officer(other), PASSWORD)
+    client = apps["intake"].client
+    for _ in range(4):
+        assert (await login(client, user_id, "wrong-password-1")).status_code == 401
+    assert (await login(client, user_id, PASSWORD)).status_code == 200  # four failures: no lock
+    for _ in range(5):
+        assert (await login(client, user_id, "wrong-password-2")).status_code == 401
+    locked = await login(client, user_id, PASSWORD)
+    assert locked.status_code == 401 and locked.json()["code"] == "login_failed"
+    assert (await login(client, other, PASSWORD)).status_code == 200  # one user's lock only
+    # The lock runs out...
+    await conn.execute(
+        f"UPDATE {directory.schema}.users SET locked_until = now() - interval '1 second' WHERE user_id = $1",
+        user_id,
+    )
+    assert (await login(client, user_id, PASSWORD)).status_code == 200
+    # ... or an administrator enables the user again.
+    for _ in range(5):
+        await login(client, user_id, "wrong-password-3")
+    assert (await login(client, user_id, PASSWORD)).status_code == 401
+    await directory.set_enabled(conn, user_id, True)
+    assert (await login(client, user_id, PASSWORD)).status_code == 200
+
+
 async def test_a_script_token_still_works(apps: dict[str, ServiceApp]) -> None:
     answer = await apps["intake"].client.post(
         "/reports", json=report_body(), headers=bearer("letters_office", COUNTY, user="script")
