@@ -207,11 +207,13 @@ class CaseDriver:
         *,
         on: date,
         verification_complete: bool = True,
+        conclusion_clear: bool = True,
         expected_effect: str = EXPECTED_EFFECT,
         offices: Sequence[str] = QUALITY_GROUP,
     ) -> Any:
         """复核: each office's member signs in turn (a failed check sends the matter back at the first
-        signature). Returns the last answer."""
+        signature; an incomplete verification sends it back for a supplementary verification, which
+        review must conclude before the next re-review). Returns the last answer."""
         answer: Any = None
         for office in offices:
             answer = await self.sign_re_review(
@@ -220,6 +222,7 @@ class CaseDriver:
                 office=office,
                 on=on,
                 verification_complete=verification_complete,
+                conclusion_clear=conclusion_clear,
                 expected_effect=expected_effect,
             )
             if answer.get("event") == "ReReviewRecorded":
@@ -249,6 +252,52 @@ class CaseDriver:
             "note": note,
         }
         return await self._clarify("re-review", jurisdiction, case_id, "re-review", body, role=office)
+
+    async def request_consent(self, jurisdiction: str, case_id: str, subject_id: str, on: date) -> Any:
+        """拟澄清告知书: the person is asked for consent before the start."""
+        body = {"person_subject_id": subject_id, "requested_on": iso(on)}
+        return await self._clarify("consent-request", jurisdiction, case_id, "consent-request", body)
+
+    async def decline(self, jurisdiction: str, case_id: str, subject_id: str, on: date, reason: str) -> Any:
+        """本人不同意澄清 (before the start): the matter leaves the pool."""
+        body = {"person_subject_id": subject_id, "declined_on": iso(on), "reason": reason}
+        return await self._clarify("decline", jurisdiction, case_id, "decline", body)
+
+    async def withdraw(self, jurisdiction: str, case_id: str, on: date, reason: str) -> Any:
+        """本人撤回 (after the start, before the clarification)."""
+        body = {"withdrawn_on": iso(on), "reason": reason}
+        return await self._clarify("withdraw", jurisdiction, case_id, "withdraw", body)
+
+    async def refuse_approval(self, approver: str, case_id: str, on: date, reason: str) -> Any:
+        """主要负责人不予批准, by the head of `approver`."""
+        body = {"refused_on": iso(on), "reason": reason}
+        return await self._clarify("refuse-approval", approver, case_id, "refuse-approval", body, role="head")
+
+    async def send_back_approval(self, approver: str, case_id: str, on: date, reason: str) -> Any:
+        """主要负责人退回 for a new re-review, by the head of `approver`."""
+        body = {"sent_back_on": iso(on), "reason": reason}
+        return await self._clarify("send-back", approver, case_id, "send-back", body, role="head")
+
+    async def correct_treatment(
+        self,
+        jurisdiction: str,
+        case_id: str,
+        subject_id: str,
+        *,
+        on: date,
+        treatment: str,
+        organ: str,
+        correction: str,
+    ) -> Any:
+        """纠正错误处理 (art. 51), with the organ that corrected it."""
+        body = {
+            "person_subject_id": subject_id,
+            "corrected_on": iso(on),
+            "treatment": treatment,
+            "organ": organ,
+            "correction": correction,
+        }
+        return await self._clarify("corrections", jurisdiction, case_id, "corrections", body)
 
     async def approve(self, approver: str, case_id: str, on: date) -> Any:
         """Approved by the head of `approver` (the city's for a city-managed cadre)."""
@@ -441,7 +490,7 @@ class Driver:
                 j,
                 case_id,
                 on=review_day,
-                verification_complete=False,
+                conclusion_clear=False,
                 expected_effect="澄清后可消除不良影响",
             )
             review_day += timedelta(days=1)

@@ -45,6 +45,7 @@ class Result:
     trail_ok: bool
     facts: Facts
     notice: str = ""
+    exits: Any = None  # zhengming.demo.exits.ExitsOutcome, once the exits phase ran
 
 
 class PhaseFailed(Exception):

@@ -12,6 +12,7 @@ from shared import settings
 from shared.envelope import CITY, JURISDICTIONS
 from shared.settings import PROJECT_ROOT, SERVICES
 from zhengming.demo.calls import CONCURRENCY
+from zhengming.demo.exits import CASES, EXIT_QUARTER, ExitsOutcome
 from zhengming.demo.facts import Result
 from zhengming.demo.runner import PHASES
 from zhengming.demo.stack import DOCUMENTS, with_env, zhengming_command
@@ -93,6 +94,39 @@ def quarterly_table(statistics: dict[str, Any]) -> Table:
     return table
 
 
+EXIT_COLUMNS = (
+    ("candidates", "入库"),
+    ("waiting_in_pool", "待澄清"),
+    ("refused", "不予澄清"),
+    ("declined", "本人不同意或撤回"),
+    ("returned_by_head", "主要负责人退回"),
+    ("discontinued", "终止澄清"),
+    ("treatments_corrected", "纠正错误处理"),
+    ("clarifications", "澄清"),
+)
+
+
+def exits_tables(outcome: ExitsOutcome) -> tuple[Table, Table]:
+    """The exits' quarter (GET /statistics) and each exit matter's end, with who acted."""
+    figures = outcome.statistics["rows"][0]["figures"]
+    quarter = Table(
+        title=f"缙云县 {EXIT_QUARTER}: the chain's exits and loops, taken by named users (GET /statistics)"
+    )
+    for english, chinese in EXIT_COLUMNS:
+        quarter.add_column(f"{english}\n{chinese}", justify="right")
+    quarter.add_row(*(str(figures[k]) for k, _ in EXIT_COLUMNS))
+    matters = Table(
+        title="the exit matters (each command by the logged-in officer whose name the events carry)"
+    )
+    for column in ("exit", "matter", "state"):
+        matters.add_column(column)
+    for c in CASES:
+        matters.add_row(c.title, outcome.case_ids.get(c.key, "-"), outcome.states.get(c.key, "-"))
+    names = "、".join(f"{name}（{user_id}）" for user_id, name in sorted(outcome.officers.items()))
+    matters.caption = f"logged in: {names}"
+    return quarter, matters
+
+
 def timings_table(timings: dict[str, float]) -> Table:
     table = Table(title="phases")
     table.add_column("phase")
@@ -107,6 +141,9 @@ def timings_table(timings: dict[str, float]) -> Table:
 
 def render(out: Console, scenario: Scenario, result: Result) -> None:
     out.print(quarterly_table(result.statistics))
+    if result.exits is not None:
+        for table in exits_tables(result.exits):
+            out.print(table)
     f, t = result.facts, scenario.targets
     total = result.statistics["total"]
     figures = total["figures"]

@@ -16,8 +16,9 @@ from rich.table import Table
 
 from shared import settings
 from shared.envelope import CITY, JURISDICTIONS
-from zhengming.client import ApiError, Client
+from zhengming.client import ApiError, Client, Users
 from zhengming.demo.calls import As, Calls, iso_day, problem_code, until
+from zhengming.demo.exits import ExitsOutcome, run_exits
 from zhengming.demo.facts import Result
 from zhengming.demo.stack import DOCUMENTS
 from zhengming.driver import CaseDriver
@@ -31,6 +32,7 @@ PHASES = (
     "clarification chain",
     "rounds",
     "archive",
+    "exits",
     "report",
 )
 ALL_JURISDICTIONS = "+".join(JURISDICTIONS)
@@ -59,7 +61,24 @@ class Runner(Calls):
             ("archive", self.archive),
         ):
             await self.timed(phase, step())
-        return await self.timed("report", self.report())
+        exits = await self.timed("exits", self.exits())
+        result = await self.timed("report", self.report())
+        result.exits = exits
+        return result
+
+    async def exits(self) -> ExitsOutcome:
+        """Every exit and loop of the chain, once, by the named users who take it (2023Q2)."""
+        self.begin("exits", 1)
+
+        def client(users: Users) -> Client:
+            return Client(self.c.services, users)
+
+        def calls(client: Client) -> Calls:
+            return Calls(client, self.progress, self.tasks)
+
+        outcome = await run_exits(client, calls)
+        self.progress.advance(self.tasks["exits"])
+        return outcome
 
     # -- reports (接收, 登记, 受理, 移送承办; 重复件; 上级转办; 其他机关移送)
 
@@ -345,7 +364,9 @@ class Runner(Calls):
             self.facts.refusals += 1
             return
         for review in plan.reviews:
-            checked = await self.case.re_review(j, case_id, on=review.on, verification_complete=review.passed)
+            # A failed re-review here finds the conclusion unclear: it passes when re-reviewed (one
+            # that finds the verification incomplete waits for a supplementary one: the exits phase).
+            checked = await self.case.re_review(j, case_id, on=review.on, conclusion_clear=review.passed)
             if checked["passed"] != review.passed:
                 raise RuntimeError(f"{c.key}: re-review answered passed={checked['passed']}")
             if not review.passed:
