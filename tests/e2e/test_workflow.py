@@ -726,6 +726,27 @@ async def test_every_exit_of_the_chain_by_the_users_who_take_it(client: Client, 
     }
     assert (await post(cid, "decline", "case_trial", decline)).status_code == 403
     assert (await post(cid, "decline", "handling_department", decline)).json()["state"] == "declined"
+    # 纠正错误处理: the person had been passed over on the strength of the report; corrected, and the
+    # archive keeps it in the person's file although they were never clarified.
+    correction = {
+        "person_subject_id": subject_id,
+        "corrected_on": day(7, 6).isoformat(),
+        "treatment": "因被举报暂缓提拔",
+        "organ": "中共缙云县委组织部",
+        "correction": "恢复提拔考察程序",
+    }
+    assert (await post(cid, "corrections", "case_trial", correction)).status_code == 403
+    corrected = (await post(cid, "corrections", "handling_department", correction)).json()
+    assert (corrected["event"], corrected["state"]) == ("TreatmentCorrected", "declined")
+
+    async def in_the_file() -> Any:
+        found = await client.get_if("archive", f"/files/{subject_id}", role="case_management", jurisdiction=J)
+        return found if found and found["corrections"] else None
+
+    kept = await client.eventually("the correction in the person's file", in_the_file)
+    assert [(c["treatment"], c["organ"]) for c in kept["corrections"]] == [
+        ("因被举报暂缓提拔", "中共缙云县委组织部")
+    ]
 
     p, cid, _ = cases["withdrawn"]
     assert await driver.clarify_until_approved(p, cid, day(7, 3)) == "approved"
@@ -786,6 +807,10 @@ async def test_every_exit_of_the_chain_by_the_users_who_take_it(client: Client, 
             params={"quarter": quarter(3), "jurisdiction": J},
         )
         figures = stats["rows"][0]["figures"]
-        return bool(figures["declined"] >= 2 and figures["returned_by_head"] >= 2)
+        return bool(
+            figures["declined"] >= 2
+            and figures["returned_by_head"] >= 2
+            and figures["treatments_corrected"] >= 1
+        )
 
     await client.eventually("the exits in the statistics", counted)
