@@ -248,14 +248,20 @@ def mentions_reporter(text: str, reporter: ReporterIdentity | None) -> bool:
     return any(needle and needle in haystack for needle in map(_compact, needles))
 
 
-def check_no_reporter_identity(reporter: ReporterIdentity | None, **texts: str) -> None:
-    """保护检举控告人: a text that leaves intake (in an event, to another role) never names the
-    reporter; the message says which field, never what was found."""
+def mentions_any_reporter(text: str, reporters: Sequence[ReporterIdentity]) -> bool:
+    """Does `text` name any of the reporters of a matter (its own and those of the repeats merged
+    into it: each reported the same matter and each is protected alike)?"""
+    return any(mentions_reporter(text, reporter) for reporter in reporters)
+
+
+def check_no_reporter_identity(reporters: Sequence[ReporterIdentity], **texts: str) -> None:
+    """保护检举控告人: a text that leaves intake (in an event, to another role) never names a
+    reporter of the matter; the message says which field, never what was found."""
     for name, text in texts.items():
-        if mentions_reporter(text, reporter):
+        if mentions_any_reporter(text, reporters):
             raise RuleViolation(
-                f"{name} contains the reporter's identity (name, contact or ID number); "
-                "the reporter must not be named",
+                f"{name} contains a reporter's identity (name, contact or ID number); "
+                "no reporter may be named",
                 detail_zh=f"{name} 含有检举控告人的身份信息（姓名、联系方式或身份证号码），"
                 "不得写明检举控告人",
                 field=name,
@@ -616,17 +622,17 @@ class Report(Aggregate):
             self.objections[payload.objection_id].fed_back = payload
 
     def lodge_objection(
-        self, command: LodgeObjection, reporter: ReporterIdentity | None
+        self, command: LodgeObjection, reporters: Sequence[ReporterIdentity]
     ) -> list[ObjectionLodged]:
         """异议: recorded for a real-name report handed to the handling department, with what is
-        new; `reporter` is the report's opened identity, which the texts must not contain (they
-        travel to the handling department and beyond)."""
+        new; `reporters` are the matter's opened identities, which the texts must not contain
+        (they travel to the handling department and beyond)."""
         check_objection_allowed(self)
         check_text_given(command.grounds, "grounds", Term("the grounds", "异议理由"))
         check_text_given(
             command.new_evidence, "new_evidence", Term("the new facts or evidence", "新的事实或证据")
         )
-        check_no_reporter_identity(reporter, grounds=command.grounds, new_evidence=command.new_evidence)
+        check_no_reporter_identity(reporters, grounds=command.grounds, new_evidence=command.new_evidence)
         not_before(command.lodged_on, self.handed_on, field="lodged_on", step=HANDOVER)
         return [
             ObjectionLodged(
@@ -653,7 +659,7 @@ class Report(Aggregate):
         ]
 
     def feed_back_objection(
-        self, command: FeedBackObjection, objection_id: str, reporter: ReporterIdentity | None
+        self, command: FeedBackObjection, objection_id: str, reporters: Sequence[ReporterIdentity]
     ) -> list[ObjectionFedBack]:
         """反馈: the result of the re-examination told to the reporter, once, not before it; the
         note travels like every event, so it must not name the reporter either."""
@@ -680,7 +686,7 @@ class Report(Aggregate):
                 field="objection_id",
                 code="already_recorded",
             )
-        check_no_reporter_identity(reporter, note=command.note)
+        check_no_reporter_identity(reporters, note=command.note)
         not_before(command.fed_back_on, objection.answered.examined_on, field="fed_back_on", step=EXAMINATION)
         return [
             ObjectionFedBack(objection_id=objection_id, fed_back_on=command.fed_back_on, note=command.note)

@@ -4,7 +4,9 @@ numbers, read-model facts, the cipher. A plain command is a decision of the doma
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
+from functools import partial
 from typing import Any
 
 from services.intake import projections
@@ -20,7 +22,7 @@ from services.intake.commands import (
     ReporterIdentity,
     SendDown,
 )
-from services.intake.domain import REPORTER_FIELD, Application, Report, mentions_reporter
+from services.intake.domain import REPORTER_FIELD, Application, Report, mentions_any_reporter
 from services.intake.inbound import InboundMessageError, InboundReportV1, load_private_key, open_sealed
 from shared.auth import Principal
 from shared.consumer import DeadLetter
@@ -31,7 +33,7 @@ from shared.errors import Conflict, KeyErased, NotFound
 from shared.events.review import ObjectionExamined, VerificationConcluded
 from shared.identity import deployment_id_number_key
 from shared.logging import get_logger
-from shared.runtime import Runtime, UnitOfWork, decision
+from shared.runtime import Runtime, UnitOfWork, decision, evolved
 
 log = get_logger(__name__)
 
@@ -147,11 +149,29 @@ async def opened_reporter(conn: Conn, cipher: FieldCipher, report: Report) -> Re
         return None
 
 
+async def matter_reporters(
+    conn: Conn, cipher: FieldCipher, report: Report, read: Callable[[Report], Awaitable[Report]]
+) -> list[ReporterIdentity]:
+    """Every reporter of the report's matter in clear: its own and those of the repeats merged
+    into it (`read` brings a repeat to its state)."""
+    reports = [report] + [await read(Report(r)) for r in await projections.repeats_of(conn, report.report_id)]
+    return [reporter for r in reports if (reporter := await opened_reporter(conn, cipher, r)) is not None]
+
+
+def _reader(uow: UnitOfWork) -> Callable[[Report], Awaitable[Report]]:
+    """Reads a report in the unit of work without taking its case's lock (it is only read)."""
+
+    async def read(report: Report) -> Report:
+        return evolved(report, await uow.load(report.stream_id))
+
+    return read
+
+
 async def lodge_objection(uow: UnitOfWork, command: LodgeObjection, *, report_id: str) -> Report:
     """异议: the letters office records the reporter's objection with what is new."""
     report = await uow.get_visible(Report(report_id))
-    reporter = await opened_reporter(uow.conn, uow.cipher, report)
-    await uow.save(report, report.lodge_objection(command, reporter))
+    reporters = await matter_reporters(uow.conn, uow.cipher, report, _reader(uow))
+    await uow.save(report, report.lodge_objection(command, reporters))
     return report
 
 
@@ -160,22 +180,24 @@ async def feed_back_objection(
 ) -> Report:
     """反馈: the letters office told the reporter the result of the re-examination."""
     report = await uow.get_visible(Report(report_id))
-    reporter = await opened_reporter(uow.conn, uow.cipher, report)
-    await uow.save(report, report.feed_back_objection(command, objection_id, reporter))
+    reporters = await matter_reporters(uow.conn, uow.cipher, report, _reader(uow))
+    await uow.save(report, report.feed_back_objection(command, objection_id, reporters))
     return report
 
 
 async def check_identity(
     runtime: Runtime, principal: Principal, report_id: str, check: IdentityCheck
 ) -> bool:
-    """Does the text contain the report's reporter's name, contact or ID number? Asked by the
-    handling department and the case-trial office before a text of theirs leaves them (a
-    clarification's wording); each question is logged with who asked, never with the text."""
+    """Does the text contain the name, contact or ID number of a reporter of the matter (its own,
+    or of a repeat merged into it)? Asked by the handling department and the case-trial office
+    before a text of theirs leaves them (a clarification's wording); each question is logged
+    with who asked, never with the text."""
     async with runtime.pool.acquire() as conn:
         report = await runtime.read(conn, Report(report_id))
         if not report.exists or not principal.sees(report.jurisdiction):
             raise report.missing()
-        contains = mentions_reporter(check.text, await opened_reporter(conn, runtime.cipher, report))
+        reporters = await matter_reporters(conn, runtime.cipher, report, partial(runtime.read, conn))
+        contains = mentions_any_reporter(check.text, reporters)
     log.info(
         "reporter.identity_checked",
         report_id=report_id,

@@ -226,3 +226,23 @@ async def test_the_identity_check_answers_yes_or_no_to_the_department_and_case_t
         check, json={"text": "郑实名"}, headers=auth("handling_department", OTHER_COUNTY)
     )
     assert other.status_code == 404
+
+
+async def test_the_reporters_of_the_repeats_merged_into_the_matter_are_protected_alike(
+    client: httpx.AsyncClient,
+) -> None:
+    matter = await handed_over(client)
+    second = {"name": "钱重复", "contact": "0578-3123456"}
+    repeat = await register(client, reporter=second)
+    await post(client, f"/reports/{repeat}/log", {"logged_on": "2023-01-17"})
+    await post(client, f"/reports/{repeat}/merge", {"merged_on": "2023-01-18", "repeats_matter_id": matter})
+    named = await client.post(
+        f"/reports/{matter}/objections", json={**OBJECTION, "grounds": "钱重复也反映过"}, headers=OFFICE
+    )
+    assert problem(named) == (422, "reporter_identity_in_text", "grounds")
+    assert "钱重复" not in named.text
+    for text, contains in [("另据 0578 3123456 反映", True), ("郑实名", True), ("李某", False)]:
+        answer = await client.post(
+            f"/reports/{matter}/identity-check", json={"text": text}, headers=auth("case_trial")
+        )
+        assert answer.json() == {"contains": contains}, text

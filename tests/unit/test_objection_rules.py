@@ -10,7 +10,13 @@ from pydantic import BaseModel
 
 from services.archive.domain import QuarterFacts, figures
 from services.intake.commands import FeedBackObjection, LodgeObjection, ReporterIdentity
-from services.intake.domain import Report, check_no_reporter_identity, mentions_reporter, objection_id
+from services.intake.domain import (
+    Report,
+    check_no_reporter_identity,
+    mentions_any_reporter,
+    mentions_reporter,
+    objection_id,
+)
 from services.review.commands import ExamineObjection
 from services.review.domain import Verification
 from shared.crypto import SealedField
@@ -128,9 +134,16 @@ def test_a_report_without_identity_has_nothing_a_text_could_contain() -> None:
     assert not mentions_reporter("郑实名 13812345678", None)
 
 
+def test_a_text_naming_any_reporter_of_the_matter_names_a_reporter() -> None:
+    repeat = ReporterIdentity(name="钱重复", contact="0578-3123456")
+    assert mentions_any_reporter("另据05783123456反映", [REPORTER, repeat])
+    assert not mentions_any_reporter("另据反映", [REPORTER, repeat])
+    assert not mentions_any_reporter("郑实名", [])
+
+
 def test_the_refusal_names_the_field_and_never_the_identity() -> None:
     with pytest.raises(RuleViolation) as exc:
-        check_no_reporter_identity(REPORTER, grounds="理由", new_evidence="郑实名提供的录音")
+        check_no_reporter_identity([REPORTER], grounds="理由", new_evidence="郑实名提供的录音")
     assert problem(exc) == (422, "reporter_identity_in_text", "new_evidence")
     assert "郑实名" not in str(exc.value.detail) + str(exc.value.detail_zh)
 
@@ -139,41 +152,41 @@ def test_the_refusal_names_the_field_and_never_the_identity() -> None:
 
 
 def test_an_objection_of_a_handed_over_real_name_report_is_lodged_without_the_reporter() -> None:
-    [event] = report(*HANDED_OVER).lodge_objection(LODGE, REPORTER)
+    [event] = report(*HANDED_OVER).lodge_objection(LODGE, [REPORTER])
     assert event == lodged()
     assert event.objection_id == f"{RID}-OB1"
     assert "reporter" not in event.model_dump_json()
 
 
 def test_a_second_objection_gets_the_next_number() -> None:
-    [event] = report(*HANDED_OVER, lodged()).lodge_objection(LODGE, REPORTER)
+    [event] = report(*HANDED_OVER, lodged()).lodge_objection(LODGE, [REPORTER])
     assert event.objection_id == f"{RID}-OB2"
 
 
 def test_an_anonymous_report_has_nobody_to_object() -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(*HANDED_OVER, real_name=False).lodge_objection(LODGE, None)
+        report(*HANDED_OVER, real_name=False).lodge_objection(LODGE, [])
     assert problem(exc) == (422, "objection_needs_real_name", "real_name")
 
 
 @pytest.mark.parametrize("steps", [0, 1, 2])
 def test_an_objection_needs_the_report_handed_over(steps: int) -> None:
     with pytest.raises(Conflict) as exc:
-        report(*HANDED_OVER[:steps]).lodge_objection(LODGE, REPORTER)
+        report(*HANDED_OVER[:steps]).lodge_objection(LODGE, [REPORTER])
     assert problem(exc) == (409, "wrong_state", "state")
 
 
 def test_an_erased_reporter_cannot_be_told_the_result() -> None:
     erased = ReporterErased(reporter_subject_id=SEALED.subject_id, erased_on=date(2023, 3, 1))
     with pytest.raises(Conflict) as exc:
-        report(*HANDED_OVER, erased).lodge_objection(LODGE, None)
+        report(*HANDED_OVER, erased).lodge_objection(LODGE, [])
     assert problem(exc) == (409, "reporter_erased", "reporter")
 
 
 @pytest.mark.parametrize("name", ["grounds", "new_evidence"])
 def test_grounds_and_what_is_new_are_required(name: str) -> None:
     with pytest.raises(RuleViolation) as exc:
-        report(*HANDED_OVER).lodge_objection(LODGE.model_copy(update={name: "  \n "}), REPORTER)
+        report(*HANDED_OVER).lodge_objection(LODGE.model_copy(update={name: "  \n "}), [REPORTER])
     assert problem(exc) == (422, "text_required", name)
 
 
@@ -181,14 +194,14 @@ def test_grounds_and_what_is_new_are_required(name: str) -> None:
 def test_an_objection_naming_its_reporter_is_refused(name: str) -> None:
     command = LODGE.model_copy(update={name: "检举人郑实名（13812345678）认为"})
     with pytest.raises(RuleViolation) as exc:
-        report(*HANDED_OVER).lodge_objection(command, REPORTER)
+        report(*HANDED_OVER).lodge_objection(command, [REPORTER])
     assert problem(exc) == (422, "reporter_identity_in_text", name)
 
 
 def test_an_objection_is_not_dated_before_the_handover() -> None:
     with pytest.raises(RuleViolation) as exc:
         report(*HANDED_OVER).lodge_objection(
-            LODGE.model_copy(update={"lodged_on": date(2023, 1, 19)}), REPORTER
+            LODGE.model_copy(update={"lodged_on": date(2023, 1, 19)}), [REPORTER]
         )
     assert problem(exc) == (422, "date_before_previous_step", "lodged_on")
 
@@ -299,39 +312,39 @@ def test_each_objection_shows_where_it_stands() -> None:
 
 def test_the_result_is_fed_back_once_after_the_examination() -> None:
     r = report(*HANDED_OVER, lodged(), ANSWERED)
-    [event] = r.feed_back_objection(FEEDBACK, objection_id(RID, 1), REPORTER)
+    [event] = r.feed_back_objection(FEEDBACK, objection_id(RID, 1), [REPORTER])
     assert event == ObjectionFedBack(
         objection_id=objection_id(RID, 1), fed_back_on=date(2023, 3, 22), note="已书面告知复查结果"
     )
     r.evolve(event)
     with pytest.raises(Conflict) as exc:
-        r.feed_back_objection(FEEDBACK, objection_id(RID, 1), REPORTER)
+        r.feed_back_objection(FEEDBACK, objection_id(RID, 1), [REPORTER])
     assert problem(exc) == (409, "already_recorded", "objection_id")
 
 
 def test_no_feedback_before_the_examination() -> None:
     with pytest.raises(Conflict) as exc:
-        report(*HANDED_OVER, lodged()).feed_back_objection(FEEDBACK, objection_id(RID, 1), REPORTER)
+        report(*HANDED_OVER, lodged()).feed_back_objection(FEEDBACK, objection_id(RID, 1), [REPORTER])
     assert problem(exc) == (409, "objection_not_examined", "objection_id")
 
 
 def test_feedback_of_an_unknown_objection_is_not_found() -> None:
     with pytest.raises(NotFound) as exc:
-        report(*HANDED_OVER).feed_back_objection(FEEDBACK, objection_id(RID, 1), REPORTER)
+        report(*HANDED_OVER).feed_back_objection(FEEDBACK, objection_id(RID, 1), [REPORTER])
     assert problem(exc) == (404, "objection_not_found", "objection_id")
 
 
 def test_feedback_is_not_dated_before_the_examination() -> None:
     early = FEEDBACK.model_copy(update={"fed_back_on": date(2023, 3, 19)})
     with pytest.raises(RuleViolation) as exc:
-        report(*HANDED_OVER, lodged(), ANSWERED).feed_back_objection(early, objection_id(RID, 1), REPORTER)
+        report(*HANDED_OVER, lodged(), ANSWERED).feed_back_objection(early, objection_id(RID, 1), [REPORTER])
     assert problem(exc) == (422, "date_before_previous_step", "fed_back_on")
 
 
 def test_the_feedback_note_does_not_name_the_reporter() -> None:
     named = FEEDBACK.model_copy(update={"note": "已电话告知郑实名"})
     with pytest.raises(RuleViolation) as exc:
-        report(*HANDED_OVER, lodged(), ANSWERED).feed_back_objection(named, objection_id(RID, 1), REPORTER)
+        report(*HANDED_OVER, lodged(), ANSWERED).feed_back_objection(named, objection_id(RID, 1), [REPORTER])
     assert problem(exc) == (422, "reporter_identity_in_text", "note")
 
 
