@@ -194,7 +194,7 @@ async def check_identity(
     with who asked, never with the text."""
     async with runtime.pool.acquire() as conn:
         report = await runtime.read(conn, Report(report_id))
-        if not report.exists or not principal.sees(report.jurisdiction):
+        if not report.exists or not report.visible_to(principal):
             raise report.missing()
         reporters = await matter_reporters(conn, runtime.cipher, report, partial(runtime.read, conn))
         contains = mentions_any_reporter(check.text, reporters)
