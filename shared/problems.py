@@ -111,6 +111,12 @@ TITLES: dict[str, tuple[str, str]] = {
     "repeat_report": ("该件是重复件", "Repeat report"),
     "matter_moved": ("该件已转送下级", "Matter sent down"),
     "not_a_subject": ("申请人不是被反映人", "Not a reported subject"),
+    "objection_needs_real_name": ("只有实名检举控告人可以提出异议", "Objection needs a real-name reporter"),
+    "reporter_erased": ("检举控告人身份信息已销毁", "Reporter erased"),
+    "text_required": ("须填写该项内容", "Text required"),
+    "reporter_identity_in_text": ("内容含有检举控告人身份信息", "Text names the reporter"),
+    "objection_not_found": ("没有该异议", "No such objection"),
+    "objection_not_examined": ("异议尚未复查", "Objection not re-examined yet"),
     # Review: 核查、认定、办结.
     "collective_decision_required": ("处置决定须集体研究", "Collective decision required"),
     "approval_required": ("须写明审批领导", "Approval required"),

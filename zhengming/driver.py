@@ -38,7 +38,8 @@ QUALITY_GROUP = ("letters_office", "case_trial", "case_management")
 class CaseDriver:
     """The commands of one case, each as the role that gives it, in the order of the chain:
     intake (接收, 登记, 受理, 移送承办), review (核查: decision, findings, 办结) and clarification
-    (启动, 评估, 复核, 审批, 实施, 反馈, 告知, 归档)."""
+    (启动, 评估, 复核, 审批, 实施, 反馈, 告知, 归档); and a real-name reporter's 异议 (lodged and fed
+    back by the letters office, re-examined by the handling department)."""
 
     def __init__(self, sender: Sender) -> None:
         self.send = sender
@@ -80,6 +81,23 @@ class CaseDriver:
     async def hand_over(self, jurisdiction: str, report_id: str, department: str, on: date) -> Any:
         body = {"department": department, "handed_on": iso(on)}
         return await self._intake("hand-over", jurisdiction, f"/reports/{report_id}/hand-over", body)
+
+    async def object_to(
+        self, jurisdiction: str, report_id: str, *, on: date, grounds: str, new_evidence: str
+    ) -> Any:
+        """异议: the letters office records the real-name reporter's objection with what is new;
+        answers the report, whose last objection is this one."""
+        body = {"lodged_on": iso(on), "grounds": grounds, "new_evidence": new_evidence}
+        return await self._intake("object", jurisdiction, f"/reports/{report_id}/objections", body)
+
+    async def feed_back_objection(
+        self, jurisdiction: str, report_id: str, objection_id: str, *, on: date, note: str = ""
+    ) -> Any:
+        """反馈: the letters office told the reporter the result of the re-examination."""
+        path = f"/reports/{report_id}/objections/{objection_id}/feedback"
+        return await self._intake(
+            "objection-feedback", jurisdiction, path, {"fed_back_on": iso(on), "note": note}
+        )
 
     async def _intake(self, step: str, jurisdiction: str, path: str, body: dict[str, Any]) -> Any:
         return await self.send.command(
@@ -129,6 +147,14 @@ class CaseDriver:
 
     async def conclude(self, jurisdiction: str, case_id: str, on: date) -> Any:
         return await self._review("conclude", jurisdiction, case_id, "conclude", {"concluded_on": iso(on)})
+
+    async def examine_objection(
+        self, jurisdiction: str, case_id: str, objection_id: str, *, on: date, upheld: bool, reason: str
+    ) -> Any:
+        """复查: the handling department re-examines the objection, upheld or not."""
+        body = {"examined_on": iso(on), "upheld": upheld, "reason": reason}
+        verb = f"objections/{objection_id}/examine"
+        return await self._review("examine-objection", jurisdiction, case_id, verb, body)
 
     async def _review(
         self, step: str, jurisdiction: str, case_id: str, verb: str, body: dict[str, Any]

@@ -390,6 +390,8 @@ class QuarterFacts:
     returned_by_head: frozenset[str] = frozenset()  # event ids: refused or sent back by the head
     discontinued: frozenset[str] = frozenset()  # case ids ended by a revised conclusion
     corrections: frozenset[str] = frozenset()  # event ids: wrong treatments corrected
+    objections: frozenset[str] = frozenset()  # objection ids lodged in the quarter (异议)
+    objections_upheld: frozenset[str] = frozenset()  # objection ids upheld on re-examination
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -411,6 +413,8 @@ class QuarterFacts:
             returned_by_head=self.returned_by_head | other.returned_by_head,
             discontinued=self.discontinued | other.discontinued,
             corrections=self.corrections | other.corrections,
+            objections=self.objections | other.objections,
+            objections_upheld=self.objections_upheld | other.objections_upheld,
         )
 
 
@@ -486,6 +490,14 @@ class Figures(Frozen):
     false_accusations_referred: int = _figure(
         "诬告陷害移送查处的问题数（按移送日期）", "False accusations (诬告陷害) referred for investigation"
     )
+    objections: int = _figure(
+        "实名检举控告人提出异议（附新的事实或证据）的件数（按提出日期）",
+        "Objections (异议) with new facts or evidence lodged by real-name reporters in the quarter",
+    )
+    objections_upheld: int = _figure(
+        "经承办部门复查异议成立的件数（按复查日期）",
+        "Objections the handling department upheld on re-examination in the quarter",
+    )
 
 
 def mean_days(days: Sequence[int]) -> float | None:
@@ -538,6 +550,8 @@ def figures(facts: QuarterFacts) -> Figures:
             1 for v in facts.visits_due if v.visited_on is not None and v.visited_on <= v.due_on
         ),
         false_accusations_referred=len(facts.false_accusations_referred),
+        objections=len(facts.objections),
+        objections_upheld=len(facts.objections_upheld),
     )
 
 

@@ -24,17 +24,22 @@ from shared.events.clarification import (
     ClarificationWithdrawn,
     TreatmentCorrected,
 )
-from shared.events.intake import ReportMergedAsRepeat, ReportReceived
-from shared.events.review import FalseAccusationReferred, VerificationConcluded
+from shared.events.intake import ObjectionLodged, ReportMergedAsRepeat, ReportReceived
+from shared.events.review import FalseAccusationReferred, ObjectionExamined, VerificationConcluded
 from shared.runtime import ServiceDefinition, Subscription, Update, events_of, read_model, read_models
 from shared.topics import personnel_notices_topic
 
 # The statistics facts each context's events feed: consumed live, and run alone on replay.
 STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
-    "intake": {ReportReceived: projections.note_report, ReportMergedAsRepeat: projections.note_repeat},
+    "intake": {
+        ReportReceived: projections.note_report,
+        ReportMergedAsRepeat: projections.note_repeat,
+        ObjectionLodged: projections.note_objection,
+    },
     "review": {
         VerificationConcluded: projections.note_conclusion,
         FalseAccusationReferred: projections.note_false_accusation,
+        ObjectionExamined: projections.note_objection_examined,
     },
     "clarification": {
         CandidateAdded: projections.note_candidate,

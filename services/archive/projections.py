@@ -31,8 +31,8 @@ from shared.events.clarification import (
     TreatmentCorrected,
 )
 from shared.events.common import UNTRUE_FINDINGS
-from shared.events.intake import ReportMergedAsRepeat, ReportReceived
-from shared.events.review import FalseAccusationReferred, VerificationConcluded
+from shared.events.intake import ObjectionLodged, ReportMergedAsRepeat, ReportReceived
+from shared.events.review import FalseAccusationReferred, ObjectionExamined, VerificationConcluded
 
 
 async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
@@ -304,3 +304,30 @@ async def note_head_refusal(conn: Conn, envelope: EventEnvelope, payload: Approv
 async def note_head_return(conn: Conn, envelope: EventEnvelope, payload: ApprovalSentBack) -> None:
     """主要负责人退回 (counted as returned by the head)."""
     await _note_exit(conn, envelope, "returned_by_head", payload.sent_back_on)
+
+
+async def note_objection(conn: Conn, envelope: EventEnvelope, payload: ObjectionLodged) -> None:
+    """异议 lodged by a real-name reporter (counted by the date lodged)."""
+    await conn.execute(
+        "INSERT INTO stat_objections (event_id, objection_id, case_id, jurisdiction, lodged_on)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        payload.objection_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.lodged_on,
+    )
+
+
+async def note_objection_examined(conn: Conn, envelope: EventEnvelope, payload: ObjectionExamined) -> None:
+    """异议 re-examined, upheld or not (an upheld one counted by the date examined)."""
+    await conn.execute(
+        "INSERT INTO stat_objection_results (event_id, objection_id, case_id, jurisdiction, examined_on,"
+        " upheld) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        payload.objection_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.examined_on,
+        payload.upheld,
+    )

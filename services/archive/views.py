@@ -472,6 +472,24 @@ async def quarter_facts(
         "corrections",
         lambda r: str(r["event_id"]),
     )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, objection_id FROM stat_objections WHERE "
+            + in_quarter.format(column="lodged_on"),
+            *args,
+        ),
+        "objections",
+        lambda r: r["objection_id"],
+    )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, objection_id FROM stat_objection_results WHERE upheld AND "
+            + in_quarter.format(column="examined_on"),
+            *args,
+        ),
+        "objections_upheld",
+        lambda r: r["objection_id"],
+    )
     # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
@@ -507,6 +525,8 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         returned_by_head=frozenset(part.get("returned_by_head", ())),
         discontinued=frozenset(part.get("discontinued", ())),
         corrections=frozenset(part.get("corrections", ())),
+        objections=frozenset(part.get("objections", ())),
+        objections_upheld=frozenset(part.get("objections_upheld", ())),
     )
 
 

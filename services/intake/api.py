@@ -16,8 +16,11 @@ from services.intake import handlers, queries
 from services.intake.commands import (
     AcceptReport,
     EraseReporter,
+    FeedBackObjection,
     FileApplication,
     HandOver,
+    IdentityCheck,
+    LodgeObjection,
     LogReport,
     MergeAsRepeat,
     NotifyReporter,
@@ -35,7 +38,12 @@ from shared.runtime import Decided, Runtime, decision
 
 OFFICE = ("letters_office",)
 OVERDUE_ROLES = ("letters_office", "auditor")
+IDENTITY_CHECKERS = ("handling_department", "case_trial")
 ALL_ROLES = (*READ_ROLES, "organisation_department")
+
+
+class IdentityCheckOut(BaseModel):
+    contains: bool
 
 
 class OverdueOut(BaseModel):
@@ -112,6 +120,40 @@ def build_api(runtime: Runtime) -> FastAPI:
     )
     async def notify(report_id: Identifier, body: NotifyReporter, ctx: Office) -> dict[str, Any]:
         return answer(await runtime.command(ctx, decision(Report(report_id), Report.notify), body))
+
+    @app.post(
+        "/reports/{report_id}/objections",
+        status_code=201,
+        tags=["objections"],
+        summary="Record a real-name reporter's objection (异议) with new facts or evidence",
+    )
+    async def lodge_objection(report_id: Identifier, body: LodgeObjection, ctx: Office) -> dict[str, Any]:
+        lodge = partial(handlers.lodge_objection, report_id=report_id)
+        return answer(await runtime.command(ctx, lodge, body))
+
+    @app.post(
+        "/reports/{report_id}/objections/{objection_id}/feedback",
+        tags=["objections"],
+        summary="Record that the reporter was told the result of the re-examination (反馈)",
+    )
+    async def feed_back_objection(
+        report_id: Identifier, objection_id: Identifier, body: FeedBackObjection, ctx: Office
+    ) -> dict[str, Any]:
+        feed_back = partial(handlers.feed_back_objection, report_id=report_id, objection_id=objection_id)
+        return answer(await runtime.command(ctx, feed_back, body))
+
+    @app.post(
+        "/reports/{report_id}/identity-check",
+        tags=["reporters"],
+        summary="Whether a text contains the report's reporter's name, contact or ID number",
+        response_model=IdentityCheckOut,
+    )
+    async def identity_check(
+        report_id: Identifier,
+        body: IdentityCheck,
+        principal: Annotated[Principal, Depends(require(*IDENTITY_CHECKERS))],
+    ) -> IdentityCheckOut:
+        return IdentityCheckOut(contains=await handlers.check_identity(runtime, principal, report_id, body))
 
     @app.get(
         "/reports/{report_id}",

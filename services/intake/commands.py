@@ -161,3 +161,37 @@ class FileApplication(Command):
     )
     request: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
     filed_on: BusinessDate
+
+
+# 异议: the real-name reporter's objection to the result, with what is new (facts or evidence).
+class LodgeObjection(Command):
+    lodged_on: BusinessDate
+    grounds: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=4000,
+            description="what the reporter disagrees with in the verification's result",
+        ),
+        NoControl,
+    ]
+    new_evidence: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=4000,
+            description="the new facts or evidence the objection brings (required: what is new)",
+        ),
+        NoControl,
+    ]
+
+
+# 反馈: the letters office told the reporter the result of the re-examination.
+class FeedBackObjection(Command):
+    fed_back_on: BusinessDate
+    note: Annotated[str, Field(max_length=4000), NoControl] = ""
+
+
+# Does a text name the report's reporter? (asked before a text leaves intake's hands)
+class IdentityCheck(Command):
+    text: Annotated[str, Field(max_length=20000), NoControl]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,8 +14,10 @@ from services.intake.commands import (
     AcceptReport,
     AllegationDraft,
     EraseReporter,
+    FeedBackObjection,
     FileApplication,
     HandOver,
+    LodgeObjection,
     LogReport,
     MergeAsRepeat,
     NoticeKind,
@@ -28,10 +31,13 @@ from shared.aggregate import Aggregate
 from shared.crypto import SealedField
 from shared.dates import not_before
 from shared.envelope import CITY, JURISDICTIONS
-from shared.errors import Conflict, RuleViolation, Term
+from shared.errors import Conflict, NotFound, RuleViolation, Term
 from shared.events.common import Allegation, Channel, Subject
 from shared.events.intake import (
     ClarificationApplicationFiled,
+    ObjectionAnswered,
+    ObjectionFedBack,
+    ObjectionLodged,
     ReportAccepted,
     ReporterErased,
     ReporterNotified,
@@ -43,7 +49,11 @@ from shared.events.intake import (
     ReportSentDown,
     ReportSentUp,
 )
+from shared.events.review import ObjectionExamined
 from shared.workdays import add_working_days
+
+ObjectionStage = Literal["lodged", "examined", "fed_back"]
+"""Where an objection (异议) stands: 已提出 lodged, 已复查 examined, 已反馈 fed back."""
 
 ReportState = Literal["received", "logged", "accepted", "sent_up", "sent_down", "repeat", "handed_over"]
 """接收, 登记, 受理, 报送上级, 转送下级, 重复件, 移送承办."""
@@ -67,6 +77,8 @@ RECEIPT = Term("the receipt", "收件")
 LOGGING = Term("the logging", "登记")
 ACCEPTANCE = Term("the acceptance", "受理")
 CONCLUSION = Term("the conclusion", "办结")
+HANDOVER = Term("the handover", "移送承办")
+EXAMINATION = Term("the re-examination", "复查")
 
 OverdueKind = Literal["disposition", "acceptance_notice", "result_notice", "sent_down_response"]
 
@@ -97,6 +109,11 @@ def application_stream_id(application_id: str) -> str:
 
 def application_id(matter_id: str, n: int) -> str:
     return f"{matter_id}-GC{n}"
+
+
+def objection_id(report: str, n: int) -> str:
+    """The `n`th objection (异议) of a report, e.g. 331122-2023-000001-OB1."""
+    return f"{report}-OB{n}"
 
 
 def disposition_due(logged_on: date) -> date:
@@ -209,6 +226,103 @@ def check_send_down(from_jurisdiction: str, to_jurisdiction: str) -> None:
         )
 
 
+# ---- 异议 (objections) -------------------------------------------------------------------------
+
+# Separators a name, a phone number or an ID number is often written with: a text that spells
+# the identity with them still names the reporter.
+_SEPARATORS = re.compile(r"[\s\-－—–·・.()（）]+")
+
+
+def _compact(text: str) -> str:
+    return _SEPARATORS.sub("", text).casefold()
+
+
+def mentions_reporter(text: str, reporter: ReporterIdentity | None) -> bool:
+    """Does `text` contain the reporter's name, contact or ID number? Compared without spaces,
+    hyphens, dots and brackets and without case (138-1234-5678 is 13812345678, x is X); a
+    report without an identity (anonymous, or erased) has nothing a text could contain."""
+    if reporter is None:
+        return False
+    haystack = _compact(text)
+    needles = (reporter.name, reporter.contact, reporter.id_number or "")
+    return any(needle and needle in haystack for needle in map(_compact, needles))
+
+
+def mentions_any_reporter(text: str, reporters: Sequence[ReporterIdentity]) -> bool:
+    """Does `text` name any of the reporters of a matter (its own and those of the repeats merged
+    into it: each reported the same matter and each is protected alike)?"""
+    return any(mentions_reporter(text, reporter) for reporter in reporters)
+
+
+def check_no_reporter_identity(reporters: Sequence[ReporterIdentity], **texts: str) -> None:
+    """保护检举控告人: a text that leaves intake (in an event, to another role) never names a
+    reporter of the matter; the message says which field, never what was found."""
+    for name, text in texts.items():
+        if mentions_any_reporter(text, reporters):
+            raise RuleViolation(
+                f"{name} contains a reporter's identity (name, contact or ID number); "
+                "no reporter may be named",
+                detail_zh=f"{name} 含有检举控告人的身份信息（姓名、联系方式或身份证号码），"
+                "不得写明检举控告人",
+                field=name,
+                code="reporter_identity_in_text",
+            )
+
+
+def check_text_given(text: str, name: str, what: Term) -> None:
+    """A required text says something (not only spaces)."""
+    if not text.strip():
+        raise RuleViolation(
+            f"{what.en} must be given ({name})",
+            detail_zh=f"须写明{what.zh}（{name}）",
+            field=name,
+            code="text_required",
+        )
+
+
+def check_objection_allowed(report: Report) -> None:
+    """异议 is the real-name reporter's, on a matter handed to the handling department; an erased
+    reporter can no longer be told the result."""
+    if not report.real_name:
+        raise RuleViolation(
+            f"report {report.report_id} is anonymous: only a real-name reporter (实名) may object",
+            detail_zh=f"检举控告件 {report.report_id} 为匿名件，只有实名检举控告人可以提出异议",
+            field="real_name",
+            code="objection_needs_real_name",
+        )
+    if report.state != "handed_over":
+        raise Conflict(
+            f"report {report.report_id} is {report.state}; an objection needs it handed over to the "
+            "handling department",
+            detail_zh=f"检举控告件 {report.report_id} 当前为“{REPORT_STATE_NAMES[report.state]}”，"
+            "移送承办后才能提出异议",
+            field="state",
+            code="wrong_state",
+        )
+    if report.reporter_erased:
+        raise Conflict(
+            f"the reporter of {report.report_id} was erased: nobody to feed the result back to",
+            detail_zh=f"检举控告件 {report.report_id} 的检举控告人身份信息已销毁，无法反馈复查结果",
+            field="reporter",
+            code="reporter_erased",
+        )
+
+
+@dataclass
+class Objection:
+    """异议 of one report: lodged, answered by the handling department's re-examination, fed back."""
+
+    lodged: ObjectionLodged
+    answered: ObjectionAnswered | None = None
+    fed_back: ObjectionFedBack | None = None
+
+    @property
+    def stage(self) -> ObjectionStage:
+        if self.fed_back is not None:
+            return "fed_back"
+        return "examined" if self.answered is not None else "lodged"
+
+
 @dataclass
 class Report(Aggregate):
     """检举控告 report (one matter): built empty from its id, moved by its events; commands return
@@ -245,6 +359,7 @@ class Report(Aggregate):
     result_notice_due: date | None = None
     notified: dict[str, date] = field(default_factory=dict)
     reporter_erased: bool = False
+    objections: dict[str, Objection] = field(default_factory=dict)
 
     @property
     def stream_id(self) -> str:
@@ -303,6 +418,8 @@ class Report(Aggregate):
                 self.result_notice_due = payload.result_notice_due
             case ReporterErased():
                 self.reporter_erased = True
+            case ObjectionLodged() | ObjectionAnswered() | ObjectionFedBack():
+                self._evolve_objection(payload)
             case _:
                 raise TypeError(f"a report does not apply {type(payload).__name__}")
 
@@ -493,6 +610,87 @@ class Report(Aggregate):
         if self.reporter_subject_id is None or self.reporter_erased:
             return []
         return [ReporterErased(reporter_subject_id=self.reporter_subject_id, erased_on=command.erased_on)]
+
+    # ---- 异议: the real-name reporter's objection ----------------------------------------------
+
+    def _evolve_objection(self, payload: ObjectionLodged | ObjectionAnswered | ObjectionFedBack) -> None:
+        if isinstance(payload, ObjectionLodged):
+            self.objections[payload.objection_id] = Objection(payload)
+        elif isinstance(payload, ObjectionAnswered):
+            self.objections[payload.objection_id].answered = payload
+        else:
+            self.objections[payload.objection_id].fed_back = payload
+
+    def lodge_objection(
+        self, command: LodgeObjection, reporters: Sequence[ReporterIdentity]
+    ) -> list[ObjectionLodged]:
+        """异议: recorded for a real-name report handed to the handling department, with what is
+        new; `reporters` are the matter's opened identities, which the texts must not contain
+        (they travel to the handling department and beyond)."""
+        check_objection_allowed(self)
+        check_text_given(command.grounds, "grounds", Term("the grounds", "异议理由"))
+        check_text_given(
+            command.new_evidence, "new_evidence", Term("the new facts or evidence", "新的事实或证据")
+        )
+        check_no_reporter_identity(reporters, grounds=command.grounds, new_evidence=command.new_evidence)
+        not_before(command.lodged_on, self.handed_on, field="lodged_on", step=HANDOVER)
+        return [
+            ObjectionLodged(
+                objection_id=objection_id(self.report_id, len(self.objections) + 1),
+                lodged_on=command.lodged_on,
+                grounds=command.grounds,
+                new_evidence=command.new_evidence,
+            )
+        ]
+
+    def answer_objection(self, examined: ObjectionExamined) -> list[ObjectionAnswered]:
+        """The handling department's re-examination reached intake: recorded once (redelivery
+        and replays change nothing); an objection this report never had is not its answer."""
+        objection = self.objections.get(examined.objection_id)
+        if objection is None or objection.answered is not None:
+            return []
+        return [
+            ObjectionAnswered(
+                objection_id=examined.objection_id,
+                examined_on=examined.examined_on,
+                upheld=examined.upheld,
+                reason=examined.reason,
+            )
+        ]
+
+    def feed_back_objection(
+        self, command: FeedBackObjection, objection_id: str, reporters: Sequence[ReporterIdentity]
+    ) -> list[ObjectionFedBack]:
+        """反馈: the result of the re-examination told to the reporter, once, not before it; the
+        note travels like every event, so it must not name the reporter either."""
+        objection = self.objections.get(objection_id)
+        if objection is None:
+            raise NotFound(
+                f"report {self.report_id} has no objection {objection_id}",
+                detail_zh=f"检举控告件 {self.report_id} 没有异议 {objection_id}",
+                field="objection_id",
+                code="objection_not_found",
+            )
+        if objection.answered is None:
+            raise Conflict(
+                f"objection {objection_id} has not been re-examined yet: there is no result to feed back",
+                detail_zh=f"异议 {objection_id} 尚未复查，还没有可以反馈的结果",
+                field="objection_id",
+                code="objection_not_examined",
+            )
+        if objection.fed_back is not None:
+            fed_back_on = objection.fed_back.fed_back_on.isoformat()
+            raise Conflict(
+                f"the result of objection {objection_id} was fed back on {fed_back_on}",
+                detail_zh=f"异议 {objection_id} 的复查结果已于 {fed_back_on} 反馈",
+                field="objection_id",
+                code="already_recorded",
+            )
+        check_no_reporter_identity(reporters, note=command.note)
+        not_before(command.fed_back_on, objection.answered.examined_on, field="fed_back_on", step=EXAMINATION)
+        return [
+            ObjectionFedBack(objection_id=objection_id, fed_back_on=command.fed_back_on, note=command.note)
+        ]
 
 
 class Application(Aggregate):

@@ -4,28 +4,36 @@ numbers, read-model facts, the cipher. A plain command is a decision of the doma
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
+from functools import partial
 from typing import Any
 
 from services.intake import projections
 from services.intake.commands import (
     EraseReporter,
+    FeedBackObjection,
     FileApplication,
     HandOver,
+    IdentityCheck,
+    LodgeObjection,
     MergeAsRepeat,
     RegisterReport,
+    ReporterIdentity,
     SendDown,
 )
-from services.intake.domain import REPORTER_FIELD, Application, Report
+from services.intake.domain import REPORTER_FIELD, Application, Report, mentions_any_reporter
 from services.intake.inbound import InboundMessageError, InboundReportV1, load_private_key, open_sealed
+from shared.auth import Principal
 from shared.consumer import DeadLetter
+from shared.crypto import FieldCipher
 from shared.db import Conn
 from shared.envelope import EventEnvelope
-from shared.errors import Conflict, NotFound
-from shared.events.review import VerificationConcluded
+from shared.errors import Conflict, KeyErased, NotFound
+from shared.events.review import ObjectionExamined, VerificationConcluded
 from shared.identity import deployment_id_number_key
 from shared.logging import get_logger
-from shared.runtime import Runtime, UnitOfWork
+from shared.runtime import Runtime, UnitOfWork, decision, evolved
 
 log = get_logger(__name__)
 
@@ -125,6 +133,82 @@ async def file_application(uow: UnitOfWork, command: FileApplication) -> dict[st
     return application.filed.model_dump(mode="json")
 
 
+# ---- 异议: the real-name reporter's objection -----------------------------------------------
+
+
+async def opened_reporter(conn: Conn, cipher: FieldCipher, report: Report) -> ReporterIdentity | None:
+    """The report's reporter in clear, for the checks that keep it out of texts; None for an
+    anonymous report or an erased reporter. It is compared with, never logged or answered."""
+    if report.reporter is None or report.reporter_erased:
+        return None
+    try:
+        return ReporterIdentity.model_validate_json(
+            await cipher.open(conn, report.reporter, field=REPORTER_FIELD)
+        )
+    except KeyErased:
+        return None
+
+
+async def matter_reporters(
+    conn: Conn, cipher: FieldCipher, report: Report, read: Callable[[Report], Awaitable[Report]]
+) -> list[ReporterIdentity]:
+    """Every reporter of the report's matter in clear: its own and those of the repeats merged
+    into it (`read` brings a repeat to its state)."""
+    reports = [report] + [await read(Report(r)) for r in await projections.repeats_of(conn, report.report_id)]
+    return [reporter for r in reports if (reporter := await opened_reporter(conn, cipher, r)) is not None]
+
+
+def _reader(uow: UnitOfWork) -> Callable[[Report], Awaitable[Report]]:
+    """Reads a report in the unit of work without taking its case's lock (it is only read)."""
+
+    async def read(report: Report) -> Report:
+        return evolved(report, await uow.load(report.stream_id))
+
+    return read
+
+
+async def lodge_objection(uow: UnitOfWork, command: LodgeObjection, *, report_id: str) -> Report:
+    """异议: the letters office records the reporter's objection with what is new."""
+    report = await uow.get_visible(Report(report_id))
+    reporters = await matter_reporters(uow.conn, uow.cipher, report, _reader(uow))
+    await uow.save(report, report.lodge_objection(command, reporters))
+    return report
+
+
+async def feed_back_objection(
+    uow: UnitOfWork, command: FeedBackObjection, *, report_id: str, objection_id: str
+) -> Report:
+    """反馈: the letters office told the reporter the result of the re-examination."""
+    report = await uow.get_visible(Report(report_id))
+    reporters = await matter_reporters(uow.conn, uow.cipher, report, _reader(uow))
+    await uow.save(report, report.feed_back_objection(command, objection_id, reporters))
+    return report
+
+
+async def check_identity(
+    runtime: Runtime, principal: Principal, report_id: str, check: IdentityCheck
+) -> bool:
+    """Does the text contain the name, contact or ID number of a reporter of the matter (its own,
+    or of a repeat merged into it)? Asked by the handling department and the case-trial office
+    before a text of theirs leaves them (a clarification's wording); each question is logged
+    with who asked, never with the text."""
+    async with runtime.pool.acquire() as conn:
+        report = await runtime.read(conn, Report(report_id))
+        if not report.exists or not report.visible_to(principal):
+            raise report.missing()
+        reporters = await matter_reporters(conn, runtime.cipher, report, partial(runtime.read, conn))
+        contains = mentions_any_reporter(check.text, reporters)
+    log.info(
+        "reporter.identity_checked",
+        report_id=report_id,
+        asked_by=principal.user_id,
+        role=principal.role,
+        characters=len(check.text),
+        contains=contains,
+    )
+    return contains
+
+
 # ---- reactions ------------------------------------------------------------------------------
 
 
@@ -150,6 +234,15 @@ async def on_verification_concluded(
         await settle_result_due(uow, matter_id, concluded_on)
 
     await runtime.react(conn, envelope, conclude, concluded)
+
+
+async def on_objection_examined(
+    runtime: Runtime, conn: Conn, envelope: EventEnvelope, examined: ObjectionExamined
+) -> None:
+    """The handling department re-examined an objection: the report records the answer, for the
+    letters office to feed back (once, whatever the redeliveries)."""
+    answer = decision(Report(envelope.case_id), Report.answer_objection)
+    await runtime.react(conn, envelope, answer, examined)
 
 
 async def register_inbound(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from services.intake.api import build_api
-from services.intake.handlers import on_verification_concluded, register_inbound
+from services.intake.handlers import on_objection_examined, on_verification_concluded, register_inbound
 from services.intake.inbound import InboundConsumer, InboundReportV1
 from services.intake.projections import note_conclusion, project
-from shared.events.review import VerificationConcluded
+from shared.events.review import ObjectionExamined, VerificationConcluded
 from shared.runtime import ServiceDefinition, Subscription, events_of, read_models
 from shared.topics import inbound_reports_pattern, inbound_reports_topic
 
@@ -16,7 +16,9 @@ definition = ServiceDefinition(
     projector=project,
     subscriptions=(
         Subscription(
-            "intake.results", events_of("review"), {VerificationConcluded: on_verification_concluded}
+            "intake.results",
+            events_of("review"),
+            {VerificationConcluded: on_verification_concluded, ObjectionExamined: on_objection_examined},
         ),
         Subscription(
             "intake.inbound",

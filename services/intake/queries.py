@@ -7,7 +7,7 @@ from typing import Any
 
 from services.intake import projections
 from services.intake.commands import ReporterIdentity
-from services.intake.domain import REPORTER_FIELD, OverdueItem, Report, overdue
+from services.intake.domain import REPORTER_FIELD, Objection, OverdueItem, Report, overdue
 from shared.auth import Principal
 from shared.errors import KeyErased
 from shared.runtime import Runtime
@@ -80,12 +80,30 @@ def report_state(report: Report) -> dict[str, Any]:
         "concluded_on": report.concluded_on,
         "notified": dict(report.notified),
         "reporter_erased": report.reporter_erased,
+        "objections": [objection_view(o) for o in report.objections.values()],
         "deadlines": {
             "disposition_due": report.disposition_due,
             "acceptance_notice_due": report.acceptance_notice_due,
             "sent_down_response_due": report.response_due,
             "result_notice_due": report.result_notice_due,
         },
+    }
+
+
+def objection_view(objection: Objection) -> dict[str, Any]:
+    """异议 and where it stands: lodged, examined (the department's answer), fed back."""
+    lodged, answered, fed_back = objection.lodged, objection.answered, objection.fed_back
+    return {
+        "objection_id": lodged.objection_id,
+        "stage": objection.stage,
+        "lodged_on": lodged.lodged_on,
+        "grounds": lodged.grounds,
+        "new_evidence": lodged.new_evidence,
+        "examined_on": answered.examined_on if answered else None,
+        "upheld": answered.upheld if answered else None,
+        "reason": answered.reason if answered else None,
+        "fed_back_on": fed_back.fed_back_on if fed_back else None,
+        "note": fed_back.note if fed_back else None,
     }
 
 

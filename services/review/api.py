@@ -14,6 +14,7 @@ from services.review import handlers, projections
 from services.review.commands import (
     ConcludeVerification,
     DecideHandling,
+    ExamineObjection,
     RecordFinding,
     ReportResults,
     RunSweep,
@@ -57,6 +58,18 @@ class Screening(BaseModel):
     priority_flags: list[PriorityFlag]
 
 
+class ObjectionView(BaseModel):
+    """异议 of the real-name reporter and its re-examination (复查), once done."""
+
+    objection_id: str
+    lodged_on: date
+    grounds: str
+    new_evidence: str
+    examined_on: date | None = None
+    upheld: bool | None = None
+    reason: str | None = None
+
+
 class VerificationView(BaseModel):
     case_id: str
     jurisdiction: str
@@ -73,6 +86,7 @@ class VerificationView(BaseModel):
     eligible_for_pool: bool | None
     untrue_points: list[Allegation] | None
     screenings: list[Screening]
+    objections: list[ObjectionView] = Field(default_factory=list)
     version: int
 
 
@@ -171,6 +185,22 @@ def build_api(runtime: Runtime) -> FastAPI:
         body: ConcludeVerification,
     ) -> CommandResult:
         return await decided(ctx, case_id, Verification.conclude, body)
+
+    @app.post(
+        "/verifications/{case_id}/objections/{objection_id}/examine",
+        summary="Re-examine (复查) a real-name reporter's objection (异议): upheld or not, and why",
+        response_model=CommandResult,
+    )
+    async def examine_objection(
+        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))],
+        case_id: Identifier,
+        objection_id: Identifier,
+        body: ExamineObjection,
+    ) -> CommandResult:
+        def examine(verification: Verification, command: ExamineObjection) -> Sequence[BaseModel]:
+            return verification.examine_objection(objection_id, command)
+
+        return await decided(ctx, case_id, examine, body)
 
     @app.post(
         "/sweeps",

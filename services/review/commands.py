@@ -61,3 +61,11 @@ class ReportResults(Command):
     jurisdiction: JurisdictionCode
     quarter: QuarterLabel
     reported_on: BusinessDate
+
+
+class ExamineObjection(Command):
+    """复查 of a real-name reporter's objection (异议): upheld or not, and why."""
+
+    examined_on: BusinessDate
+    upheld: StrictBool
+    reason: Annotated[str, Field(min_length=1, max_length=4000), NoControl]

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from services.review.commands import (
     ConcludeVerification,
     DecideHandling,
+    ExamineObjection,
     RecordFinding,
     ReportResults,
     RunSweep,
@@ -19,7 +20,7 @@ from services.review.commands import (
 from shared.aggregate import Aggregate
 from shared.dates import Quarter, not_before
 from shared.envelope import CITY
-from shared.errors import Conflict, OutOfRange, RuleViolation, Term
+from shared.errors import Conflict, NotFound, OutOfRange, RuleViolation, Term
 from shared.events.common import (
     FINDING_NAMES,
     HANDLING_METHOD_NAMES,
@@ -29,12 +30,14 @@ from shared.events.common import (
     Finding,
     PriorityFlag,
 )
-from shared.events.intake import ReportHandedOver
+from shared.events.intake import ObjectionLodged, ReportHandedOver
 from shared.events.review import (
     CandidateScreened,
     FalseAccusationReferred,
     FindingRecorded,
     HandlingDecided,
+    ObjectionExamined,
+    ObjectionReceived,
     ResultsReportedBack,
     VerificationConcluded,
     VerificationOpened,
@@ -72,6 +75,7 @@ OPENING = Term("the opening", "核查启动")
 DECISION = Term("the decision", "处置决定")
 REFERRAL = Term("a referral", "移送")
 FINDING = Term("a finding", "认定")
+OBJECTION = Term("the objection", "异议提出")
 
 # ---------------------------------------------------------------------------------------------
 # Rules as pure functions
@@ -182,6 +186,17 @@ def check_not_relabelling_honest_mistake(previous: Finding | None, finding: Find
         )
 
 
+def check_reason_given(reason: str) -> None:
+    """The re-examination of an objection says why it is upheld or not (not only spaces)."""
+    if not reason.strip():
+        raise RuleViolation(
+            "the re-examination states its reason",
+            detail_zh="复查异议须写明理由",
+            field="reason",
+            code="reason_required",
+        )
+
+
 def missing_findings(allegations: Sequence[Allegation], findings: Mapping[str, object]) -> list[str]:
     """The allegations (in report order) that have no finding yet."""
     return [a.allegation_id for a in allegations if a.allegation_id not in findings]
@@ -273,6 +288,9 @@ class Verification(Aggregate):
         self.referrals: dict[str, FalseAccusationReferred] = {}
         self.conclusion: VerificationConcluded | None = None
         self.sweeps: set[str] = set()
+        # 异议 (objections) of the real-name reporter and their re-examination, by objection id.
+        self.objections: dict[str, ObjectionReceived] = {}
+        self.objection_results: dict[str, ObjectionExamined] = {}
 
     @property
     def case_id(self) -> str:
@@ -297,6 +315,10 @@ class Verification(Aggregate):
                 self.conclusion = payload
             case CandidateScreened():
                 self.sweeps.add(payload.sweep_id)
+            case ObjectionReceived():
+                self.objections[payload.objection_id] = payload
+            case ObjectionExamined():
+                self.objection_results[payload.objection_id] = payload
             case _:
                 raise TypeError(f"not a review verification event: {type(payload).__name__}")
 
@@ -456,6 +478,53 @@ class Verification(Aggregate):
         flags = sweep.priority_flags.get(self.case_id, [])
         return [
             CandidateScreened(sweep_id=sweep_id, screened_on=sweep.as_of, priority_flags=dedupe_flags(flags))
+        ]
+
+    # -- 异议: the real-name reporter's objection (kept apart from the chain above) ------------
+
+    def receive_objection(self, lodged: ObjectionLodged) -> list[BaseModel]:
+        """An objection intake recorded reaches the verification, whatever its state (one lodged
+        before the conclusion is recorded as well); a redelivered one records nothing."""
+        if lodged.objection_id in self.objections:
+            return []
+        return [
+            ObjectionReceived(
+                objection_id=lodged.objection_id,
+                lodged_on=lodged.lodged_on,
+                grounds=lodged.grounds,
+                new_evidence=lodged.new_evidence,
+            )
+        ]
+
+    def examine_objection(self, objection_id: str, command: ExamineObjection) -> list[BaseModel]:
+        """复查: the handling department re-examines the objection once, not before it was lodged,
+        and says why it is upheld or not. (An upheld objection is only recorded here.)"""
+        self._require_opened()
+        received = self.objections.get(objection_id)
+        if received is None:
+            raise NotFound(
+                f"verification {self.case_id} has no objection {objection_id}",
+                detail_zh=f"核查 {self.case_id} 没有异议 {objection_id}",
+                field="objection_id",
+                code="objection_not_found",
+            )
+        examined = self.objection_results.get(objection_id)
+        if examined is not None:
+            raise Conflict(
+                f"objection {objection_id} was re-examined on {examined.examined_on.isoformat()}",
+                detail_zh=f"异议 {objection_id} 已于 {examined.examined_on.isoformat()} 复查",
+                field="objection_id",
+                code="already_recorded",
+            )
+        check_reason_given(command.reason)
+        not_before(command.examined_on, received.lodged_on, field="examined_on", step=OBJECTION)
+        return [
+            ObjectionExamined(
+                objection_id=objection_id,
+                examined_on=command.examined_on,
+                upheld=command.upheld,
+                reason=command.reason,
+            )
         ]
 
     def _require_opened(self) -> VerificationOpened:

@@ -18,7 +18,7 @@ from services.review.domain import (
 )
 from shared.db import Conn
 from shared.envelope import EventEnvelope
-from shared.events.intake import ReportHandedOver
+from shared.events.intake import ObjectionLodged, ReportHandedOver
 from shared.logging import get_logger
 from shared.runtime import Runtime, UnitOfWork, decision
 
@@ -39,6 +39,19 @@ async def open_on_handover(
     verification = Verification(envelope.case_id, envelope.jurisdiction)
     done = await runtime.react(conn, envelope, decision(verification, Verification.open), handed)
     log.info("verification.opened" if done.events else "verification.already_open", case_id=envelope.case_id)
+
+
+async def receive_objection(
+    runtime: Runtime, conn: Conn, envelope: EventEnvelope, lodged: ObjectionLodged
+) -> None:
+    """异议 recorded by the letters office → the verification of the matter records it, once."""
+    verification = Verification(envelope.case_id, envelope.jurisdiction)
+    done = await runtime.react(conn, envelope, decision(verification, Verification.receive_objection), lodged)
+    log.info(
+        "objection.received" if done.events else "objection.already_received",
+        case_id=envelope.case_id,
+        objection_id=lodged.objection_id,
+    )
 
 
 async def run_sweep(uow: UnitOfWork, sweep: RunSweep) -> SweepResult:

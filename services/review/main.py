@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from services.review.api import build_api
-from services.review.handlers import open_on_handover
+from services.review.handlers import open_on_handover, receive_objection
 from services.review.projections import project
-from shared.events.intake import ReportHandedOver
+from shared.events.intake import ObjectionLodged, ReportHandedOver
 from shared.runtime import ServiceDefinition, Subscription, events_of
 
 definition = ServiceDefinition(
     name="review",
     build_api=build_api,
     projector=project,
-    # Every other intake event is intake's own business.
+    # Every other intake event is intake's own business. One consumer for both, so a matter's
+    # objection never overtakes its handover (one key, one partition, one order).
     subscriptions=(
-        Subscription("review.handover", events_of("intake"), {ReportHandedOver: open_on_handover}),
+        Subscription(
+            "review.handover",
+            events_of("intake"),
+            {ReportHandedOver: open_on_handover, ObjectionLodged: receive_objection},
+        ),
     ),
 )

@@ -17,6 +17,8 @@ from shared.events.review import (
     FalseAccusationReferred,
     FindingRecorded,
     HandlingDecided,
+    ObjectionExamined,
+    ObjectionReceived,
     ResultsReportedBack,
     VerificationConcluded,
     VerificationOpened,
@@ -94,6 +96,28 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
                 payload.model_dump(mode="json"),
                 version,
             )
+        case ObjectionReceived():
+            await conn.execute(
+                "INSERT INTO verification_objections (objection_id, case_id, jurisdiction, lodged_on,"
+                " grounds, new_evidence) VALUES ($1, $2, $3, $4, $5, $6)",
+                payload.objection_id,
+                case_id,
+                envelope.jurisdiction,
+                payload.lodged_on,
+                payload.grounds,
+                payload.new_evidence,
+            )
+            await conn.execute("UPDATE verifications SET version = $2 WHERE case_id = $1", case_id, version)
+        case ObjectionExamined():
+            await conn.execute(
+                "UPDATE verification_objections SET examined_on = $2, upheld = $3, reason = $4"
+                " WHERE objection_id = $1",
+                payload.objection_id,
+                payload.examined_on,
+                payload.upheld,
+                payload.reason,
+            )
+            await conn.execute("UPDATE verifications SET version = $2 WHERE case_id = $1", case_id, version)
         case ResultsReportedBack():
             await conn.execute(
                 "INSERT INTO results_reports (jurisdiction, quarter, reported_on, matters)"
@@ -112,11 +136,20 @@ _VERIFICATION_COLUMNS = (
     " allegations, method, decided_on, approved_by, decision_note, findings, concluded_on,"
     " eligible_for_pool, untrue_points, screenings, version"
 )
+# 异议 of each verification with their re-examination, oldest first.
+_OBJECTIONS_COLUMN = (
+    ", COALESCE((SELECT jsonb_agg(jsonb_build_object('objection_id', o.objection_id,"
+    " 'lodged_on', o.lodged_on, 'grounds', o.grounds, 'new_evidence', o.new_evidence,"
+    " 'examined_on', o.examined_on, 'upheld', o.upheld, 'reason', o.reason)"
+    " ORDER BY o.lodged_on, o.objection_id) FROM verification_objections o"
+    " WHERE o.case_id = verifications.case_id), '[]'::jsonb) AS objections"
+)
 
 
 async def verification(conn: Conn, case_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
-        f"SELECT {_VERIFICATION_COLUMNS} FROM verifications WHERE case_id = $1", case_id
+        f"SELECT {_VERIFICATION_COLUMNS}{_OBJECTIONS_COLUMN} FROM verifications WHERE case_id = $1",
+        case_id,
     )
     return dict(row) if row is not None else None
 
@@ -125,7 +158,7 @@ async def verifications(
     conn: Conn, jurisdictions: Sequence[str], state: str | None = None
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        f"SELECT {_VERIFICATION_COLUMNS} FROM verifications"
+        f"SELECT {_VERIFICATION_COLUMNS}{_OBJECTIONS_COLUMN} FROM verifications"
         " WHERE jurisdiction = ANY($1::text[]) AND ($2::text IS NULL OR state = $2)"
         " ORDER BY jurisdiction, opened_on, case_id",
         list(jurisdictions),

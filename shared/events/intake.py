@@ -122,3 +122,35 @@ class ClarificationApplicationFiled(Frozen):
     untrue_points: list[str] = Field(min_length=1)
     request: str = Field(min_length=1, max_length=4000)
     filed_on: date
+
+
+@registry.event("ObjectionLodged", 1)
+class ObjectionLodged(Frozen):
+    """异议: the real-name reporter disagrees with the verification's result and brings new facts
+    or evidence; the letters office records it for the handling department to re-examine. It
+    carries what is objected and what is new, never who objects."""
+
+    objection_id: str
+    lodged_on: date
+    grounds: str = Field(min_length=1, max_length=4000)
+    new_evidence: str = Field(min_length=1, max_length=4000)
+
+
+@registry.event("ObjectionAnswered", 1)
+class ObjectionAnswered(Frozen):
+    """The handling department re-examined the objection (review's ObjectionExamined): its answer
+    is now the letters office's to feed back to the reporter."""
+
+    objection_id: str
+    examined_on: date
+    upheld: bool
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+@registry.event("ObjectionFedBack", 1)
+class ObjectionFedBack(Frozen):
+    """反馈: the letters office told the reporter the result of the re-examination."""
+
+    objection_id: str
+    fed_back_on: date
+    note: str = Field(default="", max_length=4000)

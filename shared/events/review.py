@@ -89,3 +89,24 @@ class ResultsReportedBack(Frozen):
     quarter: str
     reported_on: date
     matters: dict[str, str]  # matter id -> overall outcome
+
+
+@registry.event("ObjectionReceived", 1)
+class ObjectionReceived(Frozen):
+    """异议: a real-name reporter's objection with new facts or evidence (intake's ObjectionLodged)
+    reached the verification, to be re-examined; never the reporter's identity."""
+
+    objection_id: str
+    lodged_on: date
+    grounds: str = Field(min_length=1, max_length=4000)
+    new_evidence: str = Field(min_length=1, max_length=4000)
+
+
+@registry.event("ObjectionExamined", 1)
+class ObjectionExamined(Frozen):
+    """The handling department re-examined the objection: upheld (成立) or not, with its reason."""
+
+    objection_id: str
+    examined_on: date
+    upheld: bool
+    reason: str = Field(min_length=1, max_length=4000)
