@@ -381,6 +381,7 @@ class QuarterFacts:
     waiting: frozenset[str] = frozenset()  # case ids in the pool, not started, at the quarter's end
     declined: frozenset[str] = frozenset()  # case ids declined or withdrawn by the person
     returned_by_head: frozenset[str] = frozenset()  # event ids: refused or sent back by the head
+    supplementary: frozenset[str] = frozenset()  # case ids of verifications reopened (补充核查)
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -400,6 +401,7 @@ class QuarterFacts:
             waiting=self.waiting | other.waiting,
             declined=self.declined | other.declined,
             returned_by_head=self.returned_by_head | other.returned_by_head,
+            supplementary=self.supplementary | other.supplementary,
         )
 
 
@@ -468,6 +470,10 @@ class Figures(Frozen):
     false_accusations_referred: int = _figure(
         "诬告陷害移送查处的问题数（按移送日期）", "False accusations (诬告陷害) referred for investigation"
     )
+    supplementary_verifications: int = _figure(
+        "退回补充核查的件数：已办结的核查重新启动（按启动日期，每件计一次）",
+        "Verifications reopened for supplementary verification (补充核查) in the quarter, each counted once",
+    )
 
 
 def mean_days(days: Sequence[int]) -> float | None:
@@ -518,6 +524,7 @@ def figures(facts: QuarterFacts) -> Figures:
             1 for v in facts.visits_due if v.visited_on is not None and v.visited_on <= v.due_on
         ),
         false_accusations_referred=len(facts.false_accusations_referred),
+        supplementary_verifications=len(facts.supplementary),
     )
 
 

@@ -23,7 +23,7 @@ from shared.events.clarification import (
     ClarificationWithdrawn,
 )
 from shared.events.intake import ReportMergedAsRepeat, ReportReceived
-from shared.events.review import FalseAccusationReferred, VerificationConcluded
+from shared.events.review import FalseAccusationReferred, VerificationConcluded, VerificationReopened
 from shared.runtime import ServiceDefinition, Subscription, Update, events_of, read_model, read_models
 from shared.topics import personnel_notices_topic
 
@@ -33,6 +33,7 @@ STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
     "review": {
         VerificationConcluded: projections.note_conclusion,
         FalseAccusationReferred: projections.note_false_accusation,
+        VerificationReopened: projections.note_reopening,
     },
     "clarification": {
         CandidateAdded: projections.note_candidate,

@@ -419,6 +419,15 @@ async def quarter_facts(
         "returned_by_head",
         lambda r: str(r["event_id"]),
     )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_reopenings WHERE "
+            + in_quarter.format(column="reopened_on"),
+            *args,
+        ),
+        "supplementary",
+        lambda r: r["case_id"],
+    )
     # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
@@ -452,6 +461,7 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         waiting=frozenset(part.get("waiting", ())),
         declined=frozenset(part.get("declined", ())),
         returned_by_head=frozenset(part.get("returned_by_head", ())),
+        supplementary=frozenset(part.get("supplementary", ())),
     )
 
 

@@ -48,6 +48,7 @@ COLUMNS = (
     ("forms", "澄清方式"),
     ("visits", "回访"),
     ("false acc.", "诬告陷害移送"),
+    ("suppl.", "补充核查"),
     ("days", "办结至澄清(工作日)"),
     ("index", "担当干事激情指数"),
 )
@@ -81,6 +82,7 @@ def quarterly_table(statistics: dict[str, Any]) -> Table:
             _forms(f["forms_used"]),
             str(f["return_visits_done"]),
             str(f["false_accusations_referred"]),
+            str(f.get("supplementary_verifications", 0)),
             _number(f["working_days_to_clarify_mean"]),
             _number(row["indicator"]["score"]),
             style=style,
