@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import settings
 from shared.envelope import CITY, EventEnvelope
@@ -35,18 +36,19 @@ async def on_kafka(case_id: str, event_type: str, revision: int, timeout_s: floa
     """The review event of the matter on its Kafka topic (read from offset 0, no group)."""
     kafka = settings.kafka()
     topic = events_topic(J, "review")
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options())
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    assert partitions, f"no partitions of {topic}"
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False, **kafka.client_options()
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            await consumer.topics()
-            partitions = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-        assert partitions, f"no partitions of {topic}"
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout_s
