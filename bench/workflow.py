@@ -16,7 +16,7 @@ as the client sees it; each hop's latency runs from the response of the command 
 the first poll that sees its effect (polled every `poll_ms`, so the poll interval plus one GET
 bound the resolution). Baselines from the same run:
 
-- throughput: the bare-HTTP ceiling, the same closed loop whose cases make the same 15 round
+- throughput: the bare-HTTP ceiling, the same closed loop whose cases make the same 16 round
   trips in the same order to `/healthz` of the same services (no command path, no hops);
 - command latency: `/healthz` of the same service, sampled every `sample_ms` during the same
   loop, so it sees the same load;
@@ -63,6 +63,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("accept", "intake"),
     ("hand-over", "intake"),
     ("decision", "review"),
+    ("decision-approve", "review"),
     ("finding", "review"),
     ("conclude", "review"),
     ("start", "clarification"),
@@ -441,7 +442,7 @@ async def idle_samples(api: Api, ping: KafkaPing, n: int) -> Samples:
 
 async def http_ceiling(api: Api, cases: int, concurrency: int) -> tuple[float, list[float], Samples]:
     """The closed loop's HTTP skeleton: `cases` synthetic cases, `concurrency` at a time, each the
-    same 15 round trips in the same order to /healthz of the same services. Returns the wall
+    same 16 round trips in the same order to /healthz of the same services. Returns the wall
     time, each synthetic case's latency and the round trips per service."""
     samples = Samples()
     latencies: list[float] = []
@@ -729,7 +730,7 @@ async def bench_workflow(p: WorkflowParams, console: Console) -> WorkflowResult:
         count=done,
         ours_s=closed.wall_s,
         baseline_name=(
-            "bare-HTTP ceiling: the same closed loop, each case the same 15 round trips to /healthz"
+            "bare-HTTP ceiling: the same closed loop, each case the same 16 round trips to /healthz"
             " of the same services, no hops"
         ),
         baseline_label="HTTP ceiling",

@@ -133,6 +133,13 @@ TITLES: dict[str, tuple[str, str]] = {
     "already_concluded": ("核查已办结", "Already concluded"),
     "findings_missing": ("尚有反映问题未认定", "Findings missing"),
     "already_reported": ("本季度结果已报送", "Already reported"),
+    "proposal_pending": ("处置建议正待审批", "Proposal awaiting approval"),
+    "no_pending_proposal": ("没有待审批的处置建议", "No proposal awaiting approval"),
+    "false_accusation_pending": ("诬告陷害认定建议正待市级审批", "False accusation awaiting approval"),
+    "false_accusation_only_on_untrue_point": (
+        "办结后只有失实或查无实据的问题才能认定为诬告陷害",
+        "False accusation only on an untrue or unproven point",
+    ),
     # Clarification: 澄清正名.
     "group_incomplete": ("质量评查小组组成不全", "Quality-evaluation group incomplete"),
     "approval_level": ("审批层级不符", "Wrong approval level"),

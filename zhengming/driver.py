@@ -37,7 +37,8 @@ QUALITY_GROUP = ("letters_office", "case_trial", "case_management")
 
 class CaseDriver:
     """The commands of one case, each as the role that gives it, in the order of the chain:
-    intake (接收, 登记, 受理, 移送承办), review (核查: decision, findings, 办结) and clarification
+    intake (接收, 登记, 受理, 移送承办), review (核查: decision proposed and approved by the head,
+    findings, a 诬告陷害 approved by the city's head, 办结) and clarification
     (启动, 评估, 复核, 审批, 实施, 反馈, 告知, 归档); and a real-name reporter's 异议 (lodged and fed
     back by the letters office, re-examined by the handling department)."""
 
@@ -115,15 +116,37 @@ class CaseDriver:
     async def decide(
         self, jurisdiction: str, case_id: str, *, method: str, on: date, note: str | None = None
     ) -> Any:
-        body: dict[str, Any] = {
-            "method": method,
-            "decided_on": iso(on),
-            "approved_by": f"head-{jurisdiction}",
-            "collective": True,
-        }
+        """The handling decision: proposed by the department, approved the same day by the head of
+        the jurisdiction in a session of their own. Returns the approval's answer."""
+        await self.propose_handling(jurisdiction, case_id, method=method, on=on, note=note)
+        return await self.approve_handling(jurisdiction, case_id, on)
+
+    async def propose_handling(
+        self, jurisdiction: str, case_id: str, *, method: str, on: date, note: str | None = None
+    ) -> Any:
+        body: dict[str, Any] = {"method": method, "decided_on": iso(on), "collective": True}
         if note is not None:
             body["note"] = note
         return await self._review("decision", jurisdiction, case_id, "decision", body)
+
+    async def approve_handling(
+        self, jurisdiction: str, case_id: str, on: date, approver: str | None = None
+    ) -> Any:
+        """Approved by the head of `approver` (by default the matter's jurisdiction)."""
+        return await self._review(
+            "decision-approve",
+            jurisdiction if approver is None else approver,
+            case_id,
+            "decision/approve",
+            {"approved_on": iso(on)},
+            role="head",
+        )
+
+    async def send_back_handling(self, jurisdiction: str, case_id: str, on: date, reason: str) -> Any:
+        body = {"sent_back_on": iso(on), "reason": reason}
+        return await self._review(
+            "decision-send-back", jurisdiction, case_id, "decision/send-back", body, role="head"
+        )
 
     async def find(
         self,
@@ -136,14 +159,44 @@ class CaseDriver:
         found_on: date | None = None,
         referred_on: date | None = None,
     ) -> Any:
-        """A finding on one allegation; with `referred_on`, the false accusation is referred with
-        the city's approval."""
+        """A finding on one allegation; with `referred_on`, the false accusation is proposed and
+        approved by the city's head (on the day of the finding, or of the referral if later), which
+        refers it. Returns the answer of the step that recorded the finding."""
         body: dict[str, Any] = {"allegation_id": allegation_id, "finding": finding, "basis": basis}
         if found_on is not None:
             body["found_on"] = iso(found_on)
         if referred_on is not None:
-            body.update(approved_by=f"head-{CITY}", approval_jurisdiction=CITY, referred_on=iso(referred_on))
-        return await self._review("finding", jurisdiction, case_id, "findings", body)
+            body["referred_on"] = iso(referred_on)
+        found = await self._review("finding", jurisdiction, case_id, "findings", body)
+        if referred_on is None:
+            return found
+        approved_on = max(d for d in (found_on, referred_on) if d is not None)
+        return await self.approve_false_accusation(jurisdiction, case_id, allegation_id, approved_on)
+
+    async def approve_false_accusation(
+        self, jurisdiction: str, case_id: str, allegation_id: str, on: date, approver: str = CITY
+    ) -> Any:
+        """诬告陷害 approved by the head of `approver` (the city: 市级以上审批)."""
+        return await self._review(
+            "false-accusation-approve",
+            approver,
+            case_id,
+            f"false-accusations/{allegation_id}/approve",
+            {"approved_on": iso(on)},
+            role="head",
+        )
+
+    async def refuse_false_accusation(
+        self, jurisdiction: str, case_id: str, allegation_id: str, on: date, reason: str, approver: str = CITY
+    ) -> Any:
+        return await self._review(
+            "false-accusation-refuse",
+            approver,
+            case_id,
+            f"false-accusations/{allegation_id}/refuse",
+            {"refused_on": iso(on), "reason": reason},
+            role="head",
+        )
 
     async def conclude(self, jurisdiction: str, case_id: str, on: date) -> Any:
         return await self._review("conclude", jurisdiction, case_id, "conclude", {"concluded_on": iso(on)})
@@ -157,13 +210,19 @@ class CaseDriver:
         return await self._review("examine-objection", jurisdiction, case_id, verb, body)
 
     async def _review(
-        self, step: str, jurisdiction: str, case_id: str, verb: str, body: dict[str, Any]
+        self,
+        step: str,
+        jurisdiction: str,
+        case_id: str,
+        verb: str,
+        body: dict[str, Any],
+        role: str = "handling_department",
     ) -> Any:
         return await self.send.command(
             step,
             "review",
             f"/verifications/{case_id}/{verb}",
-            role="handling_department",
+            role=role,
             jurisdiction=jurisdiction,
             body=body,
         )

@@ -26,7 +26,7 @@ CONTEXTS=(archive clarification intake review)
 # Every consumer of the four services (shared/topics.py dead_letter_topic: zm.dlq.<consumer>).
 CONSUMERS=(
     intake.results intake.inbound
-    review.handover
+    review.handover review.re-review
     clarification.review clarification.intake
     archive.clarification archive.stats-intake archive.stats-review archive.stats-clarification
 )

@@ -392,6 +392,7 @@ class QuarterFacts:
     corrections: frozenset[str] = frozenset()  # event ids: wrong treatments corrected
     objections: frozenset[str] = frozenset()  # objection ids lodged in the quarter (异议)
     objections_upheld: frozenset[str] = frozenset()  # objection ids upheld on re-examination
+    supplementary: frozenset[str] = frozenset()  # case ids of verifications reopened (补充核查)
 
     def __add__(self, other: QuarterFacts) -> QuarterFacts:
         # Facts are combined, not figures: a mean or a distinct count over the city must be
@@ -415,6 +416,7 @@ class QuarterFacts:
             corrections=self.corrections | other.corrections,
             objections=self.objections | other.objections,
             objections_upheld=self.objections_upheld | other.objections_upheld,
+            supplementary=self.supplementary | other.supplementary,
         )
 
 
@@ -498,6 +500,10 @@ class Figures(Frozen):
         "经承办部门复查异议成立的件数（按复查日期）",
         "Objections the handling department upheld on re-examination in the quarter",
     )
+    supplementary_verifications: int = _figure(
+        "退回补充核查的件数：已办结的核查重新启动（按启动日期，每件计一次）",
+        "Verifications reopened for supplementary verification (补充核查) in the quarter, each counted once",
+    )
 
 
 def mean_days(days: Sequence[int]) -> float | None:
@@ -552,6 +558,7 @@ def figures(facts: QuarterFacts) -> Figures:
         false_accusations_referred=len(facts.false_accusations_referred),
         objections=len(facts.objections),
         objections_upheld=len(facts.objections_upheld),
+        supplementary_verifications=len(facts.supplementary),
     )
 
 

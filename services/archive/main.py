@@ -25,7 +25,12 @@ from shared.events.clarification import (
     TreatmentCorrected,
 )
 from shared.events.intake import ObjectionLodged, ReportMergedAsRepeat, ReportReceived
-from shared.events.review import FalseAccusationReferred, ObjectionExamined, VerificationConcluded
+from shared.events.review import (
+    FalseAccusationReferred,
+    ObjectionExamined,
+    VerificationConcluded,
+    VerificationReopened,
+)
 from shared.runtime import ServiceDefinition, Subscription, Update, events_of, read_model, read_models
 from shared.topics import personnel_notices_topic
 
@@ -40,6 +45,7 @@ STATISTICS: dict[str, Mapping[type[BaseModel], Update]] = {
         VerificationConcluded: projections.note_conclusion,
         FalseAccusationReferred: projections.note_false_accusation,
         ObjectionExamined: projections.note_objection_examined,
+        VerificationReopened: projections.note_reopening,
     },
     "clarification": {
         CandidateAdded: projections.note_candidate,

@@ -32,7 +32,12 @@ from shared.events.clarification import (
 )
 from shared.events.common import UNTRUE_FINDINGS
 from shared.events.intake import ObjectionLodged, ReportMergedAsRepeat, ReportReceived
-from shared.events.review import FalseAccusationReferred, ObjectionExamined, VerificationConcluded
+from shared.events.review import (
+    FalseAccusationReferred,
+    ObjectionExamined,
+    VerificationConcluded,
+    VerificationReopened,
+)
 
 
 async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
@@ -173,6 +178,19 @@ async def note_false_accusation(
         envelope.jurisdiction,
         payload.allegation_id,
         payload.referred_on,
+    )
+
+
+async def note_reopening(conn: Conn, envelope: EventEnvelope, payload: VerificationReopened) -> None:
+    """补充核查: a concluded verification reopened."""
+    await conn.execute(
+        "INSERT INTO stat_reopenings (event_id, case_id, jurisdiction, origin, reopened_on)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+        envelope.event_id,
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.origin,
+        payload.reopened_on,
     )
 
 

@@ -490,6 +490,15 @@ async def quarter_facts(
         "objections_upheld",
         lambda r: r["objection_id"],
     )
+    collect(
+        await conn.fetch(
+            "SELECT jurisdiction, case_id FROM stat_reopenings WHERE "
+            + in_quarter.format(column="reopened_on"),
+            *args,
+        ),
+        "supplementary",
+        lambda r: r["case_id"],
+    )
     # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
@@ -527,6 +536,7 @@ def _facts(part: dict[str, Any]) -> QuarterFacts:
         corrections=frozenset(part.get("corrections", ())),
         objections=frozenset(part.get("objections", ())),
         objections_upheld=frozenset(part.get("objections_upheld", ())),
+        supplementary=frozenset(part.get("supplementary", ())),
     )
 
 

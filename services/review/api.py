@@ -1,5 +1,6 @@
-"""Review's HTTP entrypoint: handling decision, findings, conclusion, sweep, quarterly results, and
-the queries on verifications and referred false accusations."""
+"""Review's HTTP entrypoint: the handling decision (proposed by the department, approved or sent
+back by the head), findings (a false accusation approved or refused by a city head), conclusion,
+sweep, quarterly results, and the queries on verifications and referred false accusations."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from pydantic import BaseModel, Field
 
 from services.review import handlers, projections
 from services.review.commands import (
+    ApproveFalseAccusation,
+    ApproveHandling,
     ConcludeVerification,
-    DecideHandling,
     ExamineObjection,
+    ProposeHandling,
     RecordFinding,
+    RefuseFalseAccusation,
     ReportResults,
     RunSweep,
+    SendBackHandling,
 )
 from services.review.domain import Verification
 from shared.auth import Principal
@@ -28,6 +33,7 @@ from shared.http import CommandContext, acting, check_jurisdiction, create_app, 
 from shared.runtime import Runtime, decision
 
 HANDLING = ("handling_department",)
+HEAD = ("head",)
 SWEEPERS = ("handling_department", "case_management")
 READERS = ("handling_department", "case_trial", "case_management", "head", "auditor")
 RESULT_READERS = ("letters_office", *READERS)
@@ -37,11 +43,33 @@ Decide = Callable[[Verification, C], Sequence[BaseModel]]
 """A decision of the verification on a command (one of its methods)."""
 
 
+VerificationState = Literal["open", "proposed", "decided", "concluded", "reopened"]
+
+
+class Proposal(BaseModel):
+    """The proposed handling awaiting the head's approval."""
+
+    method: HandlingMethod
+    decided_on: date
+    note: str = ""
+    proposed_by: str | None = None
+
+
+class SendBack(BaseModel):
+    sent_back_on: date
+    reason: str
+    sent_back_by: str | None = None
+
+
 class Decision(BaseModel):
     method: HandlingMethod
     decided_on: date
     approved_by: str
     note: str
+    approved_on: date | None = Field(
+        default=None, description="None in decisions recorded before the head approved them in person"
+    )
+    approver_name: str | None = None
 
 
 class FindingView(BaseModel):
@@ -50,6 +78,31 @@ class FindingView(BaseModel):
     basis: str
     approved_by: str | None = None
     approval_jurisdiction: str | None = None
+    approved_on: date | None = None
+
+
+class FalseAccusationProposal(BaseModel):
+    """A proposed 诬告陷害 awaiting a city head."""
+
+    allegation_id: str
+    basis: str
+    found_on: date | None = None
+    referred_on: date
+    referred_to: str
+    proposed_by: str | None = None
+
+
+class FalseAccusationRefusal(BaseModel):
+    allegation_id: str
+    refused_on: date
+    reason: str
+    refused_by: str | None = None
+
+
+class Reopening(BaseModel):
+    reopened_on: date
+    origin: Literal["re_review", "objection"]
+    reason: str
 
 
 class Screening(BaseModel):
@@ -74,17 +127,25 @@ class VerificationView(BaseModel):
     case_id: str
     jurisdiction: str
     department: str
-    state: Literal["open", "decided", "concluded"]
+    state: VerificationState
     opened_on: date
     received_on: date
     real_name: bool
     subjects: list[Subject]
     allegations: list[Allegation]
+    proposal: Proposal | None = Field(description="the proposed handling awaiting the head, if any")
+    sent_back: list[SendBack] = Field(description="the head's send-backs of earlier proposals")
     decision: Decision | None
     findings: dict[str, FindingView]
-    concluded_on: date | None
+    false_accusation_proposals: dict[str, FalseAccusationProposal] = Field(
+        description="allegation id -> the proposed 诬告陷害 awaiting a city head"
+    )
+    false_accusation_refusals: list[FalseAccusationRefusal]
+    concluded_on: date | None = Field(description="the latest conclusion's date")
     eligible_for_pool: bool | None
     untrue_points: list[Allegation] | None
+    revision: int | None = Field(description="the latest conclusion's revision: 0 the first, +1 each later")
+    reopenings: list[Reopening] = Field(description="补充核查: every reopening of the verification")
     screenings: list[Screening]
     objections: list[ObjectionView] = Field(default_factory=list)
     version: int
@@ -126,6 +187,8 @@ def _view(row: dict[str, Any]) -> VerificationView:
             decided_on=row["decided_on"],
             approved_by=row["approved_by"],
             note=row["decision_note"] or "",
+            approved_on=row["approved_on"],
+            approver_name=row["approver_name"],
         )
         if row["method"] is not None
         else None
@@ -156,23 +219,80 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @app.post(
         "/verifications/{case_id}/decision",
-        summary="Record the collective, approved handling decision",
+        summary="Propose the collective handling decision (集体研究) to the head of the jurisdiction",
         response_model=CommandResult,
     )
-    async def decide(
-        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))], case_id: Identifier, body: DecideHandling
+    async def propose(
+        ctx: Annotated[CommandContext, Depends(acting(*HANDLING))], case_id: Identifier, body: ProposeHandling
     ) -> CommandResult:
-        return await decided(ctx, case_id, Verification.decide, body)
+        return await decided(ctx, case_id, Verification.propose, body)
+
+    @app.post(
+        "/verifications/{case_id}/decision/approve",
+        summary="The head approves the proposed handling: the decision, approved by the caller",
+        response_model=CommandResult,
+    )
+    async def approve_decision(
+        ctx: Annotated[CommandContext, Depends(acting(*HEAD))], case_id: Identifier, body: ApproveHandling
+    ) -> CommandResult:
+        def approve(verification: Verification, command: ApproveHandling) -> list[BaseModel]:
+            return verification.approve_handling(command, ctx.principal)
+
+        return await decided(ctx, case_id, approve, body)
+
+    @app.post(
+        "/verifications/{case_id}/decision/send-back",
+        summary="The head sends the proposed handling back to the department, which proposes again",
+        response_model=CommandResult,
+    )
+    async def send_back_decision(
+        ctx: Annotated[CommandContext, Depends(acting(*HEAD))], case_id: Identifier, body: SendBackHandling
+    ) -> CommandResult:
+        return await decided(ctx, case_id, Verification.send_back_handling, body)
 
     @app.post(
         "/verifications/{case_id}/findings",
-        summary="Record the finding on one allegation (a false accusation is also referred)",
+        summary="Record the finding on one allegation (a false accusation is proposed to a city head,"
+        " also on a point found untrue or not proven after the conclusion)",
         response_model=CommandResult,
     )
     async def find(
         ctx: Annotated[CommandContext, Depends(acting(*HANDLING))], case_id: Identifier, body: RecordFinding
     ) -> CommandResult:
         return await decided(ctx, case_id, Verification.record_finding, body)
+
+    @app.post(
+        "/verifications/{case_id}/false-accusations/{allegation_id}/approve",
+        summary="A city head approves the proposed false accusation (诬告陷害): the finding, its referral"
+        " and, after the conclusion, the revised conclusion",
+        response_model=CommandResult,
+    )
+    async def approve_false_accusation(
+        ctx: Annotated[CommandContext, Depends(acting(*HEAD))],
+        case_id: Identifier,
+        allegation_id: Identifier,
+        body: ApproveFalseAccusation,
+    ) -> CommandResult:
+        def approve(verification: Verification, command: ApproveFalseAccusation) -> list[BaseModel]:
+            return verification.approve_false_accusation(allegation_id, command, ctx.principal)
+
+        return await decided(ctx, case_id, approve, body)
+
+    @app.post(
+        "/verifications/{case_id}/false-accusations/{allegation_id}/refuse",
+        summary="A city head refuses the proposed false accusation; the department records another finding",
+        response_model=CommandResult,
+    )
+    async def refuse_false_accusation(
+        ctx: Annotated[CommandContext, Depends(acting(*HEAD))],
+        case_id: Identifier,
+        allegation_id: Identifier,
+        body: RefuseFalseAccusation,
+    ) -> CommandResult:
+        def refuse(verification: Verification, command: RefuseFalseAccusation) -> list[BaseModel]:
+            return verification.refuse_false_accusation(allegation_id, command, ctx.principal)
+
+        return await decided(ctx, case_id, refuse, body)
 
     @app.post(
         "/verifications/{case_id}/conclude",
@@ -254,7 +374,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def list_verifications(
         principal: Annotated[Principal, Depends(require(*READERS))],
         jurisdiction: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
-        state: Literal["open", "decided", "concluded"] | None = None,
+        state: VerificationState | None = None,
     ) -> list[VerificationView]:
         async with runtime.pool.acquire() as conn:
             rows = await projections.verifications(conn, scope(principal, jurisdiction), state)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from datetime import date
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, StrictBool, StringConstraints
 
@@ -14,31 +15,69 @@ DEFAULT_REFERRAL_UNIT: Final[str] = "案件监督管理室"
 """Where a suspected false accusation is referred when the department names no one else."""
 
 JurisdictionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
-UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoControl]
 CaseId = Annotated[str, StringConstraints(min_length=1, max_length=200), NoControl]
 
 
-class DecideHandling(Command):
-    """The collective handling decision (集体研究) and its approver."""
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), NoControl]
+
+
+class ProposeHandling(Command):
+    """The collective handling decision (集体研究), proposed to the head of the jurisdiction, who
+    approves it (or sends it back) in a session of their own."""
 
     method: HandlingMethod
     decided_on: BusinessDate
-    approved_by: UserId
     collective: StrictBool
     note: Annotated[str, Field(max_length=4000), NoControl] = ""
 
 
+class ApproveHandling(Command):
+    """The head's approval of the proposed handling."""
+
+    approved_on: BusinessDate
+
+
+class SendBackHandling(Command):
+    """The head sends the proposed handling back to the department, with the reason."""
+
+    sent_back_on: BusinessDate
+    reason: Reason
+
+
 class RecordFinding(Command):
-    """The finding on one allegation; a false accusation needs city approval and a referral date."""
+    """The finding on one allegation; a false accusation (with its referral date) is proposed to a
+    city head, whose approval makes it the finding."""
 
     allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl]
     finding: Finding
     basis: Annotated[str, Field(min_length=1, max_length=4000), NoControl]
     found_on: BusinessDate | None = Field(default=None, description="when the finding was reached")
-    approved_by: UserId | None = None
-    approval_jurisdiction: JurisdictionCode | None = None
     referred_on: BusinessDate | None = None
     referred_to: Annotated[str, Field(min_length=1, max_length=200), NoControl] = DEFAULT_REFERRAL_UNIT
+
+
+class ApproveFalseAccusation(Command):
+    """A city head's approval of the proposed 诬告陷害 (市级以上审批)."""
+
+    approved_on: BusinessDate
+
+
+class RefuseFalseAccusation(Command):
+    """A city head refuses the proposed 诬告陷害, with the reason."""
+
+    refused_on: BusinessDate
+    reason: Reason
+
+
+class ReopenVerification(Command):
+    """补充核查: reopen a concluded verification. Not a request body: the reaction to the event that
+    reopens it (a re-review finding it incomplete, an upheld objection) builds it; `trigger` is
+    that event's id, so a redelivery reopens nothing."""
+
+    reopened_on: date
+    origin: Literal["re_review", "objection"]
+    reason: Reason
+    trigger: str | None = None
 
 
 # No docstring on ConcludeVerification and ReportResults: it would become their OpenAPI

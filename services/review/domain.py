@@ -10,17 +10,23 @@ from typing import Final
 from pydantic import BaseModel
 
 from services.review.commands import (
+    ApproveFalseAccusation,
+    ApproveHandling,
     ConcludeVerification,
-    DecideHandling,
     ExamineObjection,
+    ProposeHandling,
     RecordFinding,
+    RefuseFalseAccusation,
+    ReopenVerification,
     ReportResults,
     RunSweep,
+    SendBackHandling,
 )
 from shared.aggregate import Aggregate
+from shared.auth import Principal
 from shared.dates import Quarter, not_before
 from shared.envelope import CITY
-from shared.errors import Conflict, NotFound, OutOfRange, RuleViolation, Term
+from shared.errors import Conflict, Forbidden, NotFound, OutOfRange, RuleViolation, Term
 from shared.events.common import (
     FINDING_NAMES,
     HANDLING_METHOD_NAMES,
@@ -33,14 +39,19 @@ from shared.events.common import (
 from shared.events.intake import ObjectionLodged, ReportHandedOver
 from shared.events.review import (
     CandidateScreened,
+    FalseAccusationProposed,
     FalseAccusationReferred,
+    FalseAccusationRefused,
     FindingRecorded,
     HandlingDecided,
+    HandlingProposed,
+    HandlingSentBack,
     ObjectionExamined,
     ObjectionReceived,
     ResultsReportedBack,
     VerificationConcluded,
     VerificationOpened,
+    VerificationReopened,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -50,6 +61,11 @@ from shared.events.review import (
 
 FALSE_ACCUSATION_APPROVAL_LEVEL: Final[str] = CITY
 """诬告陷害 must be approved at city level or above; the highest level zhengming knows is the city."""
+
+RELABELLED_AFTER_CONCLUSION: Final[frozenset[Finding]] = frozenset({"untrue", "not_proven"})
+"""The findings a 诬告陷害 may replace once the verification is concluded (the reporter is usually
+investigated after the allegation was verified): untrue or not proven, never an honest mistake
+(错告) nor anything found true or not a violation."""
 
 SWEEP_WINDOW_YEARS: Final[int] = 3
 """大起底 looks back over the verifications concluded in the last three years."""
@@ -73,9 +89,15 @@ def sweep_id_for(jurisdiction: str, as_of: date) -> str:
 # The steps a later date must not precede (shared.dates.not_before).
 OPENING = Term("the opening", "核查启动")
 DECISION = Term("the decision", "处置决定")
+PROPOSAL = Term("the proposed handling", "处置建议")
+SEND_BACK = Term("the send-back", "退回")
 REFERRAL = Term("a referral", "移送")
 FINDING = Term("a finding", "认定")
 OBJECTION = Term("the objection", "异议提出")
+FALSE_ACCUSATION_PROPOSAL = Term("the proposed false accusation", "诬告陷害认定建议")
+APPROVAL = Term("an approval", "审批")
+CONCLUSION = Term("the conclusion", "办结")
+REOPENING = Term("the reopening", "补充核查启动")
 
 # ---------------------------------------------------------------------------------------------
 # Rules as pure functions
@@ -125,34 +147,56 @@ def check_collective(collective: bool) -> None:
         )
 
 
-def check_approved(approved_by: str | None, *, field_name: str = "approved_by") -> str:
-    """A handling decision needs the approving head's user id."""
-    approver = (approved_by or "").strip()
-    if not approver:
+def check_approver(approver: Principal) -> str:
+    """The approving head's user id (their own token's: nobody approves in another's name)."""
+    approved_by = approver.user_id.strip()
+    if not approved_by:
         raise RuleViolation(
             "the approving head must be named",
             detail_zh="须写明审批的负责人",
-            field=field_name,
+            field="approved_by",
             code="approval_required",
         )
-    return approver
+    return approved_by
 
 
-def check_false_accusation_approval(
-    finding: Finding, approved_by: str | None, approval_jurisdiction: str | None
-) -> None:
-    """诬告陷害 needs approval at city level or above: an approver and the city's code."""
-    if finding != "false_accusation":
-        return
-    if not (approved_by or "").strip() or approval_jurisdiction != FALSE_ACCUSATION_APPROVAL_LEVEL:
-        raise RuleViolation(
-            "a suspected false accusation (诬告陷害) needs approval at city level or above: give "
-            f"approved_by and approval_jurisdiction {FALSE_ACCUSATION_APPROVAL_LEVEL}",
-            detail_zh="认定诬告陷害须经市级以上审批：请填写 approved_by，approval_jurisdiction 须为"
-            f" {FALSE_ACCUSATION_APPROVAL_LEVEL}",
-            field="approval_jurisdiction" if (approved_by or "").strip() else "approved_by",
+def check_false_accusation_approver(approver: Principal) -> str:
+    """诬告陷害 is approved at city level or above: by a head whose token holds the city. Returns
+    the level approving it."""
+    if FALSE_ACCUSATION_APPROVAL_LEVEL not in approver.jurisdictions:
+        raise Forbidden(
+            "a suspected false accusation (诬告陷害) is approved at city level or above: a head of "
+            f"{FALSE_ACCUSATION_APPROVAL_LEVEL} must approve it",
+            detail_zh=f"认定诬告陷害须经市级以上审批：须由 {FALSE_ACCUSATION_APPROVAL_LEVEL} 的负责人审批",
             code="false_accusation_needs_city_approval",
         )
+    return FALSE_ACCUSATION_APPROVAL_LEVEL
+
+
+def check_false_accusation_after_conclusion(previous: Finding | None) -> None:
+    """Once the verification is concluded, only a point found untrue or not proven may turn out a
+    false accusation (the honest mistake has its own rule, check_not_relabelling_honest_mistake)."""
+    if previous not in RELABELLED_AFTER_CONCLUSION:
+        was = f"{FINDING_NAMES[previous]}（{previous}）" if previous is not None else "无认定"
+        raise Conflict(
+            "after the conclusion, a false accusation (诬告陷害) is found only on a point found untrue"
+            f" or not proven; this one was found {previous}",
+            detail_zh=f"核查办结后，只有认定为失实或查无实据的反映问题才能认定为诬告陷害；该问题已认定为{was}",
+            field="finding",
+            code="false_accusation_only_on_untrue_point",
+        )
+
+
+def check_reason(reason: str, step: Term) -> str:
+    """A send-back or a refusal says why, in words."""
+    if not reason.strip():
+        raise RuleViolation(
+            f"{step.en} needs its reason",
+            detail_zh=f"{step.zh}须写明理由",
+            field="reason",
+            code="reason_required",
+        )
+    return reason.strip()
 
 
 def check_referral(finding: Finding, referred_on: date | None) -> None:
@@ -175,8 +219,8 @@ def check_referral(finding: Finding, referred_on: date | None) -> None:
 
 
 def check_not_relabelling_honest_mistake(previous: Finding | None, finding: Finding) -> None:
-    """An honest mistake (错告) is never labelled false accusation (诬告陷害). One finding per
-    allegation already forbids any relabelling; this names the case that matters most."""
+    """An honest mistake (错告) is never labelled false accusation (诬告陷害): not while the
+    verification runs, not after its conclusion, not in a supplementary verification."""
     if previous == "honest_mistake" and finding == "false_accusation":
         raise Conflict(
             "the allegation was found an honest mistake (错告); it is never labelled false accusation",
@@ -274,7 +318,12 @@ def check_flags_for_candidates(flagged: Iterable[str], candidates: Iterable[str]
 
 class Verification(Aggregate):
     """核查: the handling department's verification of one matter, from its opening to 办结
-    (conclusion) and any 大起底 screening afterwards."""
+    (conclusion), any 诬告陷害 found and 补充核查 (supplementary verification) after it, and the
+    大起底 screenings.
+
+    The approvals are the approver's own commands: the head of the jurisdiction approves the
+    proposed handling (or sends it back), a city head approves a proposed 诬告陷害 (or refuses it);
+    the approver is the user whose token carries the command."""
 
     noun = "verification"
     noun_zh = "核查"
@@ -283,10 +332,16 @@ class Verification(Aggregate):
         self._case_id = case_id
         self.jurisdiction = jurisdiction
         self.opened: VerificationOpened | None = None
+        self.proposal: HandlingProposed | None = None  # pending the head's approval
+        self.sent_back: HandlingSentBack | None = None  # the last send-back
         self.decision: HandlingDecided | None = None
         self.findings: dict[str, FindingRecorded] = {}
+        self.proposed_false_accusations: dict[str, FalseAccusationProposed] = {}  # pending
         self.referrals: dict[str, FalseAccusationReferred] = {}
-        self.conclusion: VerificationConcluded | None = None
+        self.conclusion: VerificationConcluded | None = None  # the latest
+        self.conclusions = 0
+        self.reopened: VerificationReopened | None = None  # while the supplementary verification runs
+        self.reopen_triggers: set[str] = set()
         self.sweeps: set[str] = set()
         # 异议 (objections) of the real-name reporter and their re-examination, by objection id.
         self.objections: dict[str, ObjectionReceived] = {}
@@ -305,14 +360,31 @@ class Verification(Aggregate):
         match payload:
             case VerificationOpened():
                 self.opened = payload
+            case HandlingProposed():
+                self.proposal = payload
+            case HandlingSentBack():
+                self.proposal = None
+                self.sent_back = payload
             case HandlingDecided():
                 self.decision = payload
+                self.proposal = None
+            case FalseAccusationProposed():
+                self.proposed_false_accusations[payload.allegation_id] = payload
+            case FalseAccusationRefused():
+                self.proposed_false_accusations.pop(payload.allegation_id, None)
             case FindingRecorded():
                 self.findings[payload.allegation_id] = payload
+                self.proposed_false_accusations.pop(payload.allegation_id, None)
             case FalseAccusationReferred():
                 self.referrals[payload.allegation_id] = payload
             case VerificationConcluded():
                 self.conclusion = payload
+                self.conclusions += 1
+                self.reopened = None
+            case VerificationReopened():
+                self.reopened = payload
+                if payload.trigger is not None:
+                    self.reopen_triggers.add(payload.trigger)
             case CandidateScreened():
                 self.sweeps.add(payload.sweep_id)
             case ObjectionReceived():
@@ -323,11 +395,20 @@ class Verification(Aggregate):
                 raise TypeError(f"not a review verification event: {type(payload).__name__}")
 
     @property
+    def concluded(self) -> bool:
+        """Concluded and not reopened since."""
+        return self.conclusion is not None and self.reopened is None
+
+    @property
     def state(self) -> str:
+        if self.reopened is not None:
+            return "reopened"
         if self.conclusion is not None:
             return "concluded"
         if self.decision is not None:
             return "decided"
+        if self.proposal is not None:
+            return "proposed"
         return "open" if self.opened is not None else "new"
 
     # -- commands --------------------------------------------------------------------------
@@ -347,7 +428,7 @@ class Verification(Aggregate):
             )
         ]
 
-    def decide(self, command: DecideHandling) -> list[BaseModel]:
+    def _require_undecided(self) -> VerificationOpened:
         opened = self._require_opened()
         if self.decision is not None:
             method = self.decision.method
@@ -356,16 +437,60 @@ class Verification(Aggregate):
                 detail_zh=f"该件已作出处置决定（{HANDLING_METHOD_NAMES[method]}）",
                 code="already_decided",
             )
+        return opened
+
+    def propose(self, command: ProposeHandling) -> list[BaseModel]:
+        """The department's collective decision, proposed to the head; again after a send-back."""
+        opened = self._require_undecided()
+        if self.proposal is not None:
+            raise Conflict(
+                "the proposed handling awaits the head's approval",
+                detail_zh="处置建议正待负责人审批",
+                code="proposal_pending",
+            )
         check_collective(command.collective)
-        approver = check_approved(command.approved_by)
         not_before(command.decided_on, opened.opened_on, field="decided_on", step=OPENING)
+        if self.sent_back is not None:
+            not_before(command.decided_on, self.sent_back.sent_back_on, field="decided_on", step=SEND_BACK)
+        return [HandlingProposed(method=command.method, decided_on=command.decided_on, note=command.note)]
+
+    def _pending_proposal(self) -> HandlingProposed:
+        self._require_undecided()
+        if self.proposal is None:
+            raise Conflict(
+                "no proposed handling awaits the head's approval: the department proposes first",
+                detail_zh="该件没有待负责人审批的处置建议，须由承办部门先提出",
+                code="no_pending_proposal",
+            )
+        return self.proposal
+
+    def approve_handling(self, command: ApproveHandling, approver: Principal) -> list[BaseModel]:
+        """The head approves the proposal: the decision, approved by the head's own user."""
+        proposal = self._pending_proposal()
+        approved_by = check_approver(approver)
+        not_before(command.approved_on, proposal.decided_on, field="approved_on", step=PROPOSAL)
         return [
             HandlingDecided(
-                method=command.method, decided_on=command.decided_on, approved_by=approver, note=command.note
+                method=proposal.method,
+                decided_on=proposal.decided_on,
+                approved_by=approved_by,
+                note=proposal.note,
+                approved_on=command.approved_on,
+                approver_name=approver.name,
             )
         ]
 
+    def send_back_handling(self, command: SendBackHandling) -> list[BaseModel]:
+        """The head sends the proposal back; the department proposes again."""
+        proposal = self._pending_proposal()
+        reason = check_reason(command.reason, Term("sending the proposal back", "退回处置建议"))
+        not_before(command.sent_back_on, proposal.decided_on, field="sent_back_on", step=PROPOSAL)
+        return [HandlingSentBack(sent_back_on=command.sent_back_on, reason=reason)]
+
     def record_finding(self, command: RecordFinding) -> list[BaseModel]:
+        """A finding on one allegation. A false accusation is proposed to a city head (also once
+        the verification is concluded, on a point found untrue or not proven); a supplementary
+        verification may find an allegation again."""
         opened = self._require_opened()
         if self.decision is None:
             raise Conflict(
@@ -373,9 +498,9 @@ class Verification(Aggregate):
                 detail_zh="须先作出处置决定，才能认定反映问题",
                 code="wrong_state",
             )
-        if self.conclusion is not None:
-            raise Conflict("the verification is concluded", detail_zh="核查已办结", code="wrong_state")
         allegation_id, finding = command.allegation_id, command.finding
+        if self.concluded and finding != "false_accusation":
+            raise Conflict("the verification is concluded", detail_zh="核查已办结", code="wrong_state")
         if allegation_id not in {a.allegation_id for a in opened.allegations}:
             raise RuleViolation(
                 f"{allegation_id} is not one of the matter's allegations",
@@ -383,39 +508,123 @@ class Verification(Aggregate):
                 field="allegation_id",
                 code="unknown_allegation",
             )
-        previous = self.findings.get(allegation_id)
-        check_not_relabelling_honest_mistake(previous.finding if previous else None, finding)
-        if previous is not None:
+        if allegation_id in self.proposed_false_accusations:
             raise Conflict(
-                f"allegation {allegation_id} already has its finding ({previous.finding})",
-                detail_zh=f"反映问题 {allegation_id} 已有认定（{FINDING_NAMES[previous.finding]}）",
+                f"a false accusation proposed on {allegation_id} awaits the city's approval",
+                detail_zh=f"反映问题 {allegation_id} 的诬告陷害认定建议正待市级审批",
+                field="allegation_id",
+                code="false_accusation_pending",
+            )
+        recorded = self.findings.get(allegation_id)
+        previous = recorded.finding if recorded else None
+        check_not_relabelling_honest_mistake(previous, finding)
+        if recorded is not None and (self.concluded or self.reopened is not None):
+            if previous == "false_accusation":
+                raise Conflict(
+                    f"allegation {allegation_id} was found a false accusation and referred; that stands",
+                    detail_zh=f"反映问题 {allegation_id} 已认定为诬告陷害并移送，不再改变",
+                    field="allegation_id",
+                    code="already_recorded",
+                )
+            if self.concluded:
+                check_false_accusation_after_conclusion(previous)
+        elif recorded is not None:
+            raise Conflict(
+                f"allegation {allegation_id} already has its finding ({previous})",
+                detail_zh=f"反映问题 {allegation_id} 已有认定（{FINDING_NAMES[recorded.finding]}）",
                 field="allegation_id",
                 code="already_recorded",
             )
-        check_false_accusation_approval(finding, command.approved_by, command.approval_jurisdiction)
+        elif self.concluded:
+            check_false_accusation_after_conclusion(None)
         check_referral(finding, command.referred_on)
+        decided_on = self.decision.decided_on
         if command.found_on is not None:
-            not_before(command.found_on, self.decision.decided_on, field="found_on", step=DECISION)
-        recorded: list[BaseModel] = [
-            FindingRecorded(
-                found_on=command.found_on,
-                allegation_id=allegation_id,
-                finding=finding,
-                basis=command.basis,
-                approved_by=(command.approved_by or "").strip() or None,
-                approval_jurisdiction=command.approval_jurisdiction,
-            )
-        ]
+            not_before(command.found_on, decided_on, field="found_on", step=DECISION)
+            if self.concluded:
+                assert self.conclusion is not None
+                not_before(command.found_on, self.conclusion.concluded_on, field="found_on", step=CONCLUSION)
+            if self.reopened is not None:
+                not_before(command.found_on, self.reopened.reopened_on, field="found_on", step=REOPENING)
         if finding == "false_accusation":
             referred_on = command.referred_on
             assert referred_on is not None  # check_referral
-            not_before(referred_on, self.decision.decided_on, field="referred_on", step=DECISION)
-            recorded.append(
-                FalseAccusationReferred(
-                    allegation_id=allegation_id, referred_on=referred_on, referred_to=command.referred_to
+            not_before(referred_on, decided_on, field="referred_on", step=DECISION)
+            return [
+                FalseAccusationProposed(
+                    allegation_id=allegation_id,
+                    basis=command.basis,
+                    found_on=command.found_on,
+                    referred_on=referred_on,
+                    referred_to=command.referred_to,
                 )
+            ]
+        return [
+            FindingRecorded(
+                found_on=command.found_on, allegation_id=allegation_id, finding=finding, basis=command.basis
             )
-        return recorded
+        ]
+
+    def _proposed_false_accusation(self, allegation_id: str) -> FalseAccusationProposed:
+        self._require_opened()
+        proposed = self.proposed_false_accusations.get(allegation_id)
+        if proposed is None:
+            raise NotFound(
+                f"no false accusation proposed on {allegation_id} awaits approval",
+                detail_zh=f"反映问题 {allegation_id} 没有待审批的诬告陷害认定建议",
+            )
+        return proposed
+
+    def approve_false_accusation(
+        self, allegation_id: str, command: ApproveFalseAccusation, approver: Principal
+    ) -> list[BaseModel]:
+        """A city head approves the proposed 诬告陷害: the finding, its referral and, on a concluded
+        verification, the conclusion revised with it."""
+        proposed = self._proposed_false_accusation(allegation_id)
+        level = check_false_accusation_approver(approver)
+        approved_by = check_approver(approver)
+        approved_on = command.approved_on
+        assert self.decision is not None  # a proposal needs the decision
+        proposal_day = proposed.found_on or self.decision.decided_on
+        not_before(approved_on, proposal_day, field="approved_on", step=FALSE_ACCUSATION_PROPOSAL)
+        if self.concluded:
+            assert self.conclusion is not None
+            not_before(approved_on, self.conclusion.concluded_on, field="approved_on", step=CONCLUSION)
+        recorded = FindingRecorded(
+            approved_on=approved_on,
+            found_on=proposed.found_on,
+            allegation_id=allegation_id,
+            finding="false_accusation",
+            basis=proposed.basis,
+            approved_by=approved_by,
+            approval_jurisdiction=level,
+        )
+        events: list[BaseModel] = [
+            recorded,
+            FalseAccusationReferred(
+                allegation_id=allegation_id,
+                referred_on=proposed.referred_on,
+                referred_to=proposed.referred_to,
+            ),
+        ]
+        if self.concluded:
+            events.append(self._concluded(approved_on, {**self.findings, allegation_id: recorded}))
+        return events
+
+    def refuse_false_accusation(
+        self, allegation_id: str, command: RefuseFalseAccusation, approver: Principal
+    ) -> list[BaseModel]:
+        """A city head refuses the proposed 诬告陷害; the allegation keeps what it had (or has no
+        finding yet) and the department records another."""
+        proposed = self._proposed_false_accusation(allegation_id)
+        check_false_accusation_approver(approver)
+        reason = check_reason(command.reason, Term("refusing a false accusation", "不予认定诬告陷害"))
+        assert self.decision is not None
+        proposal_day = proposed.found_on or self.decision.decided_on
+        not_before(command.refused_on, proposal_day, field="refused_on", step=FALSE_ACCUSATION_PROPOSAL)
+        return [
+            FalseAccusationRefused(allegation_id=allegation_id, refused_on=command.refused_on, reason=reason)
+        ]
 
     def conclude(self, command: ConcludeVerification) -> list[BaseModel]:
         opened = self._require_opened()
@@ -425,9 +634,17 @@ class Verification(Aggregate):
                 detail_zh="作出处置决定之前，核查不能办结",
                 code="wrong_state",
             )
-        if self.conclusion is not None:
+        if self.concluded:
             raise Conflict(
                 "the verification is already concluded", detail_zh="核查已经办结", code="already_concluded"
+            )
+        if self.proposed_false_accusations:
+            pending = sorted(self.proposed_false_accusations)
+            raise Conflict(
+                f"false accusations proposed on {', '.join(pending)} await the city's approval",
+                detail_zh=f"以下反映问题的诬告陷害认定建议正待市级审批，核查不能办结：{'、'.join(pending)}",
+                field="findings",
+                code="false_accusation_pending",
             )
         missing = missing_findings(opened.allegations, self.findings)
         if missing:
@@ -444,15 +661,39 @@ class Verification(Aggregate):
         for recorded in self.findings.values():
             if recorded.found_on is not None:
                 not_before(concluded_on, recorded.found_on, field="concluded_on", step=FINDING)
-        findings = {a.allegation_id: self.findings[a.allegation_id].finding for a in opened.allegations}
+            if recorded.approved_on is not None:
+                not_before(concluded_on, recorded.approved_on, field="concluded_on", step=APPROVAL)
+        if self.reopened is not None:
+            not_before(concluded_on, self.reopened.reopened_on, field="concluded_on", step=REOPENING)
+        return [self._concluded(concluded_on, self.findings)]
+
+    def _concluded(
+        self, concluded_on: date, recorded: Mapping[str, FindingRecorded]
+    ) -> VerificationConcluded:
+        """The conclusion with the findings as they stand; revision 0 the first time, +1 each later."""
+        opened = self._require_opened()
+        findings = {a.allegation_id: recorded[a.allegation_id].finding for a in opened.allegations}
+        return VerificationConcluded(
+            concluded_on=concluded_on,
+            received_on=opened.received_on,
+            findings=findings,
+            untrue_points=[a for a in opened.allegations if findings[a.allegation_id] in UNTRUE_FINDINGS],
+            subjects=list(opened.subjects),
+            eligible_for_pool=eligible_for_pool(findings.values()),
+            revision=self.conclusions,
+        )
+
+    def reopen(self, command: ReopenVerification) -> list[BaseModel]:
+        """补充核查: a concluded verification reopens, once per triggering event. One that is not
+        concluded (not opened here, still running, or already reopened) reopens nothing."""
+        if not self.concluded or (command.trigger is not None and command.trigger in self.reopen_triggers):
+            return []
         return [
-            VerificationConcluded(
-                concluded_on=concluded_on,
-                received_on=opened.received_on,
-                findings=findings,
-                untrue_points=[a for a in opened.allegations if findings[a.allegation_id] in UNTRUE_FINDINGS],
-                subjects=list(opened.subjects),
-                eligible_for_pool=eligible_for_pool(findings.values()),
+            VerificationReopened(
+                reopened_on=command.reopened_on,
+                origin=command.origin,
+                reason=check_reason(command.reason, Term("a reopening", "补充核查")),
+                trigger=command.trigger,
             )
         ]
 
@@ -460,6 +701,7 @@ class Verification(Aggregate):
         """Concluded eligible within the sweep window."""
         return (
             self.conclusion is not None
+            and self.concluded
             and self.conclusion.eligible_for_pool
             and in_sweep_window(self.conclusion.concluded_on, as_of)
         )

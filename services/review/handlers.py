@@ -1,13 +1,14 @@
-"""Review's reaction and the commands that need more than one aggregate or a read model: the
-handover opens a verification, the sweep screens many, the quarterly report reads the
-concluded matters. The other commands are one aggregate's decision (`decision`, in api.py)."""
+"""Review's reactions and the commands that need more than one aggregate or a read model: the
+handover opens a verification, a re-review finding it incomplete reopens it (补充核查), the sweep
+screens many, the quarterly report reads the concluded matters. The other commands are one
+aggregate's decision (`decision`, in api.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from services.review import projections
-from services.review.commands import ReportResults, RunSweep
+from services.review.commands import ReopenVerification, ReportResults, RunSweep
 from services.review.domain import (
     ResultsReport,
     Verification,
@@ -18,6 +19,7 @@ from services.review.domain import (
 )
 from shared.db import Conn
 from shared.envelope import EventEnvelope
+from shared.events.clarification import ReReviewRecorded
 from shared.events.intake import ObjectionLodged, ReportHandedOver
 from shared.logging import get_logger
 from shared.runtime import Runtime, UnitOfWork, decision
@@ -52,6 +54,30 @@ async def receive_objection(
         case_id=envelope.case_id,
         objection_id=lodged.objection_id,
     )
+
+
+RE_REVIEW_INCOMPLETE = "复核认为核查不全面，退回补充核查"
+
+
+async def reopen_on_re_review(
+    runtime: Runtime, conn: Conn, envelope: EventEnvelope, reviewed: ReReviewRecorded
+) -> None:
+    """复核 found the verification incomplete (退回补充核查) → 补充核查: the concluded verification
+    reopens, once per re-review; a send-back of a verification not concluded changes nothing."""
+    if reviewed.passed or reviewed.verification_complete:
+        return  # the other checks are the clarification office's business
+    command = ReopenVerification(
+        reopened_on=reviewed.reviewed_on,
+        origin="re_review",
+        reason="；".join(r for r in reviewed.reasons if r.strip()) or RE_REVIEW_INCOMPLETE,
+        trigger=str(envelope.event_id),
+    )
+    verification = Verification(envelope.case_id, envelope.jurisdiction)
+    done = await runtime.react(conn, envelope, decision(verification, Verification.reopen), command)
+    if done.events:
+        log.info("verification.reopened", case_id=envelope.case_id, origin="re_review")
+    else:
+        log.info("verification.reopen_ignored", case_id=envelope.case_id, state=done.state.state)
 
 
 async def run_sweep(uow: UnitOfWork, sweep: RunSweep) -> SweepResult:

@@ -14,14 +14,19 @@ from shared.envelope import EventEnvelope
 from shared.events.common import Finding
 from shared.events.review import (
     CandidateScreened,
+    FalseAccusationProposed,
     FalseAccusationReferred,
+    FalseAccusationRefused,
     FindingRecorded,
     HandlingDecided,
+    HandlingProposed,
+    HandlingSentBack,
     ObjectionExamined,
     ObjectionReceived,
     ResultsReportedBack,
     VerificationConcluded,
     VerificationOpened,
+    VerificationReopened,
 )
 
 
@@ -44,20 +49,64 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
                 [a.model_dump(mode="json") for a in payload.allegations],
                 version,
             )
+        case HandlingProposed():
+            proposal = {**payload.model_dump(mode="json"), "proposed_by": envelope.actor.user_id}
+            await conn.execute(
+                "UPDATE verifications SET state = 'proposed', proposal = $2, version = $3 WHERE case_id = $1",
+                case_id,
+                proposal,
+                version,
+            )
+        case HandlingSentBack():
+            sent_back = {**payload.model_dump(mode="json"), "sent_back_by": envelope.actor.user_id}
+            await conn.execute(
+                "UPDATE verifications SET state = 'open', proposal = NULL,"
+                " sent_back = sent_back || jsonb_build_array($2::jsonb), version = $3 WHERE case_id = $1",
+                case_id,
+                sent_back,
+                version,
+            )
         case HandlingDecided():
             await conn.execute(
                 "UPDATE verifications SET state = 'decided', method = $2, decided_on = $3,"
-                " approved_by = $4, decision_note = $5, version = $6 WHERE case_id = $1",
+                " approved_by = $4, decision_note = $5, approved_on = $6, approver_name = $7,"
+                " proposal = NULL, version = $8 WHERE case_id = $1",
                 case_id,
                 payload.method,
                 payload.decided_on,
                 payload.approved_by,
                 payload.note,
+                payload.approved_on,
+                payload.approver_name,
+                version,
+            )
+        case FalseAccusationProposed():
+            proposed = {**payload.model_dump(mode="json"), "proposed_by": envelope.actor.user_id}
+            await conn.execute(
+                "UPDATE verifications SET false_accusation_proposals = false_accusation_proposals"
+                " || jsonb_build_object($2::text, $3::jsonb), version = $4 WHERE case_id = $1",
+                case_id,
+                payload.allegation_id,
+                proposed,
+                version,
+            )
+        case FalseAccusationRefused():
+            refused = {**payload.model_dump(mode="json"), "refused_by": envelope.actor.user_id}
+            await conn.execute(
+                "UPDATE verifications SET false_accusation_proposals = false_accusation_proposals - $2::text,"
+                " false_accusation_refusals = false_accusation_refusals || jsonb_build_array($3::jsonb),"
+                " version = $4 WHERE case_id = $1",
+                case_id,
+                payload.allegation_id,
+                refused,
                 version,
             )
         case FindingRecorded():
+            # A later finding of the same allegation (诬告陷害 after the conclusion, 补充核查)
+            # replaces the earlier one.
             await conn.execute(
                 "UPDATE verifications SET findings = findings || jsonb_build_object($2::text, $3::jsonb),"
+                " false_accusation_proposals = false_accusation_proposals - $2::text,"
                 " version = $4 WHERE case_id = $1",
                 case_id,
                 payload.allegation_id,
@@ -81,11 +130,21 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
         case VerificationConcluded():
             await conn.execute(
                 "UPDATE verifications SET state = 'concluded', concluded_on = $2, eligible_for_pool = $3,"
-                " untrue_points = $4, version = $5 WHERE case_id = $1",
+                " untrue_points = $4, revision = $5, version = $6 WHERE case_id = $1",
                 case_id,
                 payload.concluded_on,
                 payload.eligible_for_pool,
                 [a.model_dump(mode="json") for a in payload.untrue_points],
+                payload.revision,
+                version,
+            )
+        case VerificationReopened():
+            reopening = payload.model_dump(mode="json", exclude={"trigger"})
+            await conn.execute(
+                "UPDATE verifications SET state = 'reopened',"
+                " reopenings = reopenings || jsonb_build_array($2::jsonb), version = $3 WHERE case_id = $1",
+                case_id,
+                reopening,
                 version,
             )
         case CandidateScreened():
@@ -133,8 +192,9 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
 
 _VERIFICATION_COLUMNS = (
     "case_id, jurisdiction, department, state, opened_on, received_on, real_name, subjects,"
-    " allegations, method, decided_on, approved_by, decision_note, findings, concluded_on,"
-    " eligible_for_pool, untrue_points, screenings, version"
+    " allegations, proposal, sent_back, method, decided_on, approved_by, approved_on, approver_name,"
+    " decision_note, findings, false_accusation_proposals, false_accusation_refusals, concluded_on,"
+    " eligible_for_pool, untrue_points, revision, reopenings, screenings, version"
 )
 # 异议 of each verification with their re-examination, oldest first.
 _OBJECTIONS_COLUMN = (

@@ -41,7 +41,7 @@ from shared.runtime import served_jurisdictions
 from shared.topics import events_topic
 from tests.e2e.conftest import TRANSCRIPT
 from zhengming.client import Client, Users
-from zhengming.driver import CasePlan, Driver, Reporter
+from zhengming.driver import CaseDriver, CasePlan, Driver, Reporter
 from zhengming.services import LocalService
 
 fake = Faker("zh_CN")
@@ -469,26 +469,21 @@ async def test_relay_leadership_moves_to_a_survivor(
             await assert_opened_once(local, handed, timeout_s=120)
             # A command on a survivor: its events go through the new relay to Kafka.
             plan, case_id = handed[0]
-            decided = await local.ok(
-                "POST",
-                "review",
-                f"/verifications/{case_id}/decision",
-                role="handling_department",
-                jurisdiction=plan.jurisdiction,
-                body={
-                    "method": "preliminary_verification",
-                    "decided_on": (plan.received_on + timedelta(days=5)).isoformat(),
-                    "approved_by": f"head-{plan.jurisdiction}",
-                    "collective": True,
-                },
+            decided = await CaseDriver(local).decide(
+                plan.jurisdiction,
+                case_id,
+                method="preliminary_verification",
+                on=plan.received_on + timedelta(days=5),
             )
             assert decided["recorded"] == ["HandlingDecided"]
         finally:
             await local.close()
         topic = events_topic(plan.jurisdiction, "review")
         opened = await find_on_topic(topic, case_id, "VerificationOpened")
+        proposed = await find_on_topic(topic, case_id, "HandlingProposed")
         event = await find_on_topic(topic, case_id, "HandlingDecided")
-        assert event.stream_version == 2 and event.prev_hash == opened.hash
+        assert proposed.stream_version == 2 and proposed.prev_hash == opened.hash
+        assert event.stream_version == 3 and event.prev_hash == proposed.hash
 
         async def all_marked() -> bool:
             # The relay marks a row published after its Kafka transaction commits: on a loaded

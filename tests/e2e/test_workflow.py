@@ -367,21 +367,9 @@ async def test_false_accusation_branch(client: Client, driver: Driver) -> None:
     p = plan(["false_accusation"], day(8, 3))
     case_id = await open_case(driver, p)
     verification = await driver.wait_verification(p, case_id)
-    await client.ok(
-        "POST",
-        "review",
-        f"/verifications/{case_id}/decision",
-        role="handling_department",
-        jurisdiction=J,
-        body={
-            "method": "preliminary_verification",
-            "decided_on": day(8, 5).isoformat(),
-            "approved_by": f"head-{J}",
-            "collective": True,
-        },
-    )
+    await driver.case.decide(J, case_id, method="preliminary_verification", on=day(8, 5))
     allegation = verification["allegations"][0]["allegation_id"]
-    county_only = await client.request(
+    proposed = await client.ok(
         "POST",
         "review",
         f"/verifications/{case_id}/findings",
@@ -391,27 +379,23 @@ async def test_false_accusation_branch(client: Client, driver: Driver) -> None:
             "allegation_id": allegation,
             "finding": "false_accusation",
             "basis": "捏造事实",
-            "approved_by": f"head-{J}",
-            "approval_jurisdiction": J,
             "referred_on": day(8, 20).isoformat(),
         },
     )
-    assert county_only.status_code == 422
+    assert proposed["recorded"] == ["FalseAccusationProposed"]
+    approve = f"/verifications/{case_id}/false-accusations/{allegation}/approve"
+    county_only = await client.request(
+        "POST", "review", approve, role="head", jurisdiction=J, body={"approved_on": day(8, 20).isoformat()}
+    )
+    assert county_only.status_code == 403
     assert county_only.json()["code"] == "false_accusation_needs_city_approval"
     await client.ok(
         "POST",
         "review",
-        f"/verifications/{case_id}/findings",
-        role="handling_department",
-        jurisdiction=J,
-        body={
-            "allegation_id": allegation,
-            "finding": "false_accusation",
-            "basis": "捏造事实",
-            "approved_by": f"head-{CITY}",
-            "approval_jurisdiction": CITY,
-            "referred_on": day(8, 20).isoformat(),
-        },
+        approve,
+        role="head",
+        jurisdiction=CITY,
+        body={"approved_on": day(8, 20).isoformat()},
     )
     referred = await client.ok(
         "GET",
@@ -667,7 +651,7 @@ async def test_another_jurisdiction_is_invisible(client: Client, driver: Driver)
         f"/verifications/{case_id}/decision",
         role="handling_department",
         jurisdiction=other,
-        body={"method": "close", "decided_on": day(2, 9).isoformat(), "approved_by": "x", "collective": True},
+        body={"method": "close", "decided_on": day(2, 9).isoformat(), "collective": True},
     )
     assert command.status_code == 404
     no_token = await client.http.get(settings.services().url("archive") + "/statistics?quarter=2023Q1")

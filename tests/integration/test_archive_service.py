@@ -40,7 +40,7 @@ from shared.events.clarification import (
 )
 from shared.events.common import Allegation, Channel, Finding, Subject
 from shared.events.intake import ReportLogged, ReportMergedAsRepeat, ReportReceived
-from shared.events.review import FalseAccusationReferred, VerificationConcluded
+from shared.events.review import FalseAccusationReferred, VerificationConcluded, VerificationReopened
 from shared.runtime import Runtime
 from shared.topics import events_topic
 from tests.integration.conftest import fresh_runtime
@@ -949,3 +949,49 @@ async def test_declined_withdrawn_and_returned_by_the_head_are_counted(
     assert (
         "本人不同意" in spec["declined"]["description"] and "head" in spec["returned_by_head"]["description"]
     )
+
+
+async def test_supplementary_verifications_are_counted_once_per_matter(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """补充核查 (supplementary_verifications): each verification reopened in the quarter, once however
+    often it was reopened, by the reopening's date, through the statistics consumer."""
+    deliver = Deliverer(runtime)
+    twice, once, later = f"{JINYUN}-2023-001001", f"{JINYUN}-2023-001002", f"{JINYUN}-2023-001003"
+
+    def reopened(on: date) -> VerificationReopened:
+        return VerificationReopened(reopened_on=on, origin="re_review", reason="核查不全面")
+
+    for case, version, payload in [
+        (twice, 7, reopened(date(2023, 2, 1))),
+        (twice, 9, reopened(date(2023, 3, 1))),
+        (once, 7, reopened(date(2023, 3, 31))),
+        (later, 7, reopened(date(2023, 4, 1))),
+    ]:
+        event = foreign(
+            "review",
+            payload,
+            stream_id=f"verification-{case}",
+            case_id=case,
+            jurisdiction=JINYUN,
+            version=version,
+        )
+        assert "applied" in await deliver.deliver(event)
+        await deliver.deliver(event)  # a second delivery counts nothing more
+
+    async def figures(quarter: str) -> dict[str, Any]:
+        report = (
+            await client.get(
+                "/statistics",
+                params={"quarter": quarter, "jurisdiction": JINYUN},
+                headers=auth("auditor", JINYUN),
+            )
+        ).json()
+        found: dict[str, Any] = row(report, JINYUN)["figures"]
+        return found
+
+    assert (await figures("2023Q1"))["supplementary_verifications"] == 2
+    assert (await figures("2023Q2"))["supplementary_verifications"] == 1
+    spec = (await client.get("/openapi.json")).json()["components"]["schemas"]["Figures"]["properties"]
+    description = spec["supplementary_verifications"]["description"]
+    assert "补充核查" in description and "supplementary verification" in description

@@ -375,13 +375,14 @@ async def seed(apps: dict[str, ServiceApp], ids: list[str]) -> None:
         done = await intake.post(path, json=body, headers=office)
         assert done.status_code == 200, done.text
     await bridge(apps)
-    decision = {
-        "method": "preliminary_verification",
-        "decided_on": "2025-03-10",
-        "approved_by": "head-1",
-        "collective": True,
-    }
+    decision = {"method": "preliminary_verification", "decided_on": "2025-03-10", "collective": True}
     done = await review.post(f"/verifications/{case_id}/decision", json=decision, headers=department)
+    assert done.status_code == 200, done.text
+    done = await review.post(
+        f"/verifications/{case_id}/decision/approve",
+        json={"approved_on": "2025-03-10"},
+        headers=bearer("head", COUNTY),
+    )
     assert done.status_code == 200, done.text
     for allegation in ("A1", "A2"):
         finding = {"allegation_id": allegation, "finding": "untrue", "basis": "经初步核实，反映问题失实"}

@@ -417,3 +417,12 @@ def test_the_indicator_never_exceeds_100() -> None:
         fig(candidates=1, clarifications=1, on_time_clarifications=1, false_accusations_referred=3)
     )
     assert result.score == 100.0
+
+
+def test_figures_count_each_verification_reopened_once() -> None:
+    county = QuarterFacts(supplementary=frozenset({"c1", "c2"}))
+    city = QuarterFacts(supplementary=frozenset({"c2", "c3"}))  # the same matter reopened twice
+    assert figures(combine([county, city])).supplementary_verifications == 3
+    assert figures(QuarterFacts()).supplementary_verifications == 0
+    description = Figures.model_fields["supplementary_verifications"].description or ""
+    assert "补充核查" in description and "supplementary verification" in description

@@ -49,8 +49,6 @@ COLUMNS = (
     ("forms", "澄清方式"),
     ("visits", "回访"),
     ("false acc.", "诬告陷害移送"),
-    ("objections", "异议"),
-    ("upheld", "异议成立"),
     ("days", "办结至澄清(工作日)"),
     ("index", "担当干事激情指数"),
 )
@@ -84,8 +82,6 @@ def quarterly_table(statistics: dict[str, Any]) -> Table:
             _forms(f["forms_used"]),
             str(f["return_visits_done"]),
             str(f["false_accusations_referred"]),
-            str(f["objections"]),
-            str(f["objections_upheld"]),
             _number(f["working_days_to_clarify_mean"]),
             _number(row["indicator"]["score"]),
             style=style,
@@ -105,6 +101,9 @@ EXIT_COLUMNS = (
     ("declined", "本人不同意或撤回"),
     ("returned_by_head", "主要负责人退回"),
     ("discontinued", "终止澄清"),
+    ("supplementary_verifications", "补充核查"),
+    ("objections", "异议"),
+    ("objections_upheld", "异议成立"),
     ("treatments_corrected", "纠正错误处理"),
     ("clarifications", "澄清"),
 )
