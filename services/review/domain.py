@@ -740,7 +740,8 @@ class Verification(Aggregate):
 
     def examine_objection(self, objection_id: str, command: ExamineObjection) -> list[BaseModel]:
         """复查: the handling department re-examines the objection once, not before it was lodged,
-        and says why it is upheld or not. (An upheld objection is only recorded here.)"""
+        and says why it is upheld or not; an objection upheld after the conclusion reopens the
+        verification."""
         self._require_opened()
         received = self.objections.get(objection_id)
         if received is None:
@@ -760,14 +761,24 @@ class Verification(Aggregate):
             )
         check_reason_given(command.reason)
         not_before(command.examined_on, received.lodged_on, field="examined_on", step=OBJECTION)
-        return [
-            ObjectionExamined(
-                objection_id=objection_id,
-                examined_on=command.examined_on,
-                upheld=command.upheld,
-                reason=command.reason,
-            )
-        ]
+        examined_now = ObjectionExamined(
+            objection_id=objection_id,
+            examined_on=command.examined_on,
+            upheld=command.upheld,
+            reason=command.reason,
+        )
+        if not command.upheld:
+            return [examined_now]
+        # Upheld after the conclusion: the verification reopens on the new facts (补充核查), and its
+        # revised conclusion reaches the clarification office. Before it, the running verification
+        # takes them in.
+        reopening = ReopenVerification(
+            reopened_on=command.examined_on,
+            origin="objection",
+            reason=f"异议成立：{command.reason.strip()}",
+            trigger=objection_id,
+        )
+        return [examined_now, *self.reopen(reopening)]
 
     def _require_opened(self) -> VerificationOpened:
         if self.opened is None:

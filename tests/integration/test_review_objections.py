@@ -87,11 +87,11 @@ async def test_a_received_objection_is_examined_and_listed_with_its_result(
     )
     assert r.status_code == 200, r.text
     done = r.json()
-    assert done["recorded"] == ["ObjectionExamined"]
+    assert done["recorded"] == ["ObjectionExamined", "VerificationReopened"]
     [seen] = done["verification"]["objections"]
     assert (seen["examined_on"], seen["upheld"], seen["reason"]) == ("2023-03-20", True, EXAMINE["reason"])
-    # Upheld is recorded only: the verification stays concluded (reopening is not this change's).
-    assert done["verification"]["state"] == "concluded"
+    # Upheld after the conclusion: the verification reopens on the new facts (补充核查).
+    assert done["verification"]["state"] == "reopened"
     listed = (await client.get("/verifications", params={"jurisdiction": J}, headers=HANDLER)).json()
     assert listed[0]["objections"][0]["upheld"] is True
 

@@ -37,6 +37,7 @@ from shared.events.review import (
     ObjectionReceived,
     VerificationConcluded,
     VerificationOpened,
+    VerificationReopened,
 )
 from shared.http import status_of
 
@@ -246,17 +247,33 @@ def test_a_redelivered_objection_is_received_once() -> None:
     assert verification(OPENED, RECEIVED).receive_objection(lodged()) == []
 
 
-def test_the_department_examines_an_objection_upheld_or_not_with_its_reason() -> None:
-    [event] = verification(OPENED, CONCLUDED, RECEIVED).examine_objection(RECEIVED.objection_id, EXAMINE)
-    assert event == ObjectionExamined(
+def test_an_objection_upheld_after_the_conclusion_reopens_the_verification() -> None:
+    examined, reopened = verification(OPENED, CONCLUDED, RECEIVED).examine_objection(
+        RECEIVED.objection_id, EXAMINE
+    )
+    assert examined == ObjectionExamined(
         objection_id=RECEIVED.objection_id,
         examined_on=date(2023, 3, 20),
         upheld=True,
         reason="新的转账记录足以重新核查",
     )
-    # Upheld is only recorded: the verification stays as it was (reopening is wired elsewhere).
-    v = verification(OPENED, CONCLUDED, RECEIVED, event)
-    assert v.state == "concluded" and v.objection_results[RECEIVED.objection_id].upheld
+    assert isinstance(reopened, VerificationReopened)
+    assert (reopened.origin, reopened.reopened_on, reopened.trigger) == (
+        "objection",
+        date(2023, 3, 20),
+        RECEIVED.objection_id,
+    )
+    assert reopened.reason == "异议成立：新的转账记录足以重新核查"
+    v = verification(OPENED, CONCLUDED, RECEIVED, examined, reopened)
+    assert v.state == "reopened" and v.objection_results[RECEIVED.objection_id].upheld
+
+
+def test_an_objection_not_upheld_or_upheld_before_the_conclusion_reopens_nothing() -> None:
+    dismissed = EXAMINE.model_copy(update={"upheld": False, "reason": "所附材料不是新的事实"})
+    [only] = verification(OPENED, CONCLUDED, RECEIVED).examine_objection(RECEIVED.objection_id, dismissed)
+    assert isinstance(only, ObjectionExamined) and not only.upheld
+    [running] = verification(OPENED, RECEIVED).examine_objection(RECEIVED.objection_id, EXAMINE)
+    assert isinstance(running, ObjectionExamined) and running.upheld
 
 
 def test_an_unknown_objection_is_not_found() -> None:
