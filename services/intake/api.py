@@ -10,7 +10,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake import handlers, queries
 from services.intake.commands import (
@@ -29,12 +29,14 @@ from services.intake.domain import Report, ReportState
 from services.intake.inbound import public_key_pem
 from services.intake.queries import READ_ROLES
 from shared.auth import Principal
-from shared.bounded import BusinessDate, Identifier, Offset
+from shared.bounded import BusinessDate, Identifier, NoControl, Offset
 from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
 from shared.runtime import Decided, Runtime, decision
 
 OFFICE = ("letters_office",)
 OVERDUE_ROLES = ("letters_office", "auditor")
+IDENTITY_CHECK_ROLES = ("handling_department", "case_trial")
+"""Who drafts and approves what is sent out of the matter (the 澄清内容)."""
 ALL_ROLES = (*READ_ROLES, "organisation_department")
 
 
@@ -43,6 +45,19 @@ class OverdueOut(BaseModel):
     kind: Literal["disposition", "acceptance_notice", "result_notice", "sent_down_response"]
     due_on: date
     days_overdue: int
+
+
+class IdentityCheckIn(BaseModel):
+    """A text meant to leave the office (e.g. a wording of the 澄清内容); never logged or kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=20000), NoControl]
+
+
+class IdentityCheckOut(BaseModel):
+    contains: bool
+    """Whether the text contains a reporter identity of the matter (never which one, nor where)."""
 
 
 Office = Annotated[CommandContext, Depends(acting(*OFFICE))]
@@ -120,6 +135,20 @@ def build_api(runtime: Runtime) -> FastAPI:
     )
     async def get_report(report_id: Identifier, principal: Reader) -> dict[str, Any]:
         return await queries.report_detail(runtime, principal, report_id)
+
+    @app.post(
+        "/reports/{report_id}/identity-check",
+        tags=["reporters"],
+        summary="Whether a text contains the identity of a reporter of the matter (name, contact or ID"
+        " number; the answer never names it)",
+    )
+    async def identity_check(
+        report_id: Identifier,
+        body: IdentityCheckIn,
+        principal: Annotated[Principal, Depends(require(*IDENTITY_CHECK_ROLES))],
+    ) -> IdentityCheckOut:
+        contains = await queries.identity_check(runtime, principal, report_id, body.text)
+        return IdentityCheckOut(contains=contains)
 
     @app.get("/reports", tags=["reports"], summary="Reports of a jurisdiction, optionally in one state")
     async def list_reports(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from services.intake import projections
+from services.intake import disclosure, projections
 from services.intake.commands import ReporterIdentity
 from services.intake.domain import REPORTER_FIELD, OverdueItem, Report, overdue
 from shared.auth import Principal
@@ -52,6 +52,28 @@ async def report_detail(runtime: Runtime, principal: Principal, report_id: str) 
         "repeats": repeats,
         "applications": applications,
     }
+
+
+async def identity_check(runtime: Runtime, principal: Principal, report_id: str, text: str) -> bool:
+    """Whether `text` reveals a reporter of the matter: of the report, or of a repeat merged into
+    it (an erased reporter is gone for good and reveals nothing). Only the answer leaves intake."""
+    async with runtime.pool.acquire() as conn:
+        report = await runtime.read(conn, Report(report_id))
+        if not report.exists or not principal.sees(report.jurisdiction):
+            raise report.missing()
+        reports = [report]
+        for repeat_id in await projections.repeats_of(conn, report_id):
+            reports.append(await runtime.read(conn, Report(repeat_id)))
+        identities: list[ReporterIdentity] = []
+        for each in reports:
+            if each.reporter is None or each.reporter_erased:
+                continue
+            try:
+                opened = await runtime.cipher.open(conn, each.reporter, field=REPORTER_FIELD)
+            except KeyErased:
+                continue
+            identities.append(ReporterIdentity.model_validate_json(opened))
+    return disclosure.reveals_any(text, identities)
 
 
 def report_state(report: Report) -> dict[str, Any]:

@@ -184,6 +184,10 @@ class ClarificationPerformed(Frozen):
     on_time: bool
     round_id: str | None = None
     documents: list[str] = []
+    # The approved 澄清内容, allegation id -> wording, as the documents print it; {} in
+    # clarifications recorded before the content was drafted and approved (their documents
+    # printed the allegations' summaries).
+    wording: dict[str, str] = {}
 
 
 @registry.event("FeedbackGiven", 1)
@@ -214,6 +218,35 @@ class ClarificationFiled(Frozen):
     forms: list[ClarificationForm]
     concluded_on: date
     clarified_on: date
+
+
+@registry.event("ContentDrafted", 1)
+class ContentDrafted(Frozen):
+    """澄清内容 drafted by the handling department: one wording for each point verified untrue
+    (allegation id -> wording). A new draft replaces the previous one and needs approval again."""
+
+    drafted_on: date
+    points: dict[str, str]
+
+
+@registry.event("ContentApproved", 1)
+class ContentApproved(Frozen):
+    """The case-trial office (审理室) approved the drafted 澄清内容: the documents print it."""
+
+    approved_on: date
+    approver: str
+    approver_name: str | None = None
+
+
+@registry.event("ContentReturned", 1)
+class ContentReturned(Frozen):
+    """The case-trial office (审理室) returned the drafted 澄清内容 to the department, with the
+    reason: the department drafts again."""
+
+    returned_on: date
+    reason: str
+    returned_by: str
+    returned_by_name: str | None = None
 
 
 @registry.event("QuarterlyRoundHeld", 1)
