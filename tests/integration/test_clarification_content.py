@@ -287,3 +287,64 @@ async def test_a_matter_intake_never_registered_has_no_reporter_to_reveal(
         await client.post(f"/clarifications/{case_id}/content", headers=DEPT, json=draft(CLEAN))
     )
     assert drafted["event"] == "ContentDrafted"
+
+
+async def head_approved(client: httpx.AsyncClient, case_id: str) -> None:
+    """Started, assessed, re-reviewed and approved by the head: the 澄清内容 left to the caller."""
+    base = f"/clarifications/{case_id}"
+    assessed = {
+        "assessed_on": "2023-03-02",
+        "bad_effects": ["repeated_reports"],
+        "effect_only_from_interviews": False,
+    }
+    await ok(await client.post(f"{base}/assess", headers=DEPT, json=assessed))
+    reviewed = {
+        "reviewed_on": "2023-03-03",
+        "verification_complete": True,
+        "conclusion_clear": True,
+        "disposal_adequate": True,
+        "expected_effect": "消除不良影响",
+        "members": MEMBERS,
+    }
+    await ok(await client.post(f"{base}/re-review", headers=TRIAL, json=reviewed))
+    await ok(
+        await client.post(f"{base}/approve", headers=auth("head", J), json={"approved_on": "2023-03-06"})
+    )
+
+
+async def test_a_round_clarifies_the_matters_whose_content_is_approved_and_names_the_others(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    worded, unworded = f"{J}-2023-000881", f"{J}-2023-000882"
+    for case_id in (worded, unworded):
+        await started_matter(runtime, client, case_id)
+        await head_approved(client, case_id)
+    await ok(await client.post(f"/clarifications/{worded}/content", headers=DEPT, json=draft(CLEAN)))
+    problem(
+        await client.post(
+            "/rounds", headers=DEPT, json={"jurisdiction": J, "quarter": "2023Q1", "held_on": "2023-03-10"}
+        ),
+        422,
+        "nothing_ready",
+    )
+    await ok(
+        await client.post(
+            f"/clarifications/{worded}/content/approve", headers=TRIAL, json={"approved_on": "2023-03-06"}
+        )
+    )
+    held = await ok(
+        await client.post(
+            "/rounds", headers=DEPT, json={"jurisdiction": J, "quarter": "2023Q1", "held_on": "2023-03-10"}
+        )
+    )
+    assert held["matters"] == [worded]
+    assert held["skipped"] == [{"case_id": unworded, "code": "content_not_approved"}]
+    left = await ok(await client.get(f"/clarifications/{unworded}", headers=AUDITOR))
+    assert left["state"] == "approved" and left["content"]["state"] == "none"
+    problem(
+        await client.post(
+            f"/clarifications/{unworded}/perform", headers=DEPT, json={"performed_on": "2023-03-10"}
+        ),
+        409,
+        "content_not_approved",
+    )
