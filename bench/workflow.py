@@ -67,6 +67,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("finding", "review"),
     ("conclude", "review"),
     ("start", "clarification"),
+    ("draft-content", "clarification"),
+    ("approve-content", "clarification"),
     ("assess", "clarification"),
     ("re-review", "clarification"),
     ("approve", "clarification"),
@@ -291,6 +293,7 @@ async def carry(api: Api, rec: Recorder, k: int) -> None:
     matter = await api.visible(rec, CONCLUDED, sender.answered, lambda: case.candidate(j, case_id))
     subject_id = str(matter["outcome"]["subjects"][0]["subject_id"])
     await case.start(j, case_id, CaseDriver.start_body(subject_id, d + timedelta(days=26)))
+    await case.word_content(j, case_id, d + timedelta(days=26))
     assessed = await case.assess(j, case_id, on=d + timedelta(days=27), bad_effects=["repeated_reports"])
     if not assessed["eligible"]:
         raise RuntimeError(f"{case_id}: assessed not eligible: {assessed}")

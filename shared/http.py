@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Annotated, Any
 
 import asyncpg
@@ -506,6 +507,9 @@ class CommandContext:
 
     principal: Principal
     correlation_id: uuid.UUID
+    authorization: str | None = dataclass_field(default=None, repr=False)
+    """The request's Authorization header, for a call the command makes on the caller's behalf
+    (e.g. clarification asking intake); never logged."""
 
 
 def command_context(principal: Principal, request: Request) -> CommandContext:
@@ -514,7 +518,7 @@ def command_context(principal: Principal, request: Request) -> CommandContext:
         correlation = uuid.UUID(str(bound or request.headers.get("x-correlation-id")))
     except ValueError:
         correlation = uuid.uuid4()
-    return CommandContext(principal, correlation)
+    return CommandContext(principal, correlation, request.headers.get("authorization"))
 
 
 def acting(*roles: str) -> Callable[[Request, Principal], CommandContext]:

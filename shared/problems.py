@@ -152,6 +152,14 @@ TITLES: dict[str, tuple[str, str]] = {
     "unknown_subject": ("不是本件的被反映人", "Unknown subject"),
     "round_held": ("本季度集中澄清已开展", "Round already held"),
     "nothing_ready": ("没有可集中澄清的事项", "Nothing ready"),
+    # 澄清内容: drafted by the department, approved by the case-trial office.
+    "content_reveals_reporter": ("澄清内容含有检举控告人身份信息", "Content reveals the reporter"),
+    "content_not_approved": ("澄清内容尚未经审理室审核通过", "Content not approved"),
+    "content_not_drafted": ("没有待审核的澄清内容", "No content drafted for review"),
+    "identity_check_unavailable": ("暂时无法核对检举控告人身份", "Identity check unavailable"),
+    "point_not_untrue": ("该问题未经核查认定失实", "Point not verified untrue"),
+    "wording_required": ("澄清内容不能为空", "Wording required"),
+    "wording_missing": ("有失实问题尚未拟定澄清内容", "Wording missing"),
     # Archive: 备案、回访、档案、通报.
     "invalid_quarter": ("季度格式无效", "Invalid quarter"),
     "visit_not_found": ("没有该回访", "No such return visit"),

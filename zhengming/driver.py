@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from typing import Any, Protocol
 
 from shared.envelope import CITY
+from shared.events.common import UNTRUE_FINDINGS
 from zhengming.client import Client, iso
 
 EXPECTED_EFFECT = "澄清后可消除不良影响，激励干部担当作为"
@@ -29,6 +30,23 @@ class Sender(Protocol):
     ) -> Any: ...
 
     async def get_if(self, service: str, path: str, *, role: str, jurisdiction: str) -> Any: ...
+
+
+def content_points(matter: dict[str, Any]) -> list[dict[str, str]]:
+    """澄清内容 worded from a started matter (its GET view): for each point verified untrue, "经核查，
+    反映<the person>……的问题失实" (the point in the department's words, not the summary alone)."""
+    outcome = matter["outcome"]
+    person = matter.get("person") or outcome["subjects"][0]
+    named = f"{person['name']}同志" if person.get("kind", "person") == "person" else person["name"]
+    points = []
+    for point in outcome["untrue_points"]:
+        if outcome["findings"].get(point["allegation_id"]) not in UNTRUE_FINDINGS:
+            continue
+        summary = point["summary"].strip().rstrip("。；;，,")[:1800]
+        points.append(
+            {"allegation_id": point["allegation_id"], "wording": f"经核查，反映{named}{summary}的问题失实。"}
+        )
+    return points
 
 
 QUALITY_GROUP = ("letters_office", "case_trial", "case_management")
@@ -285,6 +303,34 @@ class CaseDriver:
         }
         return await self._clarify("assess", jurisdiction, case_id, "assess", body)
 
+    async def draft_content(
+        self, jurisdiction: str, case_id: str, on: date, points: Sequence[dict[str, str]]
+    ) -> Any:
+        """澄清内容 by the department: [{allegation_id, wording}] for each point verified untrue
+        (`content_points` words them from the matter)."""
+        body = {"drafted_on": iso(on), "points": [dict(p) for p in points]}
+        return await self._clarify("draft-content", jurisdiction, case_id, "content", body)
+
+    async def approve_content(self, jurisdiction: str, case_id: str, on: date) -> Any:
+        """审理室 approves the drafted 澄清内容."""
+        body = {"approved_on": iso(on)}
+        return await self._clarify(
+            "approve-content", jurisdiction, case_id, "content/approve", body, role="case_trial"
+        )
+
+    async def return_content(self, jurisdiction: str, case_id: str, on: date, reason: str) -> Any:
+        """审理室 returns the drafted 澄清内容 to the department."""
+        body = {"returned_on": iso(on), "reason": reason}
+        return await self._clarify(
+            "return-content", jurisdiction, case_id, "content/return", body, role="case_trial"
+        )
+
+    async def word_content(self, jurisdiction: str, case_id: str, on: date) -> Any:
+        """Draft the 澄清内容 from the started matter (`content_points`) and approve it, both `on`."""
+        matter = await self.clarification(jurisdiction, case_id)
+        await self.draft_content(jurisdiction, case_id, on, content_points(matter))
+        return await self.approve_content(jurisdiction, case_id, on)
+
     async def re_review(
         self,
         jurisdiction: str,
@@ -460,6 +506,7 @@ class CasePlan:
     false_accusation_point: int | None = None
     green_channel_before_conclusion: bool = False
     via_inbound: bool = False
+    word_content: bool = True  # the 澄清内容 drafted and approved on the start day
 
 
 @dataclass
@@ -552,13 +599,16 @@ class Driver:
         return state
 
     async def clarify_until_approved(self, plan: CasePlan, case_id: str, start: date) -> str:
-        """Start, assess, re-review, approve. Returns the state reached ("approved" or "refused")."""
+        """Start, word the 澄清内容 (drafted and approved), assess, re-review, approve. Returns the
+        state reached ("approved" or "refused")."""
         j = plan.jurisdiction
         await self.wait_state(plan, case_id, {"candidate"})
         subject_id = plan.subject.get("subject_id") or (await self.clarification(plan, case_id) or {}).get(
             "outcome", {}
         ).get("subjects", [{}])[0].get("subject_id")
         await self.case.start(j, case_id, CaseDriver.start_body(subject_id, start, consent=plan.consent))
+        if plan.word_content:
+            await self.case.word_content(j, case_id, start)
         assessed = await self.case.assess(
             j,
             case_id,

@@ -39,6 +39,9 @@ class LocalService:
         self.local.logs.mkdir(parents=True, exist_ok=True)
         self.local.run.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "ZM_LOG_JSON_OUTPUT": "true"}
+        if self.name == "clarification":
+            # The intake of this same stack checks the 澄清内容 against the reporter's identity.
+            env.setdefault("ZM_INTAKE_URL", self.settings.url("intake"))
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "zhengming.cli", "serve", self.name],

@@ -7,16 +7,18 @@ import asyncio
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Query
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.clarification import handlers, projections
 from services.clarification.commands import (
     Acknowledge,
     Approve,
+    ApproveContent,
     Assess,
     CorrectTreatment,
     Decline,
+    DraftContent,
     File,
     GiveFeedback,
     HoldRound,
@@ -24,19 +26,30 @@ from services.clarification.commands import (
     RefuseApproval,
     RequestConsent,
     ReReview,
+    ReturnContent,
     SendBackApproval,
     Start,
     Withdraw,
 )
 from services.clarification.documents import Layout
-from services.clarification.domain import Clarification, State, reaches
+from services.clarification.domain import CONTENT_STATE_NAMES, Clarification, State, reaches
 from services.clarification.formats import MEDIA_TYPES, Format, content_disposition
 from services.clarification.formats import render as render_format
 from services.clarification.handlers import answer
+from services.clarification.reporters import IdentityCheck, IdentityCheckUnavailable, IntakeIdentityCheck
 from shared.auth import Principal
 from shared.bounded import BusinessDate, NoControl
 from shared.errors import NotFound
-from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
+from shared.http import (
+    RETRY_AFTER_S,
+    CommandContext,
+    acting,
+    check_jurisdiction,
+    create_app,
+    problem_response,
+    require,
+)
+from shared.problems import language_of
 from shared.runtime import Runtime, decision
 
 READ_ROLES = ("handling_department", "case_trial", "case_management", "letters_office", "head", "auditor")
@@ -46,6 +59,7 @@ Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 Department = Annotated[CommandContext, Depends(acting("handling_department"))]
 QualityGroup = Annotated[CommandContext, Depends(acting(*QUALITY_GROUP_ROLES))]
 Head = Annotated[CommandContext, Depends(acting("head"))]
+CaseTrial = Annotated[CommandContext, Depends(acting("case_trial"))]
 Filer = Annotated[CommandContext, Depends(acting("handling_department", "case_management"))]
 
 CaseId = Annotated[
@@ -63,13 +77,43 @@ def cadre_level(matter: dict[str, Any]) -> Any:
     return person.get("cadre_level") if person else None
 
 
-def build_api(runtime: Runtime) -> FastAPI:
+def content_view(matter: Clarification) -> dict[str, Any]:
+    """The 澄清内容 of a matter as a reader sees it: its state, the latest wording and what the
+    case-trial office did with it."""
+    draft, approval, returned = matter.content, matter.content_approval, matter.content_return
+    return {
+        "state": matter.content_state,
+        "state_name": CONTENT_STATE_NAMES[matter.content_state],
+        "drafted_on": draft.drafted_on if draft else None,
+        "points": dict(draft.points) if draft else {},
+        "approved_on": approval.approved_on if approval else None,
+        "approver": approval.approver if approval else None,
+        "returned": returned.model_dump(mode="json") if returned else None,
+    }
+
+
+def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> FastAPI:
+    """The API; `identity_check` asks whether a 澄清内容 reveals the reporter (default: intake over
+    HTTP, at ZM_INTAKE_URL or the stack's own intake)."""
+    check = identity_check or IntakeIdentityCheck()
     app = create_app(
         "clarification",
         title="zhengming clarification (澄清正名)",
         description="The candidate pool (备选库), the chain 申请—评估—复核—审批—澄清—反馈—备案, "
         "quarterly concentrated rounds (集中澄清) and the uniform documents (统一文书).",
     )
+
+    @app.exception_handler(IdentityCheckUnavailable)
+    async def _no_check(request: Request, exc: IdentityCheckUnavailable) -> JSONResponse:
+        # Never accepted unchecked: the caller tries again when intake answers.
+        return problem_response(
+            503,
+            "identity_check_unavailable",
+            "intake did not answer whether the wording reveals the reporter; try again shortly",
+            detail_zh="检举控告受理部门（intake）暂时无法核对澄清内容是否含有检举控告人身份信息，请稍后重试",
+            language=language_of(request.scope),
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     @app.post(
         "/clarifications/{case_id}/consent-request",
@@ -140,6 +184,28 @@ def build_api(runtime: Runtime) -> FastAPI:
     )
     async def send_back(ctx: Head, case_id: CaseId, body: SendBackApproval) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.send_back_approval, case_id=case_id), body)
+
+    @app.post(
+        "/clarifications/{case_id}/content",
+        summary="澄清内容: the department drafts the wording of each point verified untrue (refused when"
+        " a wording contains the reporter's identity; a new draft needs approval again)",
+    )
+    async def draft_content(ctx: Department, case_id: CaseId, body: DraftContent) -> dict[str, Any]:
+        return await handlers.draft_content(runtime, ctx, check, body, case_id=case_id)
+
+    @app.post(
+        "/clarifications/{case_id}/content/approve",
+        summary="审理室 approves the drafted 澄清内容 (the documents print only approved wording)",
+    )
+    async def approve_content(ctx: CaseTrial, case_id: CaseId, body: ApproveContent) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.approve_content, case_id=case_id), body)
+
+    @app.post(
+        "/clarifications/{case_id}/content/return",
+        summary="审理室 returns the drafted 澄清内容 to the department, with the reason",
+    )
+    async def return_content(ctx: CaseTrial, case_id: CaseId, body: ReturnContent) -> dict[str, Any]:
+        return await runtime.command(ctx, partial(handlers.return_content, case_id=case_id), body)
 
     @app.post(
         "/clarifications/{case_id}/perform",
@@ -218,9 +284,10 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def get_clarification(case_id: CaseId, principal: Reader) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:
             found = await projections.clarification(conn, case_id)
-        if found is None or not reaches(principal, found["jurisdiction"], cadre_level(found)):
-            raise NotFound(f"no clarification matter {case_id}", detail_zh=f"没有澄清事项 {case_id}")
-        return found
+            if found is None or not reaches(principal, found["jurisdiction"], cadre_level(found)):
+                raise NotFound(f"no clarification matter {case_id}", detail_zh=f"没有澄清事项 {case_id}")
+            matter = await runtime.read(conn, Clarification(case_id))
+        return {**found, "content": content_view(matter)}
 
     async def issued(case_id: str, doc_id: str, principal: Principal) -> dict[str, Any]:
         async with runtime.pool.acquire() as conn:

@@ -154,3 +154,41 @@ class HoldRound(Command):
         default=None, max_length=4, description="omitted: each matter's approved forms"
     )
     scope: Scope | None = Field(default=None, description="omitted: each matter's approved scope")
+
+
+# --- 澄清内容: drafted by the department, approved by the case-trial office --------------------
+
+WORDING_MAX = 1000
+"""The longest wording of one clarified point (a sentence or two of the notice)."""
+
+Wording = Annotated[
+    str, Field(min_length=1, max_length=WORDING_MAX, description="拟澄清内容 of the point"), NoControl
+]
+
+
+class DraftedPoint(Command):
+    """The wording of one clarified point (a point verified untrue)."""
+
+    allegation_id: Annotated[str, Field(min_length=1, max_length=50), NoControl]
+    wording: Wording
+
+
+class DraftContent(Command):
+    """澄清内容: the department's wording of each point verified untrue, checked against the
+    reporter's identity and put before the case-trial office (审理室)."""
+
+    drafted_on: BusinessDate
+    points: list[DraftedPoint] = Field(min_length=1, max_length=100)
+
+
+class ApproveContent(Command):
+    """The case-trial office approves the drafted 澄清内容."""
+
+    approved_on: BusinessDate
+
+
+class ReturnContent(Command):
+    """The case-trial office returns the drafted 澄清内容 to the department, with the reason."""
+
+    returned_on: BusinessDate
+    reason: Reason

@@ -272,6 +272,31 @@ def _points(points: list[Allegation]) -> list[str]:
     return [p.summary for p in points]
 
 
+def _worded(points: list[Allegation], wording: dict[str, str]) -> list[str]:
+    """The approved 澄清内容 of each point; a clarification recorded before the content was approved
+    (no wording) printed the allegations' summaries, and so does its letter."""
+    return [wording.get(p.allegation_id, p.summary) for p in points] if wording else _points(points)
+
+
+def content_rows(matter: Clarification) -> dict[str, Any]:
+    """What the 审批表 says of the 澄清内容 when it is issued, honestly: the approved wording, else
+    the wording drafted (marked as a draft, and as returned when the case-trial office returned
+    it), else only the points as reported (反映问题), the content not drafted yet."""
+    outcome, draft = matter.outcome, matter.content
+    assert outcome is not None
+    points = clarifiable_points(outcome)
+    if draft is None:
+        return {"content": "none", "content_points": _points(points)}
+    wording = [draft.points.get(p.allegation_id, p.summary) for p in points]
+    state = {"approved": "approved", "returned": "returned"}.get(matter.content_state, "draft")
+    approval = matter.content_approval
+    return {
+        "content": state,
+        "content_points": wording,
+        "content_approved_on": approval.approved_on if approval is not None else None,
+    }
+
+
 def _organ_name(jurisdiction: str, settings: DocumentSettings) -> str:
     return "、".join(settings.organ(jurisdiction).names)
 
@@ -324,6 +349,7 @@ def approval_form(
             for o in QUALITY_GROUP_OFFICES
         ],
         "approval_organ": _organ_name(level, settings),
+        **content_rows(matter),
     }
     return Draft(doc_id, matter.case_id, matter.jurisdiction, "approval_form", context, reviewed.reviewed_on)
 
@@ -337,7 +363,8 @@ def performed_context(
     return {
         "we": WE,
         "person": _person(performed.person),
-        "points": _points(performed.points),
+        "points": _worded(performed.points, performed.wording),
+        "worded": bool(performed.wording),
         "concluded_on": performed.concluded_on,
         "performed_on": performed.performed_on,
         "forms": [FORM_NAMES[f] for f in performed.forms],

@@ -13,9 +13,11 @@ from pydantic import BaseModel
 from services.clarification.commands import (
     Acknowledge,
     Approve,
+    ApproveContent,
     Assess,
     CorrectTreatment,
     Decline,
+    DraftContent,
     File,
     GiveFeedback,
     HoldRound,
@@ -23,6 +25,7 @@ from services.clarification.commands import (
     RefuseApproval,
     RequestConsent,
     ReReview,
+    ReturnContent,
     SendBackApproval,
     Start,
     Withdraw,
@@ -48,6 +51,9 @@ from shared.events.clarification import (
     ClarificationStarted,
     ClarificationWithdrawn,
     ConsentRequested,
+    ContentApproved,
+    ContentDrafted,
+    ContentReturned,
     FeedbackGiven,
     OutcomeNoted,
     PriorityNoted,
@@ -125,6 +131,9 @@ ACKNOWLEDGEMENT = Term("the acknowledgement", "本人确认")
 CONSENT_REQUEST = Term("the request for consent", "征求本人意见")
 CONCLUSION = Term("the conclusion", "核查办结")
 HEAD_RETURN = Term("the head's sending back", "主要负责人退回")
+CONTENT_DRAFT = Term("the drafting of the content", "拟定澄清内容")
+CONTENT_RETURN = Term("the return of the content", "审理室退回澄清内容")
+CONTENT_APPROVAL = Term("the approval of the content", "审理室审核通过澄清内容")
 
 ENDS: frozenset[State] = frozenset(
     {"declined", "refused", "refused_by_head", "withdrawn", "discontinued", "filed"}
@@ -432,6 +441,81 @@ def check_round_date(quarter: str, held_on: date) -> None:
         )
 
 
+# --- 澄清内容: the wording of each clarified point -----------------------------------------------
+
+ContentState = Literal["none", "drafted", "approved", "returned"]
+"""Where the 澄清内容 stands, beside the matter's state: not drafted yet, drafted and before the
+case-trial office (审理室), approved by it (the documents print it), or returned to the department."""
+CONTENT_STATE_NAMES: dict[ContentState, str] = {
+    "none": "尚未拟定",
+    "drafted": "已拟定，待审理室审核",
+    "approved": "审理室已审核通过",
+    "returned": "审理室已退回",
+}
+
+
+def next_content_state(state: ContentState, event: BaseModel) -> ContentState:
+    """The content's state after an event (the matter's own state is next_state's)."""
+    match event:
+        case ContentDrafted():
+            return "drafted"
+        case ContentApproved():
+            return "approved"
+        case ContentReturned():
+            return "returned"
+    return state
+
+
+def check_wording(outcome: OutcomeNoted, command: DraftContent) -> dict[str, str]:
+    """One wording for each point verified untrue, and for no other point: the clarification
+    speaks of the untrue points only. Returns allegation id -> wording (stripped), in the points'
+    order."""
+    clarifiable = [p.allegation_id for p in clarifiable_points(outcome)]
+    known = set(outcome.findings) | {p.allegation_id for p in outcome.untrue_points}
+    worded: dict[str, str] = {}
+    for n, point in enumerate(command.points):
+        allegation_id, field = point.allegation_id, f"points.{n}.allegation_id"
+        if allegation_id not in known:
+            raise RuleViolation(
+                f"{allegation_id} is not a reported point of this matter",
+                detail_zh=f"{allegation_id} 不是本件的反映问题",
+                field=field,
+                code="unknown_allegation",
+            )
+        if allegation_id not in clarifiable:
+            raise RuleViolation(
+                f"{allegation_id} was not verified untrue: only untrue points are clarified",
+                detail_zh=f"{allegation_id} 未经核查认定失实，不予澄清：只澄清失实的问题",
+                field=field,
+                code="point_not_untrue",
+            )
+        if allegation_id in worded:
+            raise RuleViolation(
+                f"{allegation_id} is worded twice",
+                detail_zh=f"{allegation_id} 重复拟定",
+                field=field,
+                code="duplicate_allegation",
+            )
+        wording = point.wording.strip()
+        if not wording:
+            raise RuleViolation(
+                f"the wording of {allegation_id} is blank",
+                detail_zh=f"{allegation_id} 的澄清内容为空",
+                field=f"points.{n}.wording",
+                code="wording_required",
+            )
+        worded[allegation_id] = wording
+    missing = [a for a in clarifiable if a not in worded]
+    if missing:
+        raise RuleViolation(
+            f"every point verified untrue needs its wording; missing: {', '.join(missing)}",
+            detail_zh=f"每个经核查失实的问题都须拟定澄清内容；缺少：{'、'.join(missing)}",
+            field="points",
+            code="wording_missing",
+        )
+    return {a: worded[a] for a in clarifiable}
+
+
 # --- The aggregate -------------------------------------------------------------------------------
 
 
@@ -508,6 +592,10 @@ class Clarification(Aggregate):
         self.feedback: FeedbackGiven | None = None
         self.acknowledgement: AcknowledgementRecorded | None = None
         self.filing: ClarificationFiled | None = None
+        self.content_state: ContentState = "none"
+        self.content: ContentDrafted | None = None
+        self.content_approval: ContentApproved | None = None
+        self.content_return: ContentReturned | None = None
 
     @property
     def case_id(self) -> str:
@@ -561,11 +649,23 @@ class Clarification(Aggregate):
                 self.filing = event
             case TreatmentCorrected():
                 self.corrections.append(event)
+        self.evolve_content(event)
         self.state = next_state(self.state, event)
 
     def visible_to(self, principal: Principal) -> bool:
         level = self.started.person.cadre_level if self.started is not None else None
         return reaches(principal, self.jurisdiction, level)
+
+    def evolve_content(self, event: BaseModel) -> None:
+        """The 澄清内容 beside the chain: the latest draft and what the case-trial office did with it."""
+        match event:
+            case ContentDrafted():
+                self.content, self.content_approval, self.content_return = event, None, None
+            case ContentApproved():
+                self.content_approval = event
+            case ContentReturned():
+                self.content_return = event
+        self.content_state = next_content_state(self.content_state, event)
 
     def pending_applications(self) -> list[str]:
         if self.candidate is not None:
@@ -993,9 +1093,14 @@ class Clarification(Aggregate):
         """澄清: only the untrue points, the written notice always, within 5 working days."""
         if self.state != "approved" or self.approval is None or self.started is None or self.outcome is None:
             raise wrong_state(Term("clarify", "澄清"), self.state)
+        wording = self.approved_wording()
         chosen, scope = self.approved_forms(command)
         performed_on = command.performed_on
         not_before(performed_on, self.approval.approved_on, field="performed_on", step=APPROVAL)
+        assert self.content_approval is not None
+        not_before(
+            performed_on, self.content_approval.approved_on, field="performed_on", step=CONTENT_APPROVAL
+        )
         return [
             ClarificationPerformed(
                 performed_on=performed_on,
@@ -1007,8 +1112,83 @@ class Clarification(Aggregate):
                 on_time=performed_on <= self.approval.clarify_by,
                 round_id=round_id,
                 documents=[document_id(self.case_id, "notice")],
+                wording=wording,
             )
         ]
+
+    # 澄清内容: drafted by the department, approved or returned by the case-trial office; beside
+    # the chain (the matter's state does not move), from the start until the clarification.
+
+    def _content_step(self, action: Term) -> None:
+        if self.started is None or self.outcome is None or self.state not in WITHDRAWABLE:
+            raise wrong_state(action, self.state)
+
+    def draft_content(self, command: DraftContent) -> list[BaseModel]:
+        """拟定澄清内容: one wording for each point verified untrue. Whether a wording reveals the
+        reporter is checked before (intake holds the identity; handlers.draft_content)."""
+        self._content_step(
+            Term(
+                "draft the content (after the start, before the clarification)",
+                "拟定澄清内容（须在启动后、澄清前）",
+            )
+        )
+        assert self.started is not None and self.outcome is not None
+        drafted_on = command.drafted_on
+        not_before(drafted_on, self.started.started_on, field="drafted_on", step=START)
+        if self.content_return is not None:
+            not_before(drafted_on, self.content_return.returned_on, field="drafted_on", step=CONTENT_RETURN)
+        return [ContentDrafted(drafted_on=drafted_on, points=check_wording(self.outcome, command))]
+
+    def _drafted(self, action: Term) -> ContentDrafted:
+        self._content_step(action)
+        if self.content_state != "drafted" or self.content is None:
+            raise Conflict(
+                f"cannot {action.en}: the content is {self.content_state}",
+                detail_zh=f"不能{action.zh}：澄清内容{CONTENT_STATE_NAMES[self.content_state]}",
+                code="content_not_drafted",
+            )
+        return self.content
+
+    def approve_content(self, command: ApproveContent, reviewer: Principal) -> list[BaseModel]:
+        """审理室 approves the drafted wording: the documents print it."""
+        draft = self._drafted(Term("approve the content", "审核通过澄清内容"))
+        not_before(command.approved_on, draft.drafted_on, field="approved_on", step=CONTENT_DRAFT)
+        return [
+            ContentApproved(
+                approved_on=command.approved_on, approver=reviewer.user_id, approver_name=reviewer.name
+            )
+        ]
+
+    def return_content(self, command: ReturnContent, reviewer: Principal) -> list[BaseModel]:
+        """审理室 returns the drafted wording, with the reason: the department drafts again."""
+        draft = self._drafted(Term("return the content", "退回澄清内容"))
+        reason = require_reason(command.reason, Term("the return of the content", "退回澄清内容"))
+        not_before(command.returned_on, draft.drafted_on, field="returned_on", step=CONTENT_DRAFT)
+        return [
+            ContentReturned(
+                returned_on=command.returned_on,
+                reason=reason,
+                returned_by=reviewer.user_id,
+                returned_by_name=reviewer.name,
+            )
+        ]
+
+    def approved_wording(self) -> dict[str, str]:
+        """The approved 澄清内容 the documents print; a clarification without it is refused."""
+        if self.content_state != "approved" or self.content is None or self.content_approval is None:
+            raise Conflict(
+                f"cannot clarify {self.case_id}: its content is {self.content_state}, not approved"
+                " by the case-trial office",
+                detail_zh=f"不能澄清 {self.case_id}：澄清内容{CONTENT_STATE_NAMES[self.content_state]}，"
+                "须经审理室审核通过",
+                code="content_not_approved",
+            )
+        return dict(self.content.points)
+
+    def content_ready_on(self, day: date) -> bool:
+        """Whether the approved 澄清内容 is there on `day` (a round clarifies only such matters)."""
+        approval = self.content_approval
+        return self.content_state == "approved" and approval is not None and approval.approved_on <= day
 
     def give_feedback(self, command: GiveFeedback) -> list[BaseModel]:
         """反馈 to the unit's party committee and its head."""
@@ -1101,6 +1281,8 @@ class RoundPlan:
 
     performed: dict[str, list[BaseModel]]
     held: QuarterlyRoundHeld
+    skipped: tuple[str, ...] = ()
+    """Approved matters left for a later clarification: their content is not approved yet."""
 
 
 def plan_round(matters: Sequence[Clarification], command: HoldRound, *, round_exists: bool) -> RoundPlan:
@@ -1116,18 +1298,24 @@ def plan_round(matters: Sequence[Clarification], command: HoldRound, *, round_ex
         )
     check_round_date(quarter, held_on)
     chosen = None if command.forms is None else clarification_forms(command.forms, command.scope or "")
-    ready = sorted(
+    approved = sorted(
         (m for m in matters if m.state == "approved" and m.approval and m.approval.approved_on <= held_on),
         key=lambda m: m.case_id,
     )
+    # A matter whose wording the case-trial office has not approved is not ready: it waits for a
+    # clarification of its own rather than holding up the jurisdiction's round.
+    ready = [m for m in approved if m.content_ready_on(held_on)]
+    skipped = tuple(m.case_id for m in approved if not m.content_ready_on(held_on))
     if not ready:
+        waiting = f" ({len(skipped)} wait for the approval of their content)" if skipped else ""
+        waiting_zh = f"（{len(skipped)} 件的澄清内容尚未经审理室审核通过）" if skipped else ""
         raise RuleViolation(
-            f"no approved matter of {jurisdiction} is ready for a round on {held_on.isoformat()}",
-            detail_zh=f"{jurisdiction} 没有可在 {held_on.isoformat()} 集中澄清的已审批事项",
+            f"no approved matter of {jurisdiction} is ready for a round on {held_on.isoformat()}{waiting}",
+            detail_zh=f"{jurisdiction} 没有可在 {held_on.isoformat()} 集中澄清的已审批事项{waiting_zh}",
             field="jurisdiction",
             code="nothing_ready",
         )
     clarification = Perform(performed_on=held_on, forms=chosen, scope=command.scope)
     performed = {m.case_id: m.perform(clarification, round_id=round_id) for m in ready}
     held = QuarterlyRoundHeld(round_id=round_id, quarter=quarter, held_on=held_on, matters=list(performed))
-    return RoundPlan(performed=performed, held=held)
+    return RoundPlan(performed=performed, held=held, skipped=skipped)

@@ -4,6 +4,7 @@ events; the other commands of the chain are plain decisions (api.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -12,21 +13,26 @@ from pydantic import BaseModel
 from services.clarification import documents, projections
 from services.clarification.commands import (
     Approve,
+    ApproveContent,
+    DraftContent,
     GiveFeedback,
     HoldRound,
     Perform,
     RefuseApproval,
     RequestConsent,
     ReReview,
+    ReturnContent,
     SendBackApproval,
 )
 from services.clarification.documents import Document, Draft
 from services.clarification.domain import Clarification, Round, plan_round
+from services.clarification.reporters import IdentityCheck, IdentityCheckUnavailable
 from services.clarification.settings import ClarificationSettings, DocumentSettings
 from shared.aggregate import Command
 from shared.auth import Principal
 from shared.db import Conn
 from shared.envelope import EventEnvelope
+from shared.errors import RuleViolation
 from shared.events.clarification import (
     ClarificationPerformed,
     ConsentRequested,
@@ -35,6 +41,7 @@ from shared.events.clarification import (
 )
 from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
+from shared.http import CommandContext
 from shared.logging import get_logger
 from shared.runtime import Decided, Runtime, UnitOfWork, decision
 
@@ -161,6 +168,58 @@ async def send_back_approval(uow: UnitOfWork, command: SendBackApproval, *, case
     return await by_head(uow, Clarification.send_back_approval, command, case_id)
 
 
+async def check_reporter_identity(
+    check: IdentityCheck, case_id: str, command: DraftContent, authorization: str | None
+) -> None:
+    """Each wording asked of intake (in parallel): one that contains a reporter identity of the
+    matter refuses the draft, without saying which identity or where; no answer refuses it too."""
+    answers = await asyncio.gather(
+        *(check.reveals(case_id, p.wording, authorization) for p in command.points), return_exceptions=True
+    )
+    failed = [a for a in answers if isinstance(a, BaseException)]
+    if failed:
+        # No answer for one wording is no answer for the draft (IdentityCheckUnavailable: 503).
+        raise next((f for f in failed if isinstance(f, IdentityCheckUnavailable)), failed[0])
+    for n, reveals in enumerate(answers):
+        if reveals is True:
+            raise RuleViolation(
+                "the wording contains the identity of a reporter of this matter: the reporter is"
+                " kept confidential; reword it",
+                detail_zh="澄清内容含有本件检举控告人的身份信息；对检举控告人须严格保密，请修改",
+                field=f"points.{n}.wording",
+                code="content_reveals_reporter",
+            )
+
+
+async def draft_content(
+    runtime: Runtime, ctx: CommandContext, check: IdentityCheck, command: DraftContent, *, case_id: str
+) -> dict[str, Any]:
+    """澄清内容 drafted by the department: the rules first (nothing goes to intake for a draft
+    they refuse), then intake's check that no wording reveals the reporter, then the decision,
+    which checks the rules again on the matter as it then is. The check runs outside the
+    transaction: no lock waits on intake."""
+    async with runtime.pool.acquire() as conn:
+        matter = await runtime.read(conn, Clarification(case_id))
+    if not matter.exists or not ctx.principal.sees(matter.jurisdiction):
+        raise matter.missing()
+    matter.draft_content(command)
+    await check_reporter_identity(check, case_id, command, ctx.authorization)
+    return answer(
+        await runtime.command(ctx, decision(Clarification(case_id), Clarification.draft_content), command)
+    )
+
+
+async def approve_content(uow: UnitOfWork, command: ApproveContent, *, case_id: str) -> dict[str, Any]:
+    """审理室 approves the drafted 澄清内容."""
+    # A decision by the caller of the command, as the head's are.
+    return await by_head(uow, Clarification.approve_content, command, case_id)
+
+
+async def return_content(uow: UnitOfWork, command: ReturnContent, *, case_id: str) -> dict[str, Any]:
+    """审理室 returns the drafted 澄清内容 to the department."""
+    return await by_head(uow, Clarification.return_content, command, case_id)
+
+
 async def perform(uow: UnitOfWork, command: Perform, *, case_id: str) -> dict[str, Any]:
     """澄清, issuing the 澄清通知书."""
     decided = await decision(Clarification(case_id), Clarification.perform)(uow, command)
@@ -193,11 +252,18 @@ async def hold_round(uow: UnitOfWork, command: HoldRound) -> dict[str, Any]:
         await uow.save(matters[case_id], events)
         await issue_clarification(uow, matters[case_id], events[0])
     await uow.save(quarter_round, [plan.held])
-    log.info("clarification.round_held", round_id=quarter_round.stream_id, matters=plan.held.matters)
+    log.info(
+        "clarification.round_held",
+        round_id=quarter_round.stream_id,
+        matters=plan.held.matters,
+        skipped=list(plan.skipped),
+    )
     return {
         "round_id": quarter_round.stream_id,
         "event": "QuarterlyRoundHeld",
         **plan.held.model_dump(mode="json"),
+        # Approved matters left for later: their 澄清内容 is not approved yet.
+        "skipped": [{"case_id": c, "code": "content_not_approved"} for c in plan.skipped],
     }
 
 

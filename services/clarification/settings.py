@@ -1,4 +1,4 @@
-"""Settings of the clarification service (env prefixes ZM_CLARIFICATION_ and ZM_DOCUMENTS_)."""
+"""Settings of the clarification service (env prefixes ZM_CLARIFICATION_, ZM_DOCUMENTS_ and ZM_INTAKE_)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import date
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import settings
 from shared.envelope import CITY, JURISDICTIONS
 
 
@@ -21,6 +22,21 @@ class ClarificationSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZM_CLARIFICATION_")
 
     pool_since: date | None = None
+
+
+class IntakeSettings(BaseSettings):
+    """Where clarification asks intake whether a 澄清内容 reveals the reporter (env ZM_INTAKE_URL,
+    ZM_INTAKE_TIMEOUT_S). Without a URL: the intake service of the same stack (ZM_SERVICE_HOST and
+    ZM_SERVICE_INTAKE_PORT), as `zhengming up`, the demo, the bench and the tests start it; a
+    deployment whose services run on other hosts (docker compose) names it."""
+
+    model_config = SettingsConfigDict(env_prefix="ZM_INTAKE_")
+
+    url: str | None = Field(default=None, description="e.g. http://intake:8101")
+    timeout_s: float = Field(default=3.0, gt=0, le=30)
+
+    def base_url(self) -> str:
+        return (self.url or settings.services().url("intake")).rstrip("/")
 
 
 class Organ(BaseModel):

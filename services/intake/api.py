@@ -39,11 +39,13 @@ from shared.runtime import Decided, Runtime, decision
 OFFICE = ("letters_office",)
 OVERDUE_ROLES = ("letters_office", "auditor")
 IDENTITY_CHECKERS = ("handling_department", "case_trial")
+"""Who drafts and approves what is sent out of the matter (the 澄清内容)."""
 ALL_ROLES = (*READ_ROLES, "organisation_department")
 
 
 class IdentityCheckOut(BaseModel):
     contains: bool
+    """Whether the text contains a reporter identity of the matter (never which one, nor where)."""
 
 
 class OverdueOut(BaseModel):
@@ -145,7 +147,8 @@ def build_api(runtime: Runtime) -> FastAPI:
     @app.post(
         "/reports/{report_id}/identity-check",
         tags=["reporters"],
-        summary="Whether a text contains the report's reporter's name, contact or ID number",
+        summary="Whether a text contains the identity of a reporter of the matter (name, contact or ID"
+        " number, of the report or of a repeat merged into it; the answer never names it)",
         response_model=IdentityCheckOut,
     )
     async def identity_check(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -10,6 +9,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
+from services.intake import disclosure
 from services.intake.commands import (
     AcceptReport,
     AllegationDraft,
@@ -228,37 +228,12 @@ def check_send_down(from_jurisdiction: str, to_jurisdiction: str) -> None:
 
 # ---- 异议 (objections) -------------------------------------------------------------------------
 
-# Separators a name, a phone number or an ID number is often written with: a text that spells
-# the identity with them still names the reporter.
-_SEPARATORS = re.compile(r"[\s\-－—–·・.()（）]+")
-
-
-def _compact(text: str) -> str:
-    return _SEPARATORS.sub("", text).casefold()
-
-
-def mentions_reporter(text: str, reporter: ReporterIdentity | None) -> bool:
-    """Does `text` contain the reporter's name, contact or ID number? Compared without spaces,
-    hyphens, dots and brackets and without case (138-1234-5678 is 13812345678, x is X); a
-    report without an identity (anonymous, or erased) has nothing a text could contain."""
-    if reporter is None:
-        return False
-    haystack = _compact(text)
-    needles = (reporter.name, reporter.contact, reporter.id_number or "")
-    return any(needle and needle in haystack for needle in map(_compact, needles))
-
-
-def mentions_any_reporter(text: str, reporters: Sequence[ReporterIdentity]) -> bool:
-    """Does `text` name any of the reporters of a matter (its own and those of the repeats merged
-    into it: each reported the same matter and each is protected alike)?"""
-    return any(mentions_reporter(text, reporter) for reporter in reporters)
-
 
 def check_no_reporter_identity(reporters: Sequence[ReporterIdentity], **texts: str) -> None:
     """保护检举控告人: a text that leaves intake (in an event, to another role) never names a
     reporter of the matter; the message says which field, never what was found."""
     for name, text in texts.items():
-        if mentions_any_reporter(text, reporters):
+        if disclosure.reveals_any(text, reporters):
             raise RuleViolation(
                 f"{name} contains a reporter's identity (name, contact or ID number); "
                 "no reporter may be named",

@@ -9,7 +9,7 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from services.intake import projections
+from services.intake import disclosure, projections
 from services.intake.commands import (
     EraseReporter,
     FeedBackObjection,
@@ -22,7 +22,7 @@ from services.intake.commands import (
     ReporterIdentity,
     SendDown,
 )
-from services.intake.domain import REPORTER_FIELD, Application, Report, mentions_any_reporter
+from services.intake.domain import REPORTER_FIELD, Application, Report
 from services.intake.inbound import InboundMessageError, InboundReportV1, load_private_key, open_sealed
 from shared.auth import Principal
 from shared.consumer import DeadLetter
@@ -197,7 +197,7 @@ async def check_identity(
         if not report.exists or not report.visible_to(principal):
             raise report.missing()
         reporters = await matter_reporters(conn, runtime.cipher, report, partial(runtime.read, conn))
-        contains = mentions_any_reporter(check.text, reporters)
+        contains = disclosure.reveals_any(check.text, reporters)
     log.info(
         "reporter.identity_checked",
         report_id=report_id,

@@ -217,6 +217,10 @@ class ClarificationPerformed(Frozen):
     on_time: bool
     round_id: str | None = None
     documents: list[str] = []
+    # The approved 澄清内容, allegation id -> wording, as the documents print it; {} in
+    # clarifications recorded before the content was drafted and approved (their documents
+    # printed the allegations' summaries).
+    wording: dict[str, str] = {}
 
 
 @registry.event("FeedbackGiven", 1)
@@ -259,6 +263,35 @@ class TreatmentCorrected(Frozen):
     treatment: str  # the wrong treatment, e.g. 诫勉、暂缓提拔
     organ: str  # the organ that corrects it (作出处理的机关)
     correction: str  # what was done, e.g. 撤销诫勉决定
+
+
+@registry.event("ContentDrafted", 1)
+class ContentDrafted(Frozen):
+    """澄清内容 drafted by the handling department: one wording for each point verified untrue
+    (allegation id -> wording). A new draft replaces the previous one and needs approval again."""
+
+    drafted_on: date
+    points: dict[str, str]
+
+
+@registry.event("ContentApproved", 1)
+class ContentApproved(Frozen):
+    """The case-trial office (审理室) approved the drafted 澄清内容: the documents print it."""
+
+    approved_on: date
+    approver: str
+    approver_name: str | None = None
+
+
+@registry.event("ContentReturned", 1)
+class ContentReturned(Frozen):
+    """The case-trial office (审理室) returned the drafted 澄清内容 to the department, with the
+    reason: the department drafts again."""
+
+    returned_on: date
+    reason: str
+    returned_by: str
+    returned_by_name: str | None = None
 
 
 @registry.event("QuarterlyRoundHeld", 1)

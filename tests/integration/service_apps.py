@@ -6,14 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import asyncpg
 import httpx
 from fastapi import FastAPI
 
 from services.archive.main import definition as archive
+from services.clarification.api import build_api as clarification_api
 from services.clarification.main import definition as clarification
+from services.clarification.reporters import IntakeIdentityCheck
+from services.clarification.settings import IntakeSettings
 from services.intake.main import definition as intake
 from services.review.main import definition as review
 from shared import settings
@@ -32,6 +36,10 @@ class ServiceApp:
     client: httpx.AsyncClient
 
 
+def checked_api(runtime: Runtime, *, check: IntakeIdentityCheck) -> FastAPI:
+    return clarification_api(runtime, check)
+
+
 @asynccontextmanager
 async def service_apps(*names: str) -> AsyncIterator[dict[str, ServiceApp]]:
     """The named services (default: all four), torn down with their schemas afterwards."""
@@ -39,6 +47,10 @@ async def service_apps(*names: str) -> AsyncIterator[dict[str, ServiceApp]]:
     try:
         for name in names or tuple(DEFINITIONS):
             definition = DEFINITIONS[name]
+            if name == "clarification" and "intake" in out:
+                # The 澄清内容 is checked by the intake running beside it, as in a deployment.
+                check = IntakeIdentityCheck(IntakeSettings(url="http://intake"), out["intake"].client)
+                definition = replace(definition, build_api=partial(checked_api, check=check))
             schema = f"t_{name[:4]}_{uuid.uuid4().hex[:10]}"
             runtime = await open_runtime(definition, schema=schema)
             app = served_app(definition, runtime)

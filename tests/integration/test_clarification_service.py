@@ -26,6 +26,7 @@ from shared.events.intake import ClarificationApplicationFiled
 from shared.events.review import CandidateScreened, VerificationConcluded
 from shared.runtime import Runtime
 from tests.integration.conftest import fresh_runtime
+from zhengming.driver import content_points
 
 J = "331122"
 OTHER_J = "331121"
@@ -46,9 +47,17 @@ async def runtime(schema: str) -> AsyncIterator[Runtime]:
         yield rt
 
 
+class NoReporter:
+    """Intake's answer for matters it never registered: no reporter identity to reveal (the
+    check itself runs against intake in test_clarification_content.py)."""
+
+    async def reveals(self, case_id: str, text: str, authorization: str | None) -> bool:
+        return False
+
+
 @pytest.fixture
 async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=build_api(runtime))
+    transport = httpx.ASGITransport(app=build_api(runtime, NoReporter()))
     async with httpx.AsyncClient(transport=transport, base_url="http://clarification") as c:
         yield c
 
@@ -180,6 +189,22 @@ async def ok(response: httpx.Response) -> Any:
     return response.json()
 
 
+async def word_content(
+    client: httpx.AsyncClient, case_id: str, jurisdiction: str = J, on: str = "2023-03-01"
+) -> None:
+    """The 澄清内容 drafted by the department and approved by 审理室 (the matter started)."""
+    base = f"/clarifications/{case_id}"
+    matter = await ok(await client.get(base, headers=auth("handling_department", jurisdiction)))
+    body = {"drafted_on": on, "points": content_points(matter)}
+    await ok(
+        await client.post(f"{base}/content", headers=auth("handling_department", jurisdiction), json=body)
+    )
+    approve = {"approved_on": on}
+    await ok(
+        await client.post(f"{base}/content/approve", headers=auth("case_trial", jurisdiction), json=approve)
+    )
+
+
 async def to_re_reviewed(
     client: httpx.AsyncClient, case_id: str, person: Subject = PERSON, jurisdiction: str = J
 ) -> None:
@@ -198,6 +223,7 @@ async def to_re_reviewed(
             },
         )
     )
+    await word_content(client, case_id, jurisdiction)
     await ok(
         await client.post(
             f"{base}/assess",
@@ -545,6 +571,14 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
     )
     assert "documents" not in approved
 
+    # Only the 澄清内容 approved by 审理室 is clarified.
+    problem(
+        await client.post(f"{base}/perform", headers=DEPT, json={"performed_on": "2023-03-08"}),
+        409,
+        "content_not_approved",
+    )
+    await word_content(client, case_id, on="2023-03-07")
+
     before = await counts(runtime)
     # The clarification is performed in the approved forms and scope, never in others.
     problem(
@@ -592,12 +626,13 @@ async def test_the_chain_from_start_to_filing(runtime: Runtime, client: httpx.As
     )
     assert performed["forms"] == ["written_notice", "face_to_face", "scoped_notice"]
     assert performed["points"] == [UNTRUE.model_dump()] and performed["on_time"]
+    assert performed["wording"] == {"A1": "经核查，反映李明同志收受工程老板礼金的问题失实。"}
     assert performed["documents"] == [f"{case_id}-notice"]
     assert (await counts(runtime))[2] == before[2] + 1
 
     notice = await client.get(f"{base}/documents/{case_id}-notice", headers=AUDITOR)
     assert notice.status_code == 200 and notice.headers["content-type"] == "text/plain; charset=utf-8"
-    assert "李明同志" in notice.text and "收受工程老板礼金" in notice.text
+    assert "李明同志" in notice.text and "1．经核查，反映李明同志收受工程老板礼金的问题失实。" in notice.text
     assert notice.text.startswith("中共缙云县纪律检查委员会\n缙云县监察委员会\n缙纪澄〔2023〕")
     form = await client.get(f"{base}/documents/{case_id}-approval_form", headers=DEPT)
     assert "失实检举控告澄清审批表" in form.text and "王芳" not in form.text

@@ -17,7 +17,10 @@ from pydantic import BaseModel
 
 from services.clarification.commands import (
     Approve,
+    ApproveContent,
     Assess,
+    DraftContent,
+    DraftedPoint,
     GiveFeedback,
     Perform,
     RequestConsent,
@@ -103,7 +106,24 @@ def asked(subject: Subject) -> tuple[Clarification, ConsentRequested]:
     return c, event
 
 
-def re_reviewed(subject: Subject, jurisdiction: str = "331122") -> tuple[Clarification, ReReviewRecorded]:
+TRIAL = Principal(user_id="sl-01", role="case_trial", unit="审理室", jurisdictions=["331122"])
+WORDING = "经核查，反映的收受工程老板礼金问题失实"
+
+
+def draft(c: Clarification, wording: str = WORDING, on: date = date(2023, 3, 2)) -> None:
+    apply(
+        c,
+        c.draft_content(
+            DraftContent(drafted_on=on, points=[DraftedPoint(allegation_id="A1", wording=wording)])
+        ),
+    )
+
+
+def re_reviewed(
+    subject: Subject, jurisdiction: str = "331122", content: str = "approved"
+) -> tuple[Clarification, ReReviewRecorded]:
+    """Started, assessed and re-reviewed; the 澄清内容 approved (or only drafted, or none) before
+    the re-review."""
     c = candidate(subject, jurisdiction)
     apply(
         c,
@@ -129,6 +149,10 @@ def re_reviewed(subject: Subject, jurisdiction: str = "331122") -> tuple[Clarifi
             )
         ),
     )
+    if content != "none":
+        draft(c)
+    if content == "approved":
+        apply(c, c.approve_content(ApproveContent(approved_on=date(2023, 3, 2)), TRIAL))
     event: BaseModel | None = None
     for office, user in (("letters_office", "xf-01"), ("case_trial", "sl-01"), ("case_management", "ag-01")):
         signer = Principal(user_id=user, role=office, unit="纪委监委", jurisdictions=[jurisdiction])
@@ -222,7 +246,8 @@ def test_the_approval_form_is_for_approval_with_the_proposal_and_a_blank_opinion
     assert (
         rows["名称"] == ["李明"] and rows["职务"] == ["镇党委书记"] and rows["干部管理权限"] == ["县管干部"]
     )
-    assert rows["经核查失实的问题"] == ["1．收受工程老板礼金"]
+    assert rows["拟澄清内容"] == [f"1．{WORDING}"]
+    assert rows["澄清内容审核"] == ["审理室已于2023年3月2日审核通过"]
     assert rows["拟澄清方式"] == ["书面澄清（送达澄清通知书）；在一定范围内通报澄清"]
     assert rows["拟通报范围"] == ["壶镇镇机关干部"]
     assert rows["小组成员"] == ["信访室 xf-01；审理室 sl-01；案管室 ag-01"]
@@ -230,6 +255,43 @@ def test_the_approval_form_is_for_approval_with_the_proposal_and_a_blank_opinion
     assert "同意澄清。" not in document.body and "审批人" not in document.body
     assert rows["审批机关"] == ["中共缙云县纪律检查委员会、缙云县监察委员会（县管干部，由其主要负责人审批）"]
     assert document.created_on == date(2023, 3, 3) and not document.layout.cc
+
+
+def form_rows_of(content: str, *, returned: bool = False) -> dict[str, list[str]]:
+    c, reviewed = re_reviewed(PERSON, content=content)
+    if returned:  # returned after the form's re-review: the form shows the content as it was then
+        c.content_state = "returned"
+    rows = numbered(approval_form(c, reviewed)).layout.rows
+    return {r.label: r.lines for r in rows if not r.heading}
+
+
+def test_the_approval_form_marks_a_wording_not_approved_as_a_draft() -> None:
+    rows = form_rows_of("drafted")
+    assert rows["拟澄清内容"] == [f"1．{WORDING}"] and rows["澄清内容审核"] == ["草稿，待审理室审核"]
+    assert form_rows_of("drafted", returned=True)["澄清内容审核"] == ["草稿，审理室已退回修改"]
+
+
+def test_the_approval_form_without_content_shows_the_points_as_reported() -> None:
+    rows = form_rows_of("none")
+    assert rows["反映问题（经核查失实）"] == ["1．收受工程老板礼金"] and "拟澄清内容" not in rows
+    assert rows["澄清内容审核"] == ["澄清内容尚未拟定（以上为反映问题原文，未经审核）"]
+
+
+def test_the_notice_and_the_letter_print_the_approved_wording() -> None:
+    _, performed_event = performed(PERSON)
+    assert performed_event.wording == {"A1": WORDING}
+    documents = four()
+    for kind in ("notice", "unit_letter"):
+        paragraphs = documents[kind].layout.paragraphs
+        assert f"1．{WORDING}" in paragraphs, kind
+        assert "1．收受工程老板礼金" not in paragraphs and "违规插手土地征收" not in documents[kind].body
+
+
+def test_a_clarification_recorded_before_the_content_prints_the_summaries() -> None:
+    c, performed_event = performed(PERSON)
+    old = performed_event.model_copy(update={"wording": {}})
+    paragraphs = numbered(notice(c, old)).layout.paragraphs
+    assert "1．收受工程老板礼金" in paragraphs and any("以下反映问题失实" in p for p in paragraphs)
 
 
 def test_a_city_cadre_is_approved_and_copied_at_the_city() -> None:

@@ -44,6 +44,7 @@ from tests.unit.test_clarification_rules import (
     started,
     state_of,
     step,
+    worded,
 )
 
 HEAD = head("head-1", J)
@@ -223,7 +224,7 @@ def approved_with(forms: list[str], scope: str) -> Clarification:
             Approve.model_validate({"approved_on": "2023-03-06", "forms": forms, "scope": scope}), HEAD
         ),
     )
-    return c
+    return worded(c)
 
 
 def test_the_clarification_is_performed_in_the_approved_forms_and_scope() -> None:
@@ -262,6 +263,7 @@ def test_an_approval_recorded_before_the_head_named_forms_leaves_the_choice_to_t
             )
         ],
     )
+    worded(c)
     [event] = c.perform(Perform(performed_on=date(2023, 3, 8), forms=["face_to_face"]))
     assert isinstance(event, ClarificationPerformed) and event.forms == ["written_notice", "face_to_face"]
 

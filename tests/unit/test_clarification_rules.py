@@ -13,7 +13,10 @@ from pydantic import BaseModel
 from services.clarification.commands import (
     Acknowledge,
     Approve,
+    ApproveContent,
     Assess,
+    DraftContent,
+    DraftedPoint,
     File,
     GiveFeedback,
     HoldRound,
@@ -128,6 +131,24 @@ def head(user_id: str, *jurisdictions: str) -> Principal:
     return Principal(user_id=user_id, role="head", unit="纪委监委", jurisdictions=list(jurisdictions))
 
 
+TRIAL = Principal(user_id="trial-1", role="case_trial", unit="审理室", jurisdictions=[J], name="赵审理")
+
+
+def wordings(c: Clarification) -> list[DraftedPoint]:
+    assert c.outcome is not None
+    return [
+        DraftedPoint(allegation_id=p.allegation_id, wording=f"经核查，反映李明同志{p.summary}的问题失实")
+        for p in clarifiable_points(c.outcome)
+    ]
+
+
+def worded(c: Clarification, on: date = date(2023, 3, 6)) -> Clarification:
+    """The 澄清内容 drafted and approved by 审理室 (a clarification prints only approved wording)."""
+    step(c, c.draft_content(DraftContent(drafted_on=on, points=wordings(c))))
+    step(c, c.approve_content(ApproveContent(approved_on=on), TRIAL))
+    return c
+
+
 def candidate(
     findings: dict[str, Finding] | None = None, points: Sequence[Allegation] = (A1, A2), case_id: str = CASE
 ) -> Clarification:
@@ -214,7 +235,7 @@ def approved(
         c,
         c.approve(Approve(approved_on=date(2023, 3, 6), forms=forms), head("head-1", "331100", J)),
     )
-    return c
+    return worded(c)
 
 
 def performed() -> Clarification:
@@ -537,6 +558,7 @@ def test_only_untrue_points_are_clarified() -> None:
     step(c, re_review(c))
     # The head approves the forms (the proposal named none beyond the written notice).
     step(c, c.approve(Approve(approved_on=date(2023, 3, 6), forms=["face_to_face"]), head("h", J)))
+    worded(c)
     [event] = c.perform(Perform(performed_on=date(2023, 3, 7), forms=["face_to_face"], scope=""))
     assert isinstance(event, ClarificationPerformed)
     assert event.points == [A1]

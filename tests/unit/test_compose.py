@@ -16,6 +16,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+import services.clarification.settings as clarification_settings
 import shared.settings as settings_module
 from shared.settings import SERVICES, PostgresSettings, ServiceSettings
 
@@ -95,11 +96,12 @@ def _healthcheck_words(service: dict[str, Any]) -> str:
 def _accepted_env_names() -> set[str]:
     """ZM_ names the settings read: env_prefix + field name of every BaseSettings in the module."""
     names: set[str] = set()
-    for _, cls in inspect.getmembers(settings_module, inspect.isclass):
-        if not issubclass(cls, BaseSettings) or cls is BaseSettings:
-            continue
-        prefix = str(dict(cls.model_config).get("env_prefix", ""))
-        names.update(f"{prefix}{field}".upper() for field in cls.model_fields)
+    for module in (settings_module, clarification_settings):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, BaseSettings) or cls is BaseSettings:
+                continue
+            prefix = str(dict(cls.model_config).get("env_prefix", ""))
+            names.update(f"{prefix}{field}".upper() for field in cls.model_fields)
     return names
 
 
@@ -138,6 +140,12 @@ def test_every_zm_variable_is_a_settings_field(
     assert used, "compose uses no ZM_ variable at all"
     unknown = {var: where for var, where in used.items() if var.upper() not in accepted}
     assert not unknown, f"ZM_ variables that no settings field reads: {unknown}"
+
+
+def test_clarification_asks_intake_by_its_compose_name(services: dict[str, dict[str, Any]]) -> None:
+    """Inside compose each service is its own host: the stack's default (127.0.0.1) is not intake."""
+    port = ServiceSettings().port("intake")
+    assert _environment(services["clarification"]).get("ZM_INTAKE_URL") == f"http://intake:{port}"
 
 
 def test_postgres_credentials_match_settings_defaults(services: dict[str, dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+import services.clarification.settings as clarification_settings
 import shared.auth as auth_module
 import shared.settings as settings_module
 from services.definitions import DEFINITIONS
@@ -66,7 +67,7 @@ def environment(compose: dict[str, Any], service: str) -> dict[str, str]:
 
 def accepted_env_names() -> set[str]:
     names: set[str] = set()
-    modules: list[ModuleType] = [settings_module, auth_module]
+    modules: list[ModuleType] = [settings_module, auth_module, clarification_settings]
     for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, BaseSettings) and cls is not BaseSettings:
@@ -235,3 +236,9 @@ def test_optional_partner_grants_are_literal() -> None:
     notices = [line for line in out.splitlines() if "User:zzb-331122" in line]
     assert any(line.endswith(f"--topic zm.{COUNTY}.public.personnel-notices.v1") for line in notices)
     assert not any("--operation Write" in line for line in notices)
+
+
+def test_clarification_asks_the_countys_own_intake(compose: dict[str, Any]) -> None:
+    """The 澄清内容 is checked against the reporters this county's intake holds."""
+    port = ServiceSettings().port("intake")
+    assert environment(compose, "clarification")["ZM_INTAKE_URL"] == f"http://intake:{port}"

@@ -10,11 +10,10 @@ from pydantic import BaseModel
 
 from services.archive.domain import QuarterFacts, figures
 from services.intake.commands import FeedBackObjection, LodgeObjection, ReporterIdentity
+from services.intake.disclosure import reveals, reveals_any
 from services.intake.domain import (
     Report,
     check_no_reporter_identity,
-    mentions_any_reporter,
-    mentions_reporter,
     objection_id,
 )
 from services.review.commands import ExamineObjection
@@ -122,24 +121,20 @@ def problem(exc: pytest.ExceptionInfo[DomainError]) -> tuple[int, str, str | Non
     ],
 )
 def test_a_text_contains_the_reporter_by_name_contact_or_id_number(text: str, contains: bool) -> None:
-    assert mentions_reporter(text, REPORTER) is contains
+    assert reveals(text, REPORTER) is contains
 
 
 def test_an_id_number_with_a_lower_case_x_is_the_same_number() -> None:
     reporter = ReporterIdentity(name="王五", contact="wang@example.cn", id_number="11010519491231002X")
-    assert mentions_reporter("证件号 11010519491231002x", reporter)
-    assert mentions_reporter("邮箱 WANG@example.cn", reporter)
-
-
-def test_a_report_without_identity_has_nothing_a_text_could_contain() -> None:
-    assert not mentions_reporter("郑实名 13812345678", None)
+    assert reveals("证件号 11010519491231002x", reporter)
+    assert reveals("邮箱 WANG@example.cn", reporter)
 
 
 def test_a_text_naming_any_reporter_of_the_matter_names_a_reporter() -> None:
     repeat = ReporterIdentity(name="钱重复", contact="0578-3123456")
-    assert mentions_any_reporter("另据05783123456反映", [REPORTER, repeat])
-    assert not mentions_any_reporter("另据反映", [REPORTER, repeat])
-    assert not mentions_any_reporter("郑实名", [])
+    assert reveals_any("另据05783123456反映", [REPORTER, repeat])
+    assert not reveals_any("另据反映", [REPORTER, repeat])
+    assert not reveals_any("郑实名", [])
 
 
 def test_the_refusal_names_the_field_and_never_the_identity() -> None:

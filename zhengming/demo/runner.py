@@ -345,6 +345,10 @@ class Runner(Calls):
             self.facts.consent_refused += 1
             return
         await self.case.start(j, case_id, start)
+        if plan.approve_on is not None and c.outcome != "refused":
+            # 澄清内容: drafted by the department and approved by 审理室 on the start day, so the
+            # 审批表 and the notice print the approved wording (no figure of the quarter moves).
+            await self.case.word_content(j, case_id, plan.start_on)
         if plan.assess_on is None:
             return
         # The head approves the forms and scope proposed here: those of the jurisdiction's round.
