@@ -24,7 +24,7 @@ from services.review.commands import (
     RunSweep,
     SendBackHandling,
 )
-from services.review.domain import Verification
+from services.review.domain import Verification, reaches
 from shared.auth import Principal
 from shared.bounded import Identifier
 from shared.errors import NotFound
@@ -196,6 +196,14 @@ def _view(row: dict[str, Any]) -> VerificationView:
     return VerificationView.model_validate({**row, "decision": decision})
 
 
+def has_false_accusation(row: dict[str, Any]) -> bool:
+    """A 诬告陷害 proposed, or found (its finding approved at the city)."""
+    findings = row["findings"] or {}
+    return bool(row["false_accusation_proposals"]) or any(
+        f.get("finding") == "false_accusation" for f in findings.values()
+    )
+
+
 def build_api(runtime: Runtime) -> FastAPI:
     app = create_app(
         "review",
@@ -207,7 +215,9 @@ def build_api(runtime: Runtime) -> FastAPI:
     async def visible(case_id: str, principal: Principal) -> VerificationView:
         async with runtime.pool.acquire() as conn:
             row = await projections.verification(conn, case_id)
-        if row is None or not principal.sees(row["jurisdiction"]):
+        if row is None or not reaches(
+            principal, row["jurisdiction"], false_accusation=has_false_accusation(row)
+        ):
             raise NotFound(f"no verification {case_id}", detail_zh=f"没有核查 {case_id}")
         return _view(row)
 

@@ -136,6 +136,18 @@ def overall_outcome(findings: Iterable[Finding]) -> str:
     return "not_proven"
 
 
+def reaches(principal: Principal, jurisdiction: str, *, false_accusation: bool) -> bool:
+    """Whether a caller may see and act on a verification: in their jurisdictions, or — the head
+    of the city, who approves every 诬告陷害 (市级以上审批) — one with a 诬告陷害 proposed or found."""
+    if principal.sees(jurisdiction):
+        return True
+    return (
+        false_accusation
+        and principal.role == "head"
+        and FALSE_ACCUSATION_APPROVAL_LEVEL in principal.jurisdictions
+    )
+
+
 def check_collective(collective: bool) -> None:
     """The handling decision is taken collectively (集体研究), never by one person."""
     if collective is not True:
@@ -354,6 +366,10 @@ class Verification(Aggregate):
     @property
     def stream_id(self) -> str:
         return verification_stream(self._case_id)
+
+    def visible_to(self, principal: Principal) -> bool:
+        found = bool(self.proposed_false_accusations or self.referrals)
+        return reaches(principal, self.jurisdiction, false_accusation=found)
 
     def evolve(self, payload: BaseModel) -> None:
         """State changes only here, one event at a time."""

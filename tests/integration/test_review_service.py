@@ -394,6 +394,29 @@ async def test_false_accusation_is_approved_by_a_city_head_and_referred(
     assert other.json() == []
 
 
+async def test_the_city_head_approves_a_county_false_accusation_without_holding_the_county(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """The directory's city head holds 331100 only: a county's 诬告陷害 is still theirs to read and
+    approve (市级以上审批); the county's other verifications stay out of their sight."""
+    city_only = token("head", "331100", user="head-331100")
+    plain, proposed = await open_case(runtime), await open_case(runtime)
+    for case_id in (plain, proposed):
+        await decide(client, case_id)
+    assert (await client.get(f"/verifications/{plain}", headers=city_only)).status_code == 404
+    assert (await propose_false_accusation(client, proposed, "A1")).status_code == 200
+    seen = await client.get(f"/verifications/{proposed}", headers=city_only)
+    assert seen.status_code == 200 and "A1" in seen.json()["false_accusation_proposals"]
+    approve = f"/verifications/{proposed}/false-accusations/A1/approve"
+    r = await client.post(approve, json={"approved_on": "2023-02-01"}, headers=city_only)
+    assert r.status_code == 200, r.text
+    assert r.json()["verification"]["findings"]["A1"]["approved_by"] == "head-331100"
+    decision = await client.post(
+        f"/verifications/{plain}/decision/approve", json={"approved_on": "2023-01-12"}, headers=city_only
+    )
+    assert decision.status_code == 404
+
+
 async def test_a_refused_false_accusation_is_found_again_and_an_honest_mistake_never_proposed(
     runtime: Runtime, client: httpx.AsyncClient
 ) -> None:
