@@ -8,7 +8,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -60,7 +61,31 @@ CASES: tuple[ExitCase, ...] = (
     ExitCase("withdrawn", "本人撤回", "冯晓岚", "局长", "缙云县水利局"),
     ExitCase("refused_by_head", "主要负责人不予批准", "蒋国栋", "乡长", "缙云县方溪乡"),
     ExitCase("returned_by_head", "主要负责人退回后再审批、澄清、备案", "沈慧芳", "副局长", "缙云县教育局"),
+    ExitCase("supplementary", "复核退回补充核查，再办结后澄清、备案", "韩立新", "镇长", "缙云县大源镇"),
+    ExitCase(
+        "objection_upheld",
+        "实名检举人异议成立，补充核查后部分属实，终止澄清",
+        "杨志刚",
+        "所长",
+        "缙云县自然资源所",
+    ),
+    ExitCase("objection_dismissed", "实名检举人异议不成立，反馈检举人", "朱丽萍", "主任", "缙云县农业农村局"),
+    ExitCase(
+        "false_accusation_later",
+        "查无实据办结后认定诬告陷害（市纪委监委主要负责人批准），入库",
+        "秦海波",
+        "副镇长",
+        "缙云县壶镇镇",
+        findings=("not_proven",),
+    ),
 )
+REAL_NAME = {"objection_upheld", "objection_dismissed"}
+"""The matters a real-name reporter reported (and objects to)."""
+REPORTERS = {
+    "objection_upheld": {"name": "孔令华", "contact": "13705781234"},
+    "objection_dismissed": {"name": "曹德明", "contact": "13905785678"},
+}
+BASIS = {"untrue": "经初步核实，反映问题失实", "not_proven": "经初步核实，反映问题查无实据"}
 
 
 class LoggedIn(Users):
@@ -129,14 +154,15 @@ class Exits:
         self.case = CaseDriver(calls)
         self.outcome = ExitsOutcome()
 
-    async def matter(self, c: ExitCase) -> tuple[str, str]:
-        """Reported, verified untrue and in the pool: (case id, subject id)."""
+    async def matter(self, c: ExitCase, until_state: str = "candidate") -> tuple[str, str]:
+        """Reported, verified and concluded (by default untrue, in the pool): (case id, subject id)."""
+        real_name = c.key in REAL_NAME
         report_id = await self.case.register(
             J,
             channel="letter",
             received_on=d(4, 3),
-            real_name=False,
-            reporter=None,
+            real_name=real_name,
+            reporter=REPORTERS[c.key] if real_name else None,
             subject=c.subject,
             allegations=[f"反映{c.name}违规收受他人财物"],
         )
@@ -154,12 +180,46 @@ class Exits:
                 report_id,
                 allegation_id=allegation["allegation_id"],
                 finding=finding,
-                basis="经初步核实，反映问题失实",
+                basis=BASIS[finding],
                 found_on=d(4, 20),
             )
         await self.case.conclude(J, report_id, d(4, 21))
-        matter = await until(f"{c.key} in the pool", lambda: self.case.candidate(J, report_id))
+        matter = await self.state(c, report_id, {until_state})
         return report_id, str(matter["outcome"]["subjects"][0]["subject_id"])
+
+    async def state(self, c: ExitCase, case_id: str, states: set[str]) -> dict[str, Any]:
+        """The clarification matter once it is in one of `states` (events cross Kafka)."""
+
+        async def reached() -> dict[str, Any] | None:
+            found: dict[str, Any] | None = await self.case.clarification(J, case_id)
+            return found if found and found["state"] in states else None
+
+        return await until(f"{c.key} {sorted(states)}", reached)
+
+    async def verification_in(self, c: ExitCase, case_id: str, state: str) -> dict[str, Any]:
+        async def reached() -> dict[str, Any] | None:
+            found: dict[str, Any] | None = await self.case.verification(J, case_id)
+            return found if found and found["state"] == state else None
+
+        return await until(f"the verification of {c.key} {state}", reached)
+
+    async def revised(self, c: ExitCase, case_id: str, finding: str, basis: str, on: date) -> None:
+        """补充核查: the reopened verification's further finding and its second conclusion."""
+        verification = await self.verification_in(c, case_id, "reopened")
+        [allegation] = verification["allegations"]
+        await self.case.find(
+            J, case_id, allegation_id=allegation["allegation_id"], finding=finding, basis=basis, found_on=on
+        )
+        await self.case.conclude(J, case_id, on + timedelta(days=1))
+
+    async def finish(self, c: ExitCase, case_id: str, approved_on: date) -> None:
+        """The 澄清内容 worded and approved, the clarification, feedback, acknowledgement, filing."""
+        await self.case.word_content(J, case_id, approved_on)
+        performed_on = approved_on + timedelta(days=1)
+        await self.case.perform(J, case_id, performed_on, FORMS)
+        await self.case.feedback(J, case_id, performed_on + timedelta(days=1), f"中共{c.unit}党组")
+        await self.case.acknowledge(J, case_id, performed_on + timedelta(days=1))
+        await self.case.file(J, case_id, performed_on + timedelta(days=2))
 
     async def assessed(self, case_id: str, subject_id: str) -> None:
         await self.case.start(J, case_id, CaseDriver.start_body(subject_id, d(4, 25)))
@@ -203,10 +263,87 @@ class Exits:
         await self.case.send_back_approval(J, case_id, d(4, 28), "预期效果表述不具体，请重新复核")
         await self.case.re_review(J, case_id, on=d(5, 4))
         await self.case.approve(J, case_id, d(5, 5))
-        await self.case.perform(J, case_id, d(5, 8), FORMS)
-        await self.case.feedback(J, case_id, d(5, 9), f"中共{c.unit}党组")
-        await self.case.acknowledge(J, case_id, d(5, 9))
-        await self.case.file(J, case_id, d(5, 10))
+        await self.finish(c, case_id, d(5, 5))
+        return case_id
+
+    async def supplementary(self, c: ExitCase) -> str:
+        """The letters office's member finds the verification incomplete: review reopens it, the
+        department verifies further and concludes again; the re-review resumes on the revision."""
+        case_id, subject_id = await self.matter(c)
+        await self.assessed(case_id, subject_id)
+        await self.case.sign_re_review(
+            J,
+            case_id,
+            office="letters_office",
+            on=d(4, 27),
+            verification_complete=False,
+            note="未调取相关银行流水，核查不全面",
+        )
+        await self.revised(c, case_id, "untrue", "经补充核查银行流水，反映问题失实", d(5, 4))
+        await until(f"{c.key}'s revised outcome", lambda: self._revised(case_id))
+        await self.case.re_review(J, case_id, on=d(5, 8))
+        await self.case.approve(J, case_id, d(5, 9))
+        await self.finish(c, case_id, d(5, 9))
+        return case_id
+
+    async def _revised(self, case_id: str) -> bool | None:
+        matter = await self.case.clarification(J, case_id)
+        return True if matter and (matter["outcome"] or {}).get("revision", 0) >= 1 else None
+
+    async def objection(self, c: ExitCase, *, upheld: bool) -> str:
+        """The real-name reporter objects with new evidence; the department re-examines it; the
+        letters office feeds the result back. Upheld: the verification reopens (补充核查)."""
+        case_id, _ = await self.matter(c)
+        report = await self.case.object_to(
+            J,
+            case_id,
+            on=d(4, 24),
+            grounds="不认同核查结论",
+            new_evidence="补充提供了相关转账凭证" if upheld else "再次陈述原反映内容",
+        )
+        objection_id = report["objections"][-1]["objection_id"]
+        await self.verification_with_objection(c, case_id, objection_id)
+        reason = "新提供的转账凭证足以重新核查" if upheld else "未提供新的事实或证据"
+        await self.case.examine_objection(J, case_id, objection_id, on=d(4, 26), upheld=upheld, reason=reason)
+        if upheld:
+            await self.revised(c, case_id, "partly_true", "经补充核查，反映问题部分属实", d(5, 4))
+            await self.state(c, case_id, {"discontinued"})
+        await until(f"{c.key}'s answer in intake", lambda: self._examined(case_id, objection_id))
+        await self.case.feed_back_objection(J, case_id, objection_id, on=d(5, 8), note="已告知复查结果")
+        return case_id
+
+    async def verification_with_objection(self, c: ExitCase, case_id: str, objection_id: str) -> None:
+        async def received() -> bool | None:
+            found = await self.case.verification(J, case_id)
+            ids = {o["objection_id"] for o in (found or {}).get("objections", [])}
+            return True if objection_id in ids else None
+
+        await until(f"{c.key}'s objection in review", received)
+
+    async def _examined(self, case_id: str, objection_id: str) -> bool | None:
+        report = await self.calls.get_if(
+            "intake", f"/reports/{case_id}", role="letters_office", jurisdiction=J
+        )
+        stages = {o["objection_id"]: o["stage"] for o in (report or {}).get("objections", [])}
+        return True if stages.get(objection_id) == "examined" else None
+
+    async def false_accusation_later(self, c: ExitCase) -> str:
+        """Not proven at the conclusion; the reporter investigated afterwards: a 诬告陷害 proposed by
+        the department and approved by the city's head revises the conclusion, and the person's
+        clarification becomes possible (入库)."""
+        case_id, _ = await self.matter(c, until_state="not_eligible")
+        verification = await self.case.verification(J, case_id)
+        [allegation] = verification["allegations"]
+        await self.case.find(
+            J,
+            case_id,
+            allegation_id=allegation["allegation_id"],
+            finding="false_accusation",
+            basis="经核实，检举人捏造事实、故意诬告，涉嫌诬告陷害",
+            found_on=d(5, 4),
+            referred_on=d(5, 4),
+        )
+        await self.state(c, case_id, {"candidate"})
         return case_id
 
     async def run(self) -> ExitsOutcome:
@@ -215,6 +352,10 @@ class Exits:
             "withdrawn": self.withdrawn,
             "refused_by_head": self.refused_by_head,
             "returned_by_head": self.returned_by_head,
+            "supplementary": self.supplementary,
+            "objection_upheld": partial(self.objection, upheld=True),
+            "objection_dismissed": partial(self.objection, upheld=False),
+            "false_accusation_later": self.false_accusation_later,
         }
         for c in CASES:
             case_id = await flows[c.key](c)
@@ -238,7 +379,16 @@ class Exits:
 
     async def settled_statistics(self) -> dict[str, Any]:
         """2023Q2 of 缙云县 once the archive took in every exit."""
-        expected = {"declined": 2, "returned_by_head": 2, "treatments_corrected": 1, "clarifications": 1}
+        expected = {
+            "declined": 2,
+            "returned_by_head": 2,
+            "treatments_corrected": 1,
+            "clarifications": 2,
+            "supplementary_verifications": 2,
+            "objections": 2,
+            "objections_upheld": 1,
+            "discontinued": 1,
+        }
 
         async def settled() -> dict[str, Any] | None:
             report: dict[str, Any] = await self.calls.call(
