@@ -154,3 +154,16 @@ def seal(
         hash=GENESIS_HASH,
     )
     return draft.model_copy(update={"hash": draft.computed_hash()})
+
+
+def person_matter_id(matter_id: str, index: int) -> str:
+    """The clarification of the `index`-th person (or unit) a matter names, 0-based: the first keeps
+    the matter's own id (every clarification before several persons is one), the others are
+    `<matter>-2`, `<matter>-3` ... (331122-2023-000001-2)."""
+    return matter_id if index == 0 else f"{matter_id}-{index + 1}"
+
+
+def matter_of(case_id: str) -> str:
+    """The matter a person's clarification belongs to (a matter id is itself)."""
+    parts = case_id.split("-")
+    return "-".join(parts[:3]) if len(parts) == 4 and parts[3].isdigit() else case_id

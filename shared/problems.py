@@ -85,6 +85,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "wrong_state": ("当前环节不能进行此操作", "Wrong state for this step"),
     "already_recorded": ("已经登记过", "Already recorded"),
     "already_signed": ("已经签署过", "Already signed"),
+    "another_persons_clarification": ("这是另一被反映人的澄清事项", "Another person's clarification"),
     "not_verified_untrue": ("检举控告未经核查认定失实", "Not verified untrue"),
     "supplementary_pending": ("补充核查尚未办结", "Supplementary verification pending"),
     "not_a_group_member": ("不是澄清质效评估小组成员", "Not a member of the quality-evaluation group"),

@@ -76,14 +76,16 @@ class CaseDriver:
         subject: dict[str, Any],
         allegations: Sequence[str],
         summary: str | None = None,
+        also: Sequence[dict[str, Any]] = (),
     ) -> str:
+        """登记; `also`: the other persons (or units) the report names, after `subject`."""
         body = {
             "jurisdiction": jurisdiction,
             "channel": channel,
             "received_on": iso(received_on),
             "real_name": real_name,
             "reporter": reporter,
-            "subjects": [subject],
+            "subjects": [subject, *also],
             "allegations": [{"summary": a} for a in allegations],
             "summary": "；".join(allegations) if summary is None else summary,
         }
@@ -504,6 +506,7 @@ class CasePlan:
     approve_on: date | None = None
     forms: list[str] = field(default_factory=lambda: ["written_notice", "face_to_face"])
     false_accusation_point: int | None = None
+    also: list[dict[str, Any]] = field(default_factory=list)  # the other persons the report names
     green_channel_before_conclusion: bool = False
     via_inbound: bool = False
     word_content: bool = True  # the 澄清内容 drafted and approved on the start day
@@ -551,6 +554,7 @@ class Driver:
             subject=plan.subject,
             allegations=plan.allegations,
             summary="；".join(plan.allegations)[:500],
+            also=plan.also,
         )
 
     async def intake(self, plan: CasePlan, case_id: str) -> None:
@@ -603,9 +607,13 @@ class Driver:
         state reached ("approved" or "refused")."""
         j = plan.jurisdiction
         await self.wait_state(plan, case_id, {"candidate"})
-        subject_id = plan.subject.get("subject_id") or (await self.clarification(plan, case_id) or {}).get(
-            "outcome", {}
-        ).get("subjects", [{}])[0].get("subject_id")
+        # The clarification's own person (each person a matter names has one), else the first.
+        outcome = (await self.clarification(plan, case_id) or {}).get("outcome") or {}
+        subject_id = (
+            plan.subject.get("subject_id")
+            or outcome.get("person_subject_id")
+            or outcome.get("subjects", [{}])[0].get("subject_id")
+        )
         await self.case.start(j, case_id, CaseDriver.start_body(subject_id, start, consent=plan.consent))
         if plan.word_content:
             await self.case.word_content(j, case_id, start)

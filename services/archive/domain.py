@@ -17,7 +17,7 @@ from services.archive.commands import IssueNotice, MergeFiles, RecordVisit
 from shared.aggregate import Aggregate
 from shared.bounded import EARLIEST_DATE, latest_date
 from shared.dates import Quarter
-from shared.envelope import JURISDICTIONS
+from shared.envelope import JURISDICTIONS, matter_of
 from shared.errors import Conflict, NotFound, RuleViolation
 from shared.events.archive import (
     CorrectionEntry,
@@ -541,8 +541,9 @@ def figures(facts: QuarterFacts) -> Figures:
         discontinued=len(facts.discontinued),
         treatments_corrected=len(facts.corrections),
         untrue_conclusions=len(facts.untrue_conclusions),
-        candidates=len(facts.candidates),
-        clarifications=len({c.case_id for c in facts.clarifications}),
+        candidates=len({matter_of(case_id) for case_id in facts.candidates}),
+        # A matter naming several persons is one matter, whose persons are each clarified.
+        clarifications=len({matter_of(c.case_id) for c in facts.clarifications}),
         persons_clarified=distinct_subjects(facts.clarifications, "person"),
         units_clarified=distinct_subjects(facts.clarifications, "unit"),
         forms_used=forms_used(facts.clarifications),

@@ -33,7 +33,7 @@ from services.clarification.commands import (
 from shared.aggregate import Aggregate
 from shared.auth import Principal
 from shared.dates import not_before, quarter_of
-from shared.envelope import CITY
+from shared.envelope import CITY, matter_of, person_matter_id
 from shared.errors import Conflict, Forbidden, RuleViolation, Term
 from shared.events.clarification import (
     AcknowledgementRecorded,
@@ -286,9 +286,10 @@ def outcome_refusals(outcome: OutcomeNoted) -> list[ListRule]:
     return [r for r in NEGATIVE_LIST if r.code in OUTCOME_RULES and r.holds(facts)]
 
 
-def outcome_of(concluded: VerificationConcluded) -> OutcomeNoted:
-    """The conclusion as the clarification office notes it: eligible for the pool on the review's
-    verdict and none of the outcome's negative-list rules."""
+def outcome_of(concluded: VerificationConcluded, person: str | None = None) -> OutcomeNoted:
+    """The conclusion as the clarification office notes it for one of the matter's persons (or
+    units): eligible for the pool on the review's verdict and none of the outcome's negative-list
+    rules."""
     draft = OutcomeNoted(
         concluded_on=concluded.concluded_on,
         findings=concluded.findings,
@@ -296,6 +297,7 @@ def outcome_of(concluded: VerificationConcluded) -> OutcomeNoted:
         subjects=concluded.subjects,
         eligible_for_pool=concluded.eligible_for_pool,
         revision=concluded.revision,
+        person_subject_id=person,
     )
     return draft.model_copy(update={"eligible_for_pool": enters_pool(concluded.eligible_for_pool, draft)})
 
@@ -667,10 +669,22 @@ class Clarification(Aggregate):
                 self.content_return = event
         self.content_state = next_content_state(self.content_state, event)
 
-    def pending_applications(self) -> list[str]:
+    def pending_applications(self, others: frozenset[str] = frozenset()) -> list[str]:
+        """The applications waiting for the pool, less those of the matter's other persons
+        (`others`: their subject ids), whose own clarifications take them."""
         if self.candidate is not None:
             return []
-        return [a for a in self.applications if a not in self.declined]
+        return [
+            a
+            for a, noted in self.applications.items()
+            if a not in self.declined and noted.applicant.subject_id not in others
+        ]
+
+    @property
+    def person_subject_id(self) -> str | None:
+        """The person (or unit) this clarification is about; None for a clarification noted before
+        several persons (any subject of its matter) or not noted yet."""
+        return self.outcome.person_subject_id if self.outcome is not None else None
 
     @property
     def last_re_review(self) -> ReReviewRecorded | None:
@@ -699,22 +713,24 @@ class Clarification(Aggregate):
     # whatever the order in which the conclusion, the sweep and an application arrive.
 
     def note_outcome(
-        self, concluded: VerificationConcluded, pool_since: date | None = None
+        self, concluded: VerificationConcluded, pool_since: date | None = None, person: str | None = None
     ) -> list[BaseModel]:
-        """The conclusion reached the office. An eligible matter enters the pool at once, unless
-        it concluded before the pool was opened (`pool_since`): such old matters wait for the
-        backlog sweep (大起底) or for the person's own application (绿色通道)."""
+        """The conclusion reached the office, for the matter's person (or unit) `person` (a
+        subject id). An eligible matter enters the pool at once, unless it concluded before the
+        pool was opened (`pool_since`): such old matters wait for the backlog sweep (大起底) or for
+        the person's own application (绿色通道)."""
         if self.outcome is not None:
             if concluded.revision <= self.outcome.revision:
                 return []  # a redelivered (or an older) conclusion changes nothing
             return self.note_revised_outcome(concluded)
-        noted = outcome_of(concluded)
+        noted = outcome_of(concluded, person)
+        others = frozenset(s.subject_id for s in concluded.subjects if person and s.subject_id != person)
         events: list[BaseModel] = [noted]
         if noted.eligible_for_pool:
             if self.candidate is None:
                 if pool_since is None or concluded.concluded_on >= pool_since:
                     events.append(CandidateAdded(via="conclusion", added_on=concluded.concluded_on))
-                elif pending := self.pending_applications():
+                elif pending := self.pending_applications(others):
                     # In the pool from when both were there: the outcome and the application.
                     applied = min(self.applications[a].filed_on for a in pending)
                     added_on = max(concluded.concluded_on, applied)
@@ -722,7 +738,8 @@ class Clarification(Aggregate):
         else:
             reason = pool_refusal_reason(noted)
             events.extend(
-                ApplicationDeclined(application_id=a, reason=reason) for a in self.pending_applications()
+                ApplicationDeclined(application_id=a, reason=reason)
+                for a in self.pending_applications(others)
             )
         return events
 
@@ -731,7 +748,7 @@ class Clarification(Aggregate):
         conclusion) replaces the outcome: the chain resumes where it was on the revised points; a
         matter that became eligible enters the pool; one that no longer is leaves the pool or the
         chain (终止澄清). A matter already clarified or ended keeps its course."""
-        noted = outcome_of(concluded)
+        noted = outcome_of(concluded, self.person_subject_id)
         events: list[BaseModel] = [noted]
         on = concluded.concluded_on
         if self.state == "not_eligible" and noted.eligible_for_pool:
@@ -899,10 +916,23 @@ class Clarification(Aggregate):
         ]
 
     def _subject(self, subject_id: str) -> Subject:
+        """The reported subject a command names: this clarification's own person (each person a
+        matter names has a clarification of their own), or any subject of a clarification noted
+        before several persons."""
         assert self.outcome is not None
-        for subject in self.outcome.subjects:
-            if subject.subject_id == subject_id:
+        own = self.person_subject_id
+        for index, subject in enumerate(self.outcome.subjects):
+            if subject.subject_id != subject_id:
+                continue
+            if own is None or own == subject_id:
                 return subject
+            theirs = person_matter_id(matter_of(self.case_id), index)
+            raise RuleViolation(
+                f"{self.case_id} is the clarification of another person: {subject.name}'s is {theirs}",
+                detail_zh=f"{self.case_id} 是另一被反映人的澄清事项：{subject.name}的澄清事项为 {theirs}",
+                field="person_subject_id",
+                code="another_persons_clarification",
+            )
         raise RuleViolation(
             f"{subject_id} is not a reported subject of {self.case_id}",
             detail_zh=f"{subject_id} 不是 {self.case_id} 的被反映人",

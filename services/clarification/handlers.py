@@ -31,9 +31,10 @@ from services.clarification.settings import ClarificationSettings, DocumentSetti
 from shared.aggregate import Command
 from shared.auth import Principal
 from shared.db import Conn
-from shared.envelope import EventEnvelope
+from shared.envelope import EventEnvelope, person_matter_id
 from shared.errors import RuleViolation
 from shared.events.clarification import (
+    ApplicationNoted,
     ClarificationPerformed,
     ConsentRequested,
     FeedbackGiven,
@@ -274,27 +275,85 @@ async def hold_round(uow: UnitOfWork, command: HoldRound) -> dict[str, Any]:
 async def on_conclusion(
     runtime: Runtime, conn: Conn, envelope: EventEnvelope, concluded: VerificationConcluded
 ) -> None:
-    """A verification's conclusion feeds the pool."""
+    """A verification's conclusion (or its revision) feeds the pool: each person (or unit) the
+    matter names has a clarification of its own (`person_matter_id`), noted in one unit of work."""
     pool_since = ClarificationSettings().pool_since
 
-    def note(matter: Clarification, concluded: VerificationConcluded) -> list[BaseModel]:
-        return matter.note_outcome(concluded, pool_since)
+    async def note(uow: UnitOfWork, concluded: VerificationConcluded) -> None:
+        main = await uow.get(Clarification(envelope.case_id, envelope.jurisdiction))
+        for index, subject in enumerate(concluded.subjects):
+            matter = main if index == 0 else await uow.get(person_matter(envelope, index))
+            legacy = main.outcome is not None and main.person_subject_id is None
+            person = None if legacy else subject.subject_id
+            if index == 0:
+                await uow.save(main, main.note_outcome(concluded, pool_since, person))
+                continue
+            if person is None:
+                break  # a clarification noted before several persons keeps all of them
+            if not matter.exists:
+                # Their applications made before the conclusion were kept on the matter's first.
+                for noted in main.applications.values():
+                    if noted.applicant.subject_id == subject.subject_id:
+                        await uow.save(matter, matter.note_application(inherited(noted, envelope.case_id)))
+            await uow.save(matter, matter.note_outcome(concluded, pool_since, person))
 
-    matter = Clarification(envelope.case_id, envelope.jurisdiction)
-    await runtime.react(conn, envelope, decision(matter, note), concluded)
+    await runtime.react(conn, envelope, note, concluded)
+
+
+def person_matter(envelope: EventEnvelope, index: int) -> Clarification:
+    return Clarification(person_matter_id(envelope.case_id, index), envelope.jurisdiction)
+
+
+def inherited(noted: ApplicationNoted, matter_id: str) -> ClarificationApplicationFiled:
+    """An application kept on the matter's first clarification, as the person's own will take it."""
+    return ClarificationApplicationFiled(
+        application_id=noted.application_id,
+        matter_id=matter_id,
+        applicant=noted.applicant,
+        untrue_points=noted.untrue_points,
+        request=noted.request,
+        filed_on=noted.filed_on,
+    )
 
 
 async def on_sweep(
     runtime: Runtime, conn: Conn, envelope: EventEnvelope, screened: CandidateScreened
 ) -> None:
-    """The backlog sweep (大起底) flags priority."""
-    matter = Clarification(envelope.case_id, envelope.jurisdiction)
-    await runtime.react(conn, envelope, decision(matter, Clarification.note_sweep), screened)
+    """The backlog sweep (大起底) flags priority, for every person of the matter."""
+
+    async def note(uow: UnitOfWork, screened: CandidateScreened) -> None:
+        main = await uow.get(Clarification(envelope.case_id, envelope.jurisdiction))
+        await uow.save(main, main.note_sweep(screened))
+        for index in persons_after_the_first(main):
+            matter = await uow.get(person_matter(envelope, index))
+            await uow.save(matter, matter.note_sweep(screened))
+
+    await runtime.react(conn, envelope, note, screened)
+
+
+def persons_after_the_first(main: Clarification) -> range:
+    """The indexes of the matter's other persons, each with a clarification of their own (none
+    before the conclusion, or for a clarification noted before several persons)."""
+    if main.outcome is None or main.person_subject_id is None:
+        return range(0)
+    return range(1, len(main.outcome.subjects))
 
 
 async def on_application(
     runtime: Runtime, conn: Conn, envelope: EventEnvelope, filed: ClarificationApplicationFiled
 ) -> None:
-    """A green-channel application (绿色通道), whenever it arrives."""
-    matter = Clarification(filed.matter_id, envelope.jurisdiction)
-    await runtime.react(conn, envelope, decision(matter, Clarification.note_application), filed)
+    """A green-channel application (绿色通道), whenever it arrives: to the applicant's own
+    clarification once the conclusion named the matter's persons, else to the matter's first."""
+
+    async def note(uow: UnitOfWork, filed: ClarificationApplicationFiled) -> None:
+        main = await uow.get(Clarification(filed.matter_id, envelope.jurisdiction))
+        target = main
+        for index in persons_after_the_first(main):
+            assert main.outcome is not None
+            if main.outcome.subjects[index].subject_id == filed.applicant.subject_id:
+                target = await uow.get(
+                    Clarification(person_matter_id(filed.matter_id, index), envelope.jurisdiction)
+                )
+        await uow.save(target, target.note_application(filed))
+
+    await runtime.react(conn, envelope, note, filed)

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from services.clarification.domain import State, next_state
 from shared.db import Conn
-from shared.envelope import EventEnvelope
+from shared.envelope import EventEnvelope, matter_of
 from shared.events.clarification import (
     AcknowledgementRecorded,
     ApplicationDeclined,
@@ -400,7 +400,33 @@ async def clarification(conn: Conn, case_id: str) -> dict[str, Any] | None:
         "applications": applications,
         "steps": row["steps"],
         "documents": [dict(d) for d in documents],
+        "matter_id": matter_of(case_id),
+        "persons": await persons_of(conn, matter_of(case_id)),
     }
+
+
+async def persons_of(conn: Conn, matter_id: str) -> list[dict[str, Any]]:
+    """The clarifications of a matter's persons (and units), each of its own: id, person, state."""
+    rows = await conn.fetch(
+        "SELECT case_id, state, outcome FROM clarifications WHERE case_id = $1 OR case_id LIKE $2"
+        " ORDER BY length(case_id), case_id",
+        matter_id,
+        f"{matter_id}-%",
+    )
+    persons = []
+    for r in rows:
+        outcome = r["outcome"] or {}
+        own = outcome.get("person_subject_id")
+        subject = next((s for s in outcome.get("subjects", []) if s["subject_id"] == own), None)
+        persons.append(
+            {
+                "case_id": r["case_id"],
+                "state": r["state"],
+                "subject_id": own,
+                "name": subject["name"] if subject else None,
+            }
+        )
+    return persons
 
 
 async def document(conn: Conn, case_id: str, doc_id: str) -> dict[str, Any] | None:

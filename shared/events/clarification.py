@@ -42,6 +42,9 @@ class OutcomeNoted(Frozen):
     subjects: list[Subject]
     eligible_for_pool: bool
     revision: int = 0  # the conclusion's revision (VerificationConcluded.revision)
+    # The reported person (or unit) this clarification is about: each one a matter names has a
+    # clarification of its own. None in events before several persons: any of the subjects.
+    person_subject_id: str | None = None
 
 
 @registry.event("PriorityNoted", 1)

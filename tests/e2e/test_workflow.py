@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -117,6 +118,52 @@ async def test_full_chain_from_report_to_archive(client: Client, driver: Driver)
     )
     figures = stats["rows"][0]["figures"]
     assert figures["clarifications"] >= 1 and figures["filings"] >= 1
+
+
+async def test_each_person_a_matter_names_is_clarified_and_filed(client: Client, driver: Driver) -> None:
+    """A report naming two persons: each has a clarification of their own (the matter's id and
+    `-2`), clarified in their own name, filed in their own file."""
+    first, second = person(), person()
+    p = plan(["untrue"], day(2, 6), subject=first, also=[second])
+    case_id = await open_case(driver, p)
+    await driver.verify(p, case_id)
+    theirs = replace(p, subject=second, also=[])
+    for who, cid in ((p, case_id), (theirs, f"{case_id}-2")):
+        assert await driver.clarify_until_approved(who, cid, day(4, 3)) == "approved"
+        performed = await client.ok(
+            "POST",
+            "clarification",
+            f"/clarifications/{cid}/perform",
+            role="handling_department",
+            jurisdiction=J,
+            body={"performed_on": day(4, 10).isoformat(), "forms": p.forms},
+        )
+        assert performed["person"]["name"] == who.subject["name"]
+        await driver.finish(who, cid, day(4, 10))
+        notice = await client.request(
+            "GET",
+            "clarification",
+            f"/clarifications/{cid}/documents/{cid}-notice",
+            role="auditor",
+            jurisdiction=J,
+        )
+        assert who.subject["name"] in notice.text
+        other = (second if who is p else first)["name"]
+        assert other not in notice.text
+        path = f"/files/{performed['person']['subject_id']}"
+
+        async def filed(path: str = path) -> Any:
+            return await client.get_if("archive", path, role="case_management", jurisdiction=J)
+
+        file = await client.eventually(f"the file of {who.subject['name']}", filed)
+        assert [f["case_id"] for f in file["filings"]] == [cid]
+    matter = await client.ok(
+        "GET", "clarification", f"/clarifications/{case_id}", role="auditor", jurisdiction=J
+    )
+    assert [(m["case_id"], m["state"]) for m in matter["persons"]] == [
+        (case_id, "filed"),
+        (f"{case_id}-2", "filed"),
+    ]
 
 
 def id_number() -> str:

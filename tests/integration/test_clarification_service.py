@@ -1315,6 +1315,59 @@ async def test_a_wrong_treatment_is_corrected_by_the_department(
     assert [(s["step"], s["treatment"]) for s in view["steps"]] == [("treatment_corrected", "诫勉")]
 
 
+async def test_each_person_a_matter_names_has_a_clarification_of_their_own(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """A matter naming two persons: two clarifications (the matter's id and `-2`), each bound to its
+    person, in the pool, flagged by the sweep, with its own green-channel application, chain and
+    documents."""
+    feed = Feed(runtime)
+    case_id = f"{J}-2023-000821"
+    second = f"{case_id}-2"
+    assert await feed.deliver(conclusion(case_id, subjects=(PERSON, CITY_CADRE))) == "applied"
+    assert await feed.deliver(sweep(case_id)) == "applied"
+    theirs = application(case_id, "APP-2").payload | {"applicant": CITY_CADRE.model_dump(mode="json")}
+    filed = ClarificationApplicationFiled.model_validate(theirs)
+    assert await feed.deliver(envelope(filed, stream="application-APP-2", case_id=case_id)) == "applied"
+
+    first_view = await ok(await client.get(f"/clarifications/{case_id}", headers=AUDITOR))
+    second_view = await ok(await client.get(f"/clarifications/{second}", headers=AUDITOR))
+    assert [(p["case_id"], p["name"], p["state"]) for p in first_view["persons"]] == [
+        (case_id, PERSON.name, "candidate"),
+        (second, CITY_CADRE.name, "candidate"),
+    ]
+    assert second_view["matter_id"] == case_id and second_view["persons"] == first_view["persons"]
+    assert first_view["priority_flags"] == second_view["priority_flags"] == ["frontline_reform"]
+    assert first_view["applications"] == []
+    assert [a["application_id"] for a in second_view["applications"]] == ["APP-2"]
+
+    start = {"initiated_by": "department", "consent": True, "started_on": "2023-03-01"}
+    refused = problem(
+        await client.post(
+            f"/clarifications/{case_id}/start",
+            headers=DEPT,
+            json={**start, "person_subject_id": CITY_CADRE.subject_id},
+        ),
+        422,
+        "another_persons_clarification",
+        "person_subject_id",
+    )
+    assert second in refused["detail"]
+    await to_re_reviewed(client, second, CITY_CADRE)
+    approved = await ok(
+        await client.post(
+            f"/clarifications/{second}/approve", headers=CITY_HEAD, json={"approved_on": "2023-03-06"}
+        )
+    )
+    assert approved["state"] == "approved"
+    view = await ok(await client.get(f"/clarifications/{second}", headers=AUDITOR))
+    assert [d["doc_id"] for d in view["documents"]] == [f"{second}-approval_form"]
+    form = await client.get(f"/clarifications/{second}/documents/{second}-approval_form", headers=AUDITOR)
+    assert CITY_CADRE.name in form.text and PERSON.name not in form.text
+    # The first person's clarification is untouched by the second's.
+    assert (await ok(await client.get(f"/clarifications/{case_id}", headers=AUDITOR)))["state"] == "candidate"
+
+
 # --- Replay ---------------------------------------------------------------------------------------
 
 
