@@ -124,7 +124,10 @@ async def test_an_objection_is_lodged_re_examined_answered_and_fed_back(
     done = await driver.case.examine_objection(
         J, case_id, objection_id, on=day(6, 20), upheld=True, reason="新证据足以重新核查"
     )
-    assert done["recorded"] == ["ObjectionExamined"]
+    # Upheld after the conclusion: the verification reopens on the new facts (补充核查).
+    assert done["recorded"] == ["ObjectionExamined", "VerificationReopened"]
+    assert done["verification"]["state"] == "reopened"
+    assert done["verification"]["reopenings"][-1]["origin"] == "objection"
 
     async def answered() -> dict[str, Any] | None:
         report = await client.ok(
