@@ -7,6 +7,7 @@ the public interfaces only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 import uuid
@@ -45,6 +46,15 @@ class ApiError(Exception):
         self.body = body
 
 
+@functools.cache
+def demo_names() -> dict[str, str]:
+    """The names of the directory's demo users (`zhengming users seed`), by user id: the tokens
+    minted here name the same officers, so documents and events read as those users' would."""
+    from zhengming.users_cli import demo_officers
+
+    return {officer.user_id: officer.name for officer in demo_officers()}
+
+
 class Users:
     """Signed tokens for the users of each role and jurisdiction (minted with the local key)."""
 
@@ -60,8 +70,10 @@ class Users:
         if key not in self._tokens:
             codes = jurisdiction.split("+")
             granted = sorted(JURISDICTIONS) if codes == [CITY] else codes
+            user_id = f"{role}-{codes[0]}"
             principal = Principal(
-                user_id=f"{role}-{codes[0]}",
+                user_id=user_id,
+                name=demo_names().get(user_id),
                 role=role,
                 unit=f"{JURISDICTIONS[codes[0]]}纪委监委",
                 jurisdictions=granted,
