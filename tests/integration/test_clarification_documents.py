@@ -82,21 +82,26 @@ async def test_the_consent_request_is_issued_numbered_and_once(
 
     first = await ok(await client.post(f"{base}/consent-request", headers=DEPT, json=ask))
     assert (first["event"], first["state"]) == ("ConsentRequested", "candidate")
-    second = await ok(
-        await client.post(
-            f"{base}/consent-request",
-            headers=DEPT,
-            json={**ask, "person_subject_id": CITY_CADRE.subject_id},
-        )
+    # The matter's second person is asked in their own clarification; the series runs on.
+    theirs = {**ask, "person_subject_id": CITY_CADRE.subject_id}
+    problem(
+        await client.post(f"{base}/consent-request", headers=DEPT, json=theirs),
+        422,
+        "another_persons_clarification",
+        "person_subject_id",
     )
+    second = await ok(await client.post(f"{base}-2/consent-request", headers=DEPT, json=theirs))
     problem(await client.post(f"{base}/consent-request", headers=DEPT, json=ask), 409, "already_recorded")
     assert await numbers(runtime) == {
         first["documents"][0]: "缙纪澄告〔2023〕1号",
         second["documents"][0]: "缙纪澄告〔2023〕2号",
     }
     view = await ok(await client.get(base, headers=AUDITOR))
-    assert [s["step"] for s in view["steps"]] == ["consent_requested", "consent_requested"]
-    assert [d["number"] for d in view["documents"]] == ["缙纪澄告〔2023〕1号", "缙纪澄告〔2023〕2号"]
+    assert [s["step"] for s in view["steps"]] == ["consent_requested"]
+    assert [d["number"] for d in view["documents"]] == ["缙纪澄告〔2023〕1号"]
+    assert [d["number"] for d in (await ok(await client.get(f"{base}-2", headers=AUDITOR)))["documents"]] == [
+        "缙纪澄告〔2023〕2号"
+    ]
     preview = await client.get(f"{base}/documents/{first['documents'][0]}", headers=AUDITOR)
     assert "拟澄清告知书" in preview.text and "李明同志：" in preview.text
 
