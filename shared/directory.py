@@ -251,34 +251,28 @@ class Directory:
         wrong passwords in a row lock the user for `login_lock_minutes`: even the right password
         is refused meanwhile. A hash made with weaker parameters is replaced on the way."""
         row = await conn.fetchrow(
-            f"SELECT {_COLUMNS}, password_hash, coalesce(locked_until > now(), false) AS locked"
-            f" FROM {self._users} WHERE user_id = $1",
+            f"SELECT {_COLUMNS}, password_hash FROM {self._users} WHERE user_id = $1", user_id
+        )
+        settings = DirectorySettings()
+        # Each attempt takes its place in the count before the password is checked, in one
+        # statement: parallel guesses cannot all slip past a lock that the fifth of them sets.
+        admitted = row is not None and await conn.fetchval(
+            f"UPDATE {self._users} SET"
+            " failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,"
+            " locked_until = CASE WHEN failed_logins + 1 >= $2"
+            " THEN now() + make_interval(mins => $3) ELSE locked_until END"
+            " WHERE user_id = $1 AND (locked_until IS NULL OR locked_until <= now()) RETURNING true",
             user_id,
+            settings.login_max_failures,
+            settings.login_lock_minutes,
         )
         stored = row["password_hash"] if row is not None else _decoy_hash()
         good = len(password) <= MAX_PASSWORD and await asyncio.to_thread(password_matches, stored, password)
-        if row is None or row["locked"]:
+        if row is None or not admitted or not good or not row["enabled"]:
             return None
-        if not good:
-            settings = DirectorySettings()
-            # The count and the lock in one statement (the SET clauses read the row as it was).
-            await conn.execute(
-                f"UPDATE {self._users} SET"
-                " failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,"
-                " locked_until = CASE WHEN failed_logins + 1 >= $2"
-                " THEN now() + make_interval(mins => $3) ELSE locked_until END"
-                " WHERE user_id = $1",
-                user_id,
-                settings.login_max_failures,
-                settings.login_lock_minutes,
-            )
-            return None
-        if not row["enabled"]:
-            return None
+        # The right password: the attempt did not fail after all (nor does the lock it may have set).
         await conn.execute(
-            f"UPDATE {self._users} SET failed_logins = 0, locked_until = NULL"
-            " WHERE user_id = $1 AND (failed_logins > 0 OR locked_until IS NOT NULL)",
-            user_id,
+            f"UPDATE {self._users} SET failed_logins = 0, locked_until = NULL WHERE user_id = $1", user_id
         )
         if needs_rehash(stored):
             await conn.execute(

@@ -610,6 +610,8 @@ class Clarification(Aggregate):
     def evolve(self, event: BaseModel) -> None:
         match event:
             case OutcomeNoted():
+                if self.outcome is not None:
+                    self.revise(event)
                 self.outcome = event
                 self.awaiting_supplement = False
             case ApplicationNoted():
@@ -657,6 +659,16 @@ class Clarification(Aggregate):
     def visible_to(self, principal: Principal) -> bool:
         level = self.started.person.cadre_level if self.started is not None else None
         return reaches(principal, self.jurisdiction, level)
+
+    def revise(self, revised: OutcomeNoted) -> None:
+        """A revised conclusion: the re-review being signed starts again, and a 澄清内容 that does
+        not word exactly the revised untrue points is no longer the matter's (it is drafted and
+        approved again before the clarification)."""
+        self.signatures = {}
+        points = {p.allegation_id for p in clarifiable_points(revised)}
+        if self.content is not None and set(self.content.points) != points:
+            self.content, self.content_approval, self.content_return = None, None, None
+            self.content_state = "none"
 
     def evolve_content(self, event: BaseModel) -> None:
         """The 澄清内容 beside the chain: the latest draft and what the case-trial office did with it."""

@@ -31,7 +31,7 @@ from services.clarification.settings import ClarificationSettings, DocumentSetti
 from shared.aggregate import Command
 from shared.auth import Principal
 from shared.db import Conn
-from shared.envelope import EventEnvelope, person_matter_id
+from shared.envelope import EventEnvelope, matter_of, person_matter_id
 from shared.errors import RuleViolation
 from shared.events.clarification import (
     ApplicationNoted,
@@ -175,7 +175,9 @@ async def check_reporter_identity(
     """Each wording asked of intake (in parallel): one that contains a reporter identity of the
     matter refuses the draft, without saying which identity or where; no answer refuses it too."""
     answers = await asyncio.gather(
-        *(check.reveals(case_id, p.wording, authorization) for p in command.points), return_exceptions=True
+        # The reporters are the matter's (a person's clarification, <matter>-2 ..., has no report).
+        *(check.reveals(matter_of(case_id), p.wording, authorization) for p in command.points),
+        return_exceptions=True,
     )
     failed = [a for a in answers if isinstance(a, BaseException)]
     if failed:

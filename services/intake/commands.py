@@ -194,4 +194,5 @@ class FeedBackObjection(Command):
 
 # Does a text name the report's reporter? (asked before a text leaves intake's hands)
 class IdentityCheck(Command):
-    text: Annotated[str, Field(max_length=20000), NoControl]
+    # As long as a wording of the 澄清内容 (a bounded text answers about a bounded list of guesses).
+    text: Annotated[str, Field(max_length=1000), NoControl]

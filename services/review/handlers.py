@@ -18,7 +18,7 @@ from services.review.domain import (
     sweep_window,
 )
 from shared.db import Conn
-from shared.envelope import EventEnvelope
+from shared.envelope import EventEnvelope, matter_of
 from shared.events.clarification import ReReviewRecorded
 from shared.events.intake import ObjectionLodged, ReportHandedOver
 from shared.logging import get_logger
@@ -72,7 +72,8 @@ async def reopen_on_re_review(
         reason="；".join(r for r in reviewed.reasons if r.strip()) or RE_REVIEW_INCOMPLETE,
         trigger=str(envelope.event_id),
     )
-    verification = Verification(envelope.case_id, envelope.jurisdiction)
+    # A person's clarification (<matter>-2 ...) re-reviews the matter's one verification.
+    verification = Verification(matter_of(envelope.case_id), envelope.jurisdiction)
     done = await runtime.react(conn, envelope, decision(verification, Verification.reopen), command)
     if done.events:
         log.info("verification.reopened", case_id=envelope.case_id, origin="re_review")

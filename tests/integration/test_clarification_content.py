@@ -203,6 +203,34 @@ async def test_the_content_is_drafted_checked_against_the_reporter_and_approved(
     assert await runtime.store.verify() is None
 
 
+async def test_a_second_persons_content_is_checked_against_the_matters_reporter(
+    runtime: Runtime, client: httpx.AsyncClient, intake_client: httpx.AsyncClient
+) -> None:
+    """The matter's second person (clarification <matter>-2, which intake has no report of): the
+    wording is checked against the matter's reporter all the same."""
+    case_id = await report(intake_client, REPORTER, "2023-01-16")
+    other = Subject(kind="person", name="周某", post="副镇长", unit="缙云县某镇人民政府")
+    point = Allegation(allegation_id="A1", summary="违规收受礼金")
+    await Feed(runtime).deliver(conclusion(case_id, points=(point,), subjects=(PERSON, other)))
+    start = {
+        "initiated_by": "department",
+        "person_subject_id": other.subject_id,
+        "consent": True,
+        "started_on": "2023-03-01",
+    }
+    base = f"/clarifications/{case_id}-2"
+    await ok(await client.post(f"{base}/start", headers=DEPT, json=start))
+    response = await client.post(f"{base}/content", headers=DEPT, json=draft("经核查，郑实名反映的问题失实"))
+    problem(response, 422, "content_reveals_reporter", "points.0.wording")
+    assert "郑实名" not in response.text
+    drafted = await ok(
+        await client.post(
+            f"{base}/content", headers=DEPT, json=draft("经核查，反映周某同志违规收受礼金的问题失实。")
+        )
+    )
+    assert drafted["event"] == "ContentDrafted"
+
+
 async def test_intakes_check_answers_yes_or_no_to_its_jurisdictions_drafters_only(
     intake_runtime: Runtime, intake_client: httpx.AsyncClient
 ) -> None:

@@ -415,6 +415,19 @@ async def test_the_city_head_approves_a_county_false_accusation_without_holding_
         f"/verifications/{plain}/decision/approve", json={"approved_on": "2023-01-12"}, headers=city_only
     )
     assert decision.status_code == 404
+    # Refusing the only 诬告陷害 takes the matter out of the city head's sight; the refusal still
+    # answers what it recorded.
+    refused = await open_case(runtime)
+    await decide(client, refused)
+    assert (await propose_false_accusation(client, refused, "A1")).status_code == 200
+    r = await client.post(
+        f"/verifications/{refused}/false-accusations/A1/refuse",
+        json={"refused_on": "2023-02-01", "reason": "证据不足以认定诬告陷害"},
+        headers=city_only,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["recorded"] == ["FalseAccusationRefused"]
+    assert (await client.get(f"/verifications/{refused}", headers=city_only)).status_code == 404
 
 
 async def test_a_refused_false_accusation_is_found_again_and_an_honest_mistake_never_proposed(
@@ -778,6 +791,17 @@ def re_review(
 
 async def send_back(runtime: Runtime, envelope: EventEnvelope) -> str:
     return await deliver(runtime, envelope, consumer="review.re-review", context="clarification")
+
+
+async def test_a_second_persons_re_review_reopens_the_matters_verification(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
+    """The second person of a matter (clarification <matter>-2) re-reviewed: the matter's one
+    verification reopens."""
+    case_id = await concluded_case(runtime, client, ("untrue", "untrue"))
+    assert await send_back(runtime, re_review(f"{case_id}-2", complete=False)) == "applied"
+    view = (await client.get(f"/verifications/{case_id}", headers=HANDLER)).json()
+    assert view["state"] == "reopened"
 
 
 async def test_a_re_review_finding_the_verification_incomplete_reopens_it(

@@ -41,6 +41,7 @@ from shared.events.clarification import (
     ContentDrafted,
     ContentReturned,
 )
+from shared.events.review import VerificationConcluded
 from tests.unit.test_clarification_rules import (
     A1,
     A2,
@@ -399,3 +400,32 @@ def test_the_default_intake_is_the_stacks_own(monkeypatch: pytest.MonkeyPatch) -
         assert IntakeSettings().base_url() == "http://intake:8101"
     finally:
         settings.services.cache_clear()
+
+
+def test_a_revised_conclusion_with_other_untrue_points_needs_the_content_worded_again() -> None:
+    """The approved wording covers A1 and A2; a supplementary verification finds A2 not proven:
+    the wording no longer fits the points, so it is drafted and approved again."""
+    c = approved_matter()
+    assert content_of(c) == "approved"
+    same = revised_conclusion({"A1": "untrue", "A2": "untrue"})
+    step(c, c.note_outcome(same))
+    assert content_of(c) == "approved"  # the same points: the approved wording stands
+    fewer = revised_conclusion({"A1": "untrue", "A2": "not_proven"}, revision=2)
+    step(c, c.note_outcome(fewer))
+    assert content_of(c) == "none" and c.content is None
+    with pytest.raises(Conflict) as err:
+        c.perform(Perform(performed_on=date(2023, 3, 8)))
+    assert err.value.code == "content_not_approved"
+
+
+def revised_conclusion(findings: dict[str, Any], revision: int = 1) -> VerificationConcluded:
+    untrue = [p for p in (A1, A2) if findings[p.allegation_id] == "untrue"]
+    return VerificationConcluded(
+        concluded_on=date(2023, 3, 6),
+        received_on=date(2023, 1, 5),
+        findings=findings,
+        untrue_points=untrue,
+        subjects=[PERSON],
+        eligible_for_pool=True,
+        revision=revision,
+    )
