@@ -109,3 +109,16 @@ class Conflict(DomainError):
     """The command does not fit the state the case is in (already done, wrong step)."""
 
     code = "conflict"
+
+
+def require_reason(reason: str, decision: Term) -> str:
+    """A refusal, a return, an exit or a re-examination is recorded with its reason, in words: the
+    reason stripped, or 422 `reason_required` naming the field `reason`."""
+    if not reason.strip():
+        raise RuleViolation(
+            f"{decision.en} needs its reason",
+            detail_zh=f"{decision.zh}须写明理由",
+            field="reason",
+            code="reason_required",
+        )
+    return reason.strip()

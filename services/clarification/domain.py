@@ -34,7 +34,7 @@ from shared.aggregate import Aggregate
 from shared.auth import Principal
 from shared.dates import not_before, quarter_of
 from shared.envelope import CITY, matter_of, person_matter_id
-from shared.errors import Conflict, Forbidden, RuleViolation, Term
+from shared.errors import Conflict, Forbidden, RuleViolation, Term, require_reason
 from shared.events.clarification import (
     AcknowledgementRecorded,
     ApplicationDeclined,
@@ -393,18 +393,6 @@ def approval_level(
             code="approval_level",
         )
     return needed
-
-
-def require_reason(reason: str, decision: Term) -> str:
-    """An exit or a return is recorded with its reason, in words."""
-    if not reason.strip():
-        raise RuleViolation(
-            f"{decision.en} needs its reason",
-            detail_zh=f"{decision.zh}须写明理由",
-            field="reason",
-            code="reason_required",
-        )
-    return reason.strip()
 
 
 def clarify_by(approved_on: date) -> date:

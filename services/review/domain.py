@@ -26,7 +26,7 @@ from shared.aggregate import Aggregate
 from shared.auth import Principal
 from shared.dates import Quarter, not_before
 from shared.envelope import CITY
-from shared.errors import Conflict, Forbidden, NotFound, OutOfRange, RuleViolation, Term
+from shared.errors import Conflict, Forbidden, NotFound, OutOfRange, RuleViolation, Term, require_reason
 from shared.events.common import (
     FINDING_NAMES,
     HANDLING_METHOD_NAMES,
@@ -199,18 +199,6 @@ def check_false_accusation_after_conclusion(previous: Finding | None) -> None:
         )
 
 
-def check_reason(reason: str, step: Term) -> str:
-    """A send-back or a refusal says why, in words."""
-    if not reason.strip():
-        raise RuleViolation(
-            f"{step.en} needs its reason",
-            detail_zh=f"{step.zh}须写明理由",
-            field="reason",
-            code="reason_required",
-        )
-    return reason.strip()
-
-
 def check_referral(finding: Finding, referred_on: date | None) -> None:
     """Only a false accusation is referred, and its referral carries a date; an honest mistake
     (错告) is never treated as a false accusation, so it is never referred."""
@@ -239,17 +227,6 @@ def check_not_relabelling_honest_mistake(previous: Finding | None, finding: Find
             detail_zh="该反映问题已认定为错告，不得再认定为诬告陷害",
             field="finding",
             code="honest_mistake_not_false_accusation",
-        )
-
-
-def check_reason_given(reason: str) -> None:
-    """The re-examination of an objection says why it is upheld or not (not only spaces)."""
-    if not reason.strip():
-        raise RuleViolation(
-            "the re-examination states its reason",
-            detail_zh="复查异议须写明理由",
-            field="reason",
-            code="reason_required",
         )
 
 
@@ -499,7 +476,7 @@ class Verification(Aggregate):
     def send_back_handling(self, command: SendBackHandling) -> list[BaseModel]:
         """The head sends the proposal back; the department proposes again."""
         proposal = self._pending_proposal()
-        reason = check_reason(command.reason, Term("sending the proposal back", "退回处置建议"))
+        reason = require_reason(command.reason, Term("sending the proposal back", "退回处置建议"))
         not_before(command.sent_back_on, proposal.decided_on, field="sent_back_on", step=PROPOSAL)
         return [HandlingSentBack(sent_back_on=command.sent_back_on, reason=reason)]
 
@@ -634,7 +611,7 @@ class Verification(Aggregate):
         finding yet) and the department records another."""
         proposed = self._proposed_false_accusation(allegation_id)
         check_false_accusation_approver(approver)
-        reason = check_reason(command.reason, Term("refusing a false accusation", "不予认定诬告陷害"))
+        reason = require_reason(command.reason, Term("refusing a false accusation", "不予认定诬告陷害"))
         assert self.decision is not None
         proposal_day = proposed.found_on or self.decision.decided_on
         not_before(command.refused_on, proposal_day, field="refused_on", step=FALSE_ACCUSATION_PROPOSAL)
@@ -708,7 +685,7 @@ class Verification(Aggregate):
             VerificationReopened(
                 reopened_on=command.reopened_on,
                 origin=command.origin,
-                reason=check_reason(command.reason, Term("a reopening", "补充核查")),
+                reason=require_reason(command.reason, Term("a reopening", "补充核查")),
                 trigger=command.trigger,
             )
         ]
@@ -775,7 +752,7 @@ class Verification(Aggregate):
                 field="objection_id",
                 code="already_recorded",
             )
-        check_reason_given(command.reason)
+        require_reason(command.reason, Term("the re-examination of the objection", "复查异议"))
         not_before(command.examined_on, received.lodged_on, field="examined_on", step=OBJECTION)
         examined_now = ObjectionExamined(
             objection_id=objection_id,
