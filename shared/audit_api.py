@@ -13,6 +13,7 @@ from shared.auth import Principal
 from shared.bounded import Identifier
 from shared.crypto import SealedField
 from shared.db import Conn
+from shared.envelope import matter_of
 from shared.errors import KeyErased, NotFound
 from shared.http import require
 from shared.store import _COLUMNS, row_to_envelope
@@ -50,16 +51,20 @@ async def unseal(value: Any, conn: Conn, runtime: Runtime, may_open: bool, path:
 
 def add_audit_routes(app: FastAPI, runtime: Runtime) -> None:
     @app.get(
-        "/audit/cases/{case_id}/events", tags=["audit"], summary="Every event of one case in this service"
+        "/audit/cases/{case_id}/events",
+        tags=["audit"],
+        summary="Every event of one case in this service (a matter's: of all its persons' clarifications)",
     )
     async def case_events(
         case_id: Identifier, principal: Annotated[Principal, Depends(require(*AUDIT_READERS))]
     ) -> list[dict[str, Any]]:
         async with runtime.pool.acquire() as conn:
+            # A matter's timeline holds the clarifications of all its persons (<matter>-2 ...).
             rows = await conn.fetch(
-                f"SELECT {_COLUMNS}, recorded_at, global_position FROM events WHERE case_id = $1"
-                " ORDER BY global_position",
+                f"SELECT {_COLUMNS}, recorded_at, global_position FROM events"
+                " WHERE case_id = $1 OR ($2 AND case_id LIKE $1 || '-%') ORDER BY global_position",
                 case_id,
+                matter_of(case_id) == case_id,
             )
             visible = [r for r in rows if principal.sees(r["jurisdiction"])]
             if not visible:

@@ -287,6 +287,10 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
             if found is None or not reaches(principal, found["jurisdiction"], cadre_level(found)):
                 raise NotFound(f"no clarification matter {case_id}", detail_zh=f"没有澄清事项 {case_id}")
             matter = await runtime.read(conn, Clarification(case_id))
+        if not principal.sees(found["jurisdiction"]):
+            # The city's head reading a city-managed cadre's clarification sees that person only,
+            # not the county-managed others of the matter.
+            found["persons"] = [p for p in found["persons"] if p["case_id"] == case_id]
         return {**found, "content": content_view(matter)}
 
     async def issued(case_id: str, doc_id: str, principal: Principal) -> dict[str, Any]:

@@ -164,6 +164,15 @@ async def test_each_person_a_matter_names_is_clarified_and_filed(client: Client,
         (case_id, "filed"),
         (f"{case_id}-2", "filed"),
     ]
+    # The matter's audit timeline holds both persons' clarifications.
+    timeline = await client.ok(
+        "GET", "clarification", f"/audit/cases/{case_id}/events", role="auditor", jurisdiction=J
+    )
+    assert {e["stream_id"] for e in timeline} == {f"clarification-{case_id}", f"clarification-{case_id}-2"}
+    second_only = await client.ok(
+        "GET", "clarification", f"/audit/cases/{case_id}-2/events", role="auditor", jurisdiction=J
+    )
+    assert {e["stream_id"] for e in second_only} == {f"clarification-{case_id}-2"}
 
 
 def id_number() -> str:

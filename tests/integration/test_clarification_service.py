@@ -1360,6 +1360,9 @@ async def test_each_person_a_matter_names_has_a_clarification_of_their_own(
         )
     )
     assert approved["state"] == "approved"
+    city_only = auth("head", "331100", user="head-331100")
+    seen = await ok(await client.get(f"/clarifications/{second}", headers=city_only))
+    assert [p["case_id"] for p in seen["persons"]] == [second]  # not the county-managed other
     view = await ok(await client.get(f"/clarifications/{second}", headers=AUDITOR))
     assert [d["doc_id"] for d in view["documents"]] == [f"{second}-approval_form"]
     form = await client.get(f"/clarifications/{second}/documents/{second}-approval_form", headers=AUDITOR)
