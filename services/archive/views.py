@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import date
 from typing import Any, Literal, TypeVar
 
@@ -326,6 +327,31 @@ async def notices_of(conn: Conn, jurisdictions: Sequence[str]) -> list[NoticeVie
 # --- statistics --------------------------------------------------------------------------------------
 
 
+ID_FACTS: tuple[tuple[str, str, str, str, str], ...] = (
+    # fact, the id it counts, table, condition, the date that puts it in the quarter
+    ("untrue_conclusions", "case_id", "stat_conclusions", "", "concluded_on"),
+    ("candidates", "case_id", "stat_candidates", "", "added_on"),
+    ("filings", "case_id", "filings", "", "filed_on"),
+    ("visits_done", "visit_id", "visits", "", "visited_on"),
+    ("false_accusations_referred", "event_id", "stat_false_accusations", "", "referred_on"),
+    ("reports", "case_id", "stat_reports", "", "received_on"),
+    ("declined", "case_id", "stat_exits", "exit IN ('declined', 'withdrawn') AND ", "exited_on"),
+    (
+        "returned_by_head",
+        "event_id",
+        "stat_exits",
+        "exit IN ('refused_by_head', 'returned_by_head') AND ",
+        "exited_on",
+    ),
+    ("discontinued", "case_id", "stat_exits", "exit = 'discontinued' AND ", "exited_on"),
+    ("corrections", "event_id", "corrections", "", "corrected_on"),
+    ("objections", "objection_id", "stat_objections", "", "lodged_on"),
+    ("objections_upheld", "objection_id", "stat_objection_results", "upheld AND ", "examined_on"),
+    ("supplementary", "case_id", "stat_reopenings", "", "reopened_on"),
+)
+"""The facts that are a set of ids dated in the quarter, each from one table."""
+
+
 async def quarter_facts(
     conn: Conn, jurisdictions: Sequence[str], quarter: Quarter
 ) -> dict[str, QuarterFacts]:
@@ -348,23 +374,6 @@ async def quarter_facts(
     )
     collect(
         await conn.fetch(
-            "SELECT jurisdiction, case_id FROM stat_conclusions WHERE "
-            + in_quarter.format(column="concluded_on"),
-            *args,
-        ),
-        "untrue_conclusions",
-        lambda r: r["case_id"],
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, case_id FROM stat_candidates WHERE " + in_quarter.format(column="added_on"),
-            *args,
-        ),
-        "candidates",
-        lambda r: r["case_id"],
-    )
-    collect(
-        await conn.fetch(
             "SELECT jurisdiction, case_id, person_key AS subject_id, kind, forms,"
             " on_time, working_days FROM stat_clarifications WHERE "
             + in_quarter.format(column="performed_on"),
@@ -377,44 +386,12 @@ async def quarter_facts(
     )
     collect(
         await conn.fetch(
-            "SELECT jurisdiction, case_id FROM filings WHERE " + in_quarter.format(column="filed_on"), *args
-        ),
-        "filings",
-        lambda r: r["case_id"],
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, visit_id FROM visits WHERE " + in_quarter.format(column="visited_on"),
-            *args,
-        ),
-        "visits_done",
-        lambda r: r["visit_id"],
-    )
-    collect(
-        await conn.fetch(
             "SELECT jurisdiction, visit_id, due_on, visited_on FROM visits WHERE "
             + in_quarter.format(column="due_on"),
             *args,
         ),
         "visits_due",
         lambda r: VisitFact(r["visit_id"], r["due_on"], r["visited_on"]),
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, event_id FROM stat_false_accusations WHERE "
-            + in_quarter.format(column="referred_on"),
-            *args,
-        ),
-        "false_accusations_referred",
-        lambda r: str(r["event_id"]),
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, case_id FROM stat_reports WHERE " + in_quarter.format(column="received_on"),
-            *args,
-        ),
-        "reports",
-        lambda r: r["case_id"],
     )
     collect(
         await conn.fetch(
@@ -435,70 +412,16 @@ async def quarter_facts(
         "refusals",
         lambda r: (r["case_id"], tuple(r["refusals"])),
     )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, case_id FROM stat_exits WHERE exit IN ('declined', 'withdrawn') AND "
-            + in_quarter.format(column="exited_on"),
-            *args,
-        ),
-        "declined",
-        lambda r: r["case_id"],
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, event_id FROM stat_exits"
-            " WHERE exit IN ('refused_by_head', 'returned_by_head') AND "
-            + in_quarter.format(column="exited_on"),
-            *args,
-        ),
-        "returned_by_head",
-        lambda r: str(r["event_id"]),
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, case_id FROM stat_exits WHERE exit = 'discontinued' AND "
-            + in_quarter.format(column="exited_on"),
-            *args,
-        ),
-        "discontinued",
-        lambda r: r["case_id"],
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, event_id FROM corrections WHERE "
-            + in_quarter.format(column="corrected_on"),
-            *args,
-        ),
-        "corrections",
-        lambda r: str(r["event_id"]),
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, objection_id FROM stat_objections WHERE "
-            + in_quarter.format(column="lodged_on"),
-            *args,
-        ),
-        "objections",
-        lambda r: r["objection_id"],
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, objection_id FROM stat_objection_results WHERE upheld AND "
-            + in_quarter.format(column="examined_on"),
-            *args,
-        ),
-        "objections_upheld",
-        lambda r: r["objection_id"],
-    )
-    collect(
-        await conn.fetch(
-            "SELECT jurisdiction, case_id FROM stat_reopenings WHERE "
-            + in_quarter.format(column="reopened_on"),
-            *args,
-        ),
-        "supplementary",
-        lambda r: r["case_id"],
-    )
+    for fact, id_column, table, condition, day in ID_FACTS:
+        collect(
+            await conn.fetch(
+                f"SELECT jurisdiction, {id_column}::text AS id FROM {table} WHERE {condition}"
+                + in_quarter.format(column=day),
+                *args,
+            ),
+            fact,
+            lambda r: r["id"],
+        )
     # The pool's stock at the quarter's end: entered by then, neither started nor declined by then.
     collect(
         await conn.fetch(
@@ -517,27 +440,13 @@ async def quarter_facts(
 
 
 def _facts(part: dict[str, Any]) -> QuarterFacts:
-    return QuarterFacts(
-        report_channels=tuple(part.get("report_channels", ())),
-        untrue_conclusions=frozenset(part.get("untrue_conclusions", ())),
-        candidates=frozenset(part.get("candidates", ())),
-        clarifications=tuple(part.get("clarifications", ())),
-        filings=frozenset(part.get("filings", ())),
-        visits_done=frozenset(part.get("visits_done", ())),
-        visits_due=tuple(part.get("visits_due", ())),
-        false_accusations_referred=frozenset(part.get("false_accusations_referred", ())),
-        reports=frozenset(part.get("reports", ())),
-        repeats=frozenset(part.get("repeats", ())),
-        refusals=tuple(part.get("refusals", ())),
-        waiting=frozenset(part.get("waiting", ())),
-        declined=frozenset(part.get("declined", ())),
-        returned_by_head=frozenset(part.get("returned_by_head", ())),
-        discontinued=frozenset(part.get("discontinued", ())),
-        corrections=frozenset(part.get("corrections", ())),
-        objections=frozenset(part.get("objections", ())),
-        objections_upheld=frozenset(part.get("objections_upheld", ())),
-        supplementary=frozenset(part.get("supplementary", ())),
-    )
+    """The collected rows as the facts' fields: a tuple where the field keeps order and repeats,
+    a set of ids otherwise."""
+    values: dict[str, Any] = {
+        f.name: (tuple if isinstance(f.default, tuple) else frozenset)(part.get(f.name, ()))
+        for f in fields(QuarterFacts)
+    }
+    return QuarterFacts(**values)
 
 
 def statistics_report(
