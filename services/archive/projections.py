@@ -134,16 +134,19 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
 # past the inbox could not count twice; the figures are computed when asked, never incremented.
 
 
-async def note_report(conn: Conn, envelope: EventEnvelope, payload: ReportReceived) -> None:
+async def _note(conn: Conn, envelope: EventEnvelope, table: str, **columns: object) -> None:
+    """One fact of `table`, keyed by its event (with the event's case and jurisdiction), once."""
+    names = ["event_id", "case_id", "jurisdiction", *columns]
+    values = [envelope.event_id, envelope.case_id, envelope.jurisdiction, *columns.values()]
+    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     await conn.execute(
-        "INSERT INTO stat_reports (event_id, case_id, jurisdiction, channel, received_on)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.channel,
-        payload.received_on,
+        f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders}) ON CONFLICT (event_id) DO NOTHING",
+        *values,
     )
+
+
+async def note_report(conn: Conn, envelope: EventEnvelope, payload: ReportReceived) -> None:
+    await _note(conn, envelope, "stat_reports", channel=payload.channel, received_on=payload.received_on)
 
 
 async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: VerificationConcluded) -> None:
@@ -156,122 +159,63 @@ async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: Verifica
         envelope.event_id,
     ):
         return  # a revised conclusion of a matter already counted (its stream is read in order)
-    await conn.execute(
-        "INSERT INTO stat_conclusions (event_id, case_id, jurisdiction, concluded_on, untrue_points)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.concluded_on,
-        untrue,
-    )
+    await _note(conn, envelope, "stat_conclusions", concluded_on=payload.concluded_on, untrue_points=untrue)
 
 
 async def note_false_accusation(
     conn: Conn, envelope: EventEnvelope, payload: FalseAccusationReferred
 ) -> None:
-    await conn.execute(
-        "INSERT INTO stat_false_accusations (event_id, case_id, jurisdiction, allegation_id, referred_on)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.allegation_id,
-        payload.referred_on,
+    await _note(
+        conn,
+        envelope,
+        "stat_false_accusations",
+        allegation_id=payload.allegation_id,
+        referred_on=payload.referred_on,
     )
 
 
 async def note_reopening(conn: Conn, envelope: EventEnvelope, payload: VerificationReopened) -> None:
     """补充核查: a concluded verification reopened."""
-    await conn.execute(
-        "INSERT INTO stat_reopenings (event_id, case_id, jurisdiction, origin, reopened_on)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.origin,
-        payload.reopened_on,
-    )
+    await _note(conn, envelope, "stat_reopenings", origin=payload.origin, reopened_on=payload.reopened_on)
 
 
 async def note_candidate(conn: Conn, envelope: EventEnvelope, payload: CandidateAdded) -> None:
-    await conn.execute(
-        "INSERT INTO stat_candidates (event_id, case_id, jurisdiction, added_on, via)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.added_on,
-        payload.via,
-    )
+    await _note(conn, envelope, "stat_candidates", added_on=payload.added_on, via=payload.via)
 
 
 async def note_clarification(conn: Conn, envelope: EventEnvelope, payload: ClarificationPerformed) -> None:
-    await conn.execute(
-        "INSERT INTO stat_clarifications (event_id, case_id, jurisdiction, subject_id, kind, forms,"
-        " on_time, concluded_on, performed_on, working_days, person_key)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.person.subject_id,
-        payload.person.kind,
-        list(payload.forms),
-        payload.on_time,
-        payload.concluded_on,
-        payload.performed_on,
-        working_days_to_clarify(payload.concluded_on, payload.performed_on),
-        payload.person.person_key,
+    await _note(
+        conn,
+        envelope,
+        "stat_clarifications",
+        subject_id=payload.person.subject_id,
+        kind=payload.person.kind,
+        forms=list(payload.forms),
+        on_time=payload.on_time,
+        concluded_on=payload.concluded_on,
+        performed_on=payload.performed_on,
+        working_days=working_days_to_clarify(payload.concluded_on, payload.performed_on),
+        person_key=payload.person.person_key,
     )
 
 
 async def note_repeat(conn: Conn, envelope: EventEnvelope, payload: ReportMergedAsRepeat) -> None:
-    await conn.execute(
-        "INSERT INTO stat_repeats (event_id, case_id, jurisdiction, merged_on)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.merged_on,
-    )
+    await _note(conn, envelope, "stat_repeats", merged_on=payload.merged_on)
 
 
 async def note_assessment(conn: Conn, envelope: EventEnvelope, payload: AssessmentRecorded) -> None:
     """Only refusals are facts of the figures (不予澄清, by the negative list's reasons)."""
     if payload.eligible:
         return
-    await conn.execute(
-        "INSERT INTO stat_refusals (event_id, case_id, jurisdiction, assessed_on, refusals)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.assessed_on,
-        payload.refusals,
-    )
+    await _note(conn, envelope, "stat_refusals", assessed_on=payload.assessed_on, refusals=payload.refusals)
 
 
 async def note_start(conn: Conn, envelope: EventEnvelope, payload: ClarificationStarted) -> None:
-    await conn.execute(
-        "INSERT INTO stat_starts (event_id, case_id, jurisdiction, started_on)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.started_on,
-    )
+    await _note(conn, envelope, "stat_starts", started_on=payload.started_on)
 
 
 async def _note_exit(conn: Conn, envelope: EventEnvelope, exit: str, exited_on: date) -> None:
-    await conn.execute(
-        "INSERT INTO stat_exits (event_id, case_id, jurisdiction, exit, exited_on)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        exit,
-        exited_on,
-    )
+    await _note(conn, envelope, "stat_exits", exit=exit, exited_on=exited_on)
 
 
 async def note_decline(conn: Conn, envelope: EventEnvelope, payload: ClarificationDeclined) -> None:
@@ -294,23 +238,20 @@ async def note_discontinuation(
 async def note_correction(conn: Conn, envelope: EventEnvelope, payload: TreatmentCorrected) -> None:
     """纠正错误处理: in the person's file and the period's notice to the organisation department."""
     person = payload.person
-    await conn.execute(
-        "INSERT INTO corrections (event_id, case_id, jurisdiction, subject_id, person_key, kind, name, post,"
-        " unit, treatment, organ, correction, corrected_on)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        person.subject_id,
-        person.person_key,
-        person.kind,
-        person.name,
-        person.post,
-        person.unit,
-        payload.treatment,
-        payload.organ,
-        payload.correction,
-        payload.corrected_on,
+    await _note(
+        conn,
+        envelope,
+        "corrections",
+        subject_id=person.subject_id,
+        person_key=person.person_key,
+        kind=person.kind,
+        name=person.name,
+        post=person.post,
+        unit=person.unit,
+        treatment=payload.treatment,
+        organ=payload.organ,
+        correction=payload.correction,
+        corrected_on=payload.corrected_on,
     )
 
 
@@ -326,26 +267,18 @@ async def note_head_return(conn: Conn, envelope: EventEnvelope, payload: Approva
 
 async def note_objection(conn: Conn, envelope: EventEnvelope, payload: ObjectionLodged) -> None:
     """异议 lodged by a real-name reporter (counted by the date lodged)."""
-    await conn.execute(
-        "INSERT INTO stat_objections (event_id, objection_id, case_id, jurisdiction, lodged_on)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        payload.objection_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.lodged_on,
+    await _note(
+        conn, envelope, "stat_objections", objection_id=payload.objection_id, lodged_on=payload.lodged_on
     )
 
 
 async def note_objection_examined(conn: Conn, envelope: EventEnvelope, payload: ObjectionExamined) -> None:
     """异议 re-examined, upheld or not (an upheld one counted by the date examined)."""
-    await conn.execute(
-        "INSERT INTO stat_objection_results (event_id, objection_id, case_id, jurisdiction, examined_on,"
-        " upheld) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
-        envelope.event_id,
-        payload.objection_id,
-        envelope.case_id,
-        envelope.jurisdiction,
-        payload.examined_on,
-        payload.upheld,
+    await _note(
+        conn,
+        envelope,
+        "stat_objection_results",
+        objection_id=payload.objection_id,
+        examined_on=payload.examined_on,
+        upheld=payload.upheld,
     )
