@@ -5,9 +5,12 @@ BIN    := $(VENV)/bin
 ZM     := $(BIN)/zhengming
 STAMP  := $(VENV)/.installed
 # Debian packages the documents need: CJK fonts, pdftotext/pdftoppm (tests), WeasyPrint's Pango.
-DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+# Chromium: the console's browser tests (driven by Playwright, never its own browser download).
+DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium
+# The scripts the console serves itself, from npm at build time (console/assets/package-lock.json).
+ASSETS := console/static/vendor/echarts.min.js
 
-.PHONY: install system up down status test unit lint bench demo demo-down clean
+.PHONY: install system console-assets up down status test unit lint bench demo demo-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(ASSETS)
+
+$(ASSETS): console/assets/package.json console/assets/package-lock.json
+	cd console/assets && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p console/static/vendor
+	cp console/assets/node_modules/echarts/dist/echarts.min.js $(ASSETS)
+
+console-assets: $(ASSETS)
 
 # Installs the missing Debian packages (as root, or with sudo); names them when it cannot.
 system:
@@ -28,7 +38,7 @@ system:
 	    || echo "could not install; install these Debian packages: $$missing"; \
 	fi
 
-up: $(STAMP)
+up: $(STAMP) $(ASSETS)
 	$(ZM) up
 
 down: $(STAMP)
@@ -40,13 +50,13 @@ status: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services zhengming tests bench
+	$(BIN)/mypy shared services zhengming console tests bench
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 # Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure).
-test: $(STAMP) system
+test: $(STAMP) $(ASSETS) system
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
 
 # Every figure with its same-run baseline, on a fresh stack of its own (.local/bench/stack, ports
@@ -56,7 +66,7 @@ bench: $(STAMP)
 
 # The Lishui Q1 2023 scenario on a fresh stack of its own (.local/demo/stack, ports 20092, 16432,
 # 9101-9104), stopped afterwards; e.g. `make demo ARGS="--scale 10"` or `ARGS=--keep`.
-demo: $(STAMP) system
+demo: $(STAMP) $(ASSETS) system
 	$(ZM) demo $(ARGS)
 
 # Stops a demo stack left running with --keep.
@@ -65,4 +75,4 @@ demo-down: $(STAMP)
 	else echo "no demo stack"; fi
 
 clean: down demo-down
-	rm -rf .local
+	rm -rf .local console/static/vendor console/assets/node_modules

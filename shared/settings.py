@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES: tuple[str, ...] = ("intake", "review", "clarification", "archive")
+PROCESSES: tuple[str, ...] = (*SERVICES, "console")
+"""The local processes of a stack: the four services and the officers' console."""
 
 ServiceName = Literal["intake", "review", "clarification", "archive"]
 
@@ -151,6 +153,7 @@ class ServiceSettings(BaseSettings):
     review_port: int = 8102
     clarification_port: int = 8103
     archive_port: int = 8104
+    console_port: int = 8100  # the officers' console (`zhengming serve console`)
     # A county deployment serves its own jurisdiction only (e.g. ["331122"]); empty = all ten.
     jurisdictions: list[str] = []
     # Consumer groups are <group_prefix>.<consumer>: deployments sharing one cluster need their

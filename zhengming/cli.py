@@ -91,7 +91,7 @@ def start_infra(with_services: bool = False) -> list[str]:
 
 def stop_infra(parts: list[str] | None = None) -> None:
     """Stop the named parts (all when None), services first, Kafka last."""
-    wanted = set(parts) if parts is not None else {"postgres", "kafka", *settings.SERVICES}
+    wanted = set(parts) if parts is not None else {"postgres", "kafka", *settings.PROCESSES}
     for svc in all_services(settings.local(), settings.services()):
         if svc.name in wanted and svc.stop():
             console.print(f"{svc.name}: stopped")
@@ -154,10 +154,18 @@ def with_infra(
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help="intake | review | clarification | archive")]) -> None:
-    """Run one service in the foreground: HTTP API, Kafka consumers, outbox relay."""
+def serve(
+    service: Annotated[str, typer.Argument(help="intake | review | clarification | archive | console")],
+) -> None:
+    """Run one service in the foreground (HTTP API, Kafka consumers, outbox relay), or the
+    officers' console."""
+    if service == "console":
+        from console.main import serve as run_console
+
+        run_console()
+        return
     if service not in settings.SERVICES:
-        raise typer.BadParameter(f"unknown service {service}; one of {', '.join(settings.SERVICES)}")
+        raise typer.BadParameter(f"unknown service {service}; one of {', '.join(settings.PROCESSES)}")
     from services.definitions import definition_of
     from shared.runtime import serve as run
 

@@ -8,12 +8,12 @@ import sys
 import time
 import urllib.request
 
-from shared.settings import SERVICES, LocalSettings, ServiceSettings
+from shared.settings import PROCESSES, LocalSettings, ServiceSettings
 from zhengming.local import Status, _pid_alive, _read_pid, _stop_pid
 
 
 class LocalService:
-    """One service process (`zhengming serve NAME`)."""
+    """One service process, or the console (`zhengming serve NAME`)."""
 
     def __init__(self, name: str, local: LocalSettings, settings: ServiceSettings) -> None:
         self.name = name
@@ -80,4 +80,5 @@ class LocalService:
 
 
 def all_services(local: LocalSettings, settings: ServiceSettings) -> list[LocalService]:
-    return [LocalService(n, local, settings) for n in SERVICES]
+    """The four services and the console, in the order they start."""
+    return [LocalService(n, local, settings) for n in PROCESSES]
