@@ -16,6 +16,7 @@ STACK = Stack(
         "ZM_SERVICE_REVIEW_PORT": "9202",
         "ZM_SERVICE_CLARIFICATION_PORT": "9203",
         "ZM_SERVICE_ARCHIVE_PORT": "9204",
+        "ZM_SERVICE_CONSOLE_PORT": "9200",
     },
 )
 

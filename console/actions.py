@@ -66,6 +66,25 @@ class Form:
     danger: bool = False
     build: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     """Turns the parsed values into the body, when fields and body differ (the 澄清内容's points)."""
+    case_id: str = ""
+    """The case whose page the form is on (set by forms_for)."""
+    aliases: tuple[tuple[str, str], ...] = ()
+    """(pattern, input) pairs naming the input of a body field a service refused, where they differ."""
+
+    def input_of(self, body_field: str) -> str | None:
+        """The input a service's refusal of `body_field` belongs beside, if the form has it."""
+        names = {i.name for i in self.inputs}
+        if body_field in names:
+            return body_field
+        for pattern, name in self.aliases:
+            if re.fullmatch(pattern, body_field):
+                return re.sub(pattern, name, body_field) if "\\" in name else name
+        return None
+
+
+def options(names: Mapping[Any, str]) -> dict[str, str]:
+    """A vocabulary's codes and their Chinese wording, as a select's or checkboxes' options."""
+    return {str(code): text for code, text in names.items()}
 
 
 def _on(name: str, label: str) -> Input:
@@ -138,6 +157,8 @@ class Case:
     report: dict[str, Any] | None = None
     verification: dict[str, Any] | None = None
     clarification: dict[str, Any] | None = None
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    """回访 of this case (the archive's file of the person)."""
 
     @property
     def jurisdiction(self) -> str | None:
@@ -257,7 +278,7 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                     "review",
                     f"{path}/decision",
                     [
-                        Input("method", "处置方式", "select", dict(HANDLING_METHOD_NAMES)),
+                        Input("method", "处置方式", "select", options(HANDLING_METHOD_NAMES)),
                         _on("decided_on", "集体研究日期"),
                         Input("collective", "经集体研究决定", "checkbox"),
                         Input("note", "说明", "textarea", required=False),
@@ -279,7 +300,7 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                         f"{path}/findings",
                         [
                             Input("allegation_id", "问题", "hidden"),
-                            Input("finding", "核查结论", "select", dict(FINDING_NAMES)),
+                            Input("finding", "核查结论", "select", options(FINDING_NAMES)),
                             Input("basis", "认定依据", "textarea", max_length=4000),
                             _on("found_on", "认定日期"),
                             Input(
@@ -292,7 +313,9 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                         values={"allegation_id": aid, "finding": (found or {}).get("finding", "untrue")},
                     )
                 )
-            forms.append(Form("conclude", "办结", "review", f"{path}/conclude", [_on("concluded_on", "办结日期")]))
+            forms.append(
+                Form("conclude", "办结", "review", f"{path}/conclude", [_on("concluded_on", "办结日期")])
+            )
         for o in v.get("objections") or []:
             if not o.get("examined"):
                 forms.append(
@@ -311,7 +334,13 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
     if role == "head":
         if state == "proposed" and v.get("proposal"):
             forms.append(
-                Form("decision-approve", "批准处置方式", "review", f"{path}/decision/approve", [_on("approved_on", "批准日期")])
+                Form(
+                    "decision-approve",
+                    "批准处置方式",
+                    "review",
+                    f"{path}/decision/approve",
+                    [_on("approved_on", "批准日期")],
+                )
             )
             forms.append(
                 Form(
@@ -353,7 +382,11 @@ def content_wording(matter: dict[str, Any]) -> dict[str, str]:
     drafted = dict((matter.get("content") or {}).get("points") or {})
     outcome = matter.get("outcome") or {}
     person = matter.get("person") or {}
-    named = f"{person.get('name', '')}同志" if person.get("kind", "person") == "person" else person.get("name", "")
+    named = (
+        f"{person.get('name', '')}同志"
+        if person.get("kind", "person") == "person"
+        else person.get("name", "")
+    )
     out: dict[str, str] = {}
     for point in outcome.get("untrue_points") or []:
         aid = point["allegation_id"]
@@ -416,7 +449,11 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                     "本人不同意澄清",
                     "clarification",
                     f"{path}/decline",
-                    [Input("person_subject_id", "被澄清人", "hidden"), _on("declined_on", "日期"), _reason("本人意见")],
+                    [
+                        Input("person_subject_id", "被澄清人", "hidden"),
+                        _on("declined_on", "日期"),
+                        _reason("本人意见"),
+                    ],
                     values={"person_subject_id": person_id},
                     danger=True,
                 )
@@ -432,7 +469,10 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                     "clarification",
                     f"{path}/content",
                     [_on("drafted_on", "拟定日期")]
-                    + [Input(f"points.{aid}", f"澄清内容 {aid}", "textarea", max_length=1800) for aid in wording],
+                    + [
+                        Input(f"points.{aid}", f"澄清内容 {aid}", "textarea", max_length=1800)
+                        for aid in wording
+                    ],
                     values={f"points.{aid}": text for aid, text in wording.items()},
                     note="只写明经核查失实的问题，不作整体评价；不得引用检举控告原文或透露检举人信息。",
                     build=_points,
@@ -447,14 +487,19 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                     f"{path}/assess",
                     [
                         _on("assessed_on", "评估日期"),
-                        Input("bad_effects", "造成的不良影响（正面清单）", "checkboxes", dict(BAD_EFFECT_NAMES)),
+                        Input(
+                            "bad_effects",
+                            "造成的不良影响（正面清单）",
+                            "checkboxes",
+                            options(BAD_EFFECT_NAMES),
+                        ),
                         Input(
                             "effect_only_from_interviews",
                             "不良影响仅因核查谈话产生（负面清单：不予澄清）",
                             "checkbox",
                         ),
                         Input("other_reason", "其他确有必要澄清的理由", "textarea", required=False),
-                        Input("proposed_forms", "拟澄清方式", "checkboxes", dict(FORM_NAMES)),
+                        Input("proposed_forms", "拟澄清方式", "checkboxes", options(FORM_NAMES)),
                         Input("proposed_scope", "拟通报范围", "text", required=False, max_length=500),
                     ],
                     values={"proposed_forms": ["written_notice"]},
@@ -480,7 +525,10 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                     "实施澄清",
                     "clarification",
                     f"{path}/perform",
-                    [_on("performed_on", "澄清日期"), Input("forms", "澄清方式", "checkboxes", dict(FORM_NAMES))],
+                    [
+                        _on("performed_on", "澄清日期"),
+                        Input("forms", "澄清方式", "checkboxes", options(FORM_NAMES)),
+                    ],
                     values={"forms": _approved_forms(m)},
                     note=f"经批准于 {approved}，应在 5 个工作日内（{due} 前）实施。" if approved else "",
                 )
@@ -509,13 +557,22 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                         "本人知悉澄清结果",
                         "clarification",
                         f"{path}/acknowledge",
-                        [_on("acknowledged_on", "告知日期"), Input("note", "本人意见", "textarea", required=False)],
+                        [
+                            _on("acknowledged_on", "告知日期"),
+                            Input("note", "本人意见", "textarea", required=False),
+                        ],
                         values={"note": "本人已知悉澄清结果"},
                     )
                 )
     if role == "case_trial" and content.get("state") == "drafted":
         forms.append(
-            Form("content-approve", "审核通过澄清内容", "clarification", f"{path}/content/approve", [_on("approved_on", "审核日期")])
+            Form(
+                "content-approve",
+                "审核通过澄清内容",
+                "clarification",
+                f"{path}/content/approve",
+                [_on("approved_on", "审核日期")],
+            )
         )
         forms.append(
             Form(
@@ -527,25 +584,35 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                 danger=True,
             )
         )
-    if role in RE_REVIEW_OFFICES and state in RE_REVIEW_OPEN and m.get("eligible"):
-        if role not in signed_offices(m) and not _signed_by(m, user_id):
-            forms.append(
-                Form(
-                    "re-review",
-                    "复核签署（质量评估小组）",
-                    "clarification",
-                    f"{path}/re-review",
-                    [
-                        _on("reviewed_on", "复核日期"),
-                        *(Input(k, text, "checkbox") for k, text in CHECKS.items()),
-                        Input("expected_effect", "预期澄清效果", "textarea"),
-                        Input("note", "复核意见", "textarea", required=False),
-                    ],
-                    values={"expected_effect": "澄清后可消除不良影响，激励干部担当作为"},
-                    note="三项均勾选为通过；任一项未勾选即退回，请在复核意见中写明理由。",
-                )
+    if (
+        role in RE_REVIEW_OFFICES
+        and state in RE_REVIEW_OPEN
+        and m.get("eligible")
+        and role not in signed_offices(m)
+        and not _signed_by(m, user_id)
+    ):
+        forms.append(
+            Form(
+                "re-review",
+                "复核签署（质量评估小组）",
+                "clarification",
+                f"{path}/re-review",
+                [
+                    _on("reviewed_on", "复核日期"),
+                    *(Input(k, text, "checkbox") for k, text in CHECKS.items()),
+                    Input("expected_effect", "预期澄清效果", "textarea"),
+                    Input("note", "复核意见", "textarea", required=False),
+                ],
+                values={"expected_effect": "澄清后可消除不良影响，激励干部担当作为"},
+                note="三项均勾选为通过；任一项未勾选即退回，请在复核意见中写明理由。",
             )
-    if role == "case_management" and state == "performed" and has_step(m, "feedback") and has_step(m, "acknowledged"):
+        )
+    if (
+        role == "case_management"
+        and state == "performed"
+        and has_step(m, "feedback")
+        and has_step(m, "acknowledged")
+    ):
         forms.append(Form("file", "备案", "clarification", f"{path}/file", [_on("filed_on", "备案日期")]))
     if role == "head" and state == "re_reviewed":
         forms.append(
@@ -556,7 +623,7 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                 f"{path}/approve",
                 [
                     _on("approved_on", "批准日期"),
-                    Input("forms", "批准的澄清方式", "checkboxes", dict(FORM_NAMES)),
+                    Input("forms", "批准的澄清方式", "checkboxes", options(FORM_NAMES)),
                     Input("scope", "批准的通报范围", "text", required=False, max_length=500),
                 ],
                 values={"forms": _proposed_forms(m), "scope": _proposed_scope(m)},
@@ -615,10 +682,41 @@ def _approved_forms(matter: dict[str, Any]) -> list[str]:
 
 def forms_for(case: Case, role: str, user_id: str, *, city_head: bool, today: date) -> list[Form]:
     """Every action this user may take on the case now."""
-    return [
+    forms = [
         *intake_forms(case, role),
         *review_forms(case, role, city_head=city_head),
         *clarification_forms(case, role, user_id, today=today),
+        *visit_forms(case, role),
+    ]
+    for f in forms:
+        f.case_id = case.case_id
+    return forms
+
+
+VISITORS = ("handling_department", "case_management")
+
+
+def visit_forms(case: Case, role: str) -> list[Form]:
+    """回访 of the person and of the unit, each once it is scheduled and until it is recorded."""
+    if role not in VISITORS:
+        return []
+    who = {"person": "本人", "unit": "所在单位"}
+    return [
+        Form(
+            f"visit-{v['visit_id']}",
+            f"记录回访{who.get(v['visit_with'], '')}（应于 {v['due_on']} 前）",
+            "archive",
+            f"/visits/{v['visit_id']}/record",
+            [
+                _on("visited_on", "回访日期"),
+                Input("state_of_mind", "思想状况", "textarea"),
+                Input("work", "工作状态", "textarea"),
+                Input("leader_views", "领导评价", "textarea"),
+                Input("colleague_views", "同事评价", "textarea"),
+            ],
+        )
+        for v in case.visits
+        if not v.get("visited_on")
     ]
 
 
@@ -633,7 +731,7 @@ def register_form(jurisdictions: list[tuple[str, str]]) -> Form:
         Input("reporter.contact", "检举人联系方式（实名时填写）", required=False, max_length=200),
         Input("subject.kind", "被反映对象类别", "select", {"person": "个人", "unit": "单位"}),
         Input("subject.name", "被反映人姓名（或单位名称）", max_length=100),
-        Input("subject.post", "职务", required=False, max_length=200),
+        Input("subject.post", "职务（被反映人为个人时必填）", required=False, max_length=200),
         Input("subject.unit", "工作单位", required=False, max_length=200),
         Input("subject.cadre_level", "干部管理权限", "select", {"county": "县管干部", "city": "市管干部"}),
         Input("allegation.1", "反映问题一", "textarea"),
@@ -648,6 +746,13 @@ def register_form(jurisdictions: list[tuple[str, str]]) -> Form:
         inputs,
         values={"channel": "letter", "subject.kind": "person", "subject.cadre_level": "county"},
         build=_report_body,
+        aliases=(
+            (r"subjects\.0\.(\w+)", r"subject.\1"),
+            (r"subjects(\.0)?", "subject.name"),
+            (r"reporter(\.\w+)?", "reporter.name"),
+            (r"allegations.*", "allegation.1"),
+            (r"summary", "allegation.1"),
+        ),
     )
 
 

@@ -24,8 +24,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from console import labels
 from console.actions import Case, Form, forms_for, parse, register_form
 from console.backend import Backend, Problem
-from console.settings import ConsoleSettings
 from console.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same
+from console.settings import ConsoleSettings
 from console.statistics import FIGURES, quarter_of_day, statistics_rows, xlsx_of
 from console.tasks import TaskList
 from shared.envelope import CITY, JURISDICTIONS
@@ -70,7 +70,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         yield
         await backend.close()
 
-    app = FastAPI(title="zhengming console (工作台)", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="zhengming console (工作台)", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.backend = backend
     app.state.sessions = sessions
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -79,7 +81,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
 
     class Headers(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        async def dispatch(
+            self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
             response = await call_next(request)
             for k, v in SECURITY_HEADERS.items():
                 response.headers.setdefault(k, v)
@@ -89,7 +93,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
 
     app.add_middleware(Headers)
 
-    def page(request: Request, name: str, session: Session | None, status: int = 200, **context: Any) -> HTMLResponse:
+    def page(
+        request: Request, name: str, session: Session | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         return templates.TemplateResponse(
             request, name, {"session": session, "today": today(), **context}, status_code=status
         )
@@ -106,7 +112,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         data: dict[str, list[str]] = {}
         for k, v in form.multi_items():
             data.setdefault(k, []).append(v if isinstance(v, str) else "")
-        if not same((data.get("csrf") or [None])[0], session.csrf):
+        if not same((data.get("csrf") or [""])[0], session.csrf):
             raise CsrfRefused
         return data
 
@@ -131,12 +137,21 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.exception_handler(CsrfRefused)
     async def _csrf(request: Request, _: CsrfRefused) -> Response:
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
-        return page(request, "error.html", session, 403, title="请求被拒绝", message="表单已失效或来源不明（缺少有效的防伪令牌），请返回页面重新提交。")
+        return page(
+            request,
+            "error.html",
+            session,
+            403,
+            title="请求被拒绝",
+            message="表单已失效或来源不明（缺少有效的防伪令牌），请返回页面重新提交。",
+        )
 
     @app.exception_handler(Missing)
     async def _missing(request: Request, _: Missing) -> Response:
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
-        return page(request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。")
+        return page(
+            request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。"
+        )
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, p: Problem) -> Response:
@@ -145,14 +160,18 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             sessions.close(request.cookies.get(SESSION_COOKIE))
             return RedirectResponse("/login?expired=1", status_code=303)
         if p.status in (403, 404):
-            return page(request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。")
+            return page(
+                request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。"
+            )
         status = 503 if p.status >= 500 else 400
         return page(request, "error.html", session, status, title="无法完成", message=p.detail_zh)
 
     @app.exception_handler(404)
     async def _not_found(request: Request, _: Exception) -> Response:
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
-        return page(request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。")
+        return page(
+            request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。"
+        )
 
     # -- login
 
@@ -160,7 +179,14 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     async def login_page(request: Request, next: str = "/", expired: int = 0) -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
-            request, "login.html", None, next=_local(next), csrf=token, expired=bool(expired), error=None, values={}
+            request,
+            "login.html",
+            None,
+            next=_local(next),
+            csrf=token,
+            expired=bool(expired),
+            error=None,
+            values={},
         )
         cookie(response, LOGIN_CSRF_COOKIE, token, max_age=3600)
         return response
@@ -189,12 +215,19 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
                     errors["form"] = p.field_messages().get("role") or p.detail_zh
             else:
                 session_id, _ = sessions.open(issued)
-                response = RedirectResponse(target, status_code=303)
-                cookie(response, SESSION_COOKIE, session_id)
-                response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
-                return response
+                done = RedirectResponse(target, status_code=303)
+                cookie(done, SESSION_COOKIE, session_id)
+                done.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+                return done
         response = page(
-            request, "login.html", None, 400, next=target, csrf=given, expired=False, errors=errors,
+            request,
+            "login.html",
+            None,
+            400,
+            next=target,
+            csrf=given,
+            expired=False,
+            errors=errors,
             values={"user_id": user_id},
         )
         return response
@@ -243,7 +276,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.get("/cases/{case_id}", response_class=HTMLResponse)
     async def case_page(request: Request, case_id: str) -> Response:
         session = current(request)
-        return await _render_case(request, session, case_id)
+        return await _render_case(request, session, case_id, done=session.take_done())
 
     async def _render_case(
         request: Request,
@@ -260,7 +293,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         if case.jurisdiction is None:
             raise Missing
         timeline = await _timeline(backend, session, case_id)
-        forms = forms_for(case, session.role, session.user_id, city_head=CITY in session.jurisdictions, today=today())
+        forms = forms_for(
+            case, session.role, session.user_id, city_head=CITY in session.jurisdictions, today=today()
+        )
         if failed is not None:
             forms = [failed if f.key == failed.key else f for f in forms]
             if all(f.key != failed.key for f in forms):
@@ -287,11 +322,17 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         case = await _case(backend, session, case_id)
         if case.jurisdiction is None:
             raise Missing
-        forms = forms_for(case, session.role, session.user_id, city_head=CITY in session.jurisdictions, today=today())
+        forms = forms_for(
+            case, session.role, session.user_id, city_head=CITY in session.jurisdictions, today=today()
+        )
         form = next((f for f in forms if f.key == key), None)
         if form is None:
             return await _render_case(
-                request, session, case_id, message="该操作当前不可办理（案件已进入下一环节，或您的角色无此权限）。", status=409
+                request,
+                session,
+                case_id,
+                message="该操作当前不可办理（案件已进入下一环节，或您的角色无此权限）。",
+                status=409,
             )
         return await _submit(session, form, data, functools.partial(_render_case, request, session, case_id))
 
@@ -311,9 +352,19 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             if p.status == 401:
                 raise
             status = 422 if p.status == 422 else 503 if p.status >= 500 else 409
-            return await render(failed=form, errors=p.field_messages(), message=p.detail_zh, status=status)
-        target = _target_of(form, answer)
-        return RedirectResponse(f"{target}?done={quote(form.title)}", status_code=303)
+            beside: dict[str, str] = {}
+            elsewhere: list[str] = []
+            for name, text in p.field_messages().items():
+                placed = form.input_of(name)
+                if placed is None:
+                    elsewhere.append(text)
+                else:
+                    beside.setdefault(placed, text)
+            first = "请检查标出的栏目。" if p.detail_zh in beside.values() else p.detail_zh
+            message = "；".join(dict.fromkeys([first, *elsewhere]))
+            return await render(failed=form, errors=beside, message=message, status=status)
+        session.done = form.title
+        return RedirectResponse(_target_of(form, answer), status_code=303)
 
     @app.get("/reports/new", response_class=HTMLResponse)
     async def new_report(request: Request) -> Response:
@@ -322,7 +373,15 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             raise Missing
         form = register_form(session.places())
         form.values.setdefault("received_on", today().isoformat())
-        return page(request, "register.html", session, form=form, errors={}, message=None, form_key=secrets.token_urlsafe(16))
+        return page(
+            request,
+            "register.html",
+            session,
+            form=form,
+            errors={},
+            message=None,
+            form_key=secrets.token_urlsafe(16),
+        )
 
     @app.post("/reports/new", response_class=HTMLResponse)
     async def register(request: Request) -> Response:
@@ -350,28 +409,35 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
 
     # -- documents
 
-    @app.get("/cases/{case_id}/documents/{doc_id}", response_class=HTMLResponse)
-    async def document_page(request: Request, case_id: str, doc_id: str) -> Response:
-        session = current(request)
-        matter = await backend.get_or_none(session.token, "clarification", f"/clarifications/{quote(case_id)}")
-        doc = next((d for d in (matter or {}).get("documents") or [] if d["doc_id"] == doc_id), None)
-        if doc is None:
-            raise Missing
-        text = await backend.get(session.token, "clarification", f"/clarifications/{quote(case_id)}/documents/{quote(doc_id)}")
-        return page(request, "document.html", session, case_id=case_id, doc=doc, text=text)
-
+    # The two formats come before the page, whose {doc_id} would match "….pdf" too.
     @app.get("/cases/{case_id}/documents/{doc_id}.{fmt}")
     async def document_file(request: Request, case_id: str, doc_id: str, fmt: str) -> Response:
         session = current(request)
         if fmt not in ("pdf", "docx"):
             raise Missing
         found = await backend.raw(
-            session.token, "clarification", f"/clarifications/{quote(case_id)}/documents/{quote(doc_id)}.{fmt}"
+            session.token,
+            "clarification",
+            f"/clarifications/{quote(case_id)}/documents/{quote(doc_id)}.{fmt}",
         )
         headers = {"Content-Disposition": found.headers.get("content-disposition", "attachment")}
         if fmt == "pdf" and request.query_params.get("inline"):
             headers["Content-Disposition"] = headers["Content-Disposition"].replace("attachment", "inline")
         return Response(found.content, media_type=found.headers.get("content-type"), headers=headers)
+
+    @app.get("/cases/{case_id}/documents/{doc_id}", response_class=HTMLResponse)
+    async def document_page(request: Request, case_id: str, doc_id: str) -> Response:
+        session = current(request)
+        matter = await backend.get_or_none(
+            session.token, "clarification", f"/clarifications/{quote(case_id)}"
+        )
+        doc = next((d for d in (matter or {}).get("documents") or [] if d["doc_id"] == doc_id), None)
+        if doc is None:
+            raise Missing
+        text = await backend.text(
+            session.token, "clarification", f"/clarifications/{quote(case_id)}/documents/{quote(doc_id)}"
+        )
+        return page(request, "document.html", session, case_id=case_id, doc=doc, text=text)
 
     # -- dashboards
 
@@ -387,7 +453,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         quarter = quarter or quarter_of_day(today())
         report = await _statistics(backend, session, quarter)
         rows = statistics_rows(report, session.jurisdictions)
-        return page(request, "statistics.html", session, quarter=quarter, rows=rows, figures=FIGURES, report=report)
+        return page(
+            request, "statistics.html", session, quarter=quarter, rows=rows, figures=FIGURES, report=report
+        )
 
     @app.get("/statistics.{fmt}")
     async def statistics_export(request: Request, fmt: str, quarter: str = "") -> Response:
@@ -420,7 +488,10 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     async def notices(request: Request) -> Response:
         session = current(request)
         found = await asyncio.gather(
-            *(backend.get_or_none(session.token, "archive", "/notices", {"jurisdiction": j}) for j in sorted(session.jurisdictions))
+            *(
+                backend.get_or_none(session.token, "archive", "/notices", {"jurisdiction": j})
+                for j in sorted(session.jurisdictions)
+            )
         )
         rows = [n for part in found for n in (part or [])]
         return page(request, "notices.html", session, notices=rows)
@@ -431,7 +502,8 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         if session.role != "auditor":
             raise Missing
         results = await asyncio.gather(
-            *(backend.get_or_none(session.token, s, "/audit/verify") for s in SERVICES), return_exceptions=True
+            *(backend.get_or_none(session.token, s, "/audit/verify") for s in SERVICES),
+            return_exceptions=True,
         )
         checks = [
             (s, r if isinstance(r, dict) else {"error": str(r) if isinstance(r, Exception) else "无权查看"})
@@ -465,10 +537,10 @@ def _submitted(i: Any, data: dict[str, list[str]]) -> Any:
 
 
 def _target_of(form: Form, answer: Any) -> str:
+    """The case page the command leaves the user on (a registered report's own, once it has one)."""
     if form.key == "register" and isinstance(answer, dict) and answer.get("report_id"):
         return f"/cases/{quote(str(answer['report_id']))}"
-    parts = form.path.split("/")
-    return f"/cases/{parts[2]}"
+    return f"/cases/{quote(form.case_id)}"
 
 
 async def _case(backend: Backend, session: Session, case_id: str) -> Case:
@@ -480,7 +552,14 @@ async def _case(backend: Backend, session: Session, case_id: str) -> Case:
         backend.get_or_none(session.token, "review", f"/verifications/{key}"),
         backend.get_or_none(session.token, "clarification", f"/clarifications/{key}"),
     )
-    return Case(case_id, report, verification, clarification)
+    visits: list[dict[str, Any]] = []
+    person = (clarification or {}).get("person") or {}
+    if person.get("subject_id") and (clarification or {}).get("state") in ("performed", "filed"):
+        found = await backend.get_or_none(
+            session.token, "archive", f"/files/{quote(str(person['subject_id']))}"
+        )
+        visits = [v for v in (found or {}).get("visits") or [] if v.get("case_id") == case_id]
+    return Case(case_id, report, verification, clarification, visits)
 
 
 async def _timeline(backend: Backend, session: Session, case_id: str) -> list[dict[str, Any]]:
@@ -499,7 +578,11 @@ async def _search(backend: Backend, session: Session, q: str) -> list[dict[str, 
         *(
             backend.get_or_none(session.token, service, path, {"jurisdiction": j})
             for j in sorted(session.jurisdictions)
-            for service, path in (("intake", "/reports"), ("review", "/verifications"), ("clarification", "/clarifications"))
+            for service, path in (
+                ("intake", "/reports"),
+                ("review", "/verifications"),
+                ("clarification", "/clarifications"),
+            )
         )
     )
     hits: dict[str, dict[str, Any]] = {}
@@ -510,7 +593,10 @@ async def _search(backend: Backend, session: Session, q: str) -> list[dict[str, 
             for s in subjects:
                 text = " ".join(str(s.get(k) or "") for k in ("name", "unit", "post")).lower()
                 if needle in text or needle in str(case_id).lower():
-                    hit = hits.setdefault(str(case_id), {"case_id": case_id, "jurisdiction": row["jurisdiction"], "subjects": {}})
+                    hit = hits.setdefault(
+                        str(case_id),
+                        {"case_id": case_id, "jurisdiction": row["jurisdiction"], "subjects": {}},
+                    )
                     hit["subjects"][s.get("subject_id") or s.get("name")] = s
                     if row.get("state"):
                         hit.setdefault("states", []).append(row["state"])
@@ -524,15 +610,43 @@ async def _overdue(backend: Backend, session: Session, as_of: date) -> list[dict
     for j in sorted(session.jurisdictions):
         intake, clarification, visits = await backend.gather(
             backend.get_or_none(session.token, "intake", "/overdue", {"jurisdiction": j, "as_of": day}),
-            backend.get_or_none(session.token, "clarification", "/overdue", {"jurisdiction": j, "as_of": day}),
-            backend.get_or_none(session.token, "archive", "/visits/overdue", {"jurisdiction": j, "as_of": day}),
+            backend.get_or_none(
+                session.token, "clarification", "/overdue", {"jurisdiction": j, "as_of": day}
+            ),
+            backend.get_or_none(
+                session.token, "archive", "/visits/overdue", {"jurisdiction": j, "as_of": day}
+            ),
         )
         for o in intake or []:
-            rows.append({"service": "信访受理", "case_id": o["report_id"], "what": labels.intake_overdue(o["kind"]), "due": o["due_on"], "jurisdiction": j})
+            rows.append(
+                {
+                    "service": "信访受理",
+                    "case_id": o["report_id"],
+                    "what": labels.intake_overdue(o["kind"]),
+                    "due": o["due_on"],
+                    "jurisdiction": j,
+                }
+            )
         for o in clarification or []:
-            rows.append({"service": "澄清正名", "case_id": o["case_id"], "what": "批准后 5 个工作日内实施澄清", "due": o.get("clarify_by") or o.get("due_on"), "jurisdiction": j})
+            rows.append(
+                {
+                    "service": "澄清正名",
+                    "case_id": o["case_id"],
+                    "what": "批准后 5 个工作日内实施澄清",
+                    "due": o.get("clarify_by") or o.get("due_on"),
+                    "jurisdiction": j,
+                }
+            )
         for v in (visits or {}).get("visits", []):
-            rows.append({"service": "备案回访", "case_id": v["case_id"], "what": "回访" + ("本人" if v["visit_with"] == "person" else "所在单位"), "due": v["due_on"], "jurisdiction": j})
+            rows.append(
+                {
+                    "service": "备案回访",
+                    "case_id": v["case_id"],
+                    "what": "回访" + ("本人" if v["visit_with"] == "person" else "所在单位"),
+                    "due": v["due_on"],
+                    "jurisdiction": j,
+                }
+            )
     return sorted(rows, key=lambda r: str(r["due"]))
 
 

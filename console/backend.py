@@ -76,9 +76,7 @@ class Backend:
             body["role"] = role
         return dict(await self._send("POST", service, "/auth/login", None, json=body))
 
-    async def get(
-        self, token: str, service: str, path: str, params: dict[str, Any] | None = None
-    ) -> Any:
+    async def get(self, token: str, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
         return await self._send("GET", service, path, token, params=params)
 
     async def get_or_none(
@@ -99,6 +97,10 @@ class Backend:
             raise _problem(response)
         return response
 
+    async def text(self, token: str, service: str, path: str) -> str:
+        """A plain-text resource (a document's text preview)."""
+        return (await self.raw(token, service, path)).text
+
     async def post(
         self, token: str, service: str, path: str, body: dict[str, Any], idempotency_key: str
     ) -> Any:
@@ -110,9 +112,7 @@ class Backend:
         """Several reads at once (a page's calls go out together)."""
         return list(await asyncio.gather(*calls))
 
-    async def _send(
-        self, method: str, service: str, path: str, token: str | None, **kwargs: Any
-    ) -> Any:
+    async def _send(self, method: str, service: str, path: str, token: str | None, **kwargs: Any) -> Any:
         response = await self._request(method, service, path, token, **kwargs)
         if response.status_code >= 400:
             raise _problem(response)
@@ -134,8 +134,6 @@ class Backend:
             sent["Authorization"] = f"Bearer {token}"
         self.calls += 1
         try:
-            return await self.http.request(
-                method, self.services.url(service) + path, headers=sent, **kwargs
-            )
+            return await self.http.request(method, self.services.url(service) + path, headers=sent, **kwargs)
         except httpx.HTTPError as exc:
             raise Problem(503, "service_unavailable", UNAVAILABLE) from exc

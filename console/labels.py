@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -96,16 +97,23 @@ EVENTS = {
 }
 
 
+CONTEXT_DAYS = frozenset({"received_on", "concluded_on", "added_on", "due_on", "clarified_on", "opened_on"})
+
+
 def cn_date(value: Any) -> str:
     """2023-03-15 as 2023年3月15日 (anything else as it is)."""
     if isinstance(value, str) and len(value) >= 10:
         try:
             value = date.fromisoformat(value[:10])
         except ValueError:
-            return value
+            return str(value)
     if isinstance(value, date):
         return f"{value.year}年{value.month}月{value.day}日"
     return "" if value is None else str(value)
+
+
+def _name(table: Mapping[Any, str], code: str) -> str:
+    return str(table.get(code, code))
 
 
 def place(code: str) -> str:
@@ -113,7 +121,7 @@ def place(code: str) -> str:
 
 
 def report_state(state: str) -> str:
-    return REPORT_STATE_NAMES.get(state, state)  # type: ignore[call-overload, no-any-return]
+    return _name(REPORT_STATE_NAMES, state)
 
 
 def verification_state(state: str) -> str:
@@ -121,27 +129,27 @@ def verification_state(state: str) -> str:
 
 
 def clarification_state(state: str) -> str:
-    return STATE_NAMES.get(state, state)  # type: ignore[call-overload, no-any-return]
+    return _name(STATE_NAMES, state)
 
 
 def content_state(state: str) -> str:
-    return CONTENT_STATE_NAMES.get(state, state)  # type: ignore[call-overload, no-any-return]
+    return _name(CONTENT_STATE_NAMES, state)
 
 
 def finding(code: str) -> str:
-    return FINDING_NAMES.get(code, code)  # type: ignore[call-overload, no-any-return]
+    return _name(FINDING_NAMES, code)
 
 
 def method(code: str) -> str:
-    return HANDLING_METHOD_NAMES.get(code, code)  # type: ignore[call-overload, no-any-return]
+    return _name(HANDLING_METHOD_NAMES, code)
 
 
 def form(code: str) -> str:
-    return FORM_NAMES.get(code, code)  # type: ignore[call-overload, no-any-return]
+    return _name(FORM_NAMES, code)
 
 
 def bad_effect(code: str) -> str:
-    return BAD_EFFECT_NAMES.get(code, code)  # type: ignore[call-overload, no-any-return]
+    return _name(BAD_EFFECT_NAMES, code)
 
 
 def office(code: str) -> str:
@@ -177,7 +185,8 @@ def actor(event: dict[str, Any]) -> str:
 def event_day(event: dict[str, Any]) -> str:
     """The business date an event records (its *_on field), else when it was recorded."""
     payload = event.get("payload") or {}
-    for k, v in payload.items():
-        if k.endswith("_on") and isinstance(v, str):
-            return cn_date(v)
-    return cn_date(str(event.get("recorded_at") or "")[:10])
+    days = [(k, v) for k, v in payload.items() if k.endswith("_on") and isinstance(v, str)]
+    # An event also carries the dates it follows from (the report's receipt, the conclusion):
+    # the date of its own act comes first.
+    own = [v for k, v in days if k not in CONTEXT_DAYS] or [v for _, v in days]
+    return cn_date(own[0] if own else str(event.get("recorded_at") or "")[:10])

@@ -30,6 +30,12 @@ class Session:
     """When the token expires (monotonic clock)."""
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = field(default_factory=time.monotonic)
+    done: str | None = None
+    """What the user's last command did, shown once on the next page."""
+
+    def take_done(self) -> str | None:
+        done, self.done = self.done, None
+        return done
 
     @property
     def role_name(self) -> str:

@@ -12,10 +12,9 @@ from typing import Any
 from console.actions import RE_REVIEW_OFFICES, RE_REVIEW_OPEN, has_step, signed_offices
 from console.backend import Backend, Problem
 from console.session import Session
+from services.intake.domain import disposition_due
 from shared.workdays import add_working_days
 
-DISPOSITION_DAYS = 5
-"""A logged report is disposed of (accepted, sent up or down, merged) within 5 working days."""
 DETAIL_LIMIT = 60
 """At most this many matters are read one by one for a list (signatures, 澄清内容, feedback)."""
 
@@ -97,7 +96,7 @@ class TaskList:
                 out.append(Task("登记", r["report_id"], about, j, _d(r["received_on"]), _d(r["received_on"])))
             elif state == "logged":
                 logged = _d(r.get("logged_on"))
-                due = add_working_days(logged, DISPOSITION_DAYS) if logged else None
+                due = disposition_due(logged) if logged else None
                 out.append(Task("受理或分流", r["report_id"], about, j, due, logged))
             elif state == "accepted":
                 out.append(Task("移送承办部门", r["report_id"], about, j, None, _d(r.get("logged_on"))))
@@ -106,7 +105,8 @@ class TaskList:
     async def _intake_overdue(self, j: str) -> list[Task]:
         rows = await self._get("intake", "/overdue", jurisdiction=j, as_of=self.today.isoformat())
         return [
-            Task(INTAKE_OVERDUE.get(o["kind"], o["kind"]), o["report_id"], "", j, _d(o["due_on"])) for o in rows
+            Task(INTAKE_OVERDUE.get(o["kind"], o["kind"]), o["report_id"], "", j, _d(o["due_on"]))
+            for o in rows
         ]
 
     async def _verifications(self, j: str, role: str) -> list[Task]:
@@ -121,7 +121,9 @@ class TaskList:
                     out.append(Task(what, v["case_id"], about, j, None, opened))
                 for o in v.get("objections") or []:
                     if not o.get("examined"):
-                        out.append(Task("复查检举人异议", v["case_id"], about, j, None, _d(o.get("lodged_on"))))
+                        out.append(
+                            Task("复查检举人异议", v["case_id"], about, j, None, _d(o.get("lodged_on")))
+                        )
             if role == "head":
                 if v["state"] == "proposed":
                     out.append(Task("审批处置方式", v["case_id"], about, j, None, opened))
@@ -137,11 +139,15 @@ class TaskList:
             state, about, case_id = m["state"], _about(m), m["case_id"]
             if role == "handling_department":
                 if state == "candidate":
-                    out.append(Task("启动澄清（征求本人意见）", case_id, about, j, None, _d(m.get("added_on"))))
+                    out.append(
+                        Task("启动澄清（征求本人意见）", case_id, about, j, None, _d(m.get("added_on")))
+                    )
                 elif state in ("started", "sent_back", "returned_by_head"):
                     out.append(Task("拟定澄清内容、评估", case_id, about, j, None, _d(m.get("added_on"))))
                 elif state == "approved":
-                    out.append(Task("实施澄清", case_id, about, j, _d(m.get("clarify_by")), _d(m.get("approved_on"))))
+                    out.append(
+                        Task("实施澄清", case_id, about, j, _d(m.get("clarify_by")), _d(m.get("approved_on")))
+                    )
                 elif state == "performed":
                     performed = _d(m.get("performed_on"))
                     due = add_working_days(performed, 5) if performed else None
@@ -150,7 +156,9 @@ class TaskList:
                 out.append(Task("审批澄清", case_id, about, j, None, _d(m.get("added_on"))))
             needs_detail = (
                 (role in RE_REVIEW_OFFICES and state in RE_REVIEW_OPEN)
-                or (role == "case_trial" and state in ("started", "assessed", "sent_back", "returned_by_head"))
+                or (
+                    role == "case_trial" and state in ("started", "assessed", "sent_back", "returned_by_head")
+                )
                 or (role == "case_management" and state == "performed")
             )
             if needs_detail:
@@ -170,7 +178,9 @@ class TaskList:
             ):
                 out.append(Task("复核签署", case_id, about, j, None, None))
             if role == "case_trial" and (view.get("content") or {}).get("state") == "drafted":
-                out.append(Task("审核澄清内容", case_id, about, j, None, _d(view["content"].get("drafted_on"))))
+                out.append(
+                    Task("审核澄清内容", case_id, about, j, None, _d(view["content"].get("drafted_on")))
+                )
             if (
                 role == "case_management"
                 and state == "performed"

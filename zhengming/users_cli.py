@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated, TypeVar
 
 import asyncpg
@@ -60,6 +60,24 @@ def demo_officers() -> list[Officer]:
                 )
             )
     return officers
+
+
+async def seed_officers(password: str, user_ids: Collection[str] | None = None) -> dict[str, str]:
+    """The demo users (those of `user_ids`, or all), each with `password` (set anew on a user that
+    exists): for a demo or a test whose people log in. Returns user id -> name."""
+    officers = [o for o in demo_officers() if user_ids is None or o.user_id in user_ids]
+    directory = Directory.configured()
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        await directory.migrate(conn)
+        for officer in officers:
+            try:
+                await directory.add(conn, officer, password)
+            except Conflict:
+                await directory.set_password(conn, officer.user_id, password)
+    finally:
+        await conn.close()
+    return {o.user_id: o.name for o in officers}
 
 
 def _run(work: Callable[[asyncpg.Connection, Directory], Awaitable[T]]) -> T:

@@ -12,19 +12,16 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
-import asyncpg
 import httpx
 
 from shared import settings
-from shared.directory import Directory
 from shared.envelope import CITY
-from shared.errors import Conflict
 from zhengming.client import Client, Users
 from zhengming.demo.calls import As, Calls, until
 from zhengming.demo.stack import DOCUMENTS
 from zhengming.driver import CaseDriver
 from zhengming.scenario import JINYUN
-from zhengming.users_cli import demo_officers
+from zhengming.users_cli import seed_officers
 
 EXIT_QUARTER = "2023Q2"
 J = JINYUN
@@ -116,20 +113,7 @@ class ExitsOutcome:
 async def seed_users(password: str) -> dict[str, str]:
     """The demo users of 缙云县 and the city's head, with this run's password (set anew on users a
     kept stack already has). Returns user id -> name."""
-    wanted = {f"{role}-{J}" for role in ROLES} | {f"head-{CITY}"}
-    officers = [o for o in demo_officers() if o.user_id in wanted]
-    directory = Directory.configured()
-    conn = await asyncpg.connect(settings.postgres().dsn())
-    try:
-        await directory.migrate(conn)
-        for officer in officers:
-            try:
-                await directory.add(conn, officer, password)
-            except Conflict:
-                await directory.set_password(conn, officer.user_id, password)
-    finally:
-        await conn.close()
-    return {o.user_id: o.name for o in officers}
+    return await seed_officers(password, {f"{role}-{J}" for role in ROLES} | {f"head-{CITY}"})
 
 
 async def log_in(user_ids: Sequence[str], password: str) -> dict[tuple[str, str], str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from typing import Any
 
 from rich.console import Console
@@ -9,7 +11,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from shared import settings
+from shared.directory import OFFICER_ROLES
 from shared.envelope import CITY, JURISDICTIONS
+from shared.events.common import role_name
 from shared.settings import PROJECT_ROOT, SERVICES
 from zhengming.demo.calls import CONCURRENCY
 from zhengming.demo.exits import CASES, EXIT_QUARTER, ExitsOutcome
@@ -17,6 +21,7 @@ from zhengming.demo.facts import Result
 from zhengming.demo.runner import PHASES
 from zhengming.demo.stack import DOCUMENTS, with_env, zhengming_command
 from zhengming.scenario import JINYUN, QUARTER, Scenario
+from zhengming.users_cli import seed_officers
 
 FORM_SHORT = {
     "written_notice": "书面",
@@ -195,6 +200,18 @@ def keep_message(out: Console, env: dict[str, str]) -> None:
     out.print("\nthe demo's stack keeps running:")
     for service in SERVICES:
         out.print(f"  {service}: {settings.services().url(service)}  (OpenAPI: /docs)")
+    # Every demo user (one per role and jurisdiction) gets this run's password, printed once here.
+    password = secrets.token_urlsafe(12)
+    names = asyncio.run(seed_officers(password))
+    out.print(f"\nthe officers' console (工作台): {settings.services().url('console')}", markup=False)
+    out.print(f"  password of every demo user: {password}", markup=False)
+    users = Table("user id", "姓名", "role", box=None)
+    for role in OFFICER_ROLES:
+        for code in ("331122", CITY):
+            user_id = f"{role}-{code}"
+            users.add_row(user_id, names.get(user_id, ""), role_name(role))
+    out.print(users)
+    out.print("  (any role of any jurisdiction: <role>-<code>, e.g. case_trial-331124)", markup=False)
     out.print(f"  kafka: {settings.kafka().bootstrap}   postgresql: {settings.postgres().dsn()}")
     out.print("tokens (one per role of a jurisdiction):", markup=False)
     out.print(f"  {with_env(env, zm + ' tokens --jurisdiction 331122')}", markup=False, soft_wrap=True)
