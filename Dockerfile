@@ -1,5 +1,12 @@
-# One image for the four services (intake, review, clarification, archive) and the one-shot
-# migration: `zhengming serve <name>` / `zhengming migrate`. See docker-compose.yml.
+# One image for the four services (intake, review, clarification, archive), the officers' console
+# and the one-shot migration: `zhengming serve <name>` / `zhengming migrate`. See docker-compose.yml.
+
+# The console's chart script, from npm at build time (console/assets/package-lock.json).
+FROM node:20-slim AS console-assets
+WORKDIR /assets
+COPY console/assets/package.json console/assets/package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,6 +26,8 @@ COPY pyproject.toml README.md /tmp/src/
 COPY shared /tmp/src/shared
 COPY services /tmp/src/services
 COPY zhengming /tmp/src/zhengming
+COPY console /tmp/src/console
+COPY --from=console-assets /assets/node_modules/echarts/dist/echarts.min.js /tmp/src/console/static/vendor/echarts.min.js
 
 RUN pip install /tmp/src \
     && rm -rf /tmp/src \

@@ -62,7 +62,7 @@ def today() -> date:
 
 
 def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastAPI:
-    backend = Backend(services, settings.backend_timeout_s)
+    backend = Backend(settings.service_urls(services), settings.backend_timeout_s)
     sessions = Sessions(settings.idle_minutes * 60)
 
     @asynccontextmanager
@@ -657,7 +657,7 @@ async def _statistics(backend: Backend, session: Session, quarter: str) -> dict[
 
 async def _ready(backend: Backend, service: str) -> dict[str, Any]:
     try:
-        response = await backend.http.get(backend.services.url(service) + "/readyz", timeout=5)
+        response = await backend.http.get(backend.urls[service] + "/readyz", timeout=5)
         return {"status": response.status_code, "body": response.json()}
     except Exception as exc:  # a service that does not answer is what this page is for
         return {"status": 0, "body": {"error": type(exc).__name__}}

@@ -7,6 +7,8 @@ from functools import cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.settings import ServiceSettings
+
 
 class ConsoleSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ZM_CONSOLE_")
@@ -21,6 +23,17 @@ class ConsoleSettings(BaseSettings):
     login_service: str = "intake"
     # Timeout of one call to a service.
     backend_timeout_s: float = Field(default=30.0, gt=0)
+    # Where each service answers, when not at ZM_SERVICE_HOST and its port (compose: its name).
+    intake_url: str | None = None
+    review_url: str | None = None
+    clarification_url: str | None = None
+    archive_url: str | None = None
+
+    def service_urls(self, services: ServiceSettings) -> dict[str, str]:
+        return {
+            name: (getattr(self, f"{name}_url") or services.url(name)).rstrip("/")
+            for name in ("intake", "review", "clarification", "archive")
+        }
 
 
 @cache

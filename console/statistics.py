@@ -31,7 +31,8 @@ def statistics_rows(report: dict[str, Any], jurisdictions: list[str]) -> list[di
     rows = [r for r in report.get("rows") or [] if r.get("jurisdiction") in jurisdictions]
     total = report.get("total")
     if total and "331100" in jurisdictions:
-        rows.append({**total, "name": f"{total.get('name') or '全市'}（合计）"})
+        name = str(total.get("name") or "全市")
+        rows.append({**total, "name": name if "合计" in name else f"{name}（合计）"})
     return [
         {
             "jurisdiction": r.get("jurisdiction"),

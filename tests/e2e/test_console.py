@@ -26,6 +26,7 @@ from tests.e2e.conftest import day, quarter
 from zhengming.users_cli import seed_officers
 
 CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()
 SCREENSHOTS = settings.PROJECT_ROOT / ".local" / "screenshots"
 PASSWORD = secrets.token_urlsafe(12)
 J, OTHER = "331121", "331122"
@@ -55,7 +56,7 @@ SEEN = Seen()
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not HAVE_CHROMIUM:
         pytest.fail("Chromium is missing: install Debian's package `chromium` (make system does)")
     await seed_officers(PASSWORD, {f"{r}-{code}" for r in ROLES for code in (J, OTHER, "331100")})
     async with async_playwright() as p:
@@ -294,7 +295,10 @@ async def test_validation_messages_stand_in_chinese_beside_their_field(officers:
     await lo.fill("register", {"subject.name": PERSON + "乙", "allegation.1": "违规发放津贴补贴"})
     await lo.submit("register")
     # The service's own rule, beside its field: a person reported needs a post.
-    assert await lo.page.locator('[data-field="subject.post"] .error').text_content() == "被反映人须填写职务（post）"
+    assert (
+        await lo.page.locator('[data-field="subject.post"] .error').text_content()
+        == "被反映人须填写职务（post）"
+    )
     await lo.fill("register", {"subject.post": "科长", "subject.unit": "青田县财政局"})
     await lo.submit("register")
     assert await lo.page.locator("#case-id").count(), await lo.errors()
