@@ -514,10 +514,28 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.get("/operations", response_class=HTMLResponse)
     async def operations(request: Request) -> Response:
         session = current(request)
-        if session.role not in ("auditor", "case_management", "head"):
+        if session.role != "operator":
             raise Missing
-        ready = await asyncio.gather(*(_ready(backend, s) for s in SERVICES))
-        return page(request, "operations.html", session, services=list(zip(SERVICES, ready, strict=True)))
+        ready, consumers = await asyncio.gather(
+            asyncio.gather(*(_ready(backend, s) for s in SERVICES)),
+            asyncio.gather(
+                *(backend.get(session.token, s, "/ops/consumers") for s in SERVICES), return_exceptions=True
+            ),
+        )
+        rows = []
+        for service, states in zip(SERVICES, consumers, strict=True):
+            if isinstance(states, BaseException):
+                detail = states.detail_zh if isinstance(states, Problem) else type(states).__name__
+                rows.append({"service": service, "error": detail})
+                continue
+            rows += [{"service": service, **c} for c in states]
+        return page(
+            request,
+            "operations.html",
+            session,
+            services=list(zip(SERVICES, ready, strict=True)),
+            consumers=rows,
+        )
 
     return app
 

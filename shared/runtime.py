@@ -36,6 +36,7 @@ from shared.events.common import business_time
 from shared.http import CommandContext
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
+from shared.ops_api import add_ops_routes
 from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
 from shared.store import EventStore, NewEvent, case_lock_key
@@ -458,6 +459,7 @@ def served_app(
     idempotency.install(app, runtime.pool, keys or IdempotencySettings())
     add_health_routes(app, runtime)
     add_audit_routes(app, runtime)
+    add_ops_routes(app, runtime)
     # Every service logs in: the directory is shared, so whichever service an officer's client
     # talks to first can issue the token (one process holding the key is a deployment choice).
     add_auth_routes(app, runtime.pool)

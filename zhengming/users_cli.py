@@ -32,6 +32,7 @@ DEMO_OFFICES: dict[str, str] = {
     "head": "主要负责人",
     "organisation_department": "干部监督科",
     "auditor": "纪检监察干部监督室",
+    "operator": "信息技术保障室",
 }
 """The office (部门) of each role's demo user."""
 

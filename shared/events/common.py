@@ -96,9 +96,11 @@ Role = Literal[
     "head",
     "organisation_department",
     "auditor",
+    "operator",
     "system",
 ]
-"""信访室, 承办部门, 审理室, 案管室, 主要负责人, 组织部, auditor; system = a service reacting to events."""
+"""信访室, 承办部门, 审理室, 案管室, 主要负责人, 组织部, auditor, operator (运维: the deployment's
+consumers and dead letters, no case); system = a service reacting to events."""
 
 ROLE_NAMES: dict[Role, str] = {
     "letters_office": "信访室",
@@ -108,6 +110,7 @@ ROLE_NAMES: dict[Role, str] = {
     "head": "主要负责人",
     "organisation_department": "组织部",
     "auditor": "审计人员",
+    "operator": "运维人员",
     "system": "系统",
 }
 """The Chinese name of each role, for messages."""

@@ -30,7 +30,15 @@ HAVE_CHROMIUM = CHROMIUM.exists()
 SCREENSHOTS = settings.PROJECT_ROOT / ".local" / "screenshots"
 PASSWORD = secrets.token_urlsafe(12)
 J, OTHER = "331121", "331122"
-ROLES = ("letters_office", "handling_department", "case_trial", "case_management", "head", "auditor")
+ROLES = (
+    "letters_office",
+    "handling_department",
+    "case_trial",
+    "case_management",
+    "head",
+    "auditor",
+    "operator",
+)
 REPORTER = f"检举人{random.randint(1000, 9999)}"
 PERSON = f"柳{random.choice('明华强军伟')}{random.randint(10, 99)}"
 
@@ -341,6 +349,17 @@ async def test_dashboards_for_the_city_and_a_county(browser: Browser, case_id: s
     finally:
         await city.context.close()
         await county.context.close()
+
+
+async def test_the_operator_sees_each_consumers_lag_and_dead_letters(officers: dict[str, Officer]) -> None:
+    operator = officers["operator"]
+    assert await operator.open("/operations") == 200
+    rows = await operator.page.locator("#consumers tbody tr").all_text_contents()
+    assert any("archive.clarification" in r for r in rows), rows
+    assert len(rows) >= 4 and not any("无法" in r for r in rows), rows
+    await operator.shot("operations")
+    # Case pages are not the operator's: no case data, no statistics of persons.
+    assert await officers["operator"].open("/reports/new") == 404
 
 
 def test_zz_no_request_of_the_browser_left_the_console() -> None:

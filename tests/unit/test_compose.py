@@ -16,9 +16,10 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+import console.settings as console_settings
 import services.clarification.settings as clarification_settings
 import shared.settings as settings_module
-from shared.settings import SERVICES, PostgresSettings, ServiceSettings
+from shared.settings import PROCESSES, SERVICES, PostgresSettings, ServiceSettings
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 # ${NAME}, ${NAME:-default}, ${NAME:?error} and $NAME; `$$` is an escaped dollar, not a variable.
@@ -96,7 +97,7 @@ def _healthcheck_words(service: dict[str, Any]) -> str:
 def _accepted_env_names() -> set[str]:
     """ZM_ names the settings read: env_prefix + field name of every BaseSettings in the module."""
     names: set[str] = set()
-    for module in (settings_module, clarification_settings):
+    for module in (settings_module, clarification_settings, console_settings):
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if not issubclass(cls, BaseSettings) or cls is BaseSettings:
                 continue
@@ -105,7 +106,7 @@ def _accepted_env_names() -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", PROCESSES)
 def test_every_service_is_in_compose_and_serves_its_name(
     services: dict[str, dict[str, Any]], name: str
 ) -> None:
@@ -114,7 +115,7 @@ def test_every_service_is_in_compose_and_serves_its_name(
     assert "build" in services[name], f"{name} is not built from the project's Dockerfile"
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", PROCESSES)
 def test_published_port_matches_settings(services: dict[str, dict[str, Any]], name: str) -> None:
     port = ServiceSettings().port(name)
     service = services[name]

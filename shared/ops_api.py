@@ -1,0 +1,104 @@
+"""What an operator of a deployment watches, on every service: each consumer's lag (the records
+of its topics it has not committed yet) and the depth of its dead-letter topic (运维, role
+`operator` only; no case data)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Annotated
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from shared import settings
+from shared.auth import Principal
+from shared.http import require, unavailable_response
+from shared.problems import language_of
+from shared.topics import dead_letter_topic
+
+if TYPE_CHECKING:
+    from shared.runtime import Runtime
+
+OPERATORS = ("operator",)
+BROKER_TIMEOUT_S = 10.0
+
+
+class ConsumerState(BaseModel):
+    consumer: str
+    group_id: str
+    partitions: int = Field(description="partitions the group has committed offsets on")
+    lag: int = Field(description="records of those partitions after the committed offsets")
+    dead_letters: int = Field(description="records in the consumer's dead-letter topic")
+    dead_letter_topic: str
+    applied: int = Field(description="events applied by this process since it started")
+    duplicates: int
+    stopped: str | None = Field(description="why the consumer stopped, if it did")
+
+
+async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
+    kafka = settings.kafka()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options())
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False, **kafka.client_options()
+    )
+    await admin.start()
+    await probe.start()
+    try:
+        topics = set(await admin.list_topics())
+        out = []
+        for c in runtime.consumers:
+            group = settings.services().group_id(c.name)
+            committed = {
+                tp: meta.offset
+                for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+                if meta.offset >= 0
+            }
+            ends = await probe.end_offsets(list(committed)) if committed else {}
+            dlq = dead_letter_topic(c.name)
+            depth = 0
+            if dlq in topics:
+                parts = [TopicPartition(dlq, p) for p in probe.partitions_for_topic(dlq) or ()]
+                if not parts:
+                    described = await admin.describe_topics([dlq])
+                    parts = [TopicPartition(dlq, p["partition"]) for p in described[0]["partitions"]]
+                first = await probe.beginning_offsets(parts)
+                last = await probe.end_offsets(parts)
+                depth = sum(last[tp] - first[tp] for tp in parts)
+            out.append(
+                ConsumerState(
+                    consumer=c.name,
+                    group_id=group,
+                    partitions=len(committed),
+                    lag=sum(max(0, ends[tp] - offset) for tp, offset in committed.items()),
+                    dead_letters=depth,
+                    dead_letter_topic=dlq,
+                    applied=c.counts.get("applied", 0),
+                    duplicates=c.counts.get("duplicate", 0),
+                    stopped=c.failure,
+                )
+            )
+        return out
+    finally:
+        await probe.stop()
+        await admin.close()
+
+
+def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
+    @app.get(
+        "/ops/consumers",
+        tags=["operations"],
+        summary="Each consumer's lag and dead-letter depth (运维; operators only)",
+        response_model=list[ConsumerState],
+    )
+    async def consumers(
+        request: Request, principal: Annotated[Principal, Depends(require(*OPERATORS))]
+    ) -> list[ConsumerState] | JSONResponse:
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S):
+                return await consumer_states(runtime)
+        except (KafkaError, OSError, TimeoutError):
+            return unavailable_response("broker", language_of(request.scope))
