@@ -12,7 +12,9 @@ machine, on a fresh stack of the bench's own (.local/bench/stack: Kafka on 21092
 3. Workflow (reports/s and per-step latency) through the four running services over HTTP, at a
    stated offered load: a closed loop and an open loop; against the bare-HTTP ceiling, /healthz
    of the same service and a bare Kafka round trip (see bench/workflow.py).
-4. Replay of each service's read models from Kafka offset 0 after the workflow, against a bare
+4. The officers' console under 50 sessions at once: page loads of 待办 and of a case page, against
+   the console's /healthz at the same concurrency, and the service calls per page (bench/console.py).
+5. Replay of each service's read models from Kafka offset 0 after the workflow, against a bare
    aiokafka consumer reading the same topics; replay's read models must equal the live ones.
 
 Usage: python -m bench.run [--quick] [--cases N] [--concurrency C] [--rate R] [--duration S] ...
@@ -665,6 +667,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from bench.console import bench_console
     from bench.replay import bench_replay
     from bench.workflow import bench_workflow
 
@@ -680,6 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workflow: WorkflowResult | None = None
     settled: dict[str, Any] = {}
     postgres: dict[str, Any] = {}
+    console_info: dict[str, Any] = {}
 
     def phase(name: str, since: float) -> None:
         phases[name] = round(time.perf_counter() - since, 2)
@@ -701,6 +705,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workflow = asyncio.run(bench_workflow(params.workflow, console))
         figures += workflow.figures
         phase("workflow", t)
+        t = time.perf_counter()
+        pages, console_info = asyncio.run(bench_console(console))
+        figures += pages
+        phase("console", t)
         t = time.perf_counter()
         replayed, settled = asyncio.run(bench_replay(console))
         figures += replayed
@@ -735,6 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "figures": [f.as_json() for f in figures],
         "workflow": workflow.json if workflow is not None else None,
         "replay": {**settled, "all_equal": all_equal},
+        "console": console_info,
         "workflow_failures": len(failures),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from console import labels
 from console.actions import Case, Form, forms_for, parse, register_form
-from console.backend import Backend, Problem
+from console.backend import CALLS, Backend, Problem
 from console.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same
 from console.settings import ConsoleSettings
 from console.statistics import FIGURES, quarter_of_day, statistics_rows, xlsx_of
@@ -57,6 +57,11 @@ class Missing(Exception):
     """A page of something that is not there or not this user's: one 404 page for both."""
 
 
+def seg(value: str) -> str:
+    """One path segment, every character that could end it or climb out of it escaped."""
+    return quote(value, safe="")
+
+
 def today() -> date:
     return date.today()
 
@@ -84,7 +89,14 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         async def dispatch(
             self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
         ) -> Response:
-            response = await call_next(request)
+            counter = [0]
+            token = CALLS.set(counter)
+            try:
+                response = await call_next(request)
+            finally:
+                CALLS.reset(token)
+            # What the page cost the services, for the load test (a count, no data).
+            response.headers["X-Zm-Backend-Calls"] = str(counter[0])
             for k, v in SECURITY_HEADERS.items():
                 response.headers.setdefault(k, v)
             if not request.url.path.startswith("/static"):
@@ -129,7 +141,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
 
     @app.exception_handler(NotLoggedIn)
     async def _login_first(request: Request, _: NotLoggedIn) -> Response:
-        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        target = seg(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
         if request.method != "GET":
             target = "/"
         return RedirectResponse(f"/login?next={target}", status_code=303)
@@ -259,14 +271,14 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         if q:
             direct = await _case(backend, session, q)
             if direct.jurisdiction is not None:
-                return RedirectResponse(f"/cases/{quote(q)}", status_code=303)
+                return RedirectResponse(f"/cases/{seg(q)}", status_code=303)
             hits = await _search(backend, session, q)
         return page(request, "search.html", session, q=q, hits=hits)
 
     @app.get("/files/{subject_id}", response_class=HTMLResponse)
     async def person_file(request: Request, subject_id: str) -> Response:
         session = current(request)
-        found = await backend.get_or_none(session.token, "archive", f"/files/{quote(subject_id)}")
+        found = await backend.get_or_none(session.token, "archive", f"/files/{seg(subject_id)}")
         if not found:
             raise Missing
         return page(request, "file.html", session, file=found)
@@ -289,10 +301,13 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         done: str | None = None,
         status: int = 200,
     ) -> Response:
-        case = await _case(backend, session, case_id)
+        # The case's views and its timeline are read at once (the timeline is empty where the
+        # services show nothing of the case to this user, and then the page is a 404 anyway).
+        case, timeline = await asyncio.gather(
+            _case(backend, session, case_id), _timeline(backend, session, case_id)
+        )
         if case.jurisdiction is None:
             raise Missing
-        timeline = await _timeline(backend, session, case_id)
         forms = forms_for(
             case, session.role, session.user_id, city_head=CITY in session.jurisdictions, today=today()
         )
@@ -418,7 +433,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         found = await backend.raw(
             session.token,
             "clarification",
-            f"/clarifications/{quote(case_id)}/documents/{quote(doc_id)}.{fmt}",
+            f"/clarifications/{seg(case_id)}/documents/{seg(doc_id)}.{fmt}",
         )
         headers = {"Content-Disposition": found.headers.get("content-disposition", "attachment")}
         if fmt == "pdf" and request.query_params.get("inline"):
@@ -429,13 +444,13 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     async def document_page(request: Request, case_id: str, doc_id: str) -> Response:
         session = current(request)
         matter = await backend.get_or_none(
-            session.token, "clarification", f"/clarifications/{quote(case_id)}"
+            session.token, "clarification", f"/clarifications/{seg(case_id)}"
         )
         doc = next((d for d in (matter or {}).get("documents") or [] if d["doc_id"] == doc_id), None)
         if doc is None:
             raise Missing
         text = await backend.text(
-            session.token, "clarification", f"/clarifications/{quote(case_id)}/documents/{quote(doc_id)}"
+            session.token, "clarification", f"/clarifications/{seg(case_id)}/documents/{seg(doc_id)}"
         )
         return page(request, "document.html", session, case_id=case_id, doc=doc, text=text)
 
@@ -557,14 +572,14 @@ def _submitted(i: Any, data: dict[str, list[str]]) -> Any:
 def _target_of(form: Form, answer: Any) -> str:
     """The case page the command leaves the user on (a registered report's own, once it has one)."""
     if form.key == "register" and isinstance(answer, dict) and answer.get("report_id"):
-        return f"/cases/{quote(str(answer['report_id']))}"
-    return f"/cases/{quote(form.case_id)}"
+        return f"/cases/{seg(str(answer['report_id']))}"
+    return f"/cases/{seg(form.case_id)}"
 
 
 async def _case(backend: Backend, session: Session, case_id: str) -> Case:
     if not case_id or len(case_id) > 100 or "/" in case_id:
         return Case(case_id)
-    key = quote(case_id)
+    key = seg(case_id)
     report, verification, clarification = await backend.gather(
         backend.get_or_none(session.token, "intake", f"/reports/{key}"),
         backend.get_or_none(session.token, "review", f"/verifications/{key}"),
@@ -574,7 +589,7 @@ async def _case(backend: Backend, session: Session, case_id: str) -> Case:
     person = (clarification or {}).get("person") or {}
     if person.get("subject_id") and (clarification or {}).get("state") in ("performed", "filed"):
         found = await backend.get_or_none(
-            session.token, "archive", f"/files/{quote(str(person['subject_id']))}"
+            session.token, "archive", f"/files/{seg(str(person['subject_id']))}"
         )
         visits = [v for v in (found or {}).get("visits") or [] if v.get("case_id") == case_id]
     return Case(case_id, report, verification, clarification, visits)
@@ -583,7 +598,7 @@ async def _case(backend: Backend, session: Session, case_id: str) -> Case:
 async def _timeline(backend: Backend, session: Session, case_id: str) -> list[dict[str, Any]]:
     """The case's events in all four services, in the order they were recorded."""
     found = await backend.gather(
-        *(backend.get_or_none(session.token, s, f"/audit/cases/{quote(case_id)}/events") for s in SERVICES)
+        *(backend.get_or_none(session.token, s, f"/audit/cases/{seg(case_id)}/events") for s in SERVICES)
     )
     events = [e for part in found for e in (part or [])]
     return sorted(events, key=lambda e: (e.get("recorded_at") or "", e.get("global_position") or 0))

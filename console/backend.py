@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,9 @@ def _problem(response: httpx.Response) -> Problem:
 
 
 UNAVAILABLE = "服务暂时无法访问，请稍后再试"
+
+CALLS: ContextVar[list[int] | None] = ContextVar("console_backend_calls", default=None)
+"""The calls to the services made for the request being served (the page's cost, in a header)."""
 
 
 class Backend:
@@ -131,6 +135,9 @@ class Backend:
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         self.calls += 1
+        counter = CALLS.get()
+        if counter is not None:
+            counter[0] += 1
         try:
             return await self.http.request(method, self.urls[service] + path, headers=sent, **kwargs)
         except httpx.HTTPError as exc:
