@@ -443,9 +443,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.get("/cases/{case_id}/documents/{doc_id}", response_class=HTMLResponse)
     async def document_page(request: Request, case_id: str, doc_id: str) -> Response:
         session = current(request)
-        matter = await backend.get_or_none(
-            session.token, "clarification", f"/clarifications/{seg(case_id)}"
-        )
+        matter = await backend.get_or_none(session.token, "clarification", f"/clarifications/{seg(case_id)}")
         doc = next((d for d in (matter or {}).get("documents") or [] if d["doc_id"] == doc_id), None)
         if doc is None:
             raise Missing
