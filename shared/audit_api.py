@@ -21,7 +21,9 @@ from shared.store import _COLUMNS, row_to_envelope
 if TYPE_CHECKING:
     from shared.runtime import Runtime
 
-AUDIT_READERS = ("auditor", "letters_office", "case_management", "head")
+AUDIT_READERS = ("auditor", "letters_office", "handling_department", "case_trial", "case_management", "head")
+"""Who reads a case's timeline (the console's case page shows it to each officer of the chain); the
+reporter's identity in it is opened for the letters office only, masked for everyone else."""
 INTAKE_ROLE = "letters_office"
 _SEALED_KEYS = {"alg", "subject_id", "nonce", "ciphertext"}
 
