@@ -272,6 +272,31 @@ async def test_a_user_of_another_county_gets_a_404_without_data(browser: Browser
         await other.context.close()
 
 
+async def test_an_officer_logs_in_and_out_with_the_keyboard_only(browser: Browser) -> None:
+    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    context.on("request", SEEN.record)
+    page = await context.new_page()
+    try:
+        await page.goto(base() + "/login")
+        await page.keyboard.type(f"case_trial-{J}")  # the user id field has the focus
+        await page.keyboard.press("Tab")
+        await page.keyboard.type(PASSWORD)
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
+        assert await page.text_content("#user-role") == "审理室"
+        assert "青田县" in (await page.text_content("#user-places") or "")
+        # The skip link is the first stop of Tab, and reaches the page's content.
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "跳到正文"
+        await page.locator("form[action='/logout'] button").focus()
+        async with page.expect_navigation():
+            await page.keyboard.press("Enter")
+        assert "/login" in page.url
+        assert await page.goto(base() + "/") and "/login" in page.url  # the session is gone
+    finally:
+        await context.close()
+
+
 async def test_a_form_without_its_csrf_token_is_refused(officers: dict[str, Officer], case_id: str) -> None:
     lo = officers["letters_office"]
     refused = await lo.page.request.post(
