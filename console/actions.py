@@ -14,8 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
+from urllib.parse import quote
 
+from services.clarification.commands import WORDING_MAX
 from services.clarification.documents import BAD_EFFECT_NAMES, FORM_NAMES
+from services.clarification.domain import WITHDRAWABLE
+from shared.envelope import CITY, JURISDICTIONS
 from shared.events.common import FINDING_NAMES, HANDLING_METHOD_NAMES, UNTRUE_FINDINGS
 from shared.workdays import add_working_days
 
@@ -38,6 +42,20 @@ REPORT_CHANNELS = {
 }
 DEPARTMENTS = ("第一监督检查室", "第二监督检查室", "第三监督检查室", "第四监督检查室")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+IDENTIFIER = re.compile(r"^[\w.-]{1,100}$")
+
+
+def seg(value: str) -> str:
+    """One path segment of a service's URL, every character that could end it escaped; a dot
+    segment (`.`, `..`), which a URL resolves, is refused."""
+    if value in (".", "..") or not value:
+        raise ValueError(f"not a path segment: {value!r}")
+    return quote(value, safe="")
+
+
+def identifier(value: str) -> bool:
+    """Whether a case id of a URL can name a case (a path segment of word characters, - and .)."""
+    return bool(IDENTIFIER.match(value)) and value not in (".", "..")
 
 
 @dataclass(frozen=True)
@@ -91,8 +109,12 @@ def _on(name: str, label: str) -> Input:
     return Input(name, label, "date")
 
 
-def _reason(label: str = "理由") -> Input:
-    return Input("reason", label, "textarea", max_length=4000)
+CLARIFICATION_REASON_MAX = 2000
+"""A reason of the clarification's commands (the review's take up to 4000)."""
+
+
+def _reason(label: str = "理由", max_length: int = CLARIFICATION_REASON_MAX) -> Input:
+    return Input("reason", label, "textarea", max_length=max_length)
 
 
 def parse(form: Form, data: Mapping[str, list[str]]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -178,7 +200,7 @@ def signed_offices(matter: dict[str, Any]) -> set[str]:
     for s in _steps(matter):
         if s["step"] == "re_review_signed" and s.get("passed"):
             signed.add(str(s.get("office")))
-        elif s["step"] in ("re_reviewed", "assessed", "returned_by_head", "revised", "started"):
+        elif s["step"] in ("re_reviewed", "assessed", "returned_by_head", "outcome_revised", "started"):
             signed = set()
     return signed
 
@@ -191,13 +213,49 @@ def intake_forms(case: Case, role: str) -> list[Form]:
     r = case.report
     if r is None or role != "letters_office":
         return []
-    path = f"/reports/{case.case_id}"
+    path = f"/reports/{seg(case.case_id)}"
     forms: list[Form] = []
     state = r["state"]
     if state == "received":
         forms.append(Form("log", "登记", "intake", f"{path}/log", [_on("logged_on", "登记日期")]))
     if state == "logged":
         forms.append(Form("accept", "受理", "intake", f"{path}/accept", [_on("accepted_on", "受理日期")]))
+        here = str(r["jurisdiction"])
+        up = {CITY: JURISDICTIONS[CITY]} if here != CITY else {}
+        down = {c: n for c, n in JURISDICTIONS.items() if c != CITY} if here == CITY else {}
+        if up:
+            forms.append(
+                Form(
+                    "send-up",
+                    "报送上级",
+                    "intake",
+                    f"{path}/send-up",
+                    [Input("to_jurisdiction", "报送机关", "select", up), _on("sent_on", "报送日期")],
+                    values={"to_jurisdiction": CITY},
+                )
+            )
+        if down:
+            forms.append(
+                Form(
+                    "send-down",
+                    "转送下级",
+                    "intake",
+                    f"{path}/send-down",
+                    [Input("to_jurisdiction", "转送机关", "select", down), _on("sent_on", "转送日期")],
+                )
+            )
+        forms.append(
+            Form(
+                "merge",
+                "并入原件（重复件）",
+                "intake",
+                f"{path}/merge",
+                [
+                    Input("repeats_matter_id", "原件编号", max_length=100, hint="如 331122-2023-000001"),
+                    _on("merged_on", "并入日期"),
+                ],
+            )
+        )
     if state == "accepted":
         forms.append(
             Form(
@@ -249,13 +307,13 @@ def intake_forms(case: Case, role: str) -> list[Form]:
             )
         )
     for o in r.get("objections") or []:
-        if o.get("answered") and not o.get("fed_back"):
+        if o.get("stage") == "examined":
             forms.append(
                 Form(
                     f"objection-feedback-{o['objection_id']}",
                     "向检举人反馈异议复查结果",
                     "intake",
-                    f"{path}/objections/{o['objection_id']}/feedback",
+                    f"{path}/objections/{seg(o['objection_id'])}/feedback",
                     [_on("fed_back_on", "反馈日期"), Input("note", "反馈情况", "textarea", required=False)],
                 )
             )
@@ -266,7 +324,7 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
     v = case.verification
     if v is None:
         return []
-    path = f"/verifications/{case.case_id}"
+    path = f"/verifications/{seg(case.case_id)}"
     state = v["state"]
     forms: list[Form] = []
     if role == "handling_department":
@@ -292,6 +350,8 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                 if aid in (v.get("false_accusation_proposals") or {}):
                     continue
                 found = (v.get("findings") or {}).get(aid)
+                if found and state == "decided":
+                    continue  # recorded; it is corrected only after a reopening
                 forms.append(
                     Form(
                         f"finding-{aid}",
@@ -317,13 +377,13 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                 Form("conclude", "办结", "review", f"{path}/conclude", [_on("concluded_on", "办结日期")])
             )
         for o in v.get("objections") or []:
-            if not o.get("examined"):
+            if o.get("examined_on") is None:
                 forms.append(
                     Form(
                         f"examine-{o['objection_id']}",
                         "复查检举人异议",
                         "review",
-                        f"{path}/objections/{o['objection_id']}/examine",
+                        f"{path}/objections/{seg(o['objection_id'])}/examine",
                         [
                             _on("examined_on", "复查日期"),
                             Input("upheld", "异议成立（重新核查）", "checkbox"),
@@ -348,7 +408,7 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                     "退回处置方式",
                     "review",
                     f"{path}/decision/send-back",
-                    [_on("sent_back_on", "退回日期"), _reason("退回理由")],
+                    [_on("sent_back_on", "退回日期"), _reason("退回理由", 4000)],
                     danger=True,
                 )
             )
@@ -359,7 +419,7 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                         f"fa-approve-{aid}",
                         f"批准{aid}认定为诬告陷害（市级审批）",
                         "review",
-                        f"{path}/false-accusations/{aid}/approve",
+                        f"{path}/false-accusations/{seg(aid)}/approve",
                         [_on("approved_on", "批准日期")],
                     )
                 )
@@ -368,8 +428,8 @@ def review_forms(case: Case, role: str, *, city_head: bool) -> list[Form]:
                         f"fa-refuse-{aid}",
                         f"不批准{aid}认定为诬告陷害",
                         "review",
-                        f"{path}/false-accusations/{aid}/refuse",
-                        [_on("refused_on", "日期"), _reason("不予批准理由")],
+                        f"{path}/false-accusations/{seg(aid)}/refuse",
+                        [_on("refused_on", "日期"), _reason("不予批准理由", 4000)],
                         danger=True,
                     )
                 )
@@ -406,11 +466,13 @@ RE_REVIEW_OPEN = ("assessed", "sent_back", "returned_by_head")
 RE_REVIEW_OFFICES = ("letters_office", "case_trial", "case_management")
 
 
-def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> list[Form]:
+def clarification_forms(
+    case: Case, role: str, user_id: str, *, today: date, city_head: bool = False
+) -> list[Form]:
     m = case.clarification
     if m is None:
         return []
-    path = f"/clarifications/{case.case_id}"
+    path = f"/clarifications/{seg(case.case_id)}"
     state = m["state"]
     content = m.get("content") or {}
     forms: list[Form] = []
@@ -458,9 +520,8 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                     danger=True,
                 )
             )
-        if state in ("started", "assessed", "sent_back", "returned_by_head", "re_reviewed") and content.get(
-            "state"
-        ) in (None, "none", "returned", "drafted"):
+        # The 澄清内容 is drafted (again) until it is approved, at any step before the clarification.
+        if state in WITHDRAWABLE and content.get("state") in (None, "none", "returned", "drafted"):
             wording = content_wording(m)
             forms.append(
                 Form(
@@ -470,15 +531,16 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                     f"{path}/content",
                     [_on("drafted_on", "拟定日期")]
                     + [
-                        Input(f"points.{aid}", f"澄清内容 {aid}", "textarea", max_length=1800)
+                        Input(f"points.{aid}", f"澄清内容 {aid}", "textarea", max_length=WORDING_MAX)
                         for aid in wording
                     ],
                     values={f"points.{aid}": text for aid, text in wording.items()},
+                    aliases=tuple((rf"points\.{i}(\..*)?", f"points.{aid}") for i, aid in enumerate(wording)),
                     note="只写明经核查失实的问题，不作整体评价；不得引用检举控告原文或透露检举人信息。",
                     build=_points,
                 )
             )
-        if state in ("started", "sent_back", "returned_by_head"):
+        if state == "started":
             forms.append(
                 Form(
                     "assess",
@@ -489,9 +551,10 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                         _on("assessed_on", "评估日期"),
                         Input(
                             "bad_effects",
-                            "造成的不良影响（正面清单）",
+                            "造成的不良影响（正面清单；均未勾选即不予澄清）",
                             "checkboxes",
                             options(BAD_EFFECT_NAMES),
+                            required=False,
                         ),
                         Input(
                             "effect_only_from_interviews",
@@ -499,13 +562,19 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
                             "checkbox",
                         ),
                         Input("other_reason", "其他确有必要澄清的理由", "textarea", required=False),
-                        Input("proposed_forms", "拟澄清方式", "checkboxes", options(FORM_NAMES)),
+                        Input(
+                            "proposed_forms",
+                            "拟澄清方式（书面澄清总是包含）",
+                            "checkboxes",
+                            options(FORM_NAMES),
+                            required=False,
+                        ),
                         Input("proposed_scope", "拟通报范围", "text", required=False, max_length=500),
                     ],
                     values={"proposed_forms": ["written_notice"]},
                 )
             )
-        if state in ("started", "assessed", "sent_back", "returned_by_head", "re_reviewed", "approved"):
+        if state in WITHDRAWABLE:
             forms.append(
                 Form(
                     "withdraw",
@@ -614,7 +683,8 @@ def clarification_forms(case: Case, role: str, user_id: str, *, today: date) -> 
         and has_step(m, "acknowledged")
     ):
         forms.append(Form("file", "备案", "clarification", f"{path}/file", [_on("filed_on", "备案日期")]))
-    if role == "head" and state == "re_reviewed":
+    city_cadre = (m.get("person") or {}).get("cadre_level") == "city"
+    if role == "head" and state == "re_reviewed" and (city_head or not city_cadre):
         forms.append(
             Form(
                 "approve",
@@ -659,7 +729,7 @@ def _signed_by(matter: dict[str, Any], user_id: str) -> bool:
     for s in _steps(matter):
         if s["step"] == "re_review_signed":
             current.add(str(s.get("by")))
-        elif s["step"] in ("re_reviewed", "assessed", "returned_by_head", "revised", "started"):
+        elif s["step"] in ("re_reviewed", "assessed", "returned_by_head", "outcome_revised", "started"):
             current = set()
     return user_id in current
 
@@ -685,7 +755,7 @@ def forms_for(case: Case, role: str, user_id: str, *, city_head: bool, today: da
     forms = [
         *intake_forms(case, role),
         *review_forms(case, role, city_head=city_head),
-        *clarification_forms(case, role, user_id, today=today),
+        *clarification_forms(case, role, user_id, today=today, city_head=city_head),
         *visit_forms(case, role),
     ]
     for f in forms:
@@ -706,7 +776,7 @@ def visit_forms(case: Case, role: str) -> list[Form]:
             f"visit-{v['visit_id']}",
             f"记录回访{who.get(v['visit_with'], '')}（应于 {v['due_on']} 前）",
             "archive",
-            f"/visits/{v['visit_id']}/record",
+            f"/visits/{seg(v['visit_id'])}/record",
             [
                 _on("visited_on", "回访日期"),
                 Input("state_of_mind", "思想状况", "textarea"),
@@ -749,7 +819,8 @@ def register_form(jurisdictions: list[tuple[str, str]]) -> Form:
         aliases=(
             (r"subjects\.0\.(\w+)", r"subject.\1"),
             (r"subjects(\.0)?", "subject.name"),
-            (r"reporter(\.\w+)?", "reporter.name"),
+            (r"reporter\.(\w+)", r"reporter.\1"),
+            (r"reporter", "reporter.name"),
             (r"allegations.*", "allegation.1"),
             (r"summary", "allegation.1"),
         ),

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import functools
 import io
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,12 +23,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from console import labels
-from console.actions import Case, Form, forms_for, parse, register_form
-from console.backend import CALLS, Backend, Problem
+from console.actions import Case, Form, forms_for, identifier, parse, register_form, seg
+from console.backend import AWAY, CALLS, Backend, Problem
 from console.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same
 from console.settings import ConsoleSettings
 from console.statistics import FIGURES, quarter_of_day, statistics_rows, xlsx_of
 from console.tasks import TaskList
+from services.archive.api import READ_NOTICES, READ_STATISTICS
 from shared.envelope import CITY, JURISDICTIONS
 from shared.events.common import ROLE_NAMES
 from shared.settings import ServiceSettings
@@ -35,6 +37,8 @@ from shared.settings import ServiceSettings
 HERE = Path(__file__).parent
 VENDOR = HERE / "static" / "vendor"
 SERVICES = ("intake", "review", "clarification", "archive")
+STATISTICS_READERS = READ_STATISTICS
+NOTICE_READERS = READ_NOTICES
 SECURITY_HEADERS = {
     # Everything from the console itself: no script, style, font or frame from anywhere else.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'self'; "
@@ -57,11 +61,6 @@ class Missing(Exception):
     """A page of something that is not there or not this user's: one 404 page for both."""
 
 
-def seg(value: str) -> str:
-    """One path segment, every character that could end it or climb out of it escaped."""
-    return quote(value, safe="")
-
-
 def today() -> date:
     return date.today()
 
@@ -81,7 +80,13 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     app.state.backend = backend
     app.state.sessions = sessions
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.globals.update(labels=labels, ROLE_NAMES=ROLE_NAMES, JURISDICTIONS=JURISDICTIONS)
+    templates.env.globals.update(
+        labels=labels,
+        ROLE_NAMES=ROLE_NAMES,
+        JURISDICTIONS=JURISDICTIONS,
+        STATISTICS_READERS=STATISTICS_READERS,
+        NOTICE_READERS=NOTICE_READERS,
+    )
     templates.env.filters["cn_date"] = labels.cn_date
     app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
 
@@ -90,11 +95,12 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
         ) -> Response:
             counter = [0]
-            token = CALLS.set(counter)
+            token, away = CALLS.set(counter), AWAY.set(set())
             try:
                 response = await call_next(request)
             finally:
                 CALLS.reset(token)
+                AWAY.reset(away)
             # What the page cost the services, for the load test (a count, no data).
             response.headers["X-Zm-Backend-Calls"] = str(counter[0])
             for k, v in SECURITY_HEADERS.items():
@@ -108,8 +114,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     def page(
         request: Request, name: str, session: Session | None, status: int = 200, **context: Any
     ) -> HTMLResponse:
+        away = sorted(AWAY.get() or ())
         return templates.TemplateResponse(
-            request, name, {"session": session, "today": today(), **context}, status_code=status
+            request, name, {"session": session, "today": today(), "away": away, **context}, status_code=status
         )
 
     def current(request: Request) -> Session:
@@ -141,7 +148,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
 
     @app.exception_handler(NotLoggedIn)
     async def _login_first(request: Request, _: NotLoggedIn) -> Response:
-        target = seg(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
         if request.method != "GET":
             target = "/"
         return RedirectResponse(f"/login?next={target}", status_code=303)
@@ -188,7 +195,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     # -- login
 
     @app.get("/login", response_class=HTMLResponse)
-    async def login_page(request: Request, next: str = "/", expired: int = 0) -> Response:
+    async def login_page(request: Request, next: str = "/", expired: str = "") -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
             request,
@@ -226,6 +233,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
                 else:
                     errors["form"] = p.field_messages().get("role") or p.detail_zh
             else:
+                sessions.close(request.cookies.get(SESSION_COOKIE))  # no session outlives a new login
                 session_id, _ = sessions.open(issued)
                 done = RedirectResponse(target, status_code=303)
                 cookie(done, SESSION_COOKIE, session_id)
@@ -307,6 +315,8 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             _case(backend, session, case_id), _timeline(backend, session, case_id)
         )
         if case.jurisdiction is None:
+            if AWAY.get():
+                raise Problem(503, "service_unavailable", "相关系统暂时无法访问，请稍后再试")
             raise Missing
         forms = forms_for(
             case, session.role, session.user_id, city_head=CITY in session.jurisdictions, today=today()
@@ -463,7 +473,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.get("/statistics", response_class=HTMLResponse)
     async def statistics(request: Request, quarter: str = "") -> Response:
         session = current(request)
-        quarter = quarter or quarter_of_day(today())
+        quarter = _quarter(session, quarter)
         report = await _statistics(backend, session, quarter)
         rows = statistics_rows(report, session.jurisdictions)
         return page(
@@ -475,7 +485,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         session = current(request)
         if fmt not in ("csv", "xlsx"):
             raise Missing
-        quarter = quarter or quarter_of_day(today())
+        quarter = _quarter(session, quarter)
         rows = statistics_rows(await _statistics(backend, session, quarter), session.jurisdictions)
         header = ["辖区", *(label for _, label in FIGURES), "保护党员干部担当干事激情指数"]
         table = [[r["name"], *(r["figures"].get(k, 0) for k, _ in FIGURES), r["indicator"]] for r in rows]
@@ -500,6 +510,8 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.get("/notices", response_class=HTMLResponse)
     async def notices(request: Request) -> Response:
         session = current(request)
+        if session.role not in NOTICE_READERS:
+            raise Missing
         found = await asyncio.gather(
             *(
                 backend.get_or_none(session.token, "archive", "/notices", {"jurisdiction": j})
@@ -537,11 +549,11 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         )
         rows = []
         for service, states in zip(SERVICES, consumers, strict=True):
-            if isinstance(states, BaseException):
-                detail = states.detail_zh if isinstance(states, Problem) else type(states).__name__
+            if isinstance(states, BaseException) or not isinstance(states, list):
+                detail = states.detail_zh if isinstance(states, Problem) else "服务没有给出消费者情况"
                 rows.append({"service": service, "error": detail})
                 continue
-            rows += [{"service": service, **c} for c in states]
+            rows += [{"service": service, **c} for c in states if isinstance(c, dict)]
         return page(
             request,
             "operations.html",
@@ -551,6 +563,16 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         )
 
     return app
+
+
+QUARTER = re.compile(r"^\d{4}Q[1-4]$")
+
+
+def _quarter(session: Session, quarter: str) -> str:
+    """The quarter asked for (this one by default); a page only for roles that read statistics."""
+    if session.role not in STATISTICS_READERS or (quarter and not QUARTER.match(quarter)):
+        raise Missing
+    return quarter or quarter_of_day(today())
 
 
 def _local(target: str) -> str:
@@ -575,7 +597,7 @@ def _target_of(form: Form, answer: Any) -> str:
 
 
 async def _case(backend: Backend, session: Session, case_id: str) -> Case:
-    if not case_id or len(case_id) > 100 or "/" in case_id:
+    if not identifier(case_id):
         return Case(case_id)
     key = seg(case_id)
     report, verification, clarification = await backend.gather(

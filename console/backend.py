@@ -58,6 +58,8 @@ UNAVAILABLE = "服务暂时无法访问，请稍后再试"
 
 CALLS: ContextVar[list[int] | None] = ContextVar("console_backend_calls", default=None)
 """The calls to the services made for the request being served (the page's cost, in a header)."""
+AWAY: ContextVar[set[str] | None] = ContextVar("console_services_away", default=None)
+"""The services that did not answer a read of the request being served (the page says so)."""
 
 
 class Backend:
@@ -84,11 +86,18 @@ class Backend:
     async def get_or_none(
         self, token: str, service: str, path: str, params: dict[str, Any] | None = None
     ) -> Any:
-        """The resource, or None when the service answers 404 (absent, or not the user's to see)."""
+        """The resource, or None when the service answers 404 (absent, or not the user's to see),
+        or does not answer at all: the page shows what the other services said, and names this one
+        as away (the user's session expiring, 401, still ends the page)."""
         try:
             return await self.get(token, service, path, params)
         except Problem as p:
             if p.status in (403, 404):
+                return None
+            if p.status >= 500 or p.status == 429:
+                away = AWAY.get()
+                if away is not None:
+                    away.add(service)
                 return None
             raise
 

@@ -10,10 +10,9 @@ from datetime import date
 from typing import Any
 
 from console.actions import RE_REVIEW_OFFICES, RE_REVIEW_OPEN, has_step, signed_offices
-from console.backend import Backend, Problem
+from console.backend import Backend
 from console.session import Session
 from services.intake.domain import disposition_due
-from shared.workdays import add_working_days
 
 DETAIL_LIMIT = 60
 """At most this many matters are read one by one for a list (signatures, 澄清内容, feedback)."""
@@ -59,12 +58,9 @@ class TaskList:
         self.today = today
 
     async def _get(self, service: str, path: str, **params: Any) -> Any:
-        try:
-            return await self.b.get(self.s.token, service, path, params)
-        except Problem as p:
-            if p.status in (403, 404):
-                return []
-            raise
+        """A list (or view) of a service; empty when it is not the user's or the service is away
+        (the page then names the service that did not answer)."""
+        return await self.b.get_or_none(self.s.token, service, path, params) or []
 
     async def collect(self) -> list[Task]:
         role = self.s.role
@@ -90,7 +86,14 @@ class TaskList:
 
     async def _reports(self, j: str) -> list[Task]:
         out = []
-        for r in await self._get("intake", "/reports", jurisdiction=j):
+        # By state: the reports still to dispose of, however many the jurisdiction holds in all.
+        lists = await asyncio.gather(
+            *(
+                self._get("intake", "/reports", jurisdiction=j, state=s)
+                for s in ("received", "logged", "accepted")
+            )
+        )
+        for r in (r for rows in lists for r in rows):
             state, about = r["state"], _about(r)
             if state == "received":
                 out.append(Task("登记", r["report_id"], about, j, _d(r["received_on"]), _d(r["received_on"])))
@@ -120,7 +123,7 @@ class TaskList:
                     what = "补充核查并办结" if v["state"] == "reopened" else "认定问题并办结"
                     out.append(Task(what, v["case_id"], about, j, None, opened))
                 for o in v.get("objections") or []:
-                    if not o.get("examined"):
+                    if o.get("examined_on") is None:
                         out.append(
                             Task("复查检举人异议", v["case_id"], about, j, None, _d(o.get("lodged_on")))
                         )
@@ -150,9 +153,8 @@ class TaskList:
                     )
                 elif state == "performed":
                     performed = _d(m.get("performed_on"))
-                    due = add_working_days(performed, 5) if performed else None
-                    out.append(Task("反馈单位、告知本人", case_id, about, j, due, performed))
-            if role == "head" and state == "re_reviewed":
+                    out.append(Task("反馈单位、告知本人", case_id, about, j, None, performed))
+            if role == "head" and state == "re_reviewed" and self._approves(m):
                 out.append(Task("审批澄清", case_id, about, j, None, _d(m.get("added_on"))))
             needs_detail = (
                 (role in RE_REVIEW_OFFICES and state in RE_REVIEW_OPEN)
@@ -189,6 +191,11 @@ class TaskList:
             ):
                 out.append(Task("备案", case_id, about, j, None, _d(view.get("performed_on"))))
         return out
+
+    def _approves(self, matter: dict[str, Any]) -> bool:
+        """A city-managed cadre's clarification is the city head's to approve."""
+        city_cadre = (matter.get("person") or {}).get("cadre_level") == "city"
+        return not city_cadre or "331100" in self.s.jurisdictions
 
     async def _visits(self, j: str) -> list[Task]:
         found = await self._get("archive", "/visits/overdue", jurisdiction=j, as_of=self.today.isoformat())

@@ -45,9 +45,9 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
     probe = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False, **kafka.client_options()
     )
-    await admin.start()
-    await probe.start()
     try:
+        await admin.start()
+        await probe.start()
         topics = set(await admin.list_topics())
         out = []
         for c in runtime.consumers:
@@ -83,6 +83,7 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
             )
         return out
     finally:
+        # Either may not have started: stopping a client that never started is harmless.
         await probe.stop()
         await admin.close()
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from console.actions import Case, forms_for, parse, register_form, signed_offices
+from console.actions import Case, forms_for, identifier, parse, register_form, seg, signed_offices
 from console.app import _local, build_console
 from console.session import Sessions, same
 from console.settings import ConsoleSettings
@@ -55,8 +55,16 @@ def test_a_choice_outside_the_rules_options_is_refused() -> None:
     assess = form_of(case, "handling_department", "assess")
     data = {"assessed_on": ["2023-03-01"], "bad_effects": ["made_up"], "proposed_forms": ["written_notice"]}
     assert parse(assess, data)[1] == {"bad_effects": "请从列出的选项中选择"}
-    data["bad_effects"] = []
-    assert parse(assess, data)[1] == {"bad_effects": "请至少选择一项造成的不良影响（正面清单）"}
+    data["bad_effects"] = []  # no bad effect: the service records the refusal, with its reason
+    assert parse(assess, data) == (
+        {
+            "assessed_on": "2023-03-01",
+            "bad_effects": [],
+            "effect_only_from_interviews": False,
+            "proposed_forms": ["written_notice"],
+        },
+        {},
+    )
     data["bad_effects"] = ["repeated_reports", "wide_spread"]
     body, errors = parse(assess, data)
     assert not errors
@@ -126,9 +134,29 @@ def test_an_office_that_signed_the_re_review_is_not_asked_again() -> None:
     assert form_of(case, "case_trial", "re-review", "ct-1") is not None
     # The same person may not sign for a second office either.
     assert form_of(case, "case_management", "re-review", "lo-1") is None
-    # A new re-review (after the matter came back) asks every office again.
-    again = Case("c", clarification=matter("sent_back", [*steps, {"step": "re_reviewed", "by": "x"}]))
-    assert form_of(again, "letters_office", "re-review", "lo-1") is not None
+    # A new re-review (after the matter came back, or a revised conclusion) asks every office again.
+    for reset in ("re_reviewed", "outcome_revised"):
+        again = Case("c", clarification=matter("sent_back", [*steps, {"step": reset, "by": "x"}]))
+        assert form_of(again, "letters_office", "re-review", "lo-1") is not None
+
+
+def test_a_city_managed_cadres_clarification_is_offered_to_the_city_head_only() -> None:
+    m = matter("re_reviewed")
+    m["person"]["cadre_level"] = "city"
+    case = Case("c", clarification=m)
+    county = {f.key for f in forms_for(case, "head", "h", city_head=False, today=TODAY)}
+    city = {f.key for f in forms_for(case, "head", "h", city_head=True, today=TODAY)}
+    assert "approve" not in county and "approve" in city
+
+
+def test_ids_in_a_services_path_are_one_segment_each() -> None:
+    case = Case("331122-2023-000001", report={"jurisdiction": "331122", "state": "received"})
+    assert form_of(case, "letters_office", "log").path == "/reports/331122-2023-000001/log"
+    assert seg("a/b?c#d") == "a%2Fb%3Fc%23d"
+    for dots in (".", ".."):
+        with pytest.raises(ValueError):
+            seg(dots)
+    assert identifier("331122-2023-000001-2") and not identifier("..") and not identifier("a/b")
 
 
 def test_overdue_tasks_come_first() -> None:
