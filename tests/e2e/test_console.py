@@ -278,7 +278,9 @@ async def test_an_officer_logs_in_and_out_with_the_keyboard_only(browser: Browse
     page = await context.new_page()
     try:
         await page.goto(base() + "/login")
-        await page.keyboard.type(f"case_trial-{J}")  # the user id field has the focus
+        # The user id field takes the focus by itself (autofocus) once the page is there.
+        await page.wait_for_function("document.activeElement && document.activeElement.id === 'user_id'")
+        await page.keyboard.type(f"case_trial-{J}")
         await page.keyboard.press("Tab")
         await page.keyboard.type(PASSWORD)
         async with page.expect_navigation():

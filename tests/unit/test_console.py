@@ -236,5 +236,5 @@ async def test_a_service_that_does_not_answer_is_said_in_chinese_not_a_500(
 
 
 def test_settings_name_where_each_service_answers() -> None:
-    urls = ConsoleSettings(review_url="http://review:8102/").service_urls(ServiceSettings())
+    urls = ConsoleSettings(review_url="http://review:8102/").service_urls(ServiceSettings(intake_port=8101))
     assert urls["review"] == "http://review:8102" and urls["intake"] == "http://127.0.0.1:8101"
