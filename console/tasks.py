@@ -12,7 +12,9 @@ from typing import Any
 from console.actions import RE_REVIEW_OFFICES, RE_REVIEW_OPEN, has_step, signed_offices
 from console.backend import Backend
 from console.session import Session
+from services.clarification.domain import WITHDRAWABLE
 from services.intake.domain import disposition_due
+from shared.envelope import CITY
 
 DETAIL_LIMIT = 60
 """At most this many matters are read one by one for a list (signatures, 澄清内容, feedback)."""
@@ -65,7 +67,7 @@ class TaskList:
     async def collect(self) -> list[Task]:
         role = self.s.role
         places = sorted(self.s.jurisdictions)
-        found = await asyncio.gather(*(self._for(role, j) for j in places))
+        found = await asyncio.gather(*(self._for(role, j) for j in places), self._city_approvals())
         tasks = [t for part in found for t in part]
         far = date.max
         return sorted(tasks, key=lambda t: (not t.overdue(self.today), t.due or far, t.case_id))
@@ -127,11 +129,8 @@ class TaskList:
                         out.append(
                             Task("复查检举人异议", v["case_id"], about, j, None, _d(o.get("lodged_on")))
                         )
-            if role == "head":
-                if v["state"] == "proposed":
-                    out.append(Task("审批处置方式", v["case_id"], about, j, None, opened))
-                if v.get("false_accusation_proposals") and "331100" in self.s.jurisdictions:
-                    out.append(Task("审批诬告陷害认定（市级）", v["case_id"], about, j, None, opened))
+            if role == "head" and v["state"] == "proposed":
+                out.append(Task("审批处置方式", v["case_id"], about, j, None, opened))
         return out
 
     async def _clarifications(self, j: str, role: str) -> list[Task]:
@@ -145,8 +144,12 @@ class TaskList:
                     out.append(
                         Task("启动澄清（征求本人意见）", case_id, about, j, None, _d(m.get("added_on")))
                     )
-                elif state in ("started", "sent_back", "returned_by_head"):
+                elif state == "started":
                     out.append(Task("拟定澄清内容、评估", case_id, about, j, None, _d(m.get("added_on"))))
+                elif state in ("sent_back", "returned_by_head"):
+                    out.append(
+                        Task("按退回意见完善，重新复核", case_id, about, j, None, _d(m.get("added_on")))
+                    )
                 elif state == "approved":
                     out.append(
                         Task("实施澄清", case_id, about, j, _d(m.get("clarify_by")), _d(m.get("approved_on")))
@@ -158,9 +161,7 @@ class TaskList:
                 out.append(Task("审批澄清", case_id, about, j, None, _d(m.get("added_on"))))
             needs_detail = (
                 (role in RE_REVIEW_OFFICES and state in RE_REVIEW_OPEN)
-                or (
-                    role == "case_trial" and state in ("started", "assessed", "sent_back", "returned_by_head")
-                )
+                or (role == "case_trial" and state in WITHDRAWABLE)
                 or (role == "case_management" and state == "performed")
             )
             if needs_detail:
@@ -192,10 +193,26 @@ class TaskList:
                 out.append(Task("备案", case_id, about, j, None, _d(view.get("performed_on"))))
         return out
 
+    async def _city_approvals(self) -> list[Task]:
+        """诬告陷害 proposed in any county, for the city's head (市级以上审批)."""
+        if self.s.role != "head" or CITY not in self.s.jurisdictions:
+            return []
+        return [
+            Task(
+                "审批诬告陷害认定（市级）",
+                v["case_id"],
+                _about(v),
+                v["jurisdiction"],
+                None,
+                _d(v.get("opened_on")),
+            )
+            for v in await self._get("review", "/false-accusations/awaiting-approval")
+        ]
+
     def _approves(self, matter: dict[str, Any]) -> bool:
         """A city-managed cadre's clarification is the city head's to approve."""
         city_cadre = (matter.get("person") or {}).get("cadre_level") == "city"
-        return not city_cadre or "331100" in self.s.jurisdictions
+        return not city_cadre or CITY in self.s.jurisdictions
 
     async def _visits(self, j: str) -> list[Task]:
         found = await self._get("archive", "/visits/overdue", jurisdiction=j, as_of=self.today.isoformat())

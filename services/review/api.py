@@ -394,6 +394,19 @@ def build_api(runtime: Runtime) -> FastAPI:
         return [_view(r) for r in rows]
 
     @app.get(
+        "/false-accusations/awaiting-approval",
+        summary="Verifications with a 诬告陷害 awaiting a city head's approval (市级审批), in every county"
+        " the caller reaches: the city head's to decide",
+        response_model=list[VerificationView],
+    )
+    async def awaiting_approval(
+        principal: Annotated[Principal, Depends(require(*READERS))],
+    ) -> list[VerificationView]:
+        async with runtime.pool.acquire() as conn:
+            rows = await projections.awaiting_false_accusation_approval(conn)
+        return [_view(r) for r in rows if reaches(principal, r["jurisdiction"], false_accusation=True)]
+
+    @app.get(
         "/false-accusations",
         summary="Suspected false accusations (诬告陷害) referred for punishment",
         response_model=list[FalseAccusationView],

@@ -227,6 +227,15 @@ async def verifications(
     return [dict(r) for r in rows]
 
 
+async def awaiting_false_accusation_approval(conn: Conn) -> list[dict[str, Any]]:
+    """Verifications of every jurisdiction with a 诬告陷害 proposed and not yet decided."""
+    rows = await conn.fetch(
+        f"SELECT {_VERIFICATION_COLUMNS}{_OBJECTIONS_COLUMN} FROM verifications"
+        " WHERE false_accusation_proposals <> '{}'::jsonb ORDER BY jurisdiction, opened_on, case_id"
+    )
+    return [dict(r) for r in rows]
+
+
 async def sweep_candidates(conn: Conn, jurisdiction: str, start: date, end: date) -> list[str]:
     """Verifications of `jurisdiction` concluded eligible between `start` and `end` (inclusive)."""
     rows = await conn.fetch(

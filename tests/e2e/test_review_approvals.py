@@ -146,8 +146,19 @@ async def test_a_county_head_cannot_approve_a_false_accusation_and_the_city_head
     )
     assert department.status_code == 403
 
+    # What waits for the city's head (a head holding the city only): the county's proposal.
+    path = "/false-accusations/awaiting-approval"
+    awaiting = await client.ok("GET", "review", path, role="head", jurisdiction=f"{CITY}+{CITY}")
+    assert case_id in {v["case_id"] for v in awaiting}
+    elsewhere = "331122" if J != "331122" else "331121"
+    assert case_id not in {
+        v["case_id"] for v in await client.ok("GET", "review", path, role="head", jurisdiction=elsewhere)
+    }
+
     approved = await driver.case.approve_false_accusation(J, case_id, allegation, day(4, 22))
     assert approved["recorded"] == ["FindingRecorded", "FalseAccusationReferred"]
+    awaiting = await client.ok("GET", "review", path, role="head", jurisdiction=f"{CITY}+{CITY}")
+    assert case_id not in {v["case_id"] for v in awaiting}
     referred = await client.ok(
         "GET",
         "review",
