@@ -67,7 +67,7 @@ class TaskList:
     async def collect(self) -> list[Task]:
         role = self.s.role
         places = sorted(self.s.jurisdictions)
-        found = await asyncio.gather(*(self._for(role, j) for j in places), self._city_approvals())
+        found = await asyncio.gather(*(self._for(role, j) for j in places), self._approvals())
         tasks = [t for part in found for t in part]
         far = date.max
         return sorted(tasks, key=lambda t: (not t.overdue(self.today), t.due or far, t.case_id))
@@ -80,7 +80,7 @@ class TaskList:
             parts += await asyncio.gather(self._verifications(j, role), self._visits(j))
         if role == "head":
             parts.append(await self._verifications(j, role))
-        if role in ("handling_department", "case_trial", "case_management", "head", "letters_office"):
+        if role in ("handling_department", "case_trial", "case_management", "letters_office"):
             parts.append(await self._clarifications(j, role))
         if role == "case_management":
             parts.append(await self._visits(j))
@@ -157,8 +157,6 @@ class TaskList:
                 elif state == "performed":
                     performed = _d(m.get("performed_on"))
                     out.append(Task("反馈单位、告知本人", case_id, about, j, None, performed))
-            if role == "head" and state == "re_reviewed" and self._approves(m):
-                out.append(Task("审批澄清", case_id, about, j, None, _d(m.get("added_on"))))
             needs_detail = (
                 (role in RE_REVIEW_OFFICES and state in RE_REVIEW_OPEN)
                 or (role == "case_trial" and state in WITHDRAWABLE)
@@ -193,26 +191,23 @@ class TaskList:
                 out.append(Task("备案", case_id, about, j, None, _d(view.get("performed_on"))))
         return out
 
-    async def _city_approvals(self) -> list[Task]:
-        """诬告陷害 proposed in any county, for the city's head (市级以上审批)."""
-        if self.s.role != "head" or CITY not in self.s.jurisdictions:
+    async def _approvals(self) -> list[Task]:
+        """What a head approves wherever it is: the clarifications that are theirs to approve (the
+        city's head: every county's city-managed cadres) and, for the city's head, every county's
+        诬告陷害 (市级以上审批)."""
+        if self.s.role != "head":
             return []
-        return [
-            Task(
-                "审批诬告陷害认定（市级）",
-                v["case_id"],
-                _about(v),
-                v["jurisdiction"],
-                None,
-                _d(v.get("opened_on")),
-            )
-            for v in await self._get("review", "/false-accusations/awaiting-approval")
+        out = [
+            Task("审批澄清", m["case_id"], _about(m), m["jurisdiction"], None, _d(m.get("added_on")))
+            for m in await self._get("clarification", "/clarifications/awaiting-approval")
         ]
-
-    def _approves(self, matter: dict[str, Any]) -> bool:
-        """A city-managed cadre's clarification is the city head's to approve."""
-        city_cadre = (matter.get("person") or {}).get("cadre_level") == "city"
-        return not city_cadre or CITY in self.s.jurisdictions
+        if CITY in self.s.jurisdictions:
+            for v in await self._get("review", "/false-accusations/awaiting-approval"):
+                opened = _d(v.get("opened_on"))
+                out.append(
+                    Task("审批诬告陷害认定（市级）", v["case_id"], _about(v), v["jurisdiction"], None, opened)
+                )
+        return out
 
     async def _visits(self, j: str) -> list[Task]:
         found = await self._get("archive", "/visits/overdue", jurisdiction=j, as_of=self.today.isoformat())

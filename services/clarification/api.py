@@ -32,7 +32,13 @@ from services.clarification.commands import (
     Withdraw,
 )
 from services.clarification.documents import Layout
-from services.clarification.domain import CONTENT_STATE_NAMES, Clarification, State, reaches
+from services.clarification.domain import (
+    CONTENT_STATE_NAMES,
+    Clarification,
+    State,
+    reaches,
+    required_level,
+)
 from services.clarification.formats import MEDIA_TYPES, Format, content_disposition
 from services.clarification.formats import render as render_format
 from services.clarification.handlers import answer
@@ -271,6 +277,23 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
         check_jurisdiction(principal, jurisdiction)
         async with runtime.pool.acquire() as conn:
             return await projections.clarifications(conn, jurisdiction, state)
+
+    @app.get(
+        "/clarifications/awaiting-approval",
+        summary="Re-reviewed matters the caller, a head, is the one to approve (审批): their own"
+        " jurisdictions' county-managed cadres, and for the city's head every county's city-managed ones",
+    )
+    async def awaiting_approval(
+        principal: Annotated[Principal, Depends(require("head"))],
+    ) -> list[dict[str, Any]]:
+        async with runtime.pool.acquire() as conn:
+            rows = await projections.in_state(conn, "re_reviewed")
+        return [
+            r
+            for r in rows
+            if reaches(principal, r["jurisdiction"], cadre_level(r))
+            and required_level(cadre_level(r) or "county", r["jurisdiction"]) in principal.jurisdictions
+        ]
 
     @app.get("/overdue", summary="Approved matters not clarified within 5 working days of approval")
     async def overdue(

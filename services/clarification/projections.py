@@ -378,6 +378,12 @@ async def clarifications(conn: Conn, jurisdiction: str, state: str | None) -> li
     return [_summary(r) for r in rows]
 
 
+async def in_state(conn: Conn, state: str) -> list[dict[str, Any]]:
+    """Matters of every jurisdiction in one state (the callers filter what they may see)."""
+    rows = await conn.fetch("SELECT * FROM clarifications WHERE state = $1 ORDER BY case_id", state)
+    return [_summary(r) for r in rows]
+
+
 async def clarification(conn: Conn, case_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow("SELECT * FROM clarifications WHERE case_id = $1", case_id)
     if row is None:

@@ -770,6 +770,12 @@ async def test_approval_follows_cadre_management_authority(
         404,
         "not_found",
     )
+    # What waits for each head: the city's, the city-managed cadre; the county's, the county's own.
+    waiting = await ok(await client.get("/clarifications/awaiting-approval", headers=city_only))
+    assert city_case in {m["case_id"] for m in waiting} and county_case not in {m["case_id"] for m in waiting}
+    county_head = auth("head", J, user=f"head-{J}")
+    waiting = await ok(await client.get("/clarifications/awaiting-approval", headers=county_head))
+    assert county_case in {m["case_id"] for m in waiting} and city_case not in {m["case_id"] for m in waiting}
     form = await client.get(
         f"/clarifications/{city_case}/documents/{city_case}-approval_form", headers=city_only
     )
