@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from console import labels
-from console.actions import Case, Form, forms_for, identifier, parse, register_form, seg
+from console.actions import VISITORS, Case, Form, forms_for, identifier, parse, register_form, seg
 from console.backend import AWAY, CALLS, Backend, Problem
 from console.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same
 from console.settings import ConsoleSettings
@@ -607,7 +607,12 @@ async def _case(backend: Backend, session: Session, case_id: str) -> Case:
     )
     visits: list[dict[str, Any]] = []
     person = (clarification or {}).get("person") or {}
-    if person.get("subject_id") and (clarification or {}).get("state") in ("performed", "filed"):
+    # The visits are read for those who record them (the file is theirs to read).
+    if (
+        session.role in VISITORS
+        and person.get("subject_id")
+        and (clarification or {}).get("state") in ("performed", "filed")
+    ):
         found = await backend.get_or_none(
             session.token, "archive", f"/files/{seg(str(person['subject_id']))}"
         )
