@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from console.actions import RE_REVIEW_OFFICES, RE_REVIEW_OPEN, has_step, signed_offices
@@ -16,6 +16,8 @@ from services.clarification.domain import WITHDRAWABLE
 from services.intake.domain import disposition_due
 from shared.envelope import CITY
 
+VISITS_AHEAD = 14
+"""Return visits show in 待办 this many days before they fall due."""
 DETAIL_LIMIT = 60
 """At most this many matters are read one by one for a list (signatures, 澄清内容, feedback)."""
 
@@ -210,7 +212,9 @@ class TaskList:
         return out
 
     async def _visits(self, j: str) -> list[Task]:
-        found = await self._get("archive", "/visits/overdue", jurisdiction=j, as_of=self.today.isoformat())
+        """Return visits due within VISITS_AHEAD days or overdue, not yet recorded."""
+        ahead = (self.today + timedelta(days=VISITS_AHEAD)).isoformat()
+        found = await self._get("archive", "/visits/overdue", jurisdiction=j, as_of=ahead)
         rows = found.get("visits", []) if isinstance(found, dict) else []
         who = {"person": "回访本人", "unit": "回访所在单位"}
         return [Task(who.get(v["visit_with"], "回访"), v["case_id"], "", j, _d(v["due_on"])) for v in rows]
