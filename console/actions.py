@@ -45,11 +45,15 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 IDENTIFIER = re.compile(r"^[\w.-]{1,100}$")
 
 
+class NotASegment(ValueError):
+    """An id that cannot be one path segment of a service's URL (the page is a 404)."""
+
+
 def seg(value: str) -> str:
     """One path segment of a service's URL, every character that could end it escaped; a dot
     segment (`.`, `..`), which a URL resolves, is refused."""
     if value in (".", "..") or not value:
-        raise ValueError(f"not a path segment: {value!r}")
+        raise NotASegment(f"not a path segment: {value!r}")
     return quote(value, safe="")
 
 

@@ -23,7 +23,17 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from console import labels
-from console.actions import VISITORS, Case, Form, forms_for, identifier, parse, register_form, seg
+from console.actions import (
+    VISITORS,
+    Case,
+    Form,
+    NotASegment,
+    forms_for,
+    identifier,
+    parse,
+    register_form,
+    seg,
+)
 from console.backend import AWAY, CALLS, Backend, Problem
 from console.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same
 from console.settings import ConsoleSettings
@@ -165,8 +175,9 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             message="表单已失效或来源不明（缺少有效的防伪令牌），请返回页面重新提交。",
         )
 
+    @app.exception_handler(NotASegment)
     @app.exception_handler(Missing)
-    async def _missing(request: Request, _: Missing) -> Response:
+    async def _missing(request: Request, _: Exception) -> Response:
         session = sessions.get(request.cookies.get(SESSION_COOKIE))
         return page(
             request, "error.html", session, 404, title="未找到", message="没有这个页面，或您无权查看。"
@@ -622,6 +633,8 @@ async def _case(backend: Backend, session: Session, case_id: str) -> Case:
 
 async def _timeline(backend: Backend, session: Session, case_id: str) -> list[dict[str, Any]]:
     """The case's events in all four services, in the order they were recorded."""
+    if not identifier(case_id):
+        return []
     found = await backend.gather(
         *(backend.get_or_none(session.token, s, f"/audit/cases/{seg(case_id)}/events") for s in SERVICES)
     )

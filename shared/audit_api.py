@@ -26,6 +26,8 @@ AUDIT_READERS = ("auditor", "letters_office", "handling_department", "case_trial
 reporter's identity in it is opened for the letters office only, masked for everyone else."""
 INTAKE_ROLE = "letters_office"
 _SEALED_KEYS = {"alg", "subject_id", "nonce", "ciphertext"}
+PSEUDONYMS = frozenset({"reporter_subject_id"})
+"""Fields that link a reporter's reports (intake shows them to the letters office only)."""
 
 
 async def unseal(value: Any, conn: Conn, runtime: Runtime, may_open: bool, path: str = "") -> Any:
@@ -43,7 +45,9 @@ async def unseal(value: Any, conn: Conn, runtime: Runtime, may_open: bool, path:
             except Exception:  # a field sealed under another binding: still never shown in clear
                 return {"masked": True}
         return {
-            k: await unseal(v, conn, runtime, may_open, f"{path}.{k}" if path else k)
+            k: {"masked": True}
+            if k in PSEUDONYMS and not may_open and v is not None
+            else await unseal(v, conn, runtime, may_open, f"{path}.{k}" if path else k)
             for k, v in value.items()
         }
     if isinstance(value, list):

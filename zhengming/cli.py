@@ -16,6 +16,7 @@ from rich.table import Table
 from shared import settings
 from shared.db import migrate as run_migrations
 from shared.db import service_migrations
+from shared.directory import OFFICER_ROLES
 from zhengming.audit_cli import audit_app
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
@@ -198,10 +199,7 @@ def token(
     user: Annotated[str, typer.Option(help="user id")],
     role: Annotated[
         str,
-        typer.Option(
-            help="letters_office, handling_department, case_trial, "
-            "case_management, head, organisation_department, auditor"
-        ),
+        typer.Option(help=", ".join(OFFICER_ROLES)),
     ],
     unit: Annotated[str, typer.Option(help="the user's unit")],
     jurisdiction: Annotated[list[str], typer.Option(help="granted jurisdiction (repeat)")],
@@ -226,15 +224,7 @@ def tokens(
     from shared.envelope import JURISDICTIONS
 
     name = JURISDICTIONS[jurisdiction]
-    for role in (
-        "letters_office",
-        "handling_department",
-        "case_trial",
-        "case_management",
-        "head",
-        "organisation_department",
-        "auditor",
-    ):
+    for role in OFFICER_ROLES:
         principal = Principal(
             user_id=f"{role}-{jurisdiction}",
             role=role,

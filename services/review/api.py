@@ -24,7 +24,7 @@ from services.review.commands import (
     RunSweep,
     SendBackHandling,
 )
-from services.review.domain import Verification, reaches
+from services.review.domain import FALSE_ACCUSATION_APPROVAL_LEVEL, Verification, reaches
 from shared.auth import Principal
 from shared.bounded import Identifier
 from shared.errors import NotFound
@@ -400,8 +400,10 @@ def build_api(runtime: Runtime) -> FastAPI:
         response_model=list[VerificationView],
     )
     async def awaiting_approval(
-        principal: Annotated[Principal, Depends(require(*READERS))],
+        principal: Annotated[Principal, Depends(require("head"))],
     ) -> list[VerificationView]:
+        if FALSE_ACCUSATION_APPROVAL_LEVEL not in principal.jurisdictions:
+            return []  # a county's head approves none of them
         async with runtime.pool.acquire() as conn:
             rows = await projections.awaiting_false_accusation_approval(conn)
         return [_view(r) for r in rows if reaches(principal, r["jurisdiction"], false_accusation=True)]

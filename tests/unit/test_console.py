@@ -238,3 +238,37 @@ async def test_a_service_that_does_not_answer_is_said_in_chinese_not_a_500(
 def test_settings_name_where_each_service_answers() -> None:
     urls = ConsoleSettings(review_url="http://review:8102/").service_urls(ServiceSettings(intake_port=8101))
     assert urls["review"] == "http://review:8102" and urls["intake"] == "http://127.0.0.1:8101"
+
+
+async def test_an_id_that_is_no_path_segment_is_a_404_not_a_500(console: httpx.AsyncClient) -> None:
+    app = console._transport.app  # type: ignore[attr-defined]
+    session_id, _ = app.state.sessions.open(
+        {
+            "access_token": "t",
+            "user_id": "u",
+            "role": "auditor",
+            "jurisdictions": ["331122"],
+            "expires_in": 600,
+        }
+    )
+    console.cookies.set("zm_session", session_id)
+    for path in ("/cases/%2E%2E", "/files/%2E%2E", "/cases/%2E%2E/documents/x.pdf", "/cases/%2E/documents/x"):
+        answer = await console.get(path)
+        assert answer.status_code == 404, path
+        assert "没有这个页面" in answer.text
+
+
+async def test_the_timeline_masks_the_reporters_pseudonym_for_all_but_the_letters_office() -> None:
+    from shared.audit_api import unseal
+
+    payload = {
+        "reporter_subject_id": "r-1f3a",
+        "reporter": {"alg": "x", "subject_id": "r-1f3a", "nonce": "n", "ciphertext": "c"},
+        "subjects": [{"name": "李四"}],
+    }
+    masked = await unseal(payload, None, None, False)  # type: ignore[arg-type]
+    assert masked == {
+        "reporter_subject_id": {"masked": True},
+        "reporter": {"masked": True},
+        "subjects": [{"name": "李四"}],
+    }
