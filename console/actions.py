@@ -20,6 +20,7 @@ from services.clarification.commands import WORDING_MAX
 from services.clarification.documents import BAD_EFFECT_NAMES, FORM_NAMES
 from services.clarification.domain import WITHDRAWABLE
 from shared.envelope import CITY, JURISDICTIONS
+from shared.errors import OutOfRange
 from shared.events.common import FINDING_NAMES, HANDLING_METHOD_NAMES, UNTRUE_FINDINGS
 from shared.workdays import add_working_days
 
@@ -701,7 +702,7 @@ def clarification_forms(
                     Input("scope", "批准的通报范围", "text", required=False, max_length=500),
                 ],
                 values={"forms": _proposed_forms(m), "scope": _proposed_scope(m)},
-                note=f"批准后应在 5 个工作日内（{add_working_days(today, 5).isoformat()} 前）实施澄清。",
+                note=_clarify_within(today),
             )
         )
         forms.append(
@@ -725,6 +726,14 @@ def clarification_forms(
             )
         )
     return forms
+
+
+def _clarify_within(today: date) -> str:
+    try:
+        due = add_working_days(today, 5).isoformat()
+    except OutOfRange:  # a year the working-day calendar does not know yet: no date is guessed
+        return "批准后应在 5 个工作日内实施澄清（工作日日历尚无该年度安排，期限请人工核定）。"
+    return f"批准后应在 5 个工作日内（{due} 前）实施澄清。"
 
 
 def _signed_by(matter: dict[str, Any], user_id: str) -> bool:

@@ -5,6 +5,7 @@ user's own token, so a user sees exactly what the services let them see."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from console.session import Session
 from services.clarification.domain import WITHDRAWABLE
 from services.intake.domain import disposition_due
 from shared.envelope import CITY
+from shared.errors import OutOfRange
 
 VISITS_AHEAD = 14
 """Return visits show in 待办 this many days before they fall due."""
@@ -47,6 +49,16 @@ class Task:
 
 def _d(value: Any) -> date | None:
     return date.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _due(rule: Callable[[date], date], since: date | None) -> date | None:
+    """A due date by the working-day rule, or none where the calendar does not know the year."""
+    if since is None:
+        return None
+    try:
+        return rule(since)
+    except OutOfRange:
+        return None
 
 
 def _about(view: dict[str, Any]) -> str:
@@ -103,7 +115,7 @@ class TaskList:
                 out.append(Task("登记", r["report_id"], about, j, _d(r["received_on"]), _d(r["received_on"])))
             elif state == "logged":
                 logged = _d(r.get("logged_on"))
-                due = disposition_due(logged) if logged else None
+                due = _due(disposition_due, logged)
                 out.append(Task("受理或分流", r["report_id"], about, j, due, logged))
             elif state == "accepted":
                 out.append(Task("移送承办部门", r["report_id"], about, j, None, _d(r.get("logged_on"))))

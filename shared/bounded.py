@@ -40,12 +40,22 @@ def latest_date(on: date | None = None) -> date:
 
 
 def check_business_date(value: date) -> date:
+    from shared.workdays import covered
+
     latest = latest_date()
     if not EARLIEST_DATE <= value <= latest:
         raise PydanticCustomError(
             "date_out_of_range",
             "date must lie between {earliest} and {latest}",
             {"earliest": EARLIEST_DATE.isoformat(), "latest": latest.isoformat()},
+        )
+    if not covered(value.year):
+        # Its working days, hence every deadline counted from it, would be a guess.
+        raise PydanticCustomError(
+            "calendar_year_unknown",
+            "the working-day calendar has no holidays for {year}: upgrade the chinesecalendar"
+            " package or load an override table (ZM_CALENDAR_OVERRIDES_FILE)",
+            {"year": value.year},
         )
     return value
 

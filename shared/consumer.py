@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from shared import rejections
 from shared.db import Conn, database_away
 from shared.envelope import EventEnvelope
-from shared.errors import DomainError, InvalidEvent, UnknownEventType
+from shared.errors import DomainError, InvalidEvent, OutOfRange, UnknownEventType
 from shared.logging import get_logger, outages
 from shared.registry import EventRegistry
 from shared.settings import ConsumerSettings
@@ -244,6 +244,8 @@ class EventConsumer:
                 await self.apply(conn, envelope, payload)
         except DomainError as refused:  # the rules refuse what the message asks: it is poison
             raise DeadLetter("invalid_event", f"{refused.code}: {refused.detail}") from refused
+        except OutOfRange as exc:  # e.g. a deadline in a year the working-day calendar lacks
+            raise DeadLetter(exc.code, str(exc)) from exc
         except REJECTED as exc:
             raise DeadLetter("rejected", _short(exc)) from exc
         log.info("event.applied")

@@ -91,6 +91,7 @@ _ZH_BY_ERROR = {
     "date_parsing": "日期格式应为 YYYY-MM-DD",
     "date_type": "日期格式应为 YYYY-MM-DD",
     "date_out_of_range": "日期须在 {earliest} 至 {latest} 之间",
+    "calendar_year_unknown": "工作日日历尚无 {year} 年的节假日安排：请升级 chinesecalendar 或加载覆盖表",
     "text_control_character": "文本不得包含控制字符（换行和制表符除外）",
     "quarter_format": "季度格式应为 2023Q1",
     "quarter_out_of_range": "季度的年份须在 {earliest} 至 {latest} 之间",

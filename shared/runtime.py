@@ -25,6 +25,7 @@ from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
 from shared.auth import Principal
 from shared.auth_api import add_auth_routes
+from shared.bounded import today as business_today
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
 from shared.db import Conn, acquired, create_pool, migrate, service_migrations
@@ -41,6 +42,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
 from shared.store import EventStore, NewEvent, case_lock_key
 from shared.topics import CHECKPOINTS_TOPIC, events_pattern
+from shared.workdays import covered
 
 log = get_logger(__name__)
 
@@ -444,10 +446,15 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
         # A consumer that stopped on a message it could not settle holds its partition back.
         stopped = {c.name: c.failure for c in runtime.consumers if c.failure is not None}
         checks["consumers"] = not stopped
+        # Today's deadlines need today's year in the working-day calendar.
+        year = business_today().year
+        checks["calendar"] = covered(year)
         ok = all(checks.values())
         body: dict[str, Any] = {"ready": ok, "checks": checks}
         if stopped:
             body["stopped_consumers"] = stopped
+        if not checks["calendar"]:
+            body["calendar_year_unknown"] = year
         return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -110,12 +110,26 @@ async def test_received_dates_out_of_range_are_refused_and_nothing_stored(
 
 async def test_dates_in_range_keep_working(apps: dict[str, ServiceApp]) -> None:
     intake = apps["intake"].client
-    created = await intake.post("/reports", json=report(received_on="2000-01-03"), headers=OFFICE)
+    created = await intake.post("/reports", json=report(received_on="2004-01-05"), headers=OFFICE)
     assert created.status_code == 201, created.text
     report_id = created.json()["report_id"]
-    assert report_id.startswith(f"{COUNTY}-2000-")
-    logged = await intake.post(f"/reports/{report_id}/log", json={"logged_on": "2000-01-04"}, headers=OFFICE)
+    assert report_id.startswith(f"{COUNTY}-2004-")
+    logged = await intake.post(f"/reports/{report_id}/log", json={"logged_on": "2004-01-06"}, headers=OFFICE)
     assert logged.status_code == 200, logged.text
+
+
+async def test_a_date_in_a_year_the_working_day_calendar_lacks_is_refused_naming_the_field(
+    apps: dict[str, ServiceApp],
+) -> None:
+    """2000-2003 lie in the dates' range, but the calendar (chinesecalendar) starts in 2004: the
+    deadlines counted from such a date would be a guess, so it is refused, not counted Mon-Fri."""
+    intake = apps["intake"]
+    before = await intake.runtime.pool.fetchval("SELECT count(*) FROM events")
+    response = await intake.client.post("/reports", json=report(received_on="2003-06-02"), headers=OFFICE)
+    p = problem(response, 422, "body.received_on")
+    assert p["errors"][0]["type"] == "calendar_year_unknown"
+    assert "2003" in p["errors"][0]["message_zh"] and "覆盖表" in p["errors"][0]["message_zh"]
+    assert await intake.runtime.pool.fetchval("SELECT count(*) FROM events") == before
 
 
 async def test_an_offset_past_any_integer_is_refused(apps: dict[str, ServiceApp]) -> None:

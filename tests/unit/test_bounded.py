@@ -21,7 +21,7 @@ from shared.bounded import (
     today,
 )
 from shared.errors import OutOfRange, RuleViolation
-from shared.workdays import add_working_days
+from shared.workdays import add_working_days, covered, package_years
 
 
 class Form(BaseModel):
@@ -38,10 +38,16 @@ def error_type(**values: object) -> str:
     return str(caught.value.errors()[0]["type"])
 
 
-def test_business_dates_run_from_2000_to_one_year_ahead() -> None:
-    assert Form(on=EARLIEST_DATE).on == EARLIEST_DATE
-    assert Form(on=latest_date()).on == latest_date()
+def test_business_dates_run_from_2000_to_one_year_ahead_in_the_years_the_calendar_knows() -> None:
+    first = date(min(package_years()), 1, 1)
+    assert Form(on=first).on == first
     assert latest_date() - today() == timedelta(days=366)
+    latest = latest_date()
+    if covered(latest.year):
+        assert Form(on=latest).on == latest
+    else:  # a year the working-day calendar does not know: refused, never counted as Mon-Fri
+        assert error_type(on=latest) == "calendar_year_unknown"
+    assert EARLIEST_DATE.year < first.year and error_type(on=EARLIEST_DATE) == "calendar_year_unknown"
     for bad in (date(1, 1, 1), date(1999, 12, 31), latest_date() + timedelta(days=1), date(9999, 12, 31)):
         assert error_type(on=bad) == "date_out_of_range"
 

@@ -581,7 +581,7 @@ def test_a_finding_is_not_dated_before_the_decision_nor_after_the_conclusion() -
     v = verification(OPENED, DECIDED)
     with pytest.raises(RuleViolation) as early:
         v.record_finding(
-            RecordFinding(allegation_id="A1", finding="untrue", basis="x", found_on=day(2000, 1, 1))
+            RecordFinding(allegation_id="A1", finding="untrue", basis="x", found_on=day(2005, 1, 4))
         )
     assert early.value.field == "found_on"
     # A finding dated after the edge's range (BusinessDate): the conclusion rule alone is tested.
