@@ -16,6 +16,7 @@ from datetime import date
 from typing import Any, Literal
 from urllib.parse import quote
 
+from console.labels import CHANNELS
 from services.clarification.commands import WORDING_MAX
 from services.clarification.documents import BAD_EFFECT_NAMES, FORM_NAMES
 from services.clarification.domain import WITHDRAWABLE
@@ -34,13 +35,8 @@ CHECKS: dict[str, str] = {
 """The re-review's three checks (复核), as the group's form words them."""
 
 INITIATED_BY = {"department": "承办部门征求本人意见后提出", "person": "本人书面申请"}
-REPORT_CHANNELS = {
-    "letter": "来信",
-    "visit": "来访",
-    "online": "网络举报（12388）",
-    "phone": "电话举报",
-    "referred_down": "上级转办",
-}
+REPORT_CHANNELS = {code: name for code, name in CHANNELS.items() if code != "agency_transfer"}
+"""The channels an officer registers by hand (other agencies' transfers arrive on the inbound topic)."""
 DEPARTMENTS = ("第一监督检查室", "第二监督检查室", "第三监督检查室", "第四监督检查室")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 IDENTIFIER = re.compile(r"^[\w.-]{1,100}$")
@@ -199,15 +195,24 @@ def _steps(matter: dict[str, Any]) -> list[dict[str, Any]]:
     return list(matter.get("steps") or [])
 
 
-def signed_offices(matter: dict[str, Any]) -> set[str]:
-    """The offices that have signed the re-review now under way (since the last one ended)."""
-    signed: set[str] = set()
+RE_REVIEW_RESETS = ("re_reviewed", "assessed", "returned_by_head", "outcome_revised", "started")
+"""Steps after which a new re-review begins: the signatures before them no longer count."""
+
+
+def current_signatures(matter: dict[str, Any]) -> list[dict[str, Any]]:
+    """The signatures (ReReviewSigned steps) of the re-review under way."""
+    signed: list[dict[str, Any]] = []
     for s in _steps(matter):
-        if s["step"] == "re_review_signed" and s.get("passed"):
-            signed.add(str(s.get("office")))
-        elif s["step"] in ("re_reviewed", "assessed", "returned_by_head", "outcome_revised", "started"):
-            signed = set()
+        if s["step"] == "re_review_signed":
+            signed.append(s)
+        elif s["step"] in RE_REVIEW_RESETS:
+            signed = []
     return signed
+
+
+def signed_offices(matter: dict[str, Any]) -> set[str]:
+    """The offices that have signed, and passed, the re-review now under way."""
+    return {str(s.get("office")) for s in current_signatures(matter) if s.get("passed")}
 
 
 def has_step(matter: dict[str, Any], step: str) -> bool:
@@ -275,28 +280,22 @@ def intake_forms(case: Case, role: str) -> list[Form]:
             )
         )
     notified = r.get("notified") or {}
-    if r.get("real_name") and state in ("accepted", "handed_over") and "acceptance" not in notified:
-        forms.append(
-            Form(
-                "notify-acceptance",
-                "告知检举人受理情况",
-                "intake",
-                f"{path}/notify",
-                [Input("kind", "告知事项", "hidden"), _on("notified_on", "告知日期")],
-                values={"kind": "acceptance"},
+    due_notices = (
+        ("acceptance", "告知检举人受理情况", state in ("accepted", "handed_over")),
+        ("result", "告知检举人处理结果", bool(r.get("concluded_on"))),
+    )
+    for kind, title, due in due_notices:
+        if r.get("real_name") and due and kind not in notified:
+            forms.append(
+                Form(
+                    f"notify-{kind}",
+                    title,
+                    "intake",
+                    f"{path}/notify",
+                    [Input("kind", "告知事项", "hidden"), _on("notified_on", "告知日期")],
+                    values={"kind": kind},
+                )
             )
-        )
-    if r.get("real_name") and r.get("concluded_on") and "result" not in notified:
-        forms.append(
-            Form(
-                "notify-result",
-                "告知检举人处理结果",
-                "intake",
-                f"{path}/notify",
-                [Input("kind", "告知事项", "hidden"), _on("notified_on", "告知日期")],
-                values={"kind": "result"},
-            )
-        )
     if r.get("real_name") and r.get("concluded_on"):
         forms.append(
             Form(
@@ -738,13 +737,7 @@ def _clarify_within(today: date) -> str:
 
 def _signed_by(matter: dict[str, Any], user_id: str) -> bool:
     """Whether this user has signed the re-review under way (for any office)."""
-    current: set[str] = set()
-    for s in _steps(matter):
-        if s["step"] == "re_review_signed":
-            current.add(str(s.get("by")))
-        elif s["step"] in ("re_reviewed", "assessed", "returned_by_head", "outcome_revised", "started"):
-            current = set()
-    return user_id in current
+    return any(str(s.get("by")) == user_id for s in current_signatures(matter))
 
 
 def _last(matter: dict[str, Any], step: str) -> dict[str, Any]:

@@ -37,18 +37,16 @@ from console.actions import (
 from console.backend import AWAY, CALLS, Backend, Problem
 from console.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Session, Sessions, same
 from console.settings import ConsoleSettings
-from console.statistics import FIGURES, quarter_of_day, statistics_rows, xlsx_of
+from console.statistics import FIGURES, statistics_rows, xlsx_of
 from console.tasks import TaskList
 from services.archive.api import READ_NOTICES, READ_STATISTICS
+from shared.dates import quarter_of
 from shared.envelope import CITY, JURISDICTIONS
 from shared.events.common import ROLE_NAMES
-from shared.settings import ServiceSettings
+from shared.settings import SERVICES, ServiceSettings
 
 HERE = Path(__file__).parent
 VENDOR = HERE / "static" / "vendor"
-SERVICES = ("intake", "review", "clarification", "archive")
-STATISTICS_READERS = READ_STATISTICS
-NOTICE_READERS = READ_NOTICES
 SECURITY_HEADERS = {
     # Everything from the console itself: no script, style, font or frame from anywhere else.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'self'; "
@@ -94,8 +92,8 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
         labels=labels,
         ROLE_NAMES=ROLE_NAMES,
         JURISDICTIONS=JURISDICTIONS,
-        STATISTICS_READERS=STATISTICS_READERS,
-        NOTICE_READERS=NOTICE_READERS,
+        STATISTICS_READERS=READ_STATISTICS,
+        NOTICE_READERS=READ_NOTICES,
     )
     templates.env.filters["cn_date"] = labels.cn_date
     app.mount("/static", StaticFiles(directory=HERE / "static", check_dir=False), name="static")
@@ -521,7 +519,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
     @app.get("/notices", response_class=HTMLResponse)
     async def notices(request: Request) -> Response:
         session = current(request)
-        if session.role not in NOTICE_READERS:
+        if session.role not in READ_NOTICES:
             raise Missing
         found = await asyncio.gather(
             *(
@@ -581,9 +579,9 @@ QUARTER = re.compile(r"^\d{4}Q[1-4]$")
 
 def _quarter(session: Session, quarter: str) -> str:
     """The quarter asked for (this one by default); a page only for roles that read statistics."""
-    if session.role not in STATISTICS_READERS or (quarter and not QUARTER.match(quarter)):
+    if session.role not in READ_STATISTICS or (quarter and not QUARTER.match(quarter)):
         raise Missing
-    return quarter or quarter_of_day(today())
+    return quarter or quarter_of(today())
 
 
 def _local(target: str) -> str:

@@ -68,8 +68,6 @@ class Backend:
     def __init__(self, urls: dict[str, str], timeout_s: float) -> None:
         self.urls = urls
         self.http = httpx.AsyncClient(timeout=timeout_s, limits=httpx.Limits(max_connections=100))
-        self.calls = 0
-        """Calls made so far (the load test's calls per page)."""
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -143,7 +141,6 @@ class Backend:
         sent = {"Accept-Language": "zh-CN", **(headers or {})}
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
-        self.calls += 1
         counter = CALLS.get()
         if counter is not None:
             counter[0] += 1

@@ -22,7 +22,7 @@ VERIFICATION_STATES = {
 CHANNELS = {
     "letter": "来信",
     "visit": "来访",
-    "online": "网络举报",
+    "online": "网络举报（12388）",
     "phone": "电话举报",
     "referred_down": "上级转办",
     "agency_transfer": "其他机关移送",

@@ -5,14 +5,12 @@ descriptions of each figure."""
 from __future__ import annotations
 
 import io
-from datetime import date
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from services.archive.domain import Figures
-from shared.dates import quarter_of
 
 FIGURES: list[tuple[str, str]] = [
     (name, (info.description or name).split("。")[0].split("（")[0].split("：")[0])
@@ -20,10 +18,6 @@ FIGURES: list[tuple[str, str]] = [
     if info.annotation in (int, float, float | None)
 ]
 """(figure, its Chinese label) of every countable figure, in the archive's order."""
-
-
-def quarter_of_day(day: date) -> str:
-    return quarter_of(day)
 
 
 def statistics_rows(report: dict[str, Any], jurisdictions: list[str]) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from console.actions import RE_REVIEW_OFFICES, RE_REVIEW_OPEN, has_step, signed_offices
 from console.backend import Backend
+from console.labels import intake_overdue
 from console.session import Session
 from services.clarification.domain import WITHDRAWABLE
 from services.intake.domain import disposition_due
@@ -22,13 +23,6 @@ VISITS_AHEAD = 14
 """Return visits show in 待办 this many days before they fall due."""
 DETAIL_LIMIT = 60
 """At most this many matters are read one by one for a list (signatures, 澄清内容, feedback)."""
-
-INTAKE_OVERDUE = {
-    "disposition": "处置（受理、报送或转送）",
-    "acceptance_notice": "告知实名检举人受理情况",
-    "result_notice": "告知实名检举人处理结果",
-    "sent_down_response": "下级答复转送件",
-}
 
 
 @dataclass(frozen=True)
@@ -123,10 +117,7 @@ class TaskList:
 
     async def _intake_overdue(self, j: str) -> list[Task]:
         rows = await self._get("intake", "/overdue", jurisdiction=j, as_of=self.today.isoformat())
-        return [
-            Task(INTAKE_OVERDUE.get(o["kind"], o["kind"]), o["report_id"], "", j, _d(o["due_on"]))
-            for o in rows
-        ]
+        return [Task(intake_overdue(o["kind"]), o["report_id"], "", j, _d(o["due_on"])) for o in rows]
 
     async def _verifications(self, j: str, role: str) -> list[Task]:
         out = []
