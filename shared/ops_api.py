@@ -1,10 +1,13 @@
-"""What an operator of a deployment watches, on every service: each consumer's lag (the records
-of its topics it has not committed yet) and the depth of its dead-letter topic (运维, role
-`operator` only; no case data)."""
+"""What an operator of a deployment watches and works off, on every service: each consumer's lag
+(the records of its topics it has not committed yet) and the depth of its dead-letter topic, and
+the dead letters themselves: list, show, replay, purge (运维, role `operator` only; no case data,
+see shared/dead_letters.py). `watch` keeps the figures fresh for /readyz and `zhengming status`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -14,14 +17,20 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from shared import settings
+from shared import dead_letters, settings
 from shared.auth import Principal
+from shared.dead_letters import DeadLetterEntry, EntryRef, PurgeResult
+from shared.errors import NotFound, RuleViolation
 from shared.http import require, unavailable_response
+from shared.logging import get_logger
 from shared.problems import language_of
 from shared.topics import dead_letter_topic, parse_events_topic
 
 if TYPE_CHECKING:
+    from shared.consumer import EventConsumer
     from shared.runtime import Runtime
+
+log = get_logger(__name__)
 
 OPERATORS = ("operator",)
 BROKER_TIMEOUT_S = 20.0
@@ -33,6 +42,7 @@ class ConsumerState(BaseModel):
     partitions: int = Field(description="partitions the group has committed offsets on")
     lag: int = Field(description="records of those partitions after the committed offsets")
     dead_letters: int = Field(description="records in the consumer's dead-letter topic")
+    dead_letters_pending: int = Field(description="of them, the entries no replay has settled")
     dead_letter_topic: str
     applied: int = Field(description="events applied by this process since it started")
     duplicates: int
@@ -63,7 +73,7 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
             }
             ends = await probe.end_offsets(list(committed)) if committed else {}
             dlq = dead_letter_topic(c.name)
-            depth = 0
+            depth = pending = 0
             if dlq in topics:
                 parts = [TopicPartition(dlq, p) for p in probe.partitions_for_topic(dlq) or ()]
                 if not parts:
@@ -72,6 +82,13 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
                 first = await probe.beginning_offsets(parts)
                 last = await probe.end_offsets(parts)
                 depth = sum(last[tp] - first[tp] for tp in parts)
+                async with runtime.pool.acquire() as conn:
+                    pending = await dead_letters.pending_count(
+                        conn,
+                        c.name,
+                        {tp.partition: first[tp] for tp in parts},
+                        {tp.partition: last[tp] for tp in parts},
+                    )
             out.append(
                 ConsumerState(
                     consumer=c.name,
@@ -79,6 +96,7 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
                     partitions=len(committed),
                     lag=await _unread(probe, committed, ends),
                     dead_letters=depth,
+                    dead_letters_pending=pending,
                     dead_letter_topic=dlq,
                     applied=c.counts.get("applied", 0),
                     duplicates=c.counts.get("duplicate", 0),
@@ -146,3 +164,155 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
                 return await consumer_states(runtime)
         except (KafkaError, OSError, TimeoutError):
             return unavailable_response("broker", language_of(request.scope))
+
+    @app.get(
+        "/ops/dead-letters/{consumer}",
+        tags=["operations"],
+        summary="The entries of a consumer's dead-letter topic, with what replays made of them (运维)",
+        response_model=list[DeadLetterEntry],
+    )
+    async def dead_letter_entries(
+        request: Request, consumer: str, principal: Annotated[Principal, Depends(require(*OPERATORS))]
+    ) -> list[DeadLetterEntry] | JSONResponse:
+        found = _consumer(runtime, consumer)
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S):
+                return await dead_letters.entries(found)
+        except (KafkaError, OSError, TimeoutError):
+            return unavailable_response("broker", language_of(request.scope))
+
+    @app.get(
+        "/ops/dead-letters/{consumer}/{partition}/{offset}",
+        tags=["operations"],
+        summary="One dead letter: why it was refused, where it came from, its replays (运维)",
+        response_model=DeadLetterEntry,
+    )
+    async def dead_letter_entry(
+        request: Request,
+        consumer: str,
+        partition: int,
+        offset: int,
+        principal: Annotated[Principal, Depends(require(*OPERATORS))],
+    ) -> DeadLetterEntry | JSONResponse:
+        found = _consumer(runtime, consumer)
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S):
+                listed = await dead_letters.entries(found)
+        except (KafkaError, OSError, TimeoutError):
+            return unavailable_response("broker", language_of(request.scope))
+        entry = next((e for e in listed if (e.partition, e.offset) == (partition, offset)), None)
+        if entry is None:
+            raise _no_entry(consumer, partition, offset)
+        return entry
+
+    @app.post(
+        "/ops/dead-letters/{consumer}/replay",
+        tags=["operations"],
+        summary="Replay dead letters through their consumer; each is applied once (运维)",
+        response_model=list[DeadLetterEntry],
+    )
+    async def replay_dead_letters(
+        request: Request,
+        consumer: str,
+        body: ReplayRequest,
+        principal: Annotated[Principal, Depends(require(*OPERATORS))],
+    ) -> list[DeadLetterEntry] | JSONResponse:
+        found = _consumer(runtime, consumer)
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S * 3):
+                replayed = await dead_letters.replay(found, body.entries, principal.user_id)
+        except KeyError as missing:
+            partition, offset = missing.args[0]
+            raise _no_entry(consumer, partition, offset) from None
+        except (KafkaError, OSError, TimeoutError):
+            return unavailable_response("broker", language_of(request.scope))
+        log.info(
+            "dead_letters.replayed",
+            consumer=consumer,
+            actor=principal.user_id,
+            outcomes=[f"{e.partition}@{e.offset}:{e.state}" for e in replayed],
+        )
+        return replayed
+
+    @app.post(
+        "/ops/dead-letters/{consumer}/purge",
+        tags=["operations"],
+        summary="Delete the settled dead letters (or, with a reason, all of them) (运维)",
+        response_model=PurgeResult,
+    )
+    async def purge_dead_letters(
+        request: Request,
+        consumer: str,
+        body: PurgeRequest,
+        principal: Annotated[Principal, Depends(require(*OPERATORS))],
+    ) -> PurgeResult | JSONResponse:
+        found = _consumer(runtime, consumer)
+        if body.everything and not (body.reason or "").strip():
+            raise RuleViolation(
+                "purging entries no replay settled needs a reason",
+                detail_zh="清除尚未成功重放的死信须写明理由",
+                field="reason",
+                code="purge_reason_required",
+            )
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S):
+                result = await dead_letters.purge(
+                    found, principal.user_id, everything=body.everything, reason=body.reason
+                )
+        except (KafkaError, OSError, TimeoutError):
+            return unavailable_response("broker", language_of(request.scope))
+        log.warning(
+            "dead_letters.purged",
+            consumer=consumer,
+            actor=principal.user_id,
+            removed=sum(p.removed for p in result.partitions),
+            unresolved=sum(p.unresolved for p in result.partitions),
+            reason=body.reason,
+        )
+        return result
+
+
+class ReplayRequest(BaseModel):
+    entries: list[EntryRef] | None = Field(
+        default=None, max_length=1000, description="the entries to replay; every unsettled one when absent"
+    )
+
+
+class PurgeRequest(BaseModel):
+    everything: bool = Field(default=False, description="also the entries no replay settled")
+    reason: str | None = Field(default=None, max_length=2000, description="why (needed with everything)")
+
+
+def _consumer(runtime: Runtime, name: str) -> EventConsumer:
+    found = dead_letters.consumer_named(runtime.consumers, name)
+    if found is None:
+        names = ", ".join(c.name for c in runtime.consumers)
+        raise NotFound(
+            f"{runtime.service} runs no consumer {name} (it runs {names})",
+            detail_zh=f"{runtime.service} 服务没有名为 {name} 的消费者（现有：{names}）",
+            field="consumer",
+            code="consumer_not_found",
+        )
+    return found
+
+
+def _no_entry(consumer: str, partition: int, offset: int) -> NotFound:
+    return NotFound(
+        f"the dead-letter topic of {consumer} holds no entry at {partition}@{offset}",
+        detail_zh=f"{consumer} 的死信主题中没有位于 {partition}@{offset} 的条目",
+        field="offset",
+        code="dead_letter_not_found",
+    )
+
+
+async def watch(runtime: Runtime, stop: asyncio.Event, interval_s: float) -> None:
+    """Every interval, each consumer's lag and dead letters for /readyz (a failed round keeps
+    the last figures and their time)."""
+    while not stop.is_set():
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S):
+                runtime.consumer_states = (datetime.now(UTC), await consumer_states(runtime))
+        except Exception as exc:
+            log.info("ops.watch_failed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)

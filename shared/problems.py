@@ -73,6 +73,10 @@ TITLES: dict[str, tuple[str, str]] = {
     "role_forbidden": ("当前角色无权进行此操作", "Role not allowed"),
     "jurisdiction_forbidden": ("无权访问该辖区", "Jurisdiction not allowed"),
     "concurrency_conflict": ("案件已被他人修改", "Concurrent change"),
+    # Operations (运维).
+    "consumer_not_found": ("没有这个消费者", "No such consumer"),
+    "dead_letter_not_found": ("没有这条死信", "No such dead letter"),
+    "purge_reason_required": ("须写明清除理由", "A reason is required"),
     "out_of_range": ("数值超出可处理的范围", "Value out of range"),
     "service_unavailable": ("服务暂时不可用", "Service unavailable"),
     "internal_error": ("内部错误", "Internal error"),

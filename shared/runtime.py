@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, idempotency, settings, signing
+from shared import checkpoint, idempotency, ops_api, settings, signing
 from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
 from shared.auth import Principal
@@ -37,7 +37,7 @@ from shared.events.common import business_time
 from shared.http import CommandContext
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
-from shared.ops_api import add_ops_routes
+from shared.ops_api import ConsumerState, add_ops_routes
 from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
 from shared.store import EventStore, NewEvent, case_lock_key
@@ -312,6 +312,8 @@ class Runtime:
     broker: KafkaBroker | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     broker_started: bool = False
+    consumer_states: tuple[datetime, list[ConsumerState]] | None = None
+    """Each consumer's lag and dead letters as the operations watch last saw them (and when)."""
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, cause: Cause) -> AsyncIterator[UnitOfWork]:
@@ -451,6 +453,20 @@ def add_health_routes(app: FastAPI, runtime: Runtime) -> None:
         checks["calendar"] = covered(year)
         ok = all(checks.values())
         body: dict[str, Any] = {"ready": ok, "checks": checks}
+        # Figures, not checks: a dead letter waits for an operator, it does not stop the service.
+        if runtime.consumer_states is not None:
+            seen_at, states = runtime.consumer_states
+            body["consumer_figures"] = {
+                "as_of": seen_at.isoformat(),
+                "consumers": {
+                    c.consumer: {
+                        "lag": c.lag,
+                        "dead_letters": c.dead_letters,
+                        "dead_letters_pending": c.dead_letters_pending,
+                    }
+                    for c in states
+                },
+            }
         if stopped:
             body["stopped_consumers"] = stopped
         if not checks["calendar"]:
@@ -558,6 +574,7 @@ async def serve(definition: ServiceDefinition) -> None:
     if definition.on_start is not None:
         await definition.on_start(runtime)
     checkpoints = asyncio.create_task(publish_checkpoints(runtime, stop))
+    watching = asyncio.create_task(ops_api.watch(runtime, stop, settings.services().ops_watch_interval_s))
     keys = IdempotencySettings()
     purging = asyncio.create_task(idempotency.purge_periodically(runtime.pool, stop, keys))
     app = served_app(definition, runtime, keys)
@@ -582,6 +599,7 @@ async def serve(definition: ServiceDefinition) -> None:
         stop.set()
         await relay_task
         await checkpoints
+        await watching
         await purging
         await runtime.pool.close()
         log.info("service.stopped")

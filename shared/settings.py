@@ -162,6 +162,8 @@ class ServiceSettings(BaseSettings):
     # How long an idle keep-alive connection stays open. Longer than any client's keep-alive expiry
     # (the project's client: 15 s), so a client never reuses a connection the server is closing.
     keep_alive_s: int = Field(default=75, ge=1)
+    # How often each consumer's lag and dead letters are counted for /readyz and `zhengming status`.
+    ops_watch_interval_s: float = Field(default=15.0, gt=0)
 
     @field_validator("jurisdictions")
     @classmethod

@@ -18,6 +18,7 @@ from shared.db import migrate as run_migrations
 from shared.db import service_migrations
 from shared.directory import OFFICER_ROLES
 from zhengming.audit_cli import audit_app
+from zhengming.dlq_cli import dlq_app
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
 from zhengming.users_cli import users_app
@@ -28,6 +29,7 @@ warnings.filterwarnings("ignore", module="platformdirs")
 
 app = typer.Typer(help="zhengming (正名): operate the clarification services.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
@@ -129,6 +131,33 @@ def status() -> None:
             s.name, "yes" if s.running else "no", "yes" if s.answering else "no", str(s.pid or "-"), s.where
         )
     Console().print(table)
+    figures = consumer_figures([s.name for s in rows if s.answering and s.name in settings.SERVICES])
+    if figures:
+        Console().print(figures)
+
+
+def consumer_figures(services: list[str]) -> Table | None:
+    """Each consumer's lag and dead letters, as the services' /readyz last counted them."""
+    import httpx
+
+    table = Table("consumer", "lag", "dead letters", "pending", "as of")
+    for service in services:
+        try:
+            ready = httpx.get(settings.services().url(service) + "/readyz", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        seen = ready.get("consumer_figures")
+        if not seen:
+            continue
+        for name, f in seen["consumers"].items():
+            table.add_row(
+                name,
+                str(f["lag"]),
+                str(f["dead_letters"]),
+                str(f["dead_letters_pending"]),
+                seen["as_of"][11:19],
+            )
+    return table if table.row_count else None
 
 
 @app.command("with-infra", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
