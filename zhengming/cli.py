@@ -277,5 +277,25 @@ def demo(
     raise typer.Exit(run_demo(scale=scale, seed=seed, keep=keep))
 
 
+@app.command()
+def chaos(
+    cases: Annotated[int, typer.Option(min=1, help="cases carried in each run")] = 300,
+    kill_every: Annotated[float, typer.Option(min=0.5, help="seconds between two disturbances")] = 10.0,
+    kills: Annotated[int | None, typer.Option(min=1, help="stop after this many disturbances")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the cases and of what is killed when")] = 20230331,
+    concurrency: Annotated[int, typer.Option(min=1, help="cases carried at once")] = 8,
+) -> None:
+    """A failure rehearsal: the same seeded cases on a clean stack and on one whose services are
+    SIGKILLed and restarted every few seconds (the broker and PostgreSQL restarted once each);
+    compares what both left and prints the table. Exit 1 on any difference."""
+    from zhengming.chaos import ChaosParams, run_chaos
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    params = ChaosParams(
+        cases=cases, kill_every_s=kill_every, kills=kills, seed=seed, concurrency=concurrency
+    )
+    raise typer.Exit(run_chaos(params))
+
+
 if __name__ == "__main__":
     app()

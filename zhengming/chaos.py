@@ -1,0 +1,574 @@
+"""`zhengming chaos`: a failure rehearsal anyone can repeat.
+
+N cases of a seeded plan are carried through the four services twice, each time on a fresh stack
+of its own (.local/chaos/stack): once undisturbed, once while a random service is SIGKILLed and
+restarted every K seconds, the broker restarted once and PostgreSQL once. When the chaos run has
+quiesced (every outbox drained, every consumer caught up, the stores still), what the two runs
+left is compared: events per service and type, the quarterly statistics, the documents, the
+public personnel notices (each exactly once on its topic), the dead-letter topics (empty); the
+chaos run's trail is verified and its read models replayed from Kafka. The table says what
+differs; the exit code is 1 when anything does."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from shared import settings
+from shared.envelope import CITY, JURISDICTIONS
+from shared.settings import PROJECT_ROOT, SERVICES
+from shared.topics import personnel_notices_topic
+from zhengming.client import Client, Users
+from zhengming.driver import CaseDriver
+from zhengming.local import LocalKafka, LocalPostgres
+from zhengming.services import LocalService, all_services
+from zhengming.stack import Stack, start, stop, use_environment
+
+STACK = Stack(
+    PROJECT_ROOT / ".local" / "chaos" / "stack",
+    {
+        "ZM_KAFKA_PORT": "25092",
+        "ZM_KAFKA_CONTROLLER_PORT": "25093",
+        "ZM_PG_PORT": "18632",
+        "ZM_SERVICE_INTAKE_PORT": "9501",
+        "ZM_SERVICE_REVIEW_PORT": "9502",
+        "ZM_SERVICE_CLARIFICATION_PORT": "9503",
+        "ZM_SERVICE_ARCHIVE_PORT": "9504",
+        "ZM_SERVICE_CONSOLE_PORT": "9500",
+    },
+    # Lag and dead letters counted often: quiescence is read from them.
+    {"ZM_SERVICE_OPS_WATCH_INTERVAL_S": "5"},
+)
+
+YEAR = 2024
+QUARTERS = (f"{YEAR}Q1", f"{YEAR}Q2")
+NOTICE_DAYS = {f"{YEAR}Q1": date(YEAR, 4, 15), f"{YEAR}Q2": date(YEAR, 7, 15)}
+ENDINGS = ("cleared", "substantiated", "declined")
+"""How a case ends: untrue and cleared to the archive; true, so nothing to clear; untrue, but the
+person declines the clarification."""
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = ("建国", "志强", "海燕", "丽华", "晓明", "国平", "红梅", "伟东", "秀英", "文军")
+TOWNS = ("壶镇镇", "新建镇", "五云街道", "东渡镇", "舒洪镇", "大洋镇", "七里乡", "胡源乡")
+WAIT_S = 600.0
+"""How long one case may wait for an event to cross a service (restarts included)."""
+
+
+@dataclass(frozen=True)
+class ChaosParams:
+    cases: int = 300
+    kill_every_s: float = 10.0
+    kills: int | None = None  # None: until the cases are carried
+    seed: int = 20230331
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class Plan:
+    k: int
+    jurisdiction: str
+    ending: str
+    received_on: date
+    subject: dict[str, Any]
+    allegations: tuple[str, ...]
+
+
+def plan(seed: int, k: int) -> Plan:
+    rng = random.Random(f"{seed}/{k}")
+    j = rng.choice(sorted(JURISDICTIONS))
+    town = rng.choice(TOWNS)
+    name = f"{rng.choice(SURNAMES)}{rng.choice(GIVEN)}{k:04d}"
+    return Plan(
+        k=k,
+        jurisdiction=j,
+        ending=rng.choices(ENDINGS, weights=(6, 3, 1))[0],
+        received_on=date(YEAR, 1, 8) + timedelta(days=rng.randrange(0, 40)),
+        subject={
+            "kind": "person",
+            "name": name,
+            "post": f"{town}党委副书记",
+            "unit": f"{JURISDICTIONS[j]}{town}",
+            "cadre_level": "county",
+        },
+        allegations=tuple(
+            f"反映{name}在{town}{topic}（第{k}号）"
+            for topic in rng.sample(
+                ["征地拆迁补偿中优亲厚友", "违规收受礼金", "工程项目中插手招投标"], rng.randint(1, 2)
+            )
+        ),
+    )
+
+
+async def carry(case: CaseDriver, client: Client, p: Plan) -> str:
+    """One case from its report to its end; returns the case id."""
+    j, d = p.jurisdiction, p.received_on
+    case_id: str = await case.register(
+        j,
+        channel="letter",
+        received_on=d,
+        real_name=True,
+        reporter={"name": f"检举人{p.k:05d}", "contact": f"1390578{p.k % 10000:04d}"},
+        subject=p.subject,
+        allegations=p.allegations,
+    )
+    await case.log(j, case_id, d)
+    await case.accept(j, case_id, d + timedelta(days=1))
+    await case.hand_over(j, case_id, "第一监督检查室", d + timedelta(days=2))
+    verification = await client.eventually(
+        f"{case_id} verification", lambda: case.verification(j, case_id), WAIT_S
+    )
+    await case.decide(j, case_id, method="preliminary_verification", on=d + timedelta(days=5))
+    finding = "true" if p.ending == "substantiated" else "untrue"
+    basis = "经初步核实，反映问题属实" if finding == "true" else "经初步核实，反映问题失实"
+    for item in verification["allegations"]:
+        await case.find(j, case_id, allegation_id=item["allegation_id"], finding=finding, basis=basis)
+    await case.conclude(j, case_id, d + timedelta(days=25))
+    if p.ending == "substantiated":
+        return case_id
+    matter = await client.eventually(f"{case_id} candidate", lambda: case.candidate(j, case_id), WAIT_S)
+    subject_id = str(matter["outcome"]["subjects"][0]["subject_id"])
+    if p.ending == "declined":
+        await case.decline(j, case_id, subject_id, d + timedelta(days=26), "本人不同意澄清")
+        return case_id
+    await case.start(j, case_id, CaseDriver.start_body(subject_id, d + timedelta(days=26)))
+    await case.word_content(j, case_id, d + timedelta(days=26))
+    await case.assess(j, case_id, on=d + timedelta(days=27), bad_effects=["repeated_reports"])
+    await case.re_review(j, case_id, on=d + timedelta(days=28))
+    await case.approve(j, case_id, d + timedelta(days=29))
+    await case.perform(j, case_id, d + timedelta(days=30), ["written_notice"])
+    await case.feedback(j, case_id, d + timedelta(days=31), f"中共{p.subject['unit']}委员会")
+    await case.acknowledge(j, case_id, d + timedelta(days=31))
+    await case.file(j, case_id, d + timedelta(days=32))
+
+    async def filed() -> bool:
+        record = await client.get_if(
+            "archive", f"/files/{subject_id}", role="case_management", jurisdiction=j
+        )
+        return bool(record and any(f["case_id"] == case_id for f in record["filings"]))
+
+    await client.eventually(f"{case_id} in the archive", filed, WAIT_S)
+    return case_id
+
+
+@dataclass
+class Disturbance:
+    """What the chaos did: kills by service, restarts, and when."""
+
+    kills: Counter[str] = field(default_factory=Counter)
+    broker_restarts: int = 0
+    database_restarts: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+def _gone(pid: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def _kill_and_restart(service: LocalService) -> None:
+    pid = service.pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        _gone(pid)
+    service.start()
+    service.wait_ready(timeout_s=180)
+
+
+def _restart_broker() -> None:
+    kafka = LocalKafka(settings.local(), settings.kafka())
+    kafka.stop()
+    kafka.start()
+
+
+def _restart_database() -> None:
+    pg = LocalPostgres(settings.local(), settings.postgres())
+    pg.stop()
+    pg.start()
+
+
+async def disturb(params: ChaosParams, done: asyncio.Event, seen: Disturbance) -> None:
+    """Every kill_every_s: SIGKILL a random service and restart it; the second tick restarts the
+    broker instead, the fourth PostgreSQL. Stops when `done` is set or `kills` are done."""
+    rng = random.Random(params.seed)
+    services = {s.name: s for s in all_services(settings.local(), settings.services()) if s.name in SERVICES}
+    tick = 0
+    started = time.monotonic()
+    while not done.is_set() and (params.kills is None or sum(seen.kills.values()) < params.kills):
+        try:
+            await asyncio.wait_for(done.wait(), params.kill_every_s)
+            break
+        except TimeoutError:
+            pass
+        tick += 1
+        at = f"{time.monotonic() - started:6.1f}s"
+        if tick == 2:
+            await asyncio.to_thread(_restart_broker)
+            seen.broker_restarts += 1
+            seen.log.append(f"{at} broker restarted")
+        elif tick == 4:
+            await asyncio.to_thread(_restart_database)
+            seen.database_restarts += 1
+            seen.log.append(f"{at} PostgreSQL restarted")
+        else:
+            name = rng.choice(sorted(services))
+            await asyncio.to_thread(_kill_and_restart, services[name])
+            seen.kills[name] += 1
+            seen.log.append(f"{at} {name} SIGKILLed and restarted")
+
+
+@dataclass
+class RunResult:
+    case_ids: dict[int, str]
+    failures: list[str]
+    drive_s: float
+    quiesce_s: float
+    events: dict[str, int]
+    statistics: dict[str, Any]
+    documents: Counter[str]
+    notices: dict[str, Any]
+    notice_copies: Counter[str]
+    dead_letters: dict[str, int]
+    verify_ok: bool = True
+    verify_lines: list[str] = field(default_factory=list)
+    replay_equal: bool = True
+    replay_lines: list[str] = field(default_factory=list)
+    disturbance: Disturbance = field(default_factory=Disturbance)
+
+
+async def drive(params: ChaosParams, disturbed: bool) -> RunResult:
+    client = Client(settings.services(), Users(), retry_deadline_s=300, retry_max_s=3)
+    case = CaseDriver(client)
+    plans = [plan(params.seed, k) for k in range(params.cases)]
+    gate = asyncio.Semaphore(params.concurrency)
+    ids: dict[int, str] = {}
+    failures: list[str] = []
+    done = asyncio.Event()
+    seen = Disturbance()
+
+    # With a number of disturbances asked for, the cases start spread over them (each tick and
+    # its restart), so that every disturbance finds cases under way.
+    pace = (params.kills + 2) * params.kill_every_s * 2 / params.cases if params.kills and disturbed else 0.0
+    began = time.monotonic()
+
+    async def one(p: Plan) -> None:
+        await asyncio.sleep(max(0.0, began + p.k * pace - time.monotonic()))
+        async with gate:
+            try:
+                ids[p.k] = await carry(case, client, p)
+            except Exception as exc:
+                failures.append(f"case {p.k}: {type(exc).__name__}: {exc}"[:600])
+
+    chaos = asyncio.create_task(disturb(params, done, seen)) if disturbed else None
+    try:
+        await asyncio.gather(*(one(p) for p in plans))
+        for quarter in QUARTERS:
+            for j in sorted(JURISDICTIONS):
+                try:
+                    await client.ok(
+                        "POST",
+                        "archive",
+                        "/notices",
+                        role="case_management",
+                        jurisdiction=j,
+                        body={
+                            "jurisdiction": j,
+                            "period": quarter,
+                            "issued_on": NOTICE_DAYS[quarter].isoformat(),
+                        },
+                    )
+                except Exception as exc:
+                    failures.append(f"notice {j} {quarter}: {type(exc).__name__}: {exc}"[:600])
+    finally:
+        done.set()
+        if chaos is not None:
+            await chaos
+    drive_s = time.monotonic() - began
+    began = time.monotonic()
+    try:
+        await quiesce(client)
+    except TimeoutError as exc:
+        failures.append(str(exc))
+    quiesce_s = time.monotonic() - began
+    result = RunResult(
+        case_ids=ids,
+        failures=failures,
+        drive_s=drive_s,
+        quiesce_s=quiesce_s,
+        disturbance=seen,
+        **await collect(client, ids),
+    )
+    await client.close()
+    return result
+
+
+async def _unpublished() -> int:
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        total = 0
+        for s in SERVICES:
+            total += int(await conn.fetchval(f"SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL"))
+        return total
+    finally:
+        await conn.close()
+
+
+async def _event_counts() -> dict[str, int]:
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        out: dict[str, int] = {}
+        for s in SERVICES:
+            for r in await conn.fetch(
+                f"SELECT event_type, count(*) AS n FROM {s}.events GROUP BY event_type"
+            ):
+                out[f"{s}/{r['event_type']}"] = int(r["n"])
+        return dict(sorted(out.items()))
+    finally:
+        await conn.close()
+
+
+async def _consumers(client: Client) -> list[dict[str, Any]]:
+    states: list[dict[str, Any]] = []
+    for s in SERVICES:
+        states += await client.ok("GET", s, "/ops/consumers", role="operator", jurisdiction=CITY)
+    return states
+
+
+async def quiesce(client: Client, timeout_s: float = 900) -> None:
+    """Until every outbox is drained, every consumer has read everything and the stores hold
+    still over two looks."""
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, int] | None = None
+    while time.monotonic() < deadline:
+        counts = await _event_counts()
+        if await _unpublished() == 0:
+            states = await _consumers(client)
+            if all(s["lag"] == 0 and s["stopped"] is None for s in states) and counts == last:
+                return
+        last = counts
+        await asyncio.sleep(2)
+    raise TimeoutError(f"the stack did not quiesce within {timeout_s:.0f}s")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+DOC_NUMBER = re.compile(r"〔(\d{4})〕\d+号")
+
+
+def _normal(text: str, names: dict[str, str]) -> str:
+    """A text with the run's own identifiers (case ids, document numbers) replaced by the plan's."""
+    for case_id, k in names.items():
+        text = text.replace(case_id, k)
+    return DOC_NUMBER.sub(r"〔\1〕#号", text)
+
+
+async def collect(client: Client, ids: dict[int, str]) -> dict[str, Any]:
+    names = {case_id: f"<case {k}>" for k, case_id in ids.items()}
+    statistics = {}
+    for quarter in QUARTERS:
+        report = await client.ok(
+            "GET",
+            "archive",
+            "/statistics",
+            role="auditor",
+            jurisdiction=CITY,
+            params={"quarter": quarter},
+        )
+        statistics[quarter] = {
+            "total": report["total"]["figures"],
+            **{row["jurisdiction"]: row["figures"] for row in report["rows"]},
+        }
+    conn = await asyncpg.connect(settings.postgres().dsn())
+    try:
+        rows = await conn.fetch("SELECT kind, title, body FROM clarification.documents")
+    finally:
+        await conn.close()
+    documents = Counter(
+        f"{r['kind']}:{_digest(_normal(r['title'] + chr(10) + r['body'], names))}" for r in rows
+    )
+    from zhengming.audit import read_topics
+
+    records = await read_topics(personnel_notices_topic(j) for j in sorted(JURISDICTIONS))
+    copies: Counter[str] = Counter()
+    notices: dict[str, Any] = {}
+    for r in records:
+        notice = json.loads(r.value)
+        copies[notice["notice_id"]] += 1
+        key = f"{notice['jurisdiction']} {notice['period']}"
+        notices[key] = json.loads(
+            _normal(
+                json.dumps(
+                    {k: v for k, v in notice.items() if k != "notice_id"}, ensure_ascii=False, sort_keys=True
+                ),
+                names,
+            )
+        )
+    states = await _consumers(client)
+    dead = {s["consumer"]: int(s["dead_letters"]) for s in states}
+    return {
+        "events": await _event_counts(),
+        "statistics": statistics,
+        "documents": documents,
+        "notices": dict(sorted(notices.items())),
+        "notice_copies": copies,
+        "dead_letters": dead,
+    }
+
+
+async def audit_chaos_run(result: RunResult) -> None:
+    from zhengming import audit
+
+    report = await audit.verify_trail(None)
+    result.verify_ok, result.verify_lines = report.ok, report.lines()
+    for name in SERVICES:
+        replayed = await audit.replay(name)
+        result.replay_equal = result.replay_equal and replayed.equal
+        result.replay_lines += replayed.lines()
+
+
+@dataclass
+class Row:
+    figure: str
+    clean: str
+    chaos: str
+    differs: bool
+
+
+def compare(clean: RunResult, chaos: RunResult) -> list[Row]:
+    rows: list[Row] = []
+
+    def row(figure: str, a: Any, b: Any, differs: bool | None = None) -> None:
+        rows.append(Row(figure, str(a), str(b), a != b if differs is None else differs))
+
+    row("cases carried", len(clean.case_ids), len(chaos.case_ids))
+    row("failures", len(clean.failures), len(chaos.failures), bool(clean.failures or chaos.failures))
+    row("events (all services)", sum(clean.events.values()), sum(chaos.events.values()))
+    for key in sorted(set(clean.events) | set(chaos.events)):
+        row(f"  {key}", clean.events.get(key, 0), chaos.events.get(key, 0))
+    for quarter in QUARTERS:
+        a, b = clean.statistics[quarter], chaos.statistics[quarter]
+        differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        row(f"statistics {quarter} (jurisdictions differing)", 0, len(differing), bool(differing))
+        for k, v in sorted(a["total"].items()):
+            if isinstance(v, int) and not isinstance(v, bool):
+                row(f"  {quarter} {k}", v, b["total"].get(k))
+    row("documents", sum(clean.documents.values()), sum(chaos.documents.values()))
+    row(
+        "documents differing",
+        0,
+        sum(((clean.documents - chaos.documents) + (chaos.documents - clean.documents)).values()),
+    )
+    row("public notices", len(clean.notices), len(chaos.notices))
+    row(
+        "notices differing",
+        0,
+        sum(
+            1 for k in set(clean.notices) | set(chaos.notices) if clean.notices.get(k) != chaos.notices.get(k)
+        ),
+    )
+    for name, run in (("clean", clean), ("chaos", chaos)):
+        twice = sum(1 for c in run.notice_copies.values() if c != 1)
+        rows.append(Row(f"notices not exactly once ({name})", "0", str(twice), twice != 0))
+    row(
+        "dead letters",
+        sum(clean.dead_letters.values()),
+        sum(chaos.dead_letters.values()),
+        bool(sum(clean.dead_letters.values()) or sum(chaos.dead_letters.values())),
+    )
+    rows.append(
+        Row("audit verify (chaos run)", "-", "ok" if chaos.verify_ok else "BROKEN", not chaos.verify_ok)
+    )
+    rows.append(
+        Row(
+            "replay = live read models (chaos run)",
+            "-",
+            "equal" if chaos.replay_equal else "DIFFERS",
+            not chaos.replay_equal,
+        )
+    )
+    return rows
+
+
+def run_chaos(params: ChaosParams, out: Console | None = None) -> int:
+    """Both runs, the comparison and the table; 0 when nothing differs."""
+    out = out or Console()
+    use_environment(STACK.environment())
+    results: dict[str, RunResult] = {}
+    try:
+        for name, disturbed in (("clean", False), ("chaos", True)):
+            out.print(
+                f"[bold]{name} run[/]: {params.cases} cases, seed {params.seed}"
+                + (f", a kill every {params.kill_every_s:g}s" if disturbed else "")
+            )
+            STACK.prepare()
+            start(with_services=True)
+            try:
+                results[name] = asyncio.run(drive(params, disturbed))
+                if disturbed:
+                    asyncio.run(audit_chaos_run(results[name]))
+            finally:
+                stop()
+            r = results[name]
+            out.print(
+                f"  carried in {r.drive_s:.0f}s, quiet {r.quiesce_s:.1f}s later; {len(r.failures)} failures"
+            )
+    except KeyboardInterrupt:
+        out.print("interrupted")
+        return 130
+    clean, chaos = results["clean"], results["chaos"]
+    for line in chaos.disturbance.log:
+        out.print(f"  {line}", markup=False)
+    for failure in (clean.failures + chaos.failures)[:10]:
+        out.print(f"  failure: {failure}", markup=False)
+    rows = compare(clean, chaos)
+    table = Table("figure", "clean run", "chaos run", "differs", title="zhengming chaos")
+    for row in rows:
+        table.add_row(row.figure, row.clean, row.chaos, "[bold red]yes[/]" if row.differs else "")
+    out.print(table)
+    d = chaos.disturbance
+    summary = Table(
+        "cases",
+        "kills",
+        "by service",
+        "broker restarts",
+        "database restarts",
+        "time to quiesce",
+        "differences",
+    )
+    differences = sum(r.differs for r in rows)
+    summary.add_row(
+        str(params.cases),
+        str(sum(d.kills.values())),
+        ", ".join(f"{k} {v}" for k, v in sorted(d.kills.items())) or "-",
+        str(d.broker_restarts),
+        str(d.database_restarts),
+        f"{chaos.quiesce_s:.1f}s",
+        str(differences),
+    )
+    out.print(summary)
+    if not chaos.verify_ok:
+        for line in chaos.verify_lines[:10]:
+            out.print(f"  verify: {line}", markup=False)
+    if not chaos.replay_equal:
+        for line in chaos.replay_lines[:10]:
+            out.print(f"  replay: {line}", markup=False)
+    return 1 if differences else 0
