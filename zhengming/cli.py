@@ -18,6 +18,7 @@ from shared.db import migrate as run_migrations
 from shared.db import service_migrations
 from shared.directory import OFFICER_ROLES
 from zhengming.audit_cli import audit_app
+from zhengming.keys_cli import keys_app
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
 from zhengming.users_cli import users_app
@@ -29,6 +30,7 @@ warnings.filterwarnings("ignore", module="platformdirs")
 app = typer.Typer(help="zhengming (正名): operate the clarification services.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 
