@@ -19,6 +19,7 @@ from shared.db import service_migrations
 from shared.directory import OFFICER_ROLES
 from zhengming.audit_cli import audit_app
 from zhengming.dlq_cli import dlq_app
+from zhengming.keys_cli import keys_app
 from zhengming.local import LocalKafka, LocalPostgres
 from zhengming.services import all_services
 from zhengming.users_cli import users_app
@@ -31,6 +32,7 @@ app = typer.Typer(help="zhengming (正名): operate the clarification services."
 app.add_typer(audit_app, name="audit")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 

@@ -20,13 +20,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.intake.commands import AllegationDraft, ReporterIdentity
-from shared import settings
+from services.intake.settings import InboundSettings
 from shared.bounded import BusinessDate, NoControl
 from shared.consumer import DeadLetter, EventConsumer
 from shared.envelope import GENESIS_HASH, JURISDICTIONS, Actor, EventEnvelope, seal
 from shared.events.common import Subject
 
-KEY_FILE = "inbound-x25519.pem"
 EVENT_TYPE = "InboundReportV1"
 # Binds the derived key and the ciphertext to this purpose and version of the contract.
 _HKDF_INFO = b"zhengming inbound reporter identity v1"
@@ -120,7 +119,7 @@ class InboundReportV1(BaseModel):
 
 
 def key_path() -> Path:
-    return settings.local().secrets / KEY_FILE
+    return InboundSettings().key()
 
 
 def load_private_key(path: Path | None = None) -> X25519PrivateKey:
