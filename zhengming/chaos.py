@@ -18,6 +18,7 @@ import os
 import random
 import re
 import signal
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -168,6 +169,8 @@ class Disturbance:
     """What the chaos did: kills by service, restarts, and when."""
 
     kills: Counter[str] = field(default_factory=Counter)
+    ticks: int = 0
+    ticked: asyncio.Condition = field(default_factory=asyncio.Condition)
     broker_restarts: int = 0
     database_restarts: int = 0
     log: list[str] = field(default_factory=list)
@@ -218,6 +221,9 @@ async def disturb(params: ChaosParams, done: asyncio.Event, seen: Disturbance) -
         except TimeoutError:
             pass
         tick += 1
+        async with seen.ticked:
+            seen.ticks = tick
+            seen.ticked.notify_all()
         at = f"{time.monotonic() - started:6.1f}s"
         if tick == 2:
             await asyncio.to_thread(_restart_broker)
@@ -263,13 +269,14 @@ async def drive(params: ChaosParams, disturbed: bool) -> RunResult:
     done = asyncio.Event()
     seen = Disturbance()
 
-    # With a number of disturbances asked for, the cases start spread over them (each tick and
-    # its restart), so that every disturbance finds cases under way.
-    pace = (params.kills + 2) * params.kill_every_s * 2 / params.cases if params.kills and disturbed else 0.0
-    began = time.monotonic()
+    # With a number of disturbances asked for, case k waits for disturbance k*T/N to begin (T =
+    # the kills, the two restarts and one more), so every disturbance finds cases under way.
+    total = (params.kills + 3) if params.kills and disturbed else 0
 
     async def one(p: Plan) -> None:
-        await asyncio.sleep(max(0.0, began + p.k * pace - time.monotonic()))
+        if total:
+            async with seen.ticked:
+                await seen.ticked.wait_for(lambda: seen.ticks >= p.k * total // params.cases)
         async with gate:
             try:
                 ids[p.k] = await carry(case, client, p)
@@ -277,6 +284,7 @@ async def drive(params: ChaosParams, disturbed: bool) -> RunResult:
                 failures.append(f"case {p.k}: {type(exc).__name__}: {exc}"[:600])
 
     chaos = asyncio.create_task(disturb(params, done, seen)) if disturbed else None
+    began = time.monotonic()
     try:
         await asyncio.gather(*(one(p) for p in plans))
         for quarter in QUARTERS:
@@ -510,7 +518,7 @@ def compare(clean: RunResult, chaos: RunResult) -> list[Row]:
 
 def run_chaos(params: ChaosParams, out: Console | None = None) -> int:
     """Both runs, the comparison and the table; 0 when nothing differs."""
-    out = out or Console()
+    out = out or Console(width=None if sys.stdout.isatty() else 160)
     use_environment(STACK.environment())
     results: dict[str, RunResult] = {}
     try:
@@ -545,25 +553,16 @@ def run_chaos(params: ChaosParams, out: Console | None = None) -> int:
         table.add_row(row.figure, row.clean, row.chaos, "[bold red]yes[/]" if row.differs else "")
     out.print(table)
     d = chaos.disturbance
-    summary = Table(
-        "cases",
-        "kills",
-        "by service",
-        "broker restarts",
-        "database restarts",
-        "time to quiesce",
-        "differences",
-    )
     differences = sum(r.differs for r in rows)
-    summary.add_row(
-        str(params.cases),
-        str(sum(d.kills.values())),
-        ", ".join(f"{k} {v}" for k, v in sorted(d.kills.items())) or "-",
-        str(d.broker_restarts),
-        str(d.database_restarts),
-        f"{chaos.quiesce_s:.1f}s",
-        str(differences),
-    )
+    summary = Table("chaos run", "", title="disturbances")
+    summary.add_row("cases", str(params.cases))
+    summary.add_row("kills (SIGKILL, restarted)", str(sum(d.kills.values())))
+    summary.add_row("  by service", ", ".join(f"{k} {v}" for k, v in sorted(d.kills.items())) or "-")
+    summary.add_row("broker restarts", str(d.broker_restarts))
+    summary.add_row("database restarts", str(d.database_restarts))
+    summary.add_row("time carrying the cases", f"{chaos.drive_s:.1f}s (clean run {clean.drive_s:.1f}s)")
+    summary.add_row("time to quiesce afterwards", f"{chaos.quiesce_s:.1f}s")
+    summary.add_row("differences", str(differences))
     out.print(summary)
     if not chaos.verify_ok:
         for line in chaos.verify_lines[:10]:
