@@ -66,7 +66,9 @@ def start_infra(with_services: bool = False) -> list[str]:
     """Start what is not running; returns the names of the parts this call started."""
     started: list[str] = []
     kafka, postgres = _kafka(), _postgres()
-    console.print("kafka: starting…" if kafka.pid() is None else "kafka: already running")
+    name = "kafka" if len(kafka.nodes) == 1 else f"kafka ({len(kafka.nodes)} nodes)"
+    stopped = any(kafka.node_pid(n.node_id) is None for n in kafka.nodes)
+    console.print(f"{name}: starting…" if stopped else f"{name}: already running")
     if kafka.start():
         started.append("kafka")
     kafka.create_topics()
@@ -122,7 +124,7 @@ def down() -> None:
 def status() -> None:
     """Say what runs where and whether it answers."""
     table = Table("part", "running", "answering", "pid", "where")
-    rows = [_kafka().status(), _postgres().status()]
+    rows = [*_kafka().statuses(), _postgres().status()]
     rows += [svc.status() for svc in all_services(settings.local(), settings.services())]
     for s in rows:
         table.add_row(
