@@ -109,8 +109,12 @@ def up(
     infra_only: Annotated[bool, typer.Option(help="Kafka and PostgreSQL only, no services")] = False,
 ) -> None:
     """Start Kafka, PostgreSQL (migrated) and the four services unless already running; wait
-    until each answers."""
-    start_infra(with_services=not infra_only)
+    until each answers (`ZM_KAFKA_NODES=3`: a 3-node Kafka cluster)."""
+    try:
+        start_infra(with_services=not infra_only)
+    except RuntimeError as exc:  # a part that cannot start says why, without a traceback
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
     status()
 
 

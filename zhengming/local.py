@@ -112,7 +112,8 @@ class LocalKafka:
     logs/kafka.log); node i of a cluster has server-i.properties, data-i, kafka-i.pid, kafka-i.log.
 
     For chaos and kill tests: `kill_node(i)` SIGKILLs one node, `start_node(i)` brings it back,
-    and `leader_of(settings, topic, partition)` names the node leading a partition.
+    and `leader_of(settings, topic, partition)` names the node leading a partition. Like `start`
+    and `stop` they block (and run their own event loop): from async code, `asyncio.to_thread`.
     """
 
     def __init__(self, local: LocalSettings, settings: KafkaSettings) -> None:
