@@ -10,7 +10,7 @@ DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 li
 # The scripts the console serves itself, from npm at build time (console/assets/package-lock.json).
 ASSETS := console/static/vendor/echarts.min.js
 
-.PHONY: install system console-assets up down status test unit lint bench demo demo-down chaos clean
+.PHONY: install system console-assets up down status test test-cluster unit lint bench demo demo-down chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,17 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-# Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure).
+# Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure);
+# then the replicated-broker tests on a cluster stack of their own (test-cluster).
 test: $(STAMP) $(ASSETS) system
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
+	$(MAKE) --no-print-directory test-cluster
+
+# A broker leader SIGKILLed and restarted under load on a 3-node KRaft cluster of its own
+# (.local/cluster/stack: Kafka 24092-24097, PostgreSQL 18532, services 9401-9404), which the tests
+# start and stop; figures in .local/cluster/stack/broker-leader-kill.json.
+test-cluster: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/cluster
 
 # Every figure with its same-run baseline, on a fresh stack of its own (.local/bench/stack, ports
 # 21092, 17432, 9201-9204) that it starts and stops; e.g. `make bench ARGS=--quick`.

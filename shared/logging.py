@@ -51,7 +51,7 @@ def configure_logging(service: str, settings: LogSettings | None = None) -> None
         root.handlers[:] = [handler]
         root.setLevel(max(level, logging.INFO))
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        handler.addFilter(BrokerNoiseFilter())
+        handler.addFilter(BrokerNoiseFilter(quiet_s=settings.broker_quiet_s))
         _configured = True
     structlog.contextvars.bind_contextvars(service=service)
 
@@ -109,7 +109,8 @@ class BrokerNoiseFilter(logging.Filter):
     """aiokafka logs every failed reconnection of every client (producer, consumers, coordinator):
     27,627 lines in a 48 s broker outage. The first warning of an outage passes, as one
     `broker.unavailable` line; the rest are counted, not printed, until the broker has been quiet
-    for `quiet_s`, when a `broker.recovered` line tells how many were swallowed."""
+    for `quiet_s`, when a `broker.recovered` line tells how many were swallowed. With `quiet_s` 0
+    every line passes."""
 
     def __init__(self, quiet_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -123,7 +124,7 @@ class BrokerNoiseFilter(logging.Filter):
         if not record.name.startswith("aiokafka"):
             self._close_quiet_outage(now)
             return True
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or self.quiet_s == 0:
             return True
         ongoing = self.last_noise is not None and now - self.last_noise < self.quiet_s
         if not ongoing:

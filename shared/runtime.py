@@ -546,7 +546,7 @@ async def serve(definition: ServiceDefinition) -> None:
     kafka = settings.kafka()
     # Pattern subscriptions learn of new topics at each metadata refresh: keep it short.
     runtime.broker = KafkaBroker(
-        kafka.bootstrap,
+        kafka.bootstrap_list,
         logger=None,
         enable_idempotence=True,
         metadata_max_age_ms=15_000,

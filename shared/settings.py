@@ -58,13 +58,17 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class KafkaSettings(BaseSettings):
-    """The Kafka broker: where it listens and how the local single-node KRaft broker is sized."""
+    """The Kafka broker: where it listens and how the local KRaft broker (one node, or a
+    replicated cluster of `nodes` on loopback) is sized."""
 
     model_config = SettingsConfigDict(env_prefix="ZM_KAFKA_")
 
     host: str = "127.0.0.1"
     port: int = 19092
     controller_port: int = 19093
+    # Local KRaft nodes, each broker and controller: node i listens on port + 2(i-1) and
+    # controller_port + 2(i-1). 3 is the replicated cluster (RF 3, min.insync.replicas 2).
+    nodes: int = Field(default=1, ge=1, le=9)
     bootstrap_servers: str | None = None
     heap: str = "512m"
     partitions: int = 3
@@ -78,7 +82,30 @@ class KafkaSettings(BaseSettings):
 
     @property
     def bootstrap(self) -> str:
-        return self.bootstrap_servers or f"{self.host}:{self.port}"
+        """bootstrap_servers, else every local node's broker listener."""
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        return ",".join(f"{self.host}:{self.node_ports(i)[0]}" for i in range(1, self.nodes + 1))
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        """`bootstrap` as one host:port per item: FastStream takes a string for a single server."""
+        return [server.strip() for server in self.bootstrap.split(",") if server.strip()]
+
+    def node_ports(self, node_id: int) -> tuple[int, int]:
+        """(broker port, controller port) of local node `node_id` (1..nodes)."""
+        step = 2 * (node_id - 1)
+        return self.port + step, self.controller_port + step
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of every topic the local cluster holds, internal topics included."""
+        return min(3, self.nodes)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """With three replicas a write is acknowledged by two: one node may be lost at any time."""
+        return 2 if self.replication_factor >= 3 else 1
 
     @property
     def uses_ssl(self) -> bool:
@@ -271,6 +298,9 @@ class LogSettings(BaseSettings):
 
     level: str = "INFO"
     json_output: bool | None = None
+    # aiokafka's warnings of one broker outage are one line until this long without any; 0 keeps
+    # every line (a test counting the client's produce retries and reconnections).
+    broker_quiet_s: float = Field(default=30.0, ge=0)
 
 
 @lru_cache

@@ -70,7 +70,9 @@ def start_infra(with_services: bool = False) -> list[str]:
     """Start what is not running; returns the names of the parts this call started."""
     started: list[str] = []
     kafka, postgres = _kafka(), _postgres()
-    console.print("kafka: starting…" if kafka.pid() is None else "kafka: already running")
+    name = "kafka" if len(kafka.nodes) == 1 else f"kafka ({len(kafka.nodes)} nodes)"
+    stopped = any(kafka.node_pid(n.node_id) is None for n in kafka.nodes)
+    console.print(f"{name}: starting…" if stopped else f"{name}: already running")
     if kafka.start():
         started.append("kafka")
     kafka.create_topics()
@@ -111,8 +113,12 @@ def up(
     infra_only: Annotated[bool, typer.Option(help="Kafka and PostgreSQL only, no services")] = False,
 ) -> None:
     """Start Kafka, PostgreSQL (migrated) and the four services unless already running; wait
-    until each answers."""
-    start_infra(with_services=not infra_only)
+    until each answers (`ZM_KAFKA_NODES=3`: a 3-node Kafka cluster)."""
+    try:
+        start_infra(with_services=not infra_only)
+    except RuntimeError as exc:  # a part that cannot start says why, without a traceback
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
     status()
 
 
@@ -126,7 +132,7 @@ def down() -> None:
 def status() -> None:
     """Say what runs where and whether it answers."""
     table = Table("part", "running", "answering", "pid", "where")
-    rows = [_kafka().status(), _postgres().status()]
+    rows = [*_kafka().statuses(), _postgres().status()]
     rows += [svc.status() for svc in all_services(settings.local(), settings.services())]
     for s in rows:
         table.add_row(

@@ -231,6 +231,20 @@ def test_broker_noise_is_one_line_per_outage() -> None:
     assert noise.filter(_kafka_record("Unable connect to node with id 1"))  # a new outage: one line
 
 
+def test_broker_noise_is_kept_line_by_line_when_quiet_s_is_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    noise = logging_module.BrokerNoiseFilter(quiet_s=0)
+    assert all(
+        noise.filter(_kafka_record(f"Unable connect to node with id 1: attempt {i}")) for i in range(50)
+    )
+    assert noise.suppressed == 0
+    configure_logging("review", LogSettings(json_output=True, broker_quiet_s=0))
+    for _ in range(3):
+        logging.getLogger("aiokafka.producer.sender").warning("Got error produce response: %s", "NotLeader")
+    assert [line["event"] for line in _json_lines(capsys.readouterr().err)] == [
+        "Got error produce response: NotLeader"
+    ] * 3
+
+
 def test_broker_noise_is_filtered_on_the_configured_handler(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("review", LogSettings(json_output=True))
     for _ in range(500):
