@@ -113,7 +113,9 @@ async def test_replay_applies_once_failures_stay_and_purge_removes_what_is_settl
     result = await dead_letters.purge(consumer, "operator-331100", everything=True, reason="垃圾数据")
     assert [(p.removed, p.unresolved) for p in result.partitions] == [(1, 1)] and result.left == 0
     assert await dead_letters.entries(consumer) == []
-    purges = await pool.fetch("SELECT removed, unresolved, reason, purged_by FROM dead_letter_purges ORDER BY id")
+    purges = await pool.fetch(
+        "SELECT removed, unresolved, reason, purged_by FROM dead_letter_purges ORDER BY id"
+    )
     assert [tuple(r) for r in purges] == [
         (2, 0, None, "operator-331100"),
         (1, 1, "垃圾数据", "operator-331100"),
