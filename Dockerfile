@@ -21,6 +21,11 @@ RUN apt-get update \
        libharfbuzz-subset0 \
     && rm -rf /var/lib/apt/lists/*
 
+# The runtime's exact versions and hashes first (a layer that changes only with the lock), then
+# the project without resolving anything again: no embedded PostgreSQL, no Faker, no test tools.
+COPY requirements/runtime.lock /tmp/runtime.lock
+RUN pip install --require-hashes -r /tmp/runtime.lock && rm /tmp/runtime.lock
+
 # Only what the wheel needs: no .venv, .local or tests end up in the image.
 COPY pyproject.toml README.md /tmp/src/
 COPY shared /tmp/src/shared
@@ -29,7 +34,7 @@ COPY zhengming /tmp/src/zhengming
 COPY console /tmp/src/console
 COPY --from=console-assets /assets/node_modules/echarts/dist/echarts.min.js /tmp/src/console/static/vendor/echarts.min.js
 
-RUN pip install /tmp/src \
+RUN pip install --no-deps /tmp/src \
     && rm -rf /tmp/src \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/zhengming --create-home zhengming
 

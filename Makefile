@@ -10,13 +10,25 @@ DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 li
 # The scripts the console serves itself, from npm at build time (console/assets/package-lock.json).
 ASSETS := console/static/vendor/echarts.min.js
 
-.PHONY: install system console-assets up down status test test-cluster unit lint bench demo demo-down chaos clean
+.PHONY: install system console-assets up down status test test-cluster unit lint lock bench demo demo-down chaos clean
 
-$(STAMP): pyproject.toml
+# The exact versions and hashes of every package: requirements/dev.lock here (the tests, the local
+# tooling, the bench), requirements/runtime.lock in the image. `make lock` after a change of
+# pyproject.toml's dependencies.
+LOCKS := requirements/runtime.lock requirements/dev.lock
+
+$(STAMP): pyproject.toml $(LOCKS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+lock:
+	@[ -x $(BIN)/uv ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q 'uv>=0.9,<0.10'; }
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --generate-hashes -o requirements/runtime.lock
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --generate-hashes \
+	  --extra dev --extra local --extra bench --extra lock -o requirements/dev.lock
 
 install: $(STAMP) $(ASSETS)
 

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from shared.envelope import JURISDICTIONS, Actor
-from shared.events.common import Role
+from shared.roles import Role
 from shared.settings import local
 
 ISSUER = "zhengming"

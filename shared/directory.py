@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal
 
 import asyncpg
 from argon2 import PasswordHasher
@@ -19,13 +19,11 @@ from shared.bounded import Text
 from shared.db import DIRECTORY_MIGRATIONS, Conn, check_schema, migrate
 from shared.envelope import JURISDICTIONS
 from shared.errors import Conflict, NotFound, RuleViolation
-from shared.events.common import Role
+from shared.roles import OFFICER_ROLES, Role
 
 CadreAuthority = Literal["city", "county"]
 """管理权限: whose cadres the officer's decisions concern (市管干部 / 县管干部)."""
 
-OFFICER_ROLES: tuple[str, ...] = tuple(r for r in get_args(Role) if r != "system")
-"""The roles a person can hold (system is the services' own)."""
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024

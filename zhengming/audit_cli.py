@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 
 from shared.settings import SERVICES
-from zhengming import audit
 
 audit_app = typer.Typer(
     help="The audit trail: timeline, verify, checkpoint, replay, as-of.", no_args_is_help=True
@@ -31,6 +30,8 @@ def timeline(
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table")] = False,
 ) -> None:
     """Every event of one case across the four services in causal order."""
+    from zhengming import audit  # here, not at import: the other commands stay fast
+
     j = jurisdiction or case_id.split("-")[0]
     entries = asyncio.run(audit.case_timeline(case_id, role=role, jurisdiction=j))
     if not entries:
@@ -48,6 +49,8 @@ def verify(
 ) -> None:
     """Check every hash chain, the Kafka copy of every event and the signed checkpoints.
     Exit 0 when all holds; otherwise 1, naming the first broken link."""
+    from zhengming import audit  # here, not at import: the other commands stay fast
+
     report = asyncio.run(audit.verify_trail(jurisdiction))
     for line in report.lines():
         out.print(line, markup=False)
@@ -59,6 +62,8 @@ def checkpoint(
     service: Annotated[list[str] | None, typer.Option(help="service (repeat); default all")] = None,
 ) -> None:
     """Take and publish a signed checkpoint now (services also do it periodically)."""
+    from zhengming import audit  # here, not at import: the other commands stay fast
+
     for name in service or list(SERVICES):
         taken = asyncio.run(audit.publish_checkpoint(name))
         out.print(f"{name}: {len(taken.heads)} streams, {taken.events} events, root {taken.merkle_root}")
@@ -88,6 +93,8 @@ def replay(
 ) -> None:
     """Rebuild read models from Kafka offset 0 into a fresh schema and compare them with the live
     ones. Publishes nothing, renders nothing. Exit 1 when a read model differs."""
+    from zhengming import audit  # here, not at import: the other commands stay fast
+
     equal = True
     for name in service or list(SERVICES):
         report = asyncio.run(
@@ -109,6 +116,8 @@ def as_of_command(
 ) -> None:
     """The state of a case, a person's file or the quarterly statistics as of an instant,
     computed from the trail."""
+    from zhengming import audit  # here, not at import: the other commands stay fast
+
     when = datetime.fromisoformat(instant)
     if when.tzinfo is None:
         raise typer.BadParameter("give a time zone, e.g. +08:00")

@@ -7,22 +7,24 @@ import logging
 import subprocess
 import sys
 import warnings
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from shared import settings
-from shared.db import migrate as run_migrations
-from shared.db import service_migrations
-from shared.directory import OFFICER_ROLES
+from shared.roles import OFFICER_ROLES
 from zhengming.audit_cli import audit_app
 from zhengming.dlq_cli import dlq_app
 from zhengming.keys_cli import keys_app
-from zhengming.local import LocalKafka, LocalPostgres
-from zhengming.services import all_services
 from zhengming.users_cli import users_app
+
+if TYPE_CHECKING:
+    from zhengming.local import LocalKafka, LocalPostgres
+    from zhengming.services import LocalService
+
+# The commands import what they need when they run: `zhengming token` and `tokens` stay fast.
 
 # The readiness probes expect refused connections while a broker boots; keep them quiet.
 logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -37,16 +39,28 @@ console = Console(stderr=True)
 
 
 def _kafka() -> LocalKafka:
+    from zhengming.local import LocalKafka
+
     return LocalKafka(settings.local(), settings.kafka())
 
 
+def _processes() -> list[LocalService]:
+    from zhengming.services import all_services
+
+    return all_services(settings.local(), settings.services())
+
+
 def _postgres() -> LocalPostgres:
+    from zhengming.local import LocalPostgres
+
     return LocalPostgres(settings.local(), settings.postgres())
 
 
 async def _migrate_all() -> dict[str, list[str]]:
     import asyncpg
 
+    from shared.db import migrate as run_migrations
+    from shared.db import service_migrations
     from shared.directory import Directory
 
     conn = await asyncpg.connect(settings.postgres().dsn())
@@ -84,7 +98,7 @@ def start_infra(with_services: bool = False) -> list[str]:
         from shared.auth import AuthSettings, ensure_keys
 
         ensure_keys(AuthSettings())
-        services = all_services(settings.local(), settings.services())
+        services = _processes()
         for svc in services:
             if svc.start():
                 started.append(svc.name)
@@ -99,7 +113,7 @@ def start_infra(with_services: bool = False) -> list[str]:
 def stop_infra(parts: list[str] | None = None) -> None:
     """Stop the named parts (all when None), services first, Kafka last."""
     wanted = set(parts) if parts is not None else {"postgres", "kafka", *settings.PROCESSES}
-    for svc in all_services(settings.local(), settings.services()):
+    for svc in _processes():
         if svc.name in wanted and svc.stop():
             console.print(f"{svc.name}: stopped")
     if "postgres" in wanted and _postgres().stop():
@@ -133,7 +147,7 @@ def status() -> None:
     """Say what runs where and whether it answers."""
     table = Table("part", "running", "answering", "pid", "where")
     rows = [*_kafka().statuses(), _postgres().status()]
-    rows += [svc.status() for svc in all_services(settings.local(), settings.services())]
+    rows += [svc.status() for svc in _processes()]
     for s in rows:
         table.add_row(
             s.name, "yes" if s.running else "no", "yes" if s.answering else "no", str(s.pid or "-"), s.where
@@ -254,21 +268,36 @@ def token(
 
 @app.command()
 def tokens(
-    jurisdiction: Annotated[str, typer.Option(help="the jurisdiction of the users")] = "331122",
+    jurisdiction: Annotated[
+        list[str] | None, typer.Option(help="a jurisdiction granted to the users (repeat); default 331122")
+    ] = None,
+    city: Annotated[
+        bool, typer.Option(help="grant the city and its nine counties (the city's users)")
+    ] = False,
+    hours: Annotated[int, typer.Option(min=1, help="validity")] = 12,
 ) -> None:
-    """Print one token per role for a jurisdiction (local use with curl)."""
-    from shared.auth import Principal, mint
-    from shared.envelope import JURISDICTIONS
+    """Print one token per role (export lines for a shell) for users granted the given
+    jurisdictions, or the whole city; each user is `<role>-<first jurisdiction>`."""
+    from datetime import timedelta
 
-    name = JURISDICTIONS[jurisdiction]
+    from shared.auth import Principal, mint
+    from shared.envelope import CITY, JURISDICTIONS
+
+    granted = sorted(JURISDICTIONS) if city else list(dict.fromkeys(jurisdiction or ["331122"]))
+    unknown = [j for j in granted if j not in JURISDICTIONS]
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown jurisdiction {', '.join(unknown)}; one of {', '.join(JURISDICTIONS)}"
+        )
+    first = CITY if city else granted[0]
     for role in OFFICER_ROLES:
         principal = Principal(
-            user_id=f"{role}-{jurisdiction}",
+            user_id=f"{role}-{first}",
             role=role,
-            unit=f"{name}纪委监委",
-            jurisdictions=[jurisdiction],
+            unit=f"{JURISDICTIONS[first]}纪委监委",
+            jurisdictions=granted,
         )
-        typer.echo(f"export ZM_TOKEN_{role.upper()}={mint(principal)}")
+        typer.echo(f"export ZM_TOKEN_{role.upper()}={mint(principal, ttl=timedelta(hours=hours))}")
 
 
 @app.command()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -40,6 +39,8 @@ def _service_of(consumer: str) -> str:
 
 
 def _call(method: str, service: str, path: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    import httpx
+
     url = settings.services().url(service) + path
     try:
         response = httpx.request(

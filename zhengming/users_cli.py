@@ -8,15 +8,15 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
-from faker import Faker
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from shared import settings
-from shared.directory import OFFICER_ROLES, CadreAuthority, Directory, Officer
+from shared.directory import CadreAuthority, Directory, Officer
 from shared.envelope import CITY, JURISDICTIONS
 from shared.errors import Conflict, DomainError
+from shared.roles import OFFICER_ROLES
 
 users_app = typer.Typer(help="The user directory: named officers who log in.", no_args_is_help=True)
 out = Console()
@@ -42,6 +42,8 @@ def demo_officers() -> list[Officer]:
     (`<role>-<code>`); the city's users are granted the nine counties too and manage city cadres."""
     officers = []
     for code, place in JURISDICTIONS.items():
+        from faker import Faker  # local tooling (the `local` extra), not the services'
+
         fake = Faker("zh_CN")
         fake.seed_instance(int(code))
         city = code == CITY

@@ -19,6 +19,10 @@ from pydantic import (
 
 from shared.bounded import NoControl
 from shared.identity import person_key
+from shared.roles import OFFICER_ROLES as OFFICER_ROLES
+from shared.roles import ROLE_NAMES as ROLE_NAMES
+from shared.roles import Role as Role
+from shared.roles import role_name as role_name
 
 OfficerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", examples=["ZZB-2019-00417"])]
 """An officer id as the organisation department issues it: letters, digits, '.', '_', '-'."""
@@ -87,38 +91,6 @@ BadEffect = Literal[
 
 CadreLevel = Literal["city", "county"]
 """Cadre-management authority: whose head approves the clarification."""
-
-Role = Literal[
-    "letters_office",
-    "handling_department",
-    "case_trial",
-    "case_management",
-    "head",
-    "organisation_department",
-    "auditor",
-    "operator",
-    "system",
-]
-"""信访室, 承办部门, 审理室, 案管室, 主要负责人, 组织部, auditor, operator (运维: the deployment's
-consumers and dead letters, no case); system = a service reacting to events."""
-
-ROLE_NAMES: dict[Role, str] = {
-    "letters_office": "信访室",
-    "handling_department": "承办部门",
-    "case_trial": "审理室",
-    "case_management": "案管室",
-    "head": "主要负责人",
-    "organisation_department": "组织部",
-    "auditor": "审计人员",
-    "operator": "运维人员",
-    "system": "系统",
-}
-"""The Chinese name of each role, for messages."""
-
-
-def role_name(role: str) -> str:
-    """The Chinese name of a role (a string that is no role stays as it is)."""
-    return next((name for known, name in ROLE_NAMES.items() if known == role), role)
 
 
 class Frozen(BaseModel):

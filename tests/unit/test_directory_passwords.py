@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from shared.directory import (
     MAX_PASSWORD,
     MIN_PASSWORD,
-    OFFICER_ROLES,
     Officer,
     hash_password,
     needs_rehash,
@@ -18,6 +17,7 @@ from shared.directory import (
 )
 from shared.envelope import CITY, JURISDICTIONS
 from shared.errors import RuleViolation
+from shared.roles import OFFICER_ROLES
 from zhengming.users_cli import demo_officers
 
 GOOD = "correct horse battery"

@@ -11,9 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from shared import settings
-from shared.directory import OFFICER_ROLES
 from shared.envelope import CITY, JURISDICTIONS
-from shared.events.common import role_name
+from shared.events.common import OFFICER_ROLES, role_name
 from shared.settings import PROJECT_ROOT, SERVICES
 from zhengming.demo.calls import CONCURRENCY
 from zhengming.demo.exits import CASES, EXIT_QUARTER, ExitsOutcome
