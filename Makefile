@@ -6,7 +6,8 @@ ZM     := $(BIN)/zhengming
 STAMP  := $(VENV)/.installed
 # Debian packages the documents need: CJK fonts, pdftotext/pdftoppm (tests), WeasyPrint's Pango.
 # Chromium: the console's browser tests (driven by Playwright, never its own browser download).
-DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium
+# Prometheus: the e2e test of /metrics scrapes the four services with a real server on loopback.
+DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium prometheus
 # The scripts the console serves itself, from npm at build time (console/assets/package-lock.json).
 ASSETS := console/static/vendor/echarts.min.js
 

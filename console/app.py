@@ -40,6 +40,7 @@ from console.settings import ConsoleSettings
 from console.statistics import FIGURES, statistics_rows, xlsx_of
 from console.tasks import TaskList
 from services.archive.api import READ_NOTICES, READ_STATISTICS
+from shared import metrics
 from shared.dates import quarter_of
 from shared.envelope import CITY, JURISDICTIONS
 from shared.events.common import ROLE_NAMES
@@ -118,6 +119,7 @@ def build_console(settings: ConsoleSettings, services: ServiceSettings) -> FastA
             return response
 
     app.add_middleware(Headers)
+    metrics.install_http(app, "console")
 
     def page(
         request: Request, name: str, session: Session | None, status: int = 200, **context: Any

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, idempotency, ops_api, settings, signing
+from shared import checkpoint, idempotency, metrics, ops_api, settings, signing
 from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
 from shared.auth import Principal
@@ -314,6 +314,8 @@ class Runtime:
     broker_started: bool = False
     consumer_states: tuple[datetime, list[ConsumerState]] | None = None
     """Each consumer's lag and dead letters as the operations watch last saw them (and when)."""
+    checkpoint_at: datetime | None = None
+    """When this process last published a signed checkpoint (for /metrics)."""
 
     @contextlib.asynccontextmanager
     async def unit_of_work(self, cause: Cause) -> AsyncIterator[UnitOfWork]:
@@ -486,6 +488,7 @@ def served_app(
     # Every service logs in: the directory is shared, so whichever service an officer's client
     # talks to first can issue the token (one process holding the key is a deployment choice).
     add_auth_routes(app, runtime.pool)
+    metrics.install(app, runtime)
     return app
 
 
@@ -515,6 +518,7 @@ async def publish_checkpoints(runtime: Runtime, stop: asyncio.Event) -> None:
                             key=f"{deployment}/{runtime.service}".encode(),
                         )
                         last = count
+                        runtime.checkpoint_at = datetime.now(UTC)
                         log.info("checkpoint.published", events=count, root=taken.merkle_root)
             except Exception as exc:  # the next round tries again; a missed checkpoint loses nothing
                 log.warning("checkpoint.failed", error=repr(exc))

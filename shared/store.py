@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from shared import metrics
 from shared.db import Conn
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.errors import ConcurrencyError
@@ -207,6 +208,7 @@ class EventStore:
             [(e.event_id, topic, e.case_id, e.to_bytes(), _headers(e)) for e in sealed],
         )
         await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
+        metrics.appended(self.context, (e.event_type for e in sealed))
         return sealed
 
     async def enqueue_integration(
