@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, idempotency, metrics, ops_api, settings, signing
+from shared import checkpoint, idempotency, metrics, ops_api, public, settings, signing
 from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
 from shared.auth import Principal
@@ -199,13 +199,16 @@ class UnitOfWork:
         return envelopes
 
     async def publish(self, *, topic: str, key: str, message: BaseModel) -> None:
-        """An outbound integration message, sent when (and only if) this unit of work commits."""
+        """An outbound integration message, sent when (and only if) this unit of work commits; on a
+        public topic with CloudEvents, hash and signature headers (shared/public.py)."""
+        body = message.model_dump_json().encode()
+        headers = None
+        if public.is_public(topic):
+            headers = public.public_headers(
+                topic=topic, key=key, body=body, contract=type(message), signer=self.store.signer
+            )
         await self.store.enqueue_integration(
-            self.conn,
-            topic=topic,
-            key=key,
-            body=message.model_dump_json().encode(),
-            message_id=uuid.uuid4(),
+            self.conn, topic=topic, key=key, body=body, message_id=uuid.uuid4(), headers=headers
         )
 
 
