@@ -10,8 +10,10 @@ STAMP  := $(VENV)/.installed
 DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium prometheus
 # The scripts the console serves itself, from npm at build time (console/assets/package-lock.json).
 ASSETS := console/static/vendor/echarts.min.js
+# The official AsyncAPI parser the tests validate docs/asyncapi with (tests/asyncapi-parser/package-lock.json).
+ASYNCAPI_PARSER := tests/asyncapi-parser/node_modules/.installed
 
-.PHONY: install system console-assets up down status test test-cluster unit lint lock bench demo demo-down chaos clean
+.PHONY: install system console-assets asyncapi-parser up down status test test-cluster unit lint lock bench demo demo-down chaos clean
 
 # The exact versions and hashes of every package: requirements/dev.lock here (the tests, the local
 # tooling, the bench), requirements/runtime.lock in the image. `make lock` after a change of
@@ -40,6 +42,12 @@ $(ASSETS): console/assets/package.json console/assets/package-lock.json
 
 console-assets: $(ASSETS)
 
+$(ASYNCAPI_PARSER): tests/asyncapi-parser/package.json tests/asyncapi-parser/package-lock.json
+	cd tests/asyncapi-parser && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(ASYNCAPI_PARSER)
+
+asyncapi-parser: $(ASYNCAPI_PARSER)
+
 # Installs the missing Debian packages (as root, or with sudo); names them when it cannot.
 system:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -65,12 +73,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services zhengming console tests bench
 
-unit: $(STAMP)
+unit: $(STAMP) $(ASYNCAPI_PARSER)
 	$(BIN)/pytest -q tests/unit
 
 # Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure);
 # then the replicated-broker tests on a cluster stack of their own (test-cluster).
-test: $(STAMP) $(ASSETS) system
+test: $(STAMP) $(ASSETS) $(ASYNCAPI_PARSER) system
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-cluster
 
@@ -102,4 +110,4 @@ demo-down: $(STAMP)
 	else echo "no demo stack"; fi
 
 clean: down demo-down
-	rm -rf .local console/static/vendor console/assets/node_modules
+	rm -rf .local console/static/vendor console/assets/node_modules tests/asyncapi-parser/node_modules

@@ -10,10 +10,14 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from services.definitions import DEFINITIONS, definition_of
+from shared import public
+from shared.checkpoint import Checkpoint
 from shared.envelope import JURISDICTIONS, EventEnvelope
 from shared.events import registry
+from shared.outbox import MESSAGE_ID_HEADER
 from shared.settings import PROJECT_ROOT
-from shared.topics import PREFIX, dead_letter_topic
+from shared.topics import CHECKPOINTS_TOPIC, PREFIX, dead_letter_topic
+from zhengming import contract_examples
 
 DOCS = PROJECT_ROOT / "docs" / "asyncapi"
 
@@ -36,10 +40,20 @@ REF = "#/components/schemas/{model}"
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
-    """A model's JSON schema with its nested definitions moved to components.schemas."""
+    """A model's JSON schema with its nested definitions moved to components.schemas (a `#/$defs`
+    reference would not resolve from the document's root)."""
     schema = model.model_json_schema(ref_template=REF)
-    components.update(schema.pop("$defs", {}))
+    for name, definition in schema.pop("$defs", {}).items():
+        if components.setdefault(name, definition) != definition:
+            raise ValueError(f"two different schemas named {name} ({model.__name__}'s and another's)")
     return schema
+
+
+def _string(description: str, **more: Any) -> dict[str, Any]:
+    return {"type": "string", "description": description, **more}
+
+
+MESSAGE_ID = _string("the outbox row: the event id, or the public message's id (set by the relay)")
 
 
 def _message(name: str, version: int, model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +72,84 @@ def _message(name: str, version: int, model: type[BaseModel], components: dict[s
                 "event_type": {"type": "string"},
                 "schema_version": {"type": "string"},
                 "correlation_id": {"type": "string"},
+                MESSAGE_ID_HEADER: MESSAGE_ID,
             },
         },
         "payload": envelope,
+    }
+
+
+def public_headers() -> dict[str, Any]:
+    """The headers of every record of a public topic (shared/public.py)."""
+    return {
+        "type": "object",
+        "required": [
+            "ce_id",
+            "ce_source",
+            "ce_type",
+            "ce_specversion",
+            "ce_time",
+            "content-type",
+            public.HASH_HEADER,
+            public.SIGNATURE_HEADER,
+            public.KEY_ID_HEADER,
+        ],
+        "properties": {
+            "ce_specversion": {"const": "1.0", "description": "CloudEvents Kafka binding, binary mode"},
+            "ce_id": _string("CloudEvents id: the record key (notice_id), the deduplication key"),
+            "ce_type": _string("CloudEvents type", examples=[public.CE_TYPE_PREFIX + ".personnel-notice.v1"]),
+            "ce_source": _string("CloudEvents source: /zhengming/<jurisdiction>/<service>"),
+            "ce_time": _string(
+                "CloudEvents time: when the message was recorded (RFC 3339)", format="date-time"
+            ),
+            "content-type": {"const": "application/json"},
+            public.HASH_HEADER: _string(
+                "hex SHA-256 of the record value, byte for byte", pattern="^[0-9a-f]{64}$"
+            ),
+            public.SIGNATURE_HEADER: _string(
+                "base64 Ed25519 signature of the owning service over the 20 bytes"
+                " 'zhengming public v1' + NUL followed by the 32 bytes of the SHA-256 of the value"
+            ),
+            public.KEY_ID_HEADER: _string(
+                "<service>:<first 16 hex digits of SHA-256 over the raw Ed25519 public key>; the key"
+                " is the keyring file <service>.<fingerprint>.pub"
+            ),
+            MESSAGE_ID_HEADER: MESSAGE_ID,
+        },
+    }
+
+
+def dead_letter_message() -> dict[str, Any]:
+    return {
+        "name": "DeadLetter",
+        "title": "Dead letter",
+        "summary": "A record a consumer could not decode, did not know or refused (see `zhengming dlq`).",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "required": [
+                "zm-dlq-code",
+                "zm-dlq-reason",
+                "zm-dlq-consumer",
+                "zm-original-topic",
+                "zm-original-partition",
+                "zm-original-offset",
+            ],
+            "properties": {
+                "zm-dlq-code": _string(
+                    "why, as a code: undecodable, unknown_event, unsigned, bad_signature, ..."
+                ),
+                "zm-dlq-reason": _string("why, in words (at most 2000 characters)", maxLength=2000),
+                "zm-dlq-consumer": _string("the consumer (subscription) that gave the record up"),
+                "zm-dlq-event-id": _string("the event id when the envelope could be read, else empty"),
+                "zm-original-topic": _string("where the record was read"),
+                "zm-original-partition": _string("its partition (decimal)", pattern="^[0-9]+$"),
+                "zm-original-offset": _string("its offset (decimal)", pattern="^[0-9]+$"),
+            },
+        },
+        "payload": {
+            "description": "the original record value, byte for byte (the original headers are kept too)"
+        },
     }
 
 
@@ -96,22 +185,57 @@ def document(service: str) -> dict[str, Any]:
         operations[key] = {"action": "receive", "channel": {"$ref": f"#/channels/{spec.name}"}}
         channels[f"dlq.{spec.name}"] = {
             "address": dead_letter_topic(spec.name),
-            "description": "Dead letters: the original bytes; headers zm-dlq-code, zm-dlq-reason, "
-            "zm-original-topic, zm-original-partition, zm-original-offset.",
+            "description": f"Dead letters of zm.{spec.name}: the original bytes and headers, and why.",
+            "messages": {"DeadLetter": dead_letter_message()},
+        }
+        operations[f"send.dlq.{spec.name}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/dlq.{spec.name}"},
+            "messages": [{"$ref": f"#/channels/dlq.{spec.name}/messages/DeadLetter"}],
         }
     for name, (address, model) in definition.public_contracts.items():
+        outbound = public.is_public(address)
+        message: dict[str, Any] = {
+            "name": model.__name__,
+            "title": model.__name__,
+            "summary": (model.__doc__ or name).strip().splitlines()[0],
+            "contentType": "application/json",
+            "payload": _schema(model, components),
+        }
+        if outbound:
+            message["headers"] = public_headers()
+            message["examples"] = contract_examples.examples(model, address)
         channels[name] = {
             "address": address,
             "description": (model.__doc__ or name).strip(),
             "parameters": _jurisdiction_parameter(),
-            "messages": {
-                model.__name__: {
-                    "name": model.__name__,
-                    "contentType": "application/json",
-                    "payload": model.model_json_schema(),
-                }
-            },
+            "messages": {model.__name__: message},
         }
+        operations[f"{'send' if outbound else 'receive'}.{name}"] = {
+            "action": "send" if outbound else "receive",
+            "channel": {"$ref": f"#/channels/{name}"},
+            "messages": [{"$ref": f"#/channels/{name}/messages/{model.__name__}"}],
+        }
+    channels["audit.checkpoints"] = {
+        "address": CHECKPOINTS_TOPIC,
+        "description": "Signed checkpoints: every stream head of a service's event store and their "
+        "Merkle root, signed (Ed25519, canonical JSON of every field but `signature`) by the service "
+        "key; key = <deployment>/<service>. `zhengming audit` verifies them.",
+        "messages": {
+            "Checkpoint": {
+                "name": "Checkpoint",
+                "title": "Checkpoint",
+                "summary": "What a service vouches for at one instant.",
+                "contentType": "application/json",
+                "payload": _schema(Checkpoint, components),
+            }
+        },
+    }
+    operations["send.audit.checkpoints"] = {
+        "action": "send",
+        "channel": {"$ref": "#/channels/audit.checkpoints"},
+        "messages": [{"$ref": "#/channels/audit.checkpoints/messages/Checkpoint"}],
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {
