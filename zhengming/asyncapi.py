@@ -203,6 +203,15 @@ def document(service: str) -> dict[str, Any]:
             "payload": _schema(model, components),
         }
         if outbound:
+            message["bindings"] = {
+                "kafka": {
+                    "key": {
+                        "type": "string",
+                        "description": "the message's id (notice_id): deduplicate by it",
+                    },
+                    "bindingVersion": "0.5.0",
+                }
+            }
             message["headers"] = public_headers()
             message["examples"] = contract_examples.examples(model, address)
         channels[name] = {

@@ -19,7 +19,7 @@ EXAMPLE_KEY = ServiceKey("archive", Ed25519PrivateKey.from_private_bytes(bytes(r
 """The example signer: its seed is 00 01 .. 1f, so anyone can recompute the example signature."""
 
 NOTICE = PersonnelNoticeV1(
-    notice_id=f"notice-{J}-2026Q3",
+    notice_id=f"PN-{J}-2026Q3",
     jurisdiction=J,
     period="2026Q3",
     issued_on=date(2026, 10, 9),
