@@ -71,7 +71,7 @@ status: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services zhengming console tests bench
+	$(BIN)/mypy shared services zhengming console tests bench examples
 
 unit: $(STAMP) $(ASYNCAPI_PARSER)
 	$(BIN)/pytest -q tests/unit
