@@ -61,7 +61,12 @@ class TracingSettings(BaseSettings):
     <dir>/<service>-<pid>.jsonl (buffered in memory, flushed in batches and at exit)."""
 
     def otlp(self) -> str | None:
-        return self.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+        return (
+            self.otlp_endpoint
+            or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or None
+        )
 
     def on(self) -> bool:
         if self.enabled is not None:
@@ -70,33 +75,42 @@ class TracingSettings(BaseSettings):
 
 
 def configure(service: str, settings: TracingSettings | None = None) -> bool:
-    """Install this process's tracer provider (resource service.name = zhengming-<service>) and
-    the asyncpg instrumentation; returns whether tracing is on. Idempotent."""
+    """Install this process's tracer provider and the asyncpg instrumentation (statements only,
+    never their parameters: personal data travels in them); returns whether tracing is on.
+    Idempotent."""
     global _provider
-    settings = settings or TracingSettings()
-    if _provider is not None or not settings.on():
-        return _provider is not None
-    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    if _provider is None and (provider := provider_for(service, settings or TracingSettings())):
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        trace.set_tracer_provider(provider)
+        asyncpg_instrumentor = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
+        asyncpg_instrumentor.instrument(tracer_provider=provider)
+        _provider = provider
+    return _provider is not None
+
+
+def provider_for(service: str, settings: TracingSettings) -> TracerProvider | None:
+    """The tracer provider of one service process (resource service.name = zhengming-<service>)
+    with its exporters, or None while tracing is off."""
+    if not settings.on():
+        return None
     from opentelemetry.sdk.resources import Resource
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": f"zhengming-{service}", "service.namespace": "zhengming"}),
         sampler=ParentBased(root=_EntriesOnly()),
     )
-    if endpoint := settings.otlp():
+    if settings.otlp():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        url = endpoint if endpoint.rstrip("/").endswith("/v1/traces") else endpoint.rstrip("/") + "/v1/traces"
+        # Without a ZM_ endpoint the exporter reads the OTEL_EXPORTER_OTLP_* variables itself.
+        base = settings.otlp_endpoint
+        url = None if base is None else base.rstrip("/").removesuffix("/v1/traces") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
     if settings.file_dir is not None:
         path = settings.file_dir / f"{service}-{os.getpid()}.jsonl"
         provider.add_span_processor(BatchSpanProcessor(JsonLinesExporter(path), schedule_delay_millis=200))
-    trace.set_tracer_provider(provider)
-    # Statements only, never their parameters (personal data travels in them).
-    asyncpg_instrumentor = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
-    asyncpg_instrumentor.instrument(tracer_provider=provider)
-    _provider = provider
-    return True
+    return provider
 
 
 def shutdown() -> None:

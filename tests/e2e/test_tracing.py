@@ -88,7 +88,7 @@ async def traced_client(traced_stack: Stack) -> AsyncIterator[Client]:
 
 
 def spans() -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for path in sorted(SPANS.glob("*.jsonl")):
         found.extend(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line)
     return found
@@ -157,6 +157,12 @@ def consumers(trace: list[dict[str, Any]], outcome: str | None = None) -> set[tu
     }
 
 
+def closed(trace: list[dict[str, Any]]) -> bool:
+    """Every span's parent is written too."""
+    ids = {s["span_id"] for s in trace}
+    return all(s["parent_id"] is None or s["parent_id"] in ids for s in trace)
+
+
 def assert_links_intact(trace: list[dict[str, Any]], root_service: str) -> None:
     """One root, the request's span; every other span's parent in the trace; every consumer span
     the child of the relay's span of its record, in another service (a hop across Kafka)."""
@@ -210,10 +216,12 @@ async def test_one_trace_runs_from_a_request_through_the_outbox_and_kafka_to_all
         handover = request_trace(found, "intake", "/hand-over", case_id)
         conclusion = request_trace(found, "review", "/conclude", case_id)
         filing = request_trace(found, "clarification", "/file", case_id)
+        # Children end (and are written) before their parents: wait for whole trees.
         if (
             {service for service, _ in consumers(handover)} >= others
             and {service for service, _ in consumers(conclusion)} >= {"intake", "clarification", "archive"}
-            and ("archive", "ClarificationFiled") in consumers(filing)
+            and ("archive", "ClarificationFiled") in consumers(filing, "applied")
+            and all(closed(t) for t in (handover, conclusion, filing))
         ):
             break
         if time.monotonic() > deadline:

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +119,42 @@ def test_tracing_is_off_unless_spans_have_somewhere_to_go(monkeypatch: pytest.Mo
     assert not TracingSettings(enabled=False, otlp_endpoint="http://collector:4318").on()
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     assert TracingSettings().on()
+
+
+def test_a_service_process_exports_over_otlp_or_to_its_span_file_or_not_at_all(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert tracing.provider_for("review", TracingSettings()) is None
+    otlp = tracing.provider_for("review", TracingSettings(otlp_endpoint="http://127.0.0.1:1"))
+    assert otlp is not None
+    assert otlp.resource.attributes["service.name"] == "zhengming-review"
+    otlp.shutdown()
+
+    provider = tracing.provider_for("archive", TracingSettings(file_dir=tmp_path))
+    assert provider is not None
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span("zm.331123.clarification.events process", kind=SpanKind.CONSUMER),
+        tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT),
+    ):
+        pass
+    with tracer.start_as_current_span("a poll outside any trace", kind=SpanKind.CLIENT):
+        pass  # no entry: not sampled, not written
+    provider.shutdown()  # flushes the batch held in memory
+    [path] = tmp_path.glob("archive-*.jsonl")
+    query, consumer = sorted(
+        (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()),
+        key=lambda s: s["kind"],  # CLIENT, CONSUMER
+    )
+    assert (consumer["service"], consumer["kind"], consumer["parent_id"]) == (
+        "zhengming-archive",
+        "CONSUMER",
+        None,
+    )
+    assert (query["kind"], query["parent_id"]) == ("CLIENT", consumer["span_id"])
+    assert query["trace_id"] == consumer["trace_id"]
 
 
 @pytest.fixture
