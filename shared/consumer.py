@@ -25,7 +25,7 @@ from faststream.exceptions import StopConsume
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel, ValidationError
 
-from shared import rejections
+from shared import rejections, tracing
 from shared.db import Conn, database_away
 from shared.envelope import EventEnvelope
 from shared.errors import DomainError, InvalidEvent, OutOfRange, UnknownEventType
@@ -135,17 +135,19 @@ class EventConsumer:
         this process nor the next owner of the partition can step over it.
         """
         record = _record(msg)
-        try:
-            outcome = await self.settle(msg, record)
-        except GaveUp as exc:
-            self._rewind(msg, record)
-            self.failure = str(exc)
-            log.critical("consumer.stopped", consumer=self.name, reason=self.failure, **_position(record))
-            raise StopConsume from exc
-        except BaseException:
-            self._rewind(msg, record)
-            raise
-        await self._commit_offset(msg, record)
+        with tracing.consuming(self.name, record) as span:
+            try:
+                outcome = await self.settle(msg, record)
+            except GaveUp as exc:
+                self._rewind(msg, record)
+                self.failure = str(exc)
+                log.critical("consumer.stopped", consumer=self.name, reason=self.failure, **_position(record))
+                raise StopConsume from exc
+            except BaseException:
+                self._rewind(msg, record)
+                raise
+            tracing.outcome(span, outcome.status)
+            await self._commit_offset(msg, record)
         return outcome
 
     async def settle(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> Outcome:

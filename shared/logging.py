@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from shared import tracing
 from shared.settings import LogSettings
 
 _configured = False
@@ -25,6 +26,7 @@ def configure_logging(service: str, settings: LogSettings | None = None) -> None
     level = logging.getLevelName(settings.level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        tracing.log_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

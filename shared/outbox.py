@@ -31,6 +31,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import ProducerFenced
 
+from shared import tracing
 from shared.db import Conn
 from shared.logging import get_logger, outages
 from shared.settings import KafkaSettings, RelaySettings
@@ -127,13 +128,14 @@ class OutboxRelay:
             async with producer.transaction():
                 sent = []
                 for row in rows:
-                    headers = [(k, str(v).encode()) for k, v in row["headers"].items()]
-                    headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
-                    sent.append(
-                        await producer.send(
-                            row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
+                    with tracing.publishing(row["topic"], row["key"], row["headers"]) as carried:
+                        headers = [(k, v.encode()) for k, v in carried.items()]
+                        headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
+                        sent.append(
+                            await producer.send(
+                                row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
+                            )
                         )
-                    )
                 # Every record acknowledged before the commit: aiokafka commits a transaction even
                 # when one of its batches failed, and that record would then be marked unsent.
                 await asyncio.gather(*sent)

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared import checkpoint, idempotency, metrics, ops_api, public, settings, signing
+from shared import checkpoint, idempotency, metrics, ops_api, public, settings, signing, tracing
 from shared.aggregate import Aggregate
 from shared.audit_api import add_audit_routes
 from shared.auth import Principal
@@ -492,6 +492,7 @@ def served_app(
     # talks to first can issue the token (one process holding the key is a deployment choice).
     add_auth_routes(app, runtime.pool)
     metrics.install(app, runtime)
+    tracing.instrument_app(app)
     return app
 
 
@@ -549,6 +550,7 @@ class _Server(uvicorn.Server):
 async def serve(definition: ServiceDefinition) -> None:
     """Run one service until SIGINT/SIGTERM: HTTP API, consumers and outbox relay."""
     configure_logging(definition.name)
+    tracing.configure(definition.name)
     runtime = await open_runtime(definition)
     kafka = settings.kafka()
     # Pattern subscriptions learn of new topics at each metadata refresh: keep it short.
@@ -610,3 +612,4 @@ async def serve(definition: ServiceDefinition) -> None:
         await purging
         await runtime.pool.close()
         log.info("service.stopped")
+        tracing.shutdown()

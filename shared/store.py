@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.db import Conn
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.errors import ConcurrencyError
@@ -229,7 +229,7 @@ class EventStore:
             topic,
             key,
             body,
-            {"content-type": "application/json", **(headers or {})},
+            {"content-type": "application/json", **(headers or {}), **tracing.current_headers()},
         )
         await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
 
@@ -351,4 +351,5 @@ def _headers(e: EventEnvelope) -> dict[str, str]:
         "schema_version": str(e.schema_version),
         "correlation_id": str(e.correlation_id),
         "content-type": "application/json",
+        **tracing.current_headers(),
     }
