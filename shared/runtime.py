@@ -37,6 +37,7 @@ from shared.events.common import business_time
 from shared.http import CommandContext
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
+from shared.openapi import install as document_api
 from shared.ops_api import ConsumerState, add_ops_routes
 from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
@@ -486,6 +487,7 @@ def served_app(
     # Every service logs in: the directory is shared, so whichever service an officer's client
     # talks to first can issue the token (one process holding the key is a deployment choice).
     add_auth_routes(app, runtime.pool)
+    document_api(app)  # last: it documents every route added before
     return app
 
 
