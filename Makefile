@@ -9,8 +9,11 @@ STAMP  := $(VENV)/.installed
 DEB_PACKAGES := fonts-noto-cjk poppler-utils libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 chromium
 # The scripts the console serves itself, from npm at build time (console/assets/package-lock.json).
 ASSETS := console/static/vendor/echarts.min.js
+# The API viewers (Swagger UI, AsyncAPI) the services and `zhengming docs serve` serve themselves,
+# from npm at build time (docs/viewers/package-lock.json): the docs work without the internet.
+DOCS_ASSETS := shared/static/vendor/swagger-ui-bundle.js
 
-.PHONY: install system console-assets up down status test test-cluster unit lint bench demo demo-down chaos clean
+.PHONY: install system console-assets docs-assets up down status test test-cluster unit lint bench demo demo-down chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $(STAMP)
 
-install: $(STAMP) $(ASSETS)
+install: $(STAMP) $(ASSETS) $(DOCS_ASSETS)
 
 $(ASSETS): console/assets/package.json console/assets/package-lock.json
 	cd console/assets && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -26,6 +29,19 @@ $(ASSETS): console/assets/package.json console/assets/package-lock.json
 	cp console/assets/node_modules/echarts/dist/echarts.min.js $(ASSETS)
 
 console-assets: $(ASSETS)
+
+$(DOCS_ASSETS): docs/viewers/package.json docs/viewers/package-lock.json
+	cd docs/viewers && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p shared/static/vendor
+	cp docs/viewers/node_modules/swagger-ui-dist/swagger-ui.css \
+	   docs/viewers/node_modules/swagger-ui-dist/favicon-32x32.png shared/static/vendor/
+	cp docs/viewers/node_modules/@asyncapi/react-component/browser/standalone/index.js \
+	   shared/static/vendor/asyncapi-standalone.js
+	cp docs/viewers/node_modules/@asyncapi/react-component/styles/default.min.css \
+	   shared/static/vendor/asyncapi.css
+	cp docs/viewers/node_modules/swagger-ui-dist/swagger-ui-bundle.js $(DOCS_ASSETS)
+
+docs-assets: $(DOCS_ASSETS)
 
 # Installs the missing Debian packages (as root, or with sudo); names them when it cannot.
 system:
@@ -38,7 +54,7 @@ system:
 	    || echo "could not install; install these Debian packages: $$missing"; \
 	fi
 
-up: $(STAMP) $(ASSETS)
+up: $(STAMP) $(ASSETS) $(DOCS_ASSETS)
 	$(ZM) up
 
 down: $(STAMP)
@@ -57,7 +73,7 @@ unit: $(STAMP)
 
 # Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure);
 # then the replicated-broker tests on a cluster stack of their own (test-cluster).
-test: $(STAMP) $(ASSETS) system
+test: $(STAMP) $(ASSETS) $(DOCS_ASSETS) system
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-cluster
 
