@@ -7,6 +7,12 @@ WORKDIR /assets
 COPY console/assets/package.json console/assets/package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts
 
+# The API viewers each service's /docs serves (Swagger UI), from npm at build time too.
+FROM node:20-slim AS docs-assets
+WORKDIR /assets
+COPY docs/viewers/package.json docs/viewers/package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,6 +39,9 @@ COPY services /tmp/src/services
 COPY zhengming /tmp/src/zhengming
 COPY console /tmp/src/console
 COPY --from=console-assets /assets/node_modules/echarts/dist/echarts.min.js /tmp/src/console/static/vendor/echarts.min.js
+COPY --from=docs-assets /assets/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+     /assets/node_modules/swagger-ui-dist/swagger-ui.css \
+     /assets/node_modules/swagger-ui-dist/favicon-32x32.png /tmp/src/shared/static/vendor/
 
 RUN pip install --no-deps /tmp/src \
     && rm -rf /tmp/src \

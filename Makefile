@@ -13,7 +13,11 @@ ASSETS := console/static/vendor/echarts.min.js
 # The official AsyncAPI parser the tests validate docs/asyncapi with (tests/asyncapi-parser/package-lock.json).
 ASYNCAPI_PARSER := tests/asyncapi-parser/node_modules/.installed
 
-.PHONY: install system console-assets asyncapi-parser up down status test test-cluster unit lint lock bench demo demo-down chaos clean
+# The API viewers (Swagger UI, AsyncAPI) the services and `zhengming docs serve` serve themselves,
+# from npm at build time (docs/viewers/package-lock.json): the docs work without the internet.
+DOCS_ASSETS := shared/static/vendor/swagger-ui-bundle.js
+
+.PHONY: install system console-assets asyncapi-parser docs-assets up down status test test-cluster unit lint lock bench demo demo-down chaos clean
 
 # The exact versions and hashes of every package: requirements/dev.lock here (the tests, the local
 # tooling, the bench), requirements/runtime.lock in the image. `make lock` after a change of
@@ -33,7 +37,7 @@ lock:
 	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --generate-hashes \
 	  --extra dev --extra local --extra bench --extra lock -o requirements/dev.lock
 
-install: $(STAMP) $(ASSETS)
+install: $(STAMP) $(ASSETS) $(DOCS_ASSETS)
 
 $(ASSETS): console/assets/package.json console/assets/package-lock.json
 	cd console/assets && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -48,6 +52,19 @@ $(ASYNCAPI_PARSER): tests/asyncapi-parser/package.json tests/asyncapi-parser/pac
 
 asyncapi-parser: $(ASYNCAPI_PARSER)
 
+$(DOCS_ASSETS): docs/viewers/package.json docs/viewers/package-lock.json
+	cd docs/viewers && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	mkdir -p shared/static/vendor
+	cp docs/viewers/node_modules/swagger-ui-dist/swagger-ui.css \
+	   docs/viewers/node_modules/swagger-ui-dist/favicon-32x32.png shared/static/vendor/
+	cp docs/viewers/node_modules/@asyncapi/react-component/browser/standalone/index.js \
+	   shared/static/vendor/asyncapi-standalone.js
+	cp docs/viewers/node_modules/@asyncapi/react-component/styles/default.min.css \
+	   shared/static/vendor/asyncapi.css
+	cp docs/viewers/node_modules/swagger-ui-dist/swagger-ui-bundle.js $(DOCS_ASSETS)
+
+docs-assets: $(DOCS_ASSETS)
+
 # Installs the missing Debian packages (as root, or with sudo); names them when it cannot.
 system:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -59,7 +76,7 @@ system:
 	    || echo "could not install; install these Debian packages: $$missing"; \
 	fi
 
-up: $(STAMP) $(ASSETS)
+up: $(STAMP) $(ASSETS) $(DOCS_ASSETS)
 	$(ZM) up
 
 down: $(STAMP)
@@ -78,7 +95,7 @@ unit: $(STAMP) $(ASYNCAPI_PARSER)
 
 # Starts Kafka and PostgreSQL unless running, runs every test, stops what it started (also on failure);
 # then the replicated-broker tests on a cluster stack of their own (test-cluster).
-test: $(STAMP) $(ASSETS) $(ASYNCAPI_PARSER) system
+test: $(STAMP) $(ASSETS) $(ASYNCAPI_PARSER) $(DOCS_ASSETS) system
 	$(ZM) with-infra -- $(BIN)/pytest -q -p no:cacheprovider tests
 	$(MAKE) --no-print-directory test-cluster
 

@@ -475,6 +475,10 @@ def role_name(role: str) -> str:
     return f"{role_name_zh(role)}（{role}）"
 
 
+ROLES_ADMITTED: dict[Callable[..., Any], tuple[str, ...]] = {}
+"""The roles each `require` check admits (the OpenAPI document's `x-roles` reads them here)."""
+
+
 def require(*roles: str) -> Callable[[Principal], Principal]:
     """Dependency: the caller must hold one of `roles`."""
 
@@ -488,6 +492,7 @@ def require(*roles: str) -> Callable[[Principal], Principal]:
             )
         return principal
 
+    ROLES_ADMITTED[check] = roles
     return check
 
 

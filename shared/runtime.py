@@ -37,6 +37,7 @@ from shared.events.common import business_time
 from shared.http import CommandContext
 from shared.kafka_security import broker_security
 from shared.logging import configure_logging, get_logger
+from shared.openapi import install as document_api
 from shared.ops_api import ConsumerState, add_ops_routes
 from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
@@ -493,6 +494,7 @@ def served_app(
     add_auth_routes(app, runtime.pool)
     metrics.install(app, runtime)
     tracing.instrument_app(app)
+    document_api(app)  # last: it documents every route added before
     return app
 
 

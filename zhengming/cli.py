@@ -245,6 +245,24 @@ def asyncapi(
         console.print(f"wrote {path}")
 
 
+docs_app = typer.Typer(help="The API documents and their viewers, served offline.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+
+
+@docs_app.command("serve")
+def docs_serve(
+    port: Annotated[int, typer.Option(help="the port on 127.0.0.1")] = 8088,
+) -> None:
+    """Serve the four OpenAPI and the four AsyncAPI documents with Swagger UI and the AsyncAPI
+    viewer on 127.0.0.1, every script from the project (`make docs-assets` builds them)."""
+    import uvicorn
+
+    from zhengming.docs import docs_app as build
+
+    console.print(f"docs on http://127.0.0.1:{port}/")
+    uvicorn.run(build(), host="127.0.0.1", port=port, log_level="warning")
+
+
 @app.command()
 def token(
     user: Annotated[str, typer.Option(help="user id")],

@@ -427,8 +427,8 @@ def combine(facts: Iterable[QuarterFacts]) -> QuarterFacts:
     return total
 
 
-def _figure(zh: str, en: str) -> Any:
-    return Field(description=f"{zh}。{en}")
+def _figure(zh: str, en: str, **field: Any) -> Any:
+    return Field(description=f"{zh}。{en}", **field)
 
 
 class Figures(Frozen):
@@ -571,10 +571,14 @@ def working_days_to_clarify(concluded_on: date, performed_on: date) -> int:
 class Coverage(Frozen):
     """覆盖: which of the city level and its counties clarified at least one person or unit."""
 
-    covered: int
-    of: int
-    jurisdictions: list[str]
-    text: str
+    covered: int = _figure(
+        "至少澄清一人或一个单位的辖区数", "Jurisdictions that clarified at least one person or unit"
+    )
+    of: int = _figure(
+        "应覆盖的辖区数（市本级和9个县市区）", "Jurisdictions to cover (the city level and its 9 counties)"
+    )
+    jurisdictions: list[str] = _figure("已覆盖的辖区代码", "The codes of the jurisdictions covered")
+    text: str = _figure("覆盖情况的文字说明", "The coverage in words")
 
 
 def coverage(facts_by_jurisdiction: dict[str, QuarterFacts]) -> Coverage:
@@ -606,10 +610,19 @@ DETERRENCE_CAP_POINTS = 5.0
 class Indicator(Frozen):
     """保护党员干部担当干事激情: the 0-100 score of the city's 高质量发展指数 derived from the figures."""
 
-    name: str = INDICATOR_NAME
-    score: float | None
-    components: dict[str, float | None]
-    deterrence_bonus: float
+    name: str = _figure("指标名称", "The indicator's name", default=INDICATOR_NAME)
+    score: float | None = _figure(
+        "0-100 分的指数；没有任何分项可计算时为空",
+        "The 0-100 score; null when no component has a denominator",
+    )
+    components: dict[str, float | None] = _figure(
+        "各分项（澄清率、及时率、回访率、覆盖率）的 0-1 取值，无分母时为空",
+        "Each component (clarification_rate, timeliness, return_visits, coverage) from 0 to 1, "
+        "null without a denominator",
+    )
+    deterrence_bonus: float = _figure(
+        "诬告陷害移送查处的加分（有上限）", "The bonus points for false accusations referred (capped)"
+    )
 
 
 def clarification_rate(clarified: int, candidates: int) -> float | None:

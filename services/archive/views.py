@@ -29,6 +29,10 @@ from shared.events.archive import CorrectionEntry, NoticeEntry
 from shared.events.common import Allegation, ClarificationForm, Frozen
 
 
+def _described(zh: str, en: str) -> Any:
+    return Field(description=f"{zh}。{en}")
+
+
 class VisitView(Frozen):
     """回访 as listed: scheduled, and what was found once recorded."""
 
@@ -122,21 +126,35 @@ class NoticeView(Frozen):
 class StatisticsRow(Frozen):
     """The quarter's figures and indicator for one jurisdiction, or for the city with its counties."""
 
-    scope: Literal["jurisdiction", "city_wide"]
-    jurisdiction: str | None
-    name: str
-    jurisdictions_included: list[str]
-    quarter: str
-    figures: Figures
-    covered: bool | None
-    coverage: Coverage | None
-    indicator: Indicator
+    scope: Literal["jurisdiction", "city_wide"] = _described(
+        "一个辖区，或市本级连同各县市区的合计", "One jurisdiction, or the city with its counties"
+    )
+    jurisdiction: str | None = _described(
+        "辖区代码；合计行为空", "The jurisdiction code; null on the city-wide row"
+    )
+    name: str = _described("辖区名称", "The jurisdiction's name")
+    jurisdictions_included: list[str] = _described("计入本行的辖区代码", "The jurisdictions this row counts")
+    quarter: str = _described("季度，如 2023Q1", "The quarter, e.g. 2023Q1")
+    figures: Figures = _described("季度统计数字", "The quarter's figures")
+    covered: bool | None = _described(
+        "本辖区是否至少澄清一人或一个单位；合计行为空",
+        "Whether this jurisdiction clarified anyone; null on the city-wide row",
+    )
+    coverage: Coverage | None = _described("覆盖情况（仅合计行）", "Coverage (the city-wide row only)")
+    indicator: Indicator = _described(
+        "保护党员干部担当干事激情指数", "The indicator derived from the figures"
+    )
 
 
 class StatisticsReport(Frozen):
-    quarter: str
-    rows: list[StatisticsRow]
-    total: StatisticsRow | None
+    """季度统计报表: the rows of the jurisdictions the caller sees, and their total."""
+
+    quarter: str = _described("季度，如 2023Q1", "The quarter, e.g. 2023Q1")
+    rows: list[StatisticsRow] = _described("每个辖区一行", "One row per jurisdiction")
+    total: StatisticsRow | None = _described(
+        "市本级连同各县市区的合计行（能看到全市时）",
+        "The city-wide row (when the caller sees the whole city)",
+    )
 
 
 _VISIT_COLUMNS = (

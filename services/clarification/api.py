@@ -43,6 +43,7 @@ from services.clarification.formats import MEDIA_TYPES, Format, content_disposit
 from services.clarification.formats import render as render_format
 from services.clarification.handlers import answer
 from services.clarification.reporters import IdentityCheck, IdentityCheckUnavailable, IntakeIdentityCheck
+from services.clarification.views import MatterAnswer
 from shared.auth import Principal
 from shared.bounded import BusinessDate, NoControl
 from shared.errors import NotFound
@@ -124,12 +125,15 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/consent-request",
         summary="拟澄清告知书: ask a reported person for consent before the start (issues the notice)",
+        response_model=MatterAnswer,
     )
     async def request_consent(ctx: Department, case_id: CaseId, body: RequestConsent) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.request_consent, case_id=case_id), body)
 
     @app.post(
-        "/clarifications/{case_id}/start", summary="申请: start a candidate's clarification (consent needed)"
+        "/clarifications/{case_id}/start",
+        summary="申请: start a candidate's clarification (consent needed)",
+        response_model=MatterAnswer,
     )
     async def start(ctx: Department, case_id: CaseId, body: Start) -> dict[str, Any]:
         return answer(await runtime.command(ctx, decision(Clarification(case_id), Clarification.start), body))
@@ -137,6 +141,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/decline",
         summary="本人不同意澄清: the person's refusal before the start (the matter leaves the pool)",
+        response_model=MatterAnswer,
     )
     async def decline(ctx: Department, case_id: CaseId, body: Decline) -> dict[str, Any]:
         return answer(
@@ -146,6 +151,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/withdraw",
         summary="本人撤回: the person withdraws after the start, before the clarification is performed",
+        response_model=MatterAnswer,
     )
     async def withdraw(ctx: Department, case_id: CaseId, body: Withdraw) -> dict[str, Any]:
         return answer(
@@ -155,6 +161,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/assess",
         summary="评估 against the positive/negative lists (a refusal is answered 200 with its reasons)",
+        response_model=MatterAnswer,
     )
     async def assess(ctx: Department, case_id: CaseId, body: Assess) -> dict[str, Any]:
         return answer(
@@ -165,6 +172,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
         "/clarifications/{case_id}/re-review",
         summary="复核: one member of the quality-evaluation group signs for their own office (信访室, 审理室,"
         " 案管室); a failed check sends the matter back, the third passing signature issues the 审批表",
+        response_model=MatterAnswer,
     )
     async def re_review(ctx: QualityGroup, case_id: CaseId, body: ReReview) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.re_review, case_id=case_id), body)
@@ -173,6 +181,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
         "/clarifications/{case_id}/approve",
         summary="Approval by the head at the level of cadre-management authority, naming the forms and"
         " scope (default: the proposed ones)",
+        response_model=MatterAnswer,
     )
     async def approve(ctx: Head, case_id: CaseId, body: Approve) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.approve, case_id=case_id), body)
@@ -180,6 +189,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/refuse-approval",
         summary="主要负责人不予批准: the head refuses the clarification, with the reason (the matter ends)",
+        response_model=MatterAnswer,
     )
     async def refuse_approval(ctx: Head, case_id: CaseId, body: RefuseApproval) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.refuse_approval, case_id=case_id), body)
@@ -187,6 +197,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/send-back",
         summary="主要负责人退回: the head sends the matter back to the department for a new re-review",
+        response_model=MatterAnswer,
     )
     async def send_back(ctx: Head, case_id: CaseId, body: SendBackApproval) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.send_back_approval, case_id=case_id), body)
@@ -195,6 +206,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
         "/clarifications/{case_id}/content",
         summary="澄清内容: the department drafts the wording of each point verified untrue (refused when"
         " a wording contains the reporter's identity; a new draft needs approval again)",
+        response_model=MatterAnswer,
     )
     async def draft_content(ctx: Department, case_id: CaseId, body: DraftContent) -> dict[str, Any]:
         return await handlers.draft_content(runtime, ctx, check, body, case_id=case_id)
@@ -202,6 +214,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/content/approve",
         summary="审理室 approves the drafted 澄清内容 (the documents print only approved wording)",
+        response_model=MatterAnswer,
     )
     async def approve_content(ctx: CaseTrial, case_id: CaseId, body: ApproveContent) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.approve_content, case_id=case_id), body)
@@ -209,6 +222,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/content/return",
         summary="审理室 returns the drafted 澄清内容 to the department, with the reason",
+        response_model=MatterAnswer,
     )
     async def return_content(ctx: CaseTrial, case_id: CaseId, body: ReturnContent) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.return_content, case_id=case_id), body)
@@ -216,6 +230,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/perform",
         summary="澄清: clarify the untrue points (issues the 澄清通知书)",
+        response_model=MatterAnswer,
     )
     async def perform(ctx: Department, case_id: CaseId, body: Perform) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.perform, case_id=case_id), body)
@@ -223,19 +238,26 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
     @app.post(
         "/clarifications/{case_id}/feedback",
         summary="反馈 to the unit's party committee and its head (issues the 关于失实检举控告澄清的函)",
+        response_model=MatterAnswer,
     )
     async def feedback(ctx: Department, case_id: CaseId, body: GiveFeedback) -> dict[str, Any]:
         return await runtime.command(ctx, partial(handlers.give_feedback, case_id=case_id), body)
 
     @app.post(
-        "/clarifications/{case_id}/acknowledge", summary="The person's acknowledgement of the clarification"
+        "/clarifications/{case_id}/acknowledge",
+        summary="The person's acknowledgement of the clarification",
+        response_model=MatterAnswer,
     )
     async def acknowledge(ctx: Department, case_id: CaseId, body: Acknowledge) -> dict[str, Any]:
         return answer(
             await runtime.command(ctx, decision(Clarification(case_id), Clarification.acknowledge), body)
         )
 
-    @app.post("/clarifications/{case_id}/file", summary="备案: file the clarification with the archive")
+    @app.post(
+        "/clarifications/{case_id}/file",
+        summary="备案: file the clarification with the archive",
+        response_model=MatterAnswer,
+    )
     async def file(ctx: Filer, case_id: CaseId, body: File) -> dict[str, Any]:
         return answer(await runtime.command(ctx, decision(Clarification(case_id), Clarification.file), body))
 
@@ -243,6 +265,7 @@ def build_api(runtime: Runtime, identity_check: IdentityCheck | None = None) -> 
         "/clarifications/{case_id}/corrections",
         summary="纠正错误处理: a treatment based on the untrue report, corrected by the organ that made it"
         " (notified to the organisation department)",
+        response_model=MatterAnswer,
     )
     async def correct_treatment(ctx: Department, case_id: CaseId, body: CorrectTreatment) -> dict[str, Any]:
         return answer(

@@ -31,6 +31,7 @@ from services.intake.commands import (
 from services.intake.domain import Report, ReportState
 from services.intake.inbound import public_key_pem
 from services.intake.queries import READ_ROLES
+from services.intake.views import ReportDetail, ReportView
 from shared.auth import Principal
 from shared.bounded import BusinessDate, Identifier, Offset
 from shared.http import CommandContext, acting, check_jurisdiction, create_app, require
@@ -59,9 +60,11 @@ Office = Annotated[CommandContext, Depends(acting(*OFFICE))]
 Reader = Annotated[Principal, Depends(require(*READ_ROLES))]
 
 
-def answer(outcome: Report | Decided[Report]) -> dict[str, Any]:
+def answer(outcome: Report | Decided[Report]) -> ReportView:
     """A report as commands answer it (never the reporter)."""
-    return queries.report_state(outcome.state if isinstance(outcome, Decided) else outcome)
+    return ReportView.model_validate(
+        queries.report_state(outcome.state if isinstance(outcome, Decided) else outcome)
+    )
 
 
 def build_api(runtime: Runtime) -> FastAPI:
@@ -73,16 +76,16 @@ def build_api(runtime: Runtime) -> FastAPI:
     )
 
     @app.post("/reports", status_code=201, tags=["reports"], summary="Register a report (接收)")
-    async def register(body: RegisterReport, ctx: Office) -> dict[str, Any]:
+    async def register(body: RegisterReport, ctx: Office) -> ReportView:
         check_jurisdiction(ctx.principal, body.jurisdiction)
         return answer(await runtime.command(ctx, handlers.register_report, body))
 
     @app.post("/reports/{report_id}/log", tags=["reports"], summary="Log a report (登记)")
-    async def log_report(report_id: Identifier, body: LogReport, ctx: Office) -> dict[str, Any]:
+    async def log_report(report_id: Identifier, body: LogReport, ctx: Office) -> ReportView:
         return answer(await runtime.command(ctx, decision(Report(report_id), Report.log), body))
 
     @app.post("/reports/{report_id}/accept", tags=["reports"], summary="Accept a logged report (受理)")
-    async def accept(report_id: Identifier, body: AcceptReport, ctx: Office) -> dict[str, Any]:
+    async def accept(report_id: Identifier, body: AcceptReport, ctx: Office) -> ReportView:
         return answer(await runtime.command(ctx, decision(Report(report_id), Report.accept), body))
 
     @app.post(
@@ -90,7 +93,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Send a county report up to the city (报送上级)",
     )
-    async def send_up(report_id: Identifier, body: SendUp, ctx: Office) -> dict[str, Any]:
+    async def send_up(report_id: Identifier, body: SendUp, ctx: Office) -> ReportView:
         return answer(await runtime.command(ctx, decision(Report(report_id), Report.send_up), body))
 
     @app.post(
@@ -98,11 +101,11 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Send a city report down to a county, which gets a report of its own (转送下级)",
     )
-    async def send_down(report_id: Identifier, body: SendDown, ctx: Office) -> dict[str, Any]:
+    async def send_down(report_id: Identifier, body: SendDown, ctx: Office) -> ReportView:
         return answer(await runtime.command(ctx, partial(handlers.send_down, report_id=report_id), body))
 
     @app.post("/reports/{report_id}/merge", tags=["reports"], summary="Merge a report as a repeat (重复件)")
-    async def merge(report_id: Identifier, body: MergeAsRepeat, ctx: Office) -> dict[str, Any]:
+    async def merge(report_id: Identifier, body: MergeAsRepeat, ctx: Office) -> ReportView:
         return answer(
             await runtime.command(ctx, partial(handlers.merge_as_repeat, report_id=report_id), body)
         )
@@ -112,7 +115,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Hand an accepted report to the handling department (移送承办)",
     )
-    async def hand_over(report_id: Identifier, body: HandOver, ctx: Office) -> dict[str, Any]:
+    async def hand_over(report_id: Identifier, body: HandOver, ctx: Office) -> ReportView:
         return answer(await runtime.command(ctx, partial(handlers.hand_over, report_id=report_id), body))
 
     @app.post(
@@ -120,7 +123,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="Record that a real-name reporter was told of acceptance or of the result",
     )
-    async def notify(report_id: Identifier, body: NotifyReporter, ctx: Office) -> dict[str, Any]:
+    async def notify(report_id: Identifier, body: NotifyReporter, ctx: Office) -> ReportView:
         return answer(await runtime.command(ctx, decision(Report(report_id), Report.notify), body))
 
     @app.post(
@@ -129,7 +132,7 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["objections"],
         summary="Record a real-name reporter's objection (异议) with new facts or evidence",
     )
-    async def lodge_objection(report_id: Identifier, body: LodgeObjection, ctx: Office) -> dict[str, Any]:
+    async def lodge_objection(report_id: Identifier, body: LodgeObjection, ctx: Office) -> ReportView:
         lodge = partial(handlers.lodge_objection, report_id=report_id)
         return answer(await runtime.command(ctx, lodge, body))
 
@@ -140,7 +143,7 @@ def build_api(runtime: Runtime) -> FastAPI:
     )
     async def feed_back_objection(
         report_id: Identifier, objection_id: Identifier, body: FeedBackObjection, ctx: Office
-    ) -> dict[str, Any]:
+    ) -> ReportView:
         feed_back = partial(handlers.feed_back_objection, report_id=report_id, objection_id=objection_id)
         return answer(await runtime.command(ctx, feed_back, body))
 
@@ -163,8 +166,8 @@ def build_api(runtime: Runtime) -> FastAPI:
         tags=["reports"],
         summary="One report; the reporter only for the letters office",
     )
-    async def get_report(report_id: Identifier, principal: Reader) -> dict[str, Any]:
-        return await queries.report_detail(runtime, principal, report_id)
+    async def get_report(report_id: Identifier, principal: Reader) -> ReportDetail:
+        return ReportDetail.model_validate(await queries.report_detail(runtime, principal, report_id))
 
     @app.get("/reports", tags=["reports"], summary="Reports of a jurisdiction, optionally in one state")
     async def list_reports(
