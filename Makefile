@@ -127,4 +127,5 @@ demo-down: $(STAMP)
 	else echo "no demo stack"; fi
 
 clean: down demo-down
-	rm -rf .local console/static/vendor console/assets/node_modules tests/asyncapi-parser/node_modules
+	rm -rf .local console/static/vendor console/assets/node_modules tests/asyncapi-parser/node_modules \
+	  shared/static/vendor docs/viewers/node_modules

@@ -20,8 +20,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from starlette.staticfiles import StaticFiles
 
-from shared.directory import OFFICER_ROLES
 from shared.http import MAX_BODY_BYTES, RETRY_AFTER_S, ROLES_ADMITTED, current_principal, role_name
+from shared.roles import OFFICER_ROLES
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 VENDOR = Path(__file__).parent / "static" / "vendor"
