@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from shared import rejections, tracing
 from shared.db import Conn, database_away
 from shared.envelope import EventEnvelope
-from shared.errors import DomainError, InvalidEvent, OutOfRange, UnknownEventType
+from shared.errors import DomainError, InvalidEvent, OutOfRange, UnknownEventType, without_values
 from shared.logging import get_logger, outages
 from shared.registry import EventRegistry
 from shared.settings import ConsumerSettings
@@ -375,4 +375,12 @@ def _raw_body(msg: Any) -> bytes:
 
 
 def _short(exc: Exception) -> str:
+    """The reason of a refusal without the message's values (the reason travels in a dead-letter
+    header and reaches operators, who see no case data): pydantic's errors by place and kind, a
+    database error by its class and SQLSTATE, a rule's own message as written."""
+    if isinstance(exc, ValidationError):
+        return without_values(exc)
+    if isinstance(exc, asyncpg.PostgresError):
+        constraint = getattr(exc, "constraint_name", None)
+        return f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})" + (f" on {constraint}" if constraint else "")
     return str(exc).replace("\n", " ")[:1000]

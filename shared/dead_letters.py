@@ -48,6 +48,14 @@ class EntryState(StrEnum):
 SETTLED = frozenset({EntryState.applied, EntryState.duplicate, EntryState.skipped})
 
 
+class EntryNotFound(Exception):
+    """The dead-letter topic holds no entry at (partition, offset)."""
+
+    def __init__(self, partition: int, offset: int) -> None:
+        super().__init__(f"no entry at {partition}@{offset}")
+        self.partition, self.offset = partition, offset
+
+
 class EntryRef(BaseModel):
     partition: int = Field(ge=0)
     offset: int = Field(ge=0)
@@ -126,19 +134,24 @@ async def read_records(topic: str, limit: int = MAX_ENTRIES) -> list[ConsumerRec
         first = await reader.beginning_offsets(parts)
         ends = await reader.end_offsets(parts)
         records: list[ConsumerRecord[Any, Any]] = []
+        # Each partition its share of the limit, so a crowded partition hides no other.
+        share = max(1, limit // max(1, len(parts)))
+        got_of: dict[TopicPartition, int] = dict.fromkeys(parts, 0)
         remaining = {tp for tp in parts if ends[tp] > first[tp]}
         for tp in parts:
             reader.seek(tp, first[tp])
         async with asyncio.timeout(READ_TIMEOUT_S):
-            while remaining and len(records) < limit:
+            while remaining:
                 batch = await reader.getmany(*remaining, timeout_ms=500, max_records=limit)
                 for tp, got in batch.items():
-                    records += [r for r in got if r.offset < ends[tp]]
+                    kept = [r for r in got if r.offset < ends[tp]][: share - got_of[tp]]
+                    records += kept
+                    got_of[tp] += len(kept)
                 for tp in list(remaining):
-                    if await reader.position(tp) >= ends[tp]:
+                    if got_of[tp] >= share or await reader.position(tp) >= ends[tp]:
                         remaining.discard(tp)
         records.sort(key=lambda r: (r.partition, r.offset))
-        return records[:limit]
+        return records
     finally:
         await reader.stop()
         await admin.close()
@@ -203,7 +216,7 @@ async def replay(
     consumer: EventConsumer, refs: Iterable[EntryRef] | None, actor: str
 ) -> list[DeadLetterEntry]:
     """Run the chosen entries (every one not yet settled when None) through the consumer again;
-    returns them with their new state. An entry named that the topic does not hold is KeyError."""
+    returns them with their new state. An entry named that the topic does not hold is EntryNotFound."""
     records = await read_records(dead_letter_topic(consumer.name))
     by_position = {(r.partition, r.offset): r for r in records}
     async with consumer.pool.acquire() as conn:
@@ -219,7 +232,7 @@ async def replay(
         wanted = [(ref.partition, ref.offset) for ref in refs]
         missing = [w for w in wanted if w not in by_position]
         if missing:
-            raise KeyError(missing[0])
+            raise EntryNotFound(*missing[0])
         chosen = [by_position[w] for w in dict.fromkeys(wanted)]
     out = []
     for record in chosen:

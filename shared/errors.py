@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class Term(NamedTuple):
@@ -122,3 +125,12 @@ def require_reason(reason: str, decision: Term) -> str:
             code="reason_required",
         )
     return reason.strip()
+
+
+def without_values(exc: ValidationError) -> str:
+    """Where and why input is invalid, never the values themselves: a reason that goes into a
+    dead-letter header, a log line or an operator's view must not echo a name or a contact."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False)
+    )[:1900]

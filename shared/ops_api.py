@@ -221,9 +221,8 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
         try:
             async with asyncio.timeout(BROKER_TIMEOUT_S * 3):
                 replayed = await dead_letters.replay(found, body.entries, principal.user_id)
-        except KeyError as missing:
-            partition, offset = missing.args[0]
-            raise _no_entry(consumer, partition, offset) from None
+        except dead_letters.EntryNotFound as missing:
+            raise _no_entry(consumer, missing.partition, missing.offset) from None
         except (KafkaError, OSError, TimeoutError):
             return unavailable_response("broker", language_of(request.scope))
         log.info(

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.envelope import EventEnvelope
-from shared.errors import InvalidEvent, UnknownEventType
+from shared.errors import InvalidEvent, UnknownEventType, without_values
 
 Payload = dict[str, Any]
 Upcaster = Callable[[Payload], Payload]
@@ -92,7 +92,7 @@ class EventRegistry:
         try:
             return model.model_validate(payload)
         except ValidationError as exc:
-            raise InvalidEvent(f"{envelope.event_type}: {exc}") from exc
+            raise InvalidEvent(f"{envelope.event_type}: {without_values(exc)}") from exc
 
     def encode(self, payload: BaseModel) -> tuple[str, int, Payload]:
         """(event_type, version, json payload) for a payload model instance."""

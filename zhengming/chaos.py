@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from shared.settings import PROJECT_ROOT, SERVICES
 from shared.topics import personnel_notices_topic
 from zhengming.client import Client, Users
 from zhengming.driver import CaseDriver
-from zhengming.local import LocalKafka, LocalPostgres
+from zhengming.local import LocalKafka, LocalPostgres, _pid_alive
 from zhengming.services import LocalService, all_services
 from zhengming.stack import Stack, start, stop, use_environment
 
@@ -177,12 +178,9 @@ class Disturbance:
 
 
 def _gone(pid: int, timeout_s: float = 30) -> None:
+    """Until the process is gone; a killed child of ours is a zombie until reaped: gone too."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
+    while _pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -210,6 +208,15 @@ def _restart_database() -> None:
 async def disturb(params: ChaosParams, done: asyncio.Event, seen: Disturbance) -> None:
     """Every kill_every_s: SIGKILL a random service and restart it; the second tick restarts the
     broker instead, the fourth PostgreSQL. Stops when `done` is set or `kills` are done."""
+    try:
+        await _disturb(params, done, seen)
+    finally:  # however it ended, no case waits for a tick that will not come
+        async with seen.ticked:
+            seen.ticks = sys.maxsize
+            seen.ticked.notify_all()
+
+
+async def _disturb(params: ChaosParams, done: asyncio.Event, seen: Disturbance) -> None:
     rng = random.Random(params.seed)
     services = {s.name: s for s in all_services(settings.local(), settings.services()) if s.name in SERVICES}
     tick = 0
@@ -249,6 +256,7 @@ class RunResult:
     events: dict[str, int]
     statistics: dict[str, Any]
     documents: Counter[str]
+    numbering_gaps: list[str]
     notices: dict[str, Any]
     notice_copies: Counter[str]
     dead_letters: dict[str, int]
@@ -359,20 +367,58 @@ async def _consumers(client: Client) -> list[dict[str, Any]]:
     return states
 
 
+QUIET_LOOKS = 3
+QUIET_SPAN_S = 20.0
+"""Quiet means this many looks in a row over at least this long: longer than the consumers'
+metadata refresh (15 s), after which a pattern subscriber has seen every topic."""
+
+
 async def quiesce(client: Client, timeout_s: float = 900) -> None:
-    """Until every outbox is drained, every consumer has read everything and the stores hold
-    still over two looks."""
+    """Until every consumer has read everything, every outbox is drained and the stores hold
+    still, look after look (read in that order: what a consumer applies after its lag was read
+    shows in the outbox or the stores of the same look)."""
     deadline = time.monotonic() + timeout_s
     last: dict[str, int] | None = None
+    quiet_since: float | None = None
+    looks = 0
     while time.monotonic() < deadline:
+        states = await _consumers(client)
+        caught_up = all(s["lag"] == 0 and s["stopped"] is None for s in states)
+        drained = caught_up and await _unpublished() == 0
         counts = await _event_counts()
-        if await _unpublished() == 0:
-            states = await _consumers(client)
-            if all(s["lag"] == 0 and s["stopped"] is None for s in states) and counts == last:
+        if drained and counts == last:
+            looks += 1
+            quiet_since = quiet_since or time.monotonic()
+            if looks >= QUIET_LOOKS and time.monotonic() - quiet_since >= QUIET_SPAN_S:
                 return
+        else:
+            looks, quiet_since = 0, None
         last = counts
         await asyncio.sleep(2)
     raise TimeoutError(f"the stack did not quiesce within {timeout_s:.0f}s")
+
+
+DOC_NUMBER_PARTS = re.compile(r"(.+)〔(\d{4})〕(\d+)号")
+
+
+def numbering_gaps(numbers: Iterable[str]) -> list[str]:
+    """Each series' document numbers (发文字号, e.g. 缙纪澄〔2024〕7号) of a year must run 1..n with
+    none twice and none skipped: what a crash between allocating a number and issuing its
+    document could break (the comparison of texts replaces the numbers, so it cannot see it)."""
+    issued: dict[tuple[str, str], Counter[int]] = {}
+    for number in numbers:
+        found = DOC_NUMBER_PARTS.fullmatch(number)
+        if found is None:
+            continue  # a form's 编号 of another format, or none
+        series, year, seq = found.groups()
+        issued.setdefault((series, year), Counter())[int(seq)] += 1
+    gaps = []
+    for (series, year), seqs in sorted(issued.items()):
+        twice = sorted(n for n, c in seqs.items() if c > 1)
+        missing = sorted(set(range(1, max(seqs) + 1)) - set(seqs))
+        if twice or missing:
+            gaps.append(f"{series}〔{year}〕: twice {twice[:5]}, missing {missing[:5]}")
+    return gaps
 
 
 def _digest(text: str) -> str:
@@ -407,12 +453,13 @@ async def collect(client: Client, ids: dict[int, str]) -> dict[str, Any]:
         }
     conn = await asyncpg.connect(settings.postgres().dsn())
     try:
-        rows = await conn.fetch("SELECT kind, title, body FROM clarification.documents")
+        rows = await conn.fetch("SELECT kind, title, body, number FROM clarification.documents")
     finally:
         await conn.close()
     documents = Counter(
         f"{r['kind']}:{_digest(_normal(r['title'] + chr(10) + r['body'], names))}" for r in rows
     )
+    numbering = numbering_gaps(r["number"] for r in rows)
     from zhengming.audit import read_topics
 
     records = await read_topics(personnel_notices_topic(j) for j in sorted(JURISDICTIONS))
@@ -436,6 +483,7 @@ async def collect(client: Client, ids: dict[int, str]) -> dict[str, Any]:
         "events": await _event_counts(),
         "statistics": statistics,
         "documents": documents,
+        "numbering_gaps": numbering,
         "notices": dict(sorted(notices.items())),
         "notice_copies": copies,
         "dead_letters": dead,
@@ -485,6 +533,15 @@ def compare(clean: RunResult, chaos: RunResult) -> list[Row]:
         0,
         sum(((clean.documents - chaos.documents) + (chaos.documents - clean.documents)).values()),
     )
+    for name, run in (("clean", clean), ("chaos", chaos)):
+        rows.append(
+            Row(
+                f"document numbers twice or skipped ({name})",
+                "0",
+                str(len(run.numbering_gaps)),
+                bool(run.numbering_gaps),
+            )
+        )
     row("public notices", len(clean.notices), len(chaos.notices))
     row(
         "notices differing",

@@ -301,6 +301,10 @@ def tokens(
     from shared.auth import Principal, mint
     from shared.envelope import CITY, JURISDICTIONS
 
+    if city and jurisdiction:
+        raise typer.BadParameter("give --city or --jurisdiction, not both")
+    # The city's users are granted its nine counties too (as zhengming.client.Users grants them).
+    city = city or jurisdiction == [CITY]
     granted = sorted(JURISDICTIONS) if city else list(dict.fromkeys(jurisdiction or ["331122"]))
     unknown = [j for j in granted if j not in JURISDICTIONS]
     if unknown:

@@ -24,6 +24,7 @@ from services.intake.settings import InboundSettings
 from shared.bounded import BusinessDate, NoControl
 from shared.consumer import DeadLetter, EventConsumer
 from shared.envelope import GENESIS_HASH, JURISDICTIONS, Actor, EventEnvelope, seal
+from shared.errors import without_values
 from shared.events.common import Subject
 
 EVENT_TYPE = "InboundReportV1"
@@ -203,14 +204,6 @@ def open_sealed(sealed: SealedForIntake, private_key: X25519PrivateKey) -> Repor
 # ---- consumer -------------------------------------------------------------------------------
 
 
-def describe(exc: ValidationError) -> str:
-    """Where and why a message is invalid, without echoing its values."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {e['msg']}"
-        for e in exc.errors(include_input=False, include_url=False)
-    )[:1900]
-
-
 def adapt(message: InboundReportV1) -> EventEnvelope:
     """The envelope the consumer runner needs: the message id is the event id, so the inbox
     drops a redelivered message."""
@@ -239,5 +232,5 @@ class InboundConsumer(EventConsumer):
         try:
             message = InboundReportV1.model_validate_json(body)
         except ValidationError as exc:
-            raise DeadLetter("invalid_event", f"{EVENT_TYPE}: {describe(exc)}") from exc
+            raise DeadLetter("invalid_event", f"{EVENT_TYPE}: {without_values(exc)}") from exc
         return adapt(message), message

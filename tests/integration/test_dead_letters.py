@@ -102,7 +102,7 @@ async def test_replay_applies_once_failures_stay_and_purge_removes_what_is_settl
     [dup] = await dead_letters.replay(consumer, [first, first], "operator-331100")
     assert dup.state == EntryState.duplicate
     assert await effects(pool) == {"case-0": 2, "case-1": 2, "case-2": 2}
-    with pytest.raises(KeyError):
+    with pytest.raises(dead_letters.EntryNotFound):
         await dead_letters.replay(consumer, [EntryRef(partition=0, offset=10_000)], "operator-331100")
 
     # A purge removes the settled prefix only; the refused entry (and anything after it) stays.

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from zhengming.chaos import QUARTERS, RunResult, _normal, compare, plan
+from zhengming.chaos import QUARTERS, RunResult, _normal, compare, numbering_gaps, plan
 
 
 def run(**changes: Any) -> RunResult:
@@ -19,6 +19,7 @@ def run(**changes: Any) -> RunResult:
         events={"intake/ReportReceived": 2, "review/VerificationOpened": 2},
         statistics={q: {"total": {"matters": 2}, "331122": {"matters": 1}} for q in QUARTERS},
         documents=Counter({"notice:abc": 1}),
+        numbering_gaps=[],
         notices={"331122 2024Q1": {"entries": [{"case_id": "<case 0>"}]}},
         notice_copies=Counter({"n1": 1}),
         dead_letters={"intake.inbound": 0},
@@ -64,3 +65,15 @@ def test_each_kind_of_difference_is_named() -> None:
 def test_a_runs_own_identifiers_are_replaced_by_the_plans() -> None:
     text = "缙纪澄〔2024〕17号 关于331122-2024-000003的澄清"
     assert _normal(text, {"331122-2024-000003": "<case 5>"}) == "缙纪澄〔2024〕#号 关于<case 5>的澄清"
+
+
+def test_document_numbers_must_run_without_gaps_or_repeats() -> None:
+    good = ["缙纪澄〔2024〕1号", "缙纪澄〔2024〕2号", "缙纪澄函〔2024〕1号", "丽纪澄〔2024〕1号"]
+    assert numbering_gaps(good) == []
+    assert numbering_gaps([*good, "缙纪澄〔2024〕2号", "缙纪澄〔2024〕4号"]) == [
+        "缙纪澄〔2024〕: twice [2], missing [3]"
+    ]
+    clean = run()
+    assert differing(clean, run(numbering_gaps=["缙纪澄〔2024〕: twice [2], missing []"])) == [
+        "document numbers twice or skipped (chaos)"
+    ]

@@ -44,3 +44,10 @@ def test_the_city_grants_the_ten_jurisdictions(keys: AuthSettings) -> None:
 def test_an_unknown_jurisdiction_is_refused(keys: AuthSettings) -> None:
     done = CliRunner().invoke(app, ["tokens", "--jurisdiction", "999999"])
     assert done.exit_code == 2 and "999999" in done.output
+
+
+def test_the_citys_code_alone_is_the_city_and_both_flags_are_refused(keys: AuthSettings) -> None:
+    auditor = verify(tokens("--jurisdiction", "331100")["ZM_TOKEN_AUDITOR"], keys)
+    assert sorted(auditor.jurisdictions) == sorted(JURISDICTIONS)
+    done = CliRunner().invoke(app, ["tokens", "--city", "--jurisdiction", "331122"])
+    assert done.exit_code == 2 and "--city" in done.output
