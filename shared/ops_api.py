@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 OPERATORS = ("operator",)
+T = TypeVar("T")
 BROKER_TIMEOUT_S = 20.0
 
 
@@ -159,11 +161,7 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
     async def consumers(
         request: Request, principal: Annotated[Principal, Depends(require(*OPERATORS))]
     ) -> list[ConsumerState] | JSONResponse:
-        try:
-            async with asyncio.timeout(BROKER_TIMEOUT_S):
-                return await consumer_states(runtime)
-        except (KafkaError, OSError, TimeoutError):
-            return unavailable_response("broker", language_of(request.scope))
+        return await _on_broker(request, consumer_states(runtime))
 
     @app.get(
         "/ops/dead-letters/{consumer}",
@@ -174,12 +172,7 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
     async def dead_letter_entries(
         request: Request, consumer: str, principal: Annotated[Principal, Depends(require(*OPERATORS))]
     ) -> list[DeadLetterEntry] | JSONResponse:
-        found = _consumer(runtime, consumer)
-        try:
-            async with asyncio.timeout(BROKER_TIMEOUT_S):
-                return await dead_letters.entries(found)
-        except (KafkaError, OSError, TimeoutError):
-            return unavailable_response("broker", language_of(request.scope))
+        return await _on_broker(request, dead_letters.entries(_consumer(runtime, consumer)))
 
     @app.get(
         "/ops/dead-letters/{consumer}/{partition}/{offset}",
@@ -194,12 +187,9 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
         offset: int,
         principal: Annotated[Principal, Depends(require(*OPERATORS))],
     ) -> DeadLetterEntry | JSONResponse:
-        found = _consumer(runtime, consumer)
-        try:
-            async with asyncio.timeout(BROKER_TIMEOUT_S):
-                listed = await dead_letters.entries(found)
-        except (KafkaError, OSError, TimeoutError):
-            return unavailable_response("broker", language_of(request.scope))
+        listed = await _on_broker(request, dead_letters.entries(_consumer(runtime, consumer)))
+        if isinstance(listed, JSONResponse):
+            return listed
         entry = next((e for e in listed if (e.partition, e.offset) == (partition, offset)), None)
         if entry is None:
             raise _no_entry(consumer, partition, offset)
@@ -219,12 +209,13 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
     ) -> list[DeadLetterEntry] | JSONResponse:
         found = _consumer(runtime, consumer)
         try:
-            async with asyncio.timeout(BROKER_TIMEOUT_S * 3):
-                replayed = await dead_letters.replay(found, body.entries, principal.user_id)
+            replayed = await _on_broker(
+                request, dead_letters.replay(found, body.entries, principal.user_id), BROKER_TIMEOUT_S * 3
+            )
         except dead_letters.EntryNotFound as missing:
             raise _no_entry(consumer, missing.partition, missing.offset) from None
-        except (KafkaError, OSError, TimeoutError):
-            return unavailable_response("broker", language_of(request.scope))
+        if isinstance(replayed, JSONResponse):
+            return replayed
         log.info(
             "dead_letters.replayed",
             consumer=consumer,
@@ -253,13 +244,12 @@ def add_ops_routes(app: FastAPI, runtime: Runtime) -> None:
                 field="reason",
                 code="purge_reason_required",
             )
-        try:
-            async with asyncio.timeout(BROKER_TIMEOUT_S):
-                result = await dead_letters.purge(
-                    found, principal.user_id, everything=body.everything, reason=body.reason
-                )
-        except (KafkaError, OSError, TimeoutError):
-            return unavailable_response("broker", language_of(request.scope))
+        result = await _on_broker(
+            request,
+            dead_letters.purge(found, principal.user_id, everything=body.everything, reason=body.reason),
+        )
+        if isinstance(result, JSONResponse):
+            return result
         log.warning(
             "dead_letters.purged",
             consumer=consumer,
@@ -280,6 +270,17 @@ class ReplayRequest(BaseModel):
 class PurgeRequest(BaseModel):
     everything: bool = Field(default=False, description="also the entries no replay settled")
     reason: str | None = Field(default=None, max_length=2000, description="why (needed with everything)")
+
+
+async def _on_broker(
+    request: Request, work: Awaitable[T], timeout_s: float = BROKER_TIMEOUT_S
+) -> T | JSONResponse:
+    """`work`'s result, or 503 when the broker does not answer in time."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await work
+    except (KafkaError, OSError, TimeoutError):
+        return unavailable_response("broker", language_of(request.scope))
 
 
 def _consumer(runtime: Runtime, name: str) -> EventConsumer:

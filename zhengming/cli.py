@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import warnings
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -80,8 +81,11 @@ def migrate() -> None:
         console.print(f"{service}: {', '.join(applied) if applied else 'up to date'}")
 
 
-def start_infra(with_services: bool = False) -> list[str]:
-    """Start what is not running; returns the names of the parts this call started."""
+def start_infra(
+    with_services: bool = False, processes: Collection[str] | None = None, ready_timeout_s: float = 60
+) -> list[str]:
+    """Start what is not running (with_services: the processes named, every one when None);
+    returns the names of the parts this call started."""
     started: list[str] = []
     kafka, postgres = _kafka(), _postgres()
     name = "kafka" if len(kafka.nodes) == 1 else f"kafka ({len(kafka.nodes)} nodes)"
@@ -98,7 +102,7 @@ def start_infra(with_services: bool = False) -> list[str]:
         from shared.auth import AuthSettings, ensure_keys
 
         ensure_keys(AuthSettings())
-        services = _processes()
+        services = [svc for svc in _processes() if processes is None or svc.name in processes]
         for svc in services:
             if svc.start():
                 started.append(svc.name)
@@ -106,7 +110,7 @@ def start_infra(with_services: bool = False) -> list[str]:
             else:
                 console.print(f"{svc.name}: already running")
         for svc in services:
-            svc.wait_ready()
+            svc.wait_ready(timeout_s=ready_timeout_s)
     return started
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,10 +55,13 @@ def use_environment(env: Mapping[str, str], *, only: bool = False) -> list[str]:
     return dropped
 
 
-def start(with_services: bool) -> list[str]:
+def start(
+    with_services: bool, processes: Collection[str] | None = None, ready_timeout_s: float = 60
+) -> list[str]:
+    """Start the stack the environment points at (zhengming.cli.start_infra)."""
     from zhengming.cli import start_infra
 
-    return start_infra(with_services=with_services)
+    return start_infra(with_services, processes, ready_timeout_s)
 
 
 def stop() -> None:

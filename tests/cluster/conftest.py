@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from shared import settings
-from shared.auth import AuthSettings, ensure_keys
 from shared.settings import PROJECT_ROOT, SERVICES
 from zhengming.client import Client, Users
 from zhengming.driver import Driver
-from zhengming.services import LocalService
 from zhengming.stack import Stack, start, stop, use_environment
 
 HERE = Path(__file__).resolve().parent
@@ -62,13 +60,7 @@ def cluster() -> Iterator[Stack]:
     use_environment(STACK.environment(), only=True)
     STACK.prepare()
     try:
-        start(with_services=False)
-        ensure_keys(AuthSettings())
-        services = [LocalService(name, settings.local(), settings.services()) for name in SERVICES]
-        for svc in services:
-            svc.start()
-        for svc in services:
-            svc.wait_ready(timeout_s=120)
+        start(with_services=True, processes=SERVICES, ready_timeout_s=120)  # the console is not needed
         yield STACK
     finally:
         stop()

@@ -25,11 +25,9 @@ import asyncpg
 import pytest
 
 from shared import settings
-from shared.auth import AuthSettings, ensure_keys
 from shared.settings import PROJECT_ROOT, SERVICES
 from zhengming.client import Client, Users
 from zhengming.driver import CasePlan, Driver, Reporter
-from zhengming.services import LocalService
 from zhengming.stack import Stack, start, stop, use_environment
 
 pytestmark = pytest.mark.timeout(600)
@@ -65,13 +63,7 @@ def traced_stack() -> Iterator[Stack]:
     use_environment({**STACK.environment(), "ZM_TRACING_FILE_DIR": str(SPANS)}, only=True)
     try:
         STACK.prepare()
-        start(with_services=False)
-        ensure_keys(AuthSettings())
-        procs = [LocalService(name, settings.local(), settings.services()) for name in SERVICES]
-        for svc in procs:
-            svc.start()
-        for svc in procs:
-            svc.wait_ready(timeout_s=120)
+        start(with_services=True, processes=SERVICES, ready_timeout_s=120)  # the console is not needed
         yield STACK
     finally:
         stop()
