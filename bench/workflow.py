@@ -294,7 +294,13 @@ async def carry(api: Api, rec: Recorder, k: int) -> None:
     subject_id = str(matter["outcome"]["subjects"][0]["subject_id"])
     await case.start(j, case_id, CaseDriver.start_body(subject_id, d + timedelta(days=26)))
     await case.word_content(j, case_id, d + timedelta(days=26))
-    assessed = await case.assess(j, case_id, on=d + timedelta(days=27), bad_effects=["repeated_reports"])
+    assessed = await case.assess(
+        j,
+        case_id,
+        on=d + timedelta(days=27),
+        bad_effects=["repeated_reports"],
+        proposed_forms=["written_notice", "face_to_face"],
+    )
     if not assessed["eligible"]:
         raise RuntimeError(f"{case_id}: assessed not eligible: {assessed}")
     checked = await case.re_review(j, case_id, on=d + timedelta(days=28))
