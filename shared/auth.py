@@ -7,6 +7,9 @@ import base64
 import hashlib
 import json
 import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shared.envelope import JURISDICTIONS, Actor
 from shared.roles import Role
+from shared.settings import auth as configured
 from shared.settings import local
 
 ISSUER = "zhengming"
@@ -160,12 +164,12 @@ def public_jwk(key: Ed25519PublicKey) -> dict[str, str]:
 def jwks(settings: AuthSettings | None = None) -> dict[str, list[dict[str, str]]]:
     """The JWK set this deployment's tokens verify against (its one signing key; FileNotFoundError
     before there is one)."""
-    settings = settings or AuthSettings()
+    settings = settings or configured()
     return {"keys": [public_jwk(_public_key(settings.public_key))]}
 
 
 def mint(principal: Principal, settings: AuthSettings | None = None, ttl: timedelta | None = None) -> str:
-    settings = settings or AuthSettings()
+    settings = settings or configured()
     ensure_keys(settings)
     key = serialization.load_pem_private_key(settings.private_key.read_bytes(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
@@ -219,7 +223,11 @@ def _verification_key(token: str, settings: AuthSettings) -> Any:
 
 def verify(token: str, settings: AuthSettings | None = None) -> Principal:
     """The principal of a valid token; AuthError otherwise (KeysUnavailable: JWKS not answering)."""
-    settings = settings or AuthSettings()
+    return _verified(token, settings or configured())[0]
+
+
+def _verified(token: str, settings: AuthSettings) -> tuple[Principal, float]:
+    """The principal of a valid token and its expiry (epoch seconds)."""
     try:
         claims = jwt.decode(
             token,
@@ -253,12 +261,74 @@ def verify(token: str, settings: AuthSettings | None = None) -> Principal:
             f"unknown jurisdictions in token: {unknown}",
             detail_zh=f"令牌含有未知的辖区：{'、'.join(unknown)}",
         )
-    return principal
+    # PyJWT has checked that `exp` is a number in the future.
+    return principal, float(claims["exp"])
 
 
-async def verify_async(token: str, settings: AuthSettings) -> Principal:
-    """`verify` for the event loop: a JWKS fetch (a blocking HTTP call) runs in a worker thread;
-    the key file path stays on the loop (it costs no I/O once cached)."""
-    if settings.jwks_url is None:
-        return verify(token, settings)
-    return await run_in_threadpool(verify, token, settings)
+class TokenCache:
+    """The principals of verified tokens, each until its token expires, at most `max_tokens` of
+    them (the least recently used go first). Only verified tokens enter, so a caller sending bad
+    tokens cannot fill it; an expired token is never answered from it."""
+
+    def __init__(self, max_tokens: int = 4096, clock: Callable[[], float] = time.time) -> None:
+        self.max_tokens = max_tokens
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, until = entry
+        if self.clock() >= until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return principal
+
+    def put(self, token: str, principal: Principal, until: float) -> None:
+        self._entries[token] = (principal, until)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.max_tokens:
+            self._entries.popitem(last=False)
+
+
+class Verifier:
+    """Bearer tokens checked against one set of settings, each verified once (an EdDSA check
+    costs about 200 us) and then remembered until it expires, or until `jwks_cache_s` has passed:
+    no longer than the key set itself is trusted, so a key withdrawn from the JWKS stops
+    admitting its tokens as soon as a fresh key set would."""
+
+    def __init__(self, settings: AuthSettings, cache: TokenCache | None = None) -> None:
+        self.settings = settings
+        self.cache = TokenCache() if cache is None else cache  # an empty cache is falsy
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token; AuthError otherwise (KeysUnavailable: JWKS not
+        answering). A JWKS fetch (a blocking HTTP call) runs in a worker thread; the key file
+        path stays on the loop (it costs no I/O once cached)."""
+        known = self.cache.get(token)
+        if known is not None:
+            return known
+        if self.settings.jwks_url is None:
+            principal, expires = _verified(token, self.settings)
+        else:
+            principal, expires = await run_in_threadpool(_verified, token, self.settings)
+        self.cache.put(token, principal, min(expires, self.cache.clock() + self.settings.jwks_cache_s))
+        return principal
+
+
+_verifier: Verifier | None = None
+
+
+def verifier() -> Verifier:
+    """This process's verifier, for the configured settings (a new one, with an empty cache,
+    when a test has cleared `shared.settings.auth` to change them)."""
+    global _verifier
+    current = configured()
+    if _verifier is None or _verifier.settings is not current:
+        _verifier = Verifier(current)
+    return _verifier

@@ -11,7 +11,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth import AuthSettings, Principal, jwks, mint
+from shared import settings as config
+from shared.auth import Principal, jwks, mint
 from shared.db import acquired
 from shared.directory import MAX_PASSWORD, Directory, UserId
 from shared.errors import Forbidden
@@ -62,7 +63,7 @@ def _failed() -> Unauthorized:
 
 def add_auth_routes(app: FastAPI, pool: asyncpg.Pool, directory: Directory | None = None) -> None:
     """Login and JWKS routes, when this process issues tokens (`ZM_AUTH_ISSUE_TOKENS`)."""
-    settings = AuthSettings()
+    settings = config.auth()
     if not settings.issue_tokens:
         return
     users = directory or Directory.configured()

@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from shared.auth import AuthError, AuthSettings, KeysUnavailable, Principal, verify_async
+from shared.auth import AuthError, KeysUnavailable, Principal, verifier
 from shared.db import DATABASE_AWAY, database_away
 from shared.errors import (
     ConcurrencyError,
@@ -429,7 +429,7 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required", detail_zh="需要登录令牌（Bearer）")
     try:
-        principal = await verify_async(token.strip(), AuthSettings())
+        principal = await verifier().verify(token.strip())
     except AuthError as exc:
         raise Unauthorized(
             f"invalid token: {exc}",
@@ -479,10 +479,12 @@ ROLES_ADMITTED: dict[Callable[..., Any], tuple[str, ...]] = {}
 """The roles each `require` check admits (the OpenAPI document's `x-roles` reads them here)."""
 
 
-def require(*roles: str) -> Callable[[Principal], Principal]:
+def require(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """Dependency: the caller must hold one of `roles`."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    # Async, as every dependency of the request path: a plain function would be run in the
+    # thread pool, a hop to another thread and back on every request for a comparison.
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in roles:
             raise Forbidden(
                 f"role {principal.role} may not do this; needs one of {', '.join(roles)}",
@@ -527,12 +529,12 @@ def command_context(principal: Principal, request: Request) -> CommandContext:
     return CommandContext(principal, correlation, request.headers.get("authorization"))
 
 
-def acting(*roles: str) -> Callable[[Request, Principal], CommandContext]:
+def acting(*roles: str) -> Callable[[Request, Principal], Awaitable[CommandContext]]:
     """Dependency: the context of a command by a caller holding one of `roles`."""
 
     # A default, not an annotation: the annotations of this module are strings that FastAPI
     # resolves in its globals, where the local `require(...)` is not.
-    def context(request: Request, principal: Principal = Depends(require(*roles))) -> CommandContext:  # noqa: B008
+    async def context(request: Request, principal: Principal = Depends(require(*roles))) -> CommandContext:  # noqa: B008
         return command_context(principal, request)
 
     return context

@@ -36,7 +36,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from shared.auth import AuthError, AuthSettings, KeysUnavailable, verify_async
+from shared.auth import AuthError, KeysUnavailable, verifier
 from shared.crypto import load_master_key
 from shared.db import acquired, database_away, joined
 from shared.http import MAX_BODY_BYTES, problem_response, too_large_response, unavailable_response
@@ -98,14 +98,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _caller(scope: Scope, auth: AuthSettings) -> str | None:
+async def _caller(scope: Scope) -> str | None:
     """The user id of a valid bearer token; without one the route refuses the request anyway."""
     authorization = _header(scope, b"authorization") or ""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return (await verify_async(token.strip(), auth)).user_id
+        # The route checks the same token again: the verifier's cache answers that second time.
+        return (await verifier().verify(token.strip())).user_id
     except (AuthError, KeysUnavailable):
         return None
 
@@ -160,7 +161,6 @@ class IdempotencyMiddleware:
         self.app = app
         self.pool = pool
         self.settings = settings or IdempotencySettings()
-        self.auth = AuthSettings()
         self.fingerprint_key = hashlib.sha256(b"zm idempotency " + load_master_key(CryptoSettings())).digest()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,7 +181,7 @@ class IdempotencyMiddleware:
                 f"{HEADER} 须为 1 至 255 个可打印 ASCII 字符",
             )
             return
-        caller = await _caller(scope, self.auth)
+        caller = await _caller(scope)
         if caller is None:
             await self.app(scope, receive, send)  # answered 401 by the route, nothing recorded
             return

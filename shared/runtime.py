@@ -599,6 +599,9 @@ async def serve(definition: ServiceDefinition) -> None:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=svc.keep_alive_s,
+            # The C parser; the loop is the process's, uvloop's (`zhengming serve` runs on it).
+            http="httptools",
+            loop="uvloop",
         )
     )
     log.info("service.start", url=svc.url(definition.name), jurisdictions=runtime.jurisdictions)

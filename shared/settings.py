@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 if TYPE_CHECKING:
     from ssl import SSLContext
 
+    from shared.auth import AuthSettings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SERVICES: tuple[str, ...] = ("intake", "review", "clarification", "archive")
@@ -321,3 +323,13 @@ def postgres() -> PostgresSettings:
 @lru_cache
 def services() -> ServiceSettings:
     return ServiceSettings()
+
+
+@lru_cache
+def auth() -> AuthSettings:
+    """The token settings, read once per process: the request path asks for them on every request
+    (a settings object costs hundreds of microseconds to build). A test that changes ZM_AUTH_*
+    clears this cache."""
+    from shared.auth import AuthSettings  # shared.auth imports this module
+
+    return AuthSettings()

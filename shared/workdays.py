@@ -89,6 +89,10 @@ def is_working_day(day: date) -> bool:
         raise CalendarYearUnknown(day.year) from exc
 
 
+# The deadlines walk day by day (60 working days: about 90 look-ups, ~150 us) and every command
+# and projection of a case counts the same few: remembered, as the days are. An error (a year the
+# calendar lacks, the end of the calendar) is not remembered: it is raised again each time.
+@lru_cache(maxsize=4096)
 def add_working_days(start: date, days: int) -> date:
     """The date `days` working days after `start` (start itself does not count)."""
     current = start
@@ -106,6 +110,7 @@ def add_working_days(start: date, days: int) -> date:
     return current
 
 
+@lru_cache(maxsize=4096)
 def working_days_between(start: date, end: date) -> int:
     """Working days after `start` up to and including `end` (0 when end <= start)."""
     count = 0
@@ -143,3 +148,9 @@ def working_days(first: date, last: date) -> tuple[date, ...]:
             out.append(day)
         day += timedelta(days=1)
     return tuple(out)
+
+
+def forget() -> None:
+    """Forget the override table and every remembered answer (a test changing the table)."""
+    for remembered in (overrides, is_working_day, add_working_days, working_days_between, working_days):
+        remembered.cache_clear()

@@ -304,6 +304,7 @@ async def test_a_service_verifies_against_a_jwks_served_over_http(
     # The issuer: a service app holding its own key, under uvicorn on loopback.
     monkeypatch.setenv("ZM_AUTH_PRIVATE_KEY_FILE", str(issuer_keys.private_key))
     monkeypatch.setenv("ZM_AUTH_PUBLIC_KEY_FILE", str(issuer_keys.public_key))
+    settings.auth.cache_clear()
     async with service_apps("intake") as issuing:
         port = free_port()
         server = uvicorn.Server(
@@ -331,6 +332,7 @@ async def test_a_service_verifies_against_a_jwks_served_over_http(
             monkeypatch.delenv("ZM_AUTH_PRIVATE_KEY_FILE")
             monkeypatch.delenv("ZM_AUTH_PUBLIC_KEY_FILE")
             monkeypatch.setenv("ZM_AUTH_JWKS_URL", f"{base}/.well-known/jwks.json")
+            settings.auth.cache_clear()
             async with service_apps("review") as verifying:
                 review = verifying["review"].client
                 accepted = await review.get("/verifications", headers={"Authorization": f"Bearer {issued}"})
@@ -364,6 +366,7 @@ async def test_an_unreachable_jwks_answers_503(
     monkeypatch: pytest.MonkeyPatch, conn: asyncpg.Connection
 ) -> None:
     monkeypatch.setenv("ZM_AUTH_JWKS_URL", f"http://127.0.0.1:{free_port()}/.well-known/jwks.json")
+    settings.auth.cache_clear()
     token = mint(Principal(user_id="u", role="case_trial", unit="缙云县纪委监委", jurisdictions=[COUNTY]))
     async with service_apps("review") as verifying:
         client = verifying["review"].client
@@ -376,6 +379,7 @@ async def test_a_service_that_does_not_issue_serves_no_login_nor_keys(
     monkeypatch: pytest.MonkeyPatch, conn: asyncpg.Connection
 ) -> None:
     monkeypatch.setenv("ZM_AUTH_ISSUE_TOKENS", "false")
+    settings.auth.cache_clear()
     async with service_apps("review") as running:
         client = running["review"].client
         for answer in (
@@ -391,6 +395,7 @@ async def test_without_a_signing_key_login_answers_503_and_makes_no_key(
     # A deployment given only the public key (a county) must not mint with a key of its own.
     ensure_keys(AuthSettings())
     monkeypatch.setenv("ZM_AUTH_PRIVATE_KEY_FILE", str(tmp_path / "absent.pem"))
+    settings.auth.cache_clear()
     user_id = unique("wu")
     await directory.add(conn, officer(user_id), PASSWORD)
     async with service_apps("intake") as running:

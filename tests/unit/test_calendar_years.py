@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,9 @@ UNKNOWN = 2099  # announced by nobody yet
 
 @pytest.fixture
 def fresh_calendar() -> Iterator[None]:
-    workdays.overrides.cache_clear()
-    is_working_day.cache_clear()
+    workdays.forget()
     yield
-    workdays.overrides.cache_clear()
-    is_working_day.cache_clear()
+    workdays.forget()
 
 
 def test_a_day_of_an_unknown_year_is_an_error_naming_the_year(
@@ -68,3 +66,32 @@ def test_an_override_of_a_year_with_a_date_of_another_year_is_refused(
     monkeypatch.setenv("ZM_CALENDAR_OVERRIDES_FILE", str(table))
     with pytest.raises(ValueError, match="another year"):
         workdays.overrides()
+
+
+def test_remembered_deadlines_answer_as_the_day_by_day_count(fresh_calendar: None) -> None:
+    start = date(2023, 9, 25)  # the National Day week follows: holidays and adjusted weekends
+    first = [
+        (add_working_days(start, n), workdays.working_days_between(start, start + timedelta(n)))
+        for n in range(90)
+    ]
+    again = [
+        (add_working_days(start, n), workdays.working_days_between(start, start + timedelta(n)))
+        for n in range(90)
+    ]
+    assert first == again
+    for n, (deadline, between) in enumerate(first):
+        assert workdays.working_days_between(start, deadline) == n
+        assert between == sum(is_working_day(start + timedelta(d)) for d in range(1, n + 1))
+    assert add_working_days(start, 5) == date(2023, 10, 8)  # 26-28 Sep, then 7-8 Oct (adjusted)
+    assert add_working_days.cache_info().hits >= 90
+
+
+def test_a_year_the_calendar_lacks_is_refused_every_time(
+    fresh_calendar: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZM_CALENDAR_OVERRIDES_FILE", raising=False)
+    for _ in range(2):
+        with pytest.raises(CalendarYearUnknown):
+            add_working_days(date(UNKNOWN, 3, 2), 5)
+        with pytest.raises(CalendarYearUnknown):
+            workdays.working_days_between(date(UNKNOWN, 3, 2), date(UNKNOWN, 4, 2))
