@@ -6,6 +6,16 @@ dead-lettered. Whatever goes wrong while a message is in hand (the database or t
 exception class nobody expected, a stray cancellation), the runner retries that message with
 backoff and handles nothing after it; when the retry deadline passes it rewinds the partition to
 the message, stops consuming and reports itself in `failure` (the service's /readyz turns 503).
+
+Offsets are committed lazily: each settled message moves its partition's settled offset (the
+next offset to commit, all before it settled), and the settled offsets are committed every
+`commit_every_messages` messages, `commit_interval_s` after the first uncommitted one, when a
+partition is revoked, when the runner gives up and when the consumer stops. Only offsets of
+settled messages are ever recorded, so a commit cannot pass the message in hand; a crash before
+the commit redelivers settled messages, which the inbox drops as duplicates.
+
+A message whose `event_type` header names a type the consumer does not react to is skipped
+without decoding its body; one without a readable header is decoded and settled as any other.
 """
 
 from __future__ import annotations
@@ -13,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.exceptions import StopConsume
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -39,6 +49,9 @@ log = get_logger(__name__)
 
 Apply = Callable[[Conn, EventEnvelope, BaseModel], Awaitable[None]]
 T = TypeVar("T")
+
+EVENT_TYPE_HEADER = "event_type"
+"""Set by the event store on every events-topic record (shared/store.py `_headers`)."""
 
 # Errors that are a property of the message: retrying cannot fix them, so the message goes to the
 # dead-letter topic. Everything else (connection loss, shutdown, a bug) is retried.
@@ -67,7 +80,7 @@ class GaveUp(Exception):
 class Outcome:
     """What the runner did with one message (returned for tests and counted for metrics)."""
 
-    status: str  # applied | duplicate | dead_letter | skipped
+    status: str  # applied | duplicate | dead_letter | skipped | held (out of order after a rewind)
     event_id: str | None = None
     reason: str | None = None
 
@@ -99,6 +112,15 @@ class EventConsumer:
         self.retries = 0
         # Set when the consumer stopped on a message it could not settle before the deadline.
         self.failure: str | None = None
+        self.commits = 0  # offset commits that succeeded (tests, metrics)
+        # Lazy commits: per partition, the next offset to commit (every message before it settled).
+        self._settled: dict[TopicPartition, int] = {}
+        self._unflushed = 0
+        self._flush_timer: asyncio.Task[None] | None = None
+        self._commit_lock = asyncio.Lock()  # commits land in the order they were taken
+        self._kafka: AIOKafkaConsumer | None = None
+        # Partitions rewound to a message that must come back before anything after it settles.
+        self._rewound: dict[TopicPartition, int] = {}
 
     def subscribe(
         self,
@@ -119,6 +141,8 @@ class EventConsumer:
             ack_policy=AckPolicy.MANUAL,
             parser=_tolerant_headers,
             decoder=_raw_body,
+            # Settled offsets of a partition taken away are committed before its next owner reads it.
+            listener=_CommitOnRevoke(self),
             title=f"{self.name}",
             description=f"zhengming consumer {self.name}: applies events once, dead-letters poison",
         )
@@ -129,17 +153,38 @@ class EventConsumer:
         subscriber(handle)
 
     async def handle(self, msg: KafkaMessage) -> Outcome:
-        """Settle one message (applied, duplicate, dead-lettered or skipped), then commit its offset.
+        """Settle one message (applied, duplicate, dead-lettered or skipped), then record its offset
+        as settled (committed with the next batch).
 
         Anything escaping the settling rewinds the partition to this message first, so neither
         this process nor the next owner of the partition can step over it.
         """
         record = _record(msg)
+        self._adopt(_kafka(msg))
+        tp = TopicPartition(record.topic, record.partition)
+        rewound = self._rewound.pop(tp, None)
+        if rewound is not None and record.offset > rewound:
+            # aiokafka drops the records it holds when a partition is rewound, so this does not
+            # happen; were it to, settling this message would let the next commit pass the one
+            # the partition was rewound to. Rewind again and wait for that one.
+            self._rewind(msg, record, rewound)
+            log.warning("consumer.out_of_order", expected=rewound, **_position(record))
+            return Outcome("held")
+        declared = _declared_type(record)
+        if self.event_types is not None and declared is not None and declared not in self.event_types:
+            # Nothing to apply, so nothing to decode, hash or verify. Trusting the header is safe:
+            # skipping applies nothing, so a forged header can only make a message be ignored,
+            # never accepted (a message the consumer reacts to is verified in full before its
+            # effect); and the event store sets the header from the very envelope it sends.
+            self.counts["skipped"] += 1
+            await self._settled_at(tp, record.offset)
+            return Outcome("skipped")
         with tracing.consuming(self.name, record) as span:
             try:
                 outcome = await self.settle(msg, record)
             except GaveUp as exc:
                 self._rewind(msg, record)
+                await self.flush()  # what settled before it is committed; it and after are not
                 self.failure = str(exc)
                 log.critical("consumer.stopped", consumer=self.name, reason=self.failure, **_position(record))
                 raise StopConsume from exc
@@ -147,7 +192,7 @@ class EventConsumer:
                 self._rewind(msg, record)
                 raise
             tracing.outcome(span, outcome.status)
-            await self._commit_offset(msg, record)
+        await self._settled_at(tp, record.offset)
         return outcome
 
     async def settle(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> Outcome:
@@ -285,24 +330,80 @@ class EventConsumer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.retry_max_s)
 
-    async def _commit_offset(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> None:
-        """Commit exactly this message's partition up to and including it. A failure here loses
-        nothing: the message is settled, and a redelivery is a duplicate the inbox drops."""
-        partition = TopicPartition(record.topic, record.partition)
-        try:
-            await _kafka(msg).commit({partition: record.offset + 1})
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            log.warning("offset.commit_failed", error="CancelledError()", **_position(record))
-        except Exception as exc:
-            log.warning("offset.commit_failed", error=repr(exc), **_position(record))
+    async def _settled_at(self, tp: TopicPartition, offset: int) -> None:
+        """The message at `offset` is settled (so is every one before it on its partition):
+        commit now if the batch is full, else within `commit_interval_s`."""
+        self._settled[tp] = offset + 1
+        self._unflushed += 1
+        if self._unflushed >= self.settings.commit_every_messages:
+            await self.flush()
+        elif self._flush_timer is None or self._flush_timer.done():
+            self._flush_timer = asyncio.create_task(self._flush_later(), name=f"{self.name}.commit")
 
-    def _rewind(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any]) -> None:
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.settings.commit_interval_s)
+        await self.flush()
+
+    async def flush(self, partitions: Collection[TopicPartition] | None = None) -> None:
+        """Commit the settled offsets (of `partitions`, else all). A failure here loses nothing:
+        the offsets are kept for the next flush, and a redelivery is a duplicate the inbox drops."""
+        async with self._commit_lock:  # taken in order, committed in order: never moves backwards
+            consumer = self._kafka
+            if partitions is None:
+                taken, self._settled, self._unflushed = self._settled, {}, 0
+            else:
+                taken = {tp: self._settled.pop(tp) for tp in partitions if tp in self._settled}
+            if consumer is None or not taken:
+                return
+            # A partition no longer ours: its next owner starts at the last committed offset and
+            # the inbox drops what it sees again (committing it would be refused anyway).
+            assigned = consumer.assignment()
+            offsets = {tp: offset for tp, offset in taken.items() if tp in assigned}
+            if not offsets:
+                return
+            try:
+                await consumer.commit(offsets)
+            except asyncio.CancelledError:
+                self._keep(offsets)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                log.warning("offset.commit_failed", error="CancelledError()", offsets=_named(offsets))
+            except Exception as exc:
+                self._keep(offsets)
+                log.warning("offset.commit_failed", error=repr(exc), offsets=_named(offsets))
+            else:
+                self.commits += 1
+
+    def _keep(self, offsets: dict[TopicPartition, int]) -> None:
+        """Offsets whose commit failed, back for the next flush (unless a later one is there)."""
+        for tp, offset in offsets.items():
+            if self._settled.get(tp, -1) < offset:
+                self._settled[tp] = offset
+
+    def _adopt(self, consumer: AIOKafkaConsumer) -> None:
+        """Remember the aiokafka consumer that fetches for this runner, and flush the settled
+        offsets right before it stops (FastStream stops it after the message in hand settled)."""
+        if consumer is self._kafka:
+            return
+        self._kafka, self._settled, self._unflushed = consumer, {}, 0
+        stop = consumer.stop
+
+        async def flush_then_stop() -> None:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+            await self.flush()
+            await stop()
+
+        consumer.stop = flush_then_stop
+
+    def _rewind(self, msg: KafkaMessage, record: ConsumerRecord[Any, Any], offset: int | None = None) -> None:
         """Put the partition back on this message so the next fetch hands it out again."""
+        tp = TopicPartition(record.topic, record.partition)
+        to = record.offset if offset is None else offset
+        self._rewound[tp] = to
         try:
-            _kafka(msg).seek(TopicPartition(record.topic, record.partition), record.offset)
+            _kafka(msg).seek(tp, to)
         except Exception as exc:  # revoked or stopped: the next owner starts at the committed offset
             log.info("consumer.rewind_skipped", error=repr(exc), **_position(record))
 
@@ -331,6 +432,38 @@ class EventConsumer:
         self.counts["dead_letter"] += 1
 
 
+class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits a partition's settled offset before the group hands it to another member."""
+
+    def __init__(self, runner: EventConsumer) -> None:
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runner.flush(revoked)
+        for tp in revoked:  # the next owner (maybe this one) starts at the committed offset
+            self.runner._rewound.pop(tp, None)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
+def _declared_type(record: ConsumerRecord[Any, Any]) -> str | None:
+    """The event type the record's header names; None without a (readable, non-empty) one."""
+    for key, value in record.headers or ():
+        if key == EVENT_TYPE_HEADER:
+            if not value:
+                return None
+            try:
+                return str(value.decode())
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _named(offsets: dict[TopicPartition, int]) -> dict[str, int]:
+    return {f"{tp.topic}[{tp.partition}]": offset for tp, offset in offsets.items()}
+
+
 def _record(msg: KafkaMessage) -> ConsumerRecord[Any, Any]:
     raw = msg.raw_message
     return raw[0] if isinstance(raw, tuple) else raw
@@ -356,7 +489,13 @@ async def _tolerant_headers(
     headers = record.headers or ()
     if all(isinstance(v, bytes) and _utf8(v) for _, v in headers):
         return await original(record)
-    clean = tuple((k, (v or b"").decode("utf-8", "replace").encode()) for k, v in headers)
+    # An unreadable event-type header is dropped, not replaced: the runner then decodes the body
+    # (a replaced value would name no type, and the message would be skipped unseen).
+    clean = tuple(
+        (k, (v or b"").decode("utf-8", "replace").encode())
+        for k, v in headers
+        if k != EVENT_TYPE_HEADER or (isinstance(v, bytes) and _utf8(v))
+    )
     return await original(dataclasses.replace(record, headers=clean))
 
 

@@ -248,7 +248,8 @@ Reaction = Callable[["Runtime", Conn, EventEnvelope, Any], Awaitable[None]]
 class Subscription:
     """A consumer a service runs: its name (inbox, consumer group, dead-letter topic), the topics
     it reads (a pattern over the served jurisdictions) and the event types it reacts to, each with
-    its reaction. Events of other types are acknowledged without a database round trip."""
+    its reaction. Events of other types are skipped on their `event_type` header, unread, and
+    their offsets committed with the next batch (shared/consumer.py)."""
 
     name: str
     topics: Callable[[Sequence[str]], str]
@@ -609,7 +610,9 @@ async def serve(definition: ServiceDefinition) -> None:
         await server.serve()
     finally:
         log.info("service.stopping")
-        await runtime.broker.stop()  # finishes the message in hand, commits nothing beyond it
+        # Finishes the message in hand, then each consumer commits the offsets it settled (and
+        # nothing beyond) right before its Kafka consumer closes (EventConsumer._adopt).
+        await runtime.broker.stop()
         stop.set()
         await relay_task
         await checkpoints
