@@ -16,7 +16,7 @@ from services.archive.domain import (
     check_two_files,
     parse_quarter,
 )
-from services.archive.settings import ArchiveSettings
+from services.archive.settings import archive_settings
 from services.archive.views import NoticeView, SubjectFile, VisitView
 from shared.db import Conn
 from shared.envelope import EventEnvelope
@@ -31,7 +31,7 @@ async def file_clarification(
     runtime: Runtime, conn: Conn, envelope: EventEnvelope, filed: ClarificationFiled
 ) -> None:
     """备案 in reaction to ClarificationFiled: a case file of the matter's jurisdiction."""
-    working_days = ArchiveSettings().return_visit_working_days
+    working_days = archive_settings().return_visit_working_days
 
     def file(case: CaseFile, filed: ClarificationFiled) -> list[BaseModel]:
         return case.file(filed, return_visit_working_days=working_days)

@@ -27,7 +27,7 @@ from services.clarification.commands import (
 from services.clarification.documents import Document, Draft
 from services.clarification.domain import Clarification, Round, plan_round
 from services.clarification.reporters import IdentityCheck, IdentityCheckUnavailable
-from services.clarification.settings import ClarificationSettings, DocumentSettings
+from services.clarification.settings import DocumentSettings, document_settings, pool_settings
 from shared.aggregate import Command
 from shared.auth import Principal
 from shared.db import Conn
@@ -83,7 +83,7 @@ async def allocate_number(conn: Conn, draft: Draft, settings: DocumentSettings) 
 
 async def store_documents(conn: Conn, drafts: Iterable[Draft]) -> list[Document]:
     """Number, lay out and keep each draft: written once, by the command that issued it."""
-    settings = DocumentSettings()
+    settings = document_settings()
     issued = [documents.issue(d, await allocate_number(conn, d, settings), settings) for d in drafts]
     await conn.executemany(
         "INSERT INTO documents (doc_id, case_id, kind, title, number, body, layout, created_on)"
@@ -279,7 +279,7 @@ async def on_conclusion(
 ) -> None:
     """A verification's conclusion (or its revision) feeds the pool: each person (or unit) the
     matter names has a clarification of its own (`person_matter_id`), noted in one unit of work."""
-    pool_since = ClarificationSettings().pool_since
+    pool_since = pool_settings().pool_since
 
     async def note(uow: UnitOfWork, concluded: VerificationConcluded) -> None:
         main = await uow.get(Clarification(envelope.case_id, envelope.jurisdiction))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -104,3 +105,15 @@ class DocumentSettings(BaseSettings):
         return self.number_format.format(
             abbreviation=self.organ(jurisdiction).abbreviation, series=self.series[kind], year=year, seq=seq
         )
+
+
+@lru_cache
+def pool_settings() -> ClarificationSettings:
+    """The pool's settings, read once per process (a reaction runs per event)."""
+    return ClarificationSettings()
+
+
+@lru_cache
+def document_settings() -> DocumentSettings:
+    """The documents' settings, read once per process (a command issues documents)."""
+    return DocumentSettings()
