@@ -86,13 +86,15 @@ _ENQUEUE = f"WITH o AS ({_INSERT_OUTBOX}) SELECT pg_notify($6, '')"
 # per-event values come as arrays (one row each, in version order: `n` keeps the order, so the
 # global positions and the outbox ids run in version order too); what all events of an append
 # share comes once. Data-modifying CTEs always run to completion; the NOTIFY is delivered at commit.
-_APPEND = """
-WITH new AS (
+# `_APPEND_LOCKING` also takes the case's lock ($21), as an init plan: before the first row, so
+# before any outbox id is drawn.
+_APPEND_ROWS = """
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::timestamptz[],
                          $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[])
         WITH ORDINALITY AS u(event_id, stream_version, event_type, schema_version, occurred_at,
                              payload, prev_hash, hash, signature, body, headers, n)
-), e AS (
+"""
+_APPEND_WRITES = """), e AS (
     INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, case_id,
                         jurisdiction, occurred_at, actor, correlation_id, causation_id, payload,
                         prev_hash, hash, key_id, signature)
@@ -105,6 +107,13 @@ WITH new AS (
 )
 SELECT pg_notify($20, '')
 """
+_APPEND = "WITH new AS (" + _APPEND_ROWS + _APPEND_WRITES
+_APPEND_LOCKING = (
+    "WITH new AS ("
+    + _APPEND_ROWS
+    + "    WHERE (SELECT true FROM pg_advisory_xact_lock($21::bigint))\n"
+    + _APPEND_WRITES
+)
 _COLUMNS = (
     "event_id, stream_id, stream_version, event_type, schema_version, case_id, jurisdiction,"
     " occurred_at, actor, correlation_id, causation_id, payload, prev_hash, hash, key_id, signature"
@@ -203,7 +212,12 @@ class EventStore:
         # Writers of one case (one Kafka key) take turns: the outbox ids of a key are then
         # allocated in commit order, so publishing in id order keeps each key's order. A head the
         # caller hands over was read under that lock in this transaction (a unit of work's `get`).
-        if head is None:
+        # A stream expected to begin needs no head read: the append statement takes the lock, and
+        # the unique (stream_id, stream_version) constraint refuses it if the stream did begin.
+        lock: int | None = None
+        if head is None and expected_version == 0:
+            head, lock = Head(0, GENESIS_HASH), case_lock_key(self.schema, case_id)
+        elif head is None:
             head = await self.locked_head(conn, stream_id, case_id)
         version, prev_hash = head
         if version != expected_version:
@@ -234,7 +248,7 @@ class EventStore:
         # The unique (stream_id, stream_version) constraint is the last word on a concurrent
         # writer (one that did not take the lock, or a head read outside it).
         try:
-            await conn.execute(*self._append_args(sealed, stream_id, case_id, jurisdiction, actor))
+            await conn.execute(*self._append_args(sealed, stream_id, case_id, jurisdiction, actor, lock))
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_stream_version_key":
                 raise ConcurrencyError(stream_id, expected_version, version) from exc
@@ -249,12 +263,14 @@ class EventStore:
         case_id: str,
         jurisdiction: str,
         actor: Actor,
+        lock: int | None,
     ) -> tuple[Any, ...]:
-        """`_APPEND` and its arguments: the events' own values as arrays, the shared ones once."""
+        """`_APPEND` and its arguments: the events' own values as arrays, the shared ones once;
+        with `lock`, the statement that takes that lock first."""
         first = sealed[0]
         trace = tracing.current_headers()
         return (
-            _APPEND,
+            _APPEND if lock is None else _APPEND_LOCKING,
             [e.event_id for e in sealed],
             [e.stream_version for e in sealed],
             [e.event_type for e in sealed],
@@ -275,6 +291,7 @@ class EventStore:
             first.key_id,
             events_topic(jurisdiction, self.context),
             outbox_channel(self.schema),
+            *(() if lock is None else (lock,)),
         )
 
     async def enqueue_integration(
