@@ -28,7 +28,7 @@ from shared.auth_api import add_auth_routes
 from shared.bounded import today as business_today
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
-from shared.db import Conn, acquired, create_pool, migrate, service_migrations
+from shared.db import Conn, acquired, create_pool, migrate, service_migrations, transactions_only
 from shared.directory import Directory
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
 from shared.errors import ConcurrencyError
@@ -340,8 +340,10 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def unit_of_work(self, cause: Cause) -> AsyncIterator[UnitOfWork]:
         """One transaction on a connection of the pool (queries that must not retry use it)."""
-        async with acquired(self.pool) as conn, conn.transaction():
-            yield UnitOfWork(self.store, conn, self.projector, cause, self.cipher)
+        async with acquired(self.pool) as conn:
+            async with conn.transaction():
+                yield UnitOfWork(self.store, conn, self.projector, cause, self.cipher)
+            transactions_only(conn)  # not inside a request's transaction (joined): it is still open
 
     async def read(self, conn: Conn, aggregate: A) -> A:
         """An aggregate as its stream leaves it, without the case lock: for queries, which change
