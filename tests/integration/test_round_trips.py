@@ -21,6 +21,7 @@ import pytest
 
 from services.clarification.api import build_api as clarification_api
 from services.clarification.main import definition as clarification
+from services.clarification.projections import _seen
 from services.intake.api import build_api as intake_api
 from services.intake.main import definition as intake
 from shared import db, idempotency
@@ -70,39 +71,75 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[Statements]:
 
 
 @pytest.fixture
-async def intake_client(statements: Statements) -> AsyncIterator[httpx.AsyncClient]:
+async def intake_runtime(statements: Statements) -> AsyncIterator[Runtime]:
     async with fresh_runtime(intake) as rt:
-        app = intake_api(rt)
-        idempotency.install(app, rt.pool)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
-            yield c
+        yield rt
+
+
+@pytest.fixture
+async def intake_client(intake_runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = intake_api(intake_runtime)
+    idempotency.install(app, intake_runtime.pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://intake") as c:
+        yield c
 
 
 def within(sent: list[str]) -> None:
     assert len(sent) <= LIMIT, "\n".join(sent)
 
 
-@pytest.mark.parametrize("with_key", [False, True], ids=["unkeyed", "keyed"])
-async def test_registering_and_logging_a_report(
-    intake_client: httpx.AsyncClient, statements: Statements, with_key: bool
-) -> None:
-    def headers() -> dict[str, str]:
-        return keyed(str(uuid.uuid4())) if with_key else OFFICE
+async def _register_and_log(
+    client: httpx.AsyncClient, statements: Statements, headers: Any
+) -> dict[str, list[str]]:
+    registered, register = await statements.of(client.post("/reports", json=report(), headers=headers()))
+    assert registered.status_code == 201, registered.text
+    report_id = registered.json()["report_id"]
+    logged, log = await statements.of(
+        client.post(f"/reports/{report_id}/log", json={"logged_on": "2023-01-17"}, headers=headers())
+    )
+    assert logged.status_code == 200, logged.text
+    return {"register": register, "log": log}
 
-    for attempt in ("warm", "counted"):
-        registered, sent = await statements.of(intake_client.post("/reports", json=report(), headers=headers()))
-        assert registered.status_code == 201, registered.text
-        if attempt == "counted":
-            print("register", len(sent), *sent, sep="\n  ")
-            within(sent) if not with_key else None
-        report_id = registered.json()["report_id"]
-        logged, sent = await statements.of(
-            intake_client.post(f"/reports/{report_id}/log", json={"logged_on": "2023-01-17"}, headers=headers())
-        )
-        assert logged.status_code == 200, logged.text
-        if attempt == "counted":
-            print("log", len(sent), *sent, sep="\n  ")
-            within(sent) if not with_key else None
+
+KEY_STATEMENTS = ("INSERT INTO idempotency_keys", "SAVEPOINT", "RELEASE SAVEPOINT", "UPDATE idempotency_keys")
+"""What an Idempotency-Key adds to a command: the key's claim, the savepoint the unit of work
+reruns in (the request's transaction is already open), its release and the stored answer."""
+
+
+async def test_registering_and_logging_a_report(
+    intake_client: httpx.AsyncClient, statements: Statements
+) -> None:
+    await _register_and_log(intake_client, statements, lambda: OFFICE)  # the statement cache warm
+    unkeyed = await _register_and_log(intake_client, statements, lambda: OFFICE)
+    for name, sent in unkeyed.items():
+        print(name, len(sent), *sent, sep="\n  ")
+        within(sent)
+    # Registering a report draws its number, then appends its new stream in one statement that
+    # takes the case's lock (no head to read); logging it locks and loads it in one statement.
+    assert unkeyed["register"][1].startswith("INSERT INTO report_sequences")
+    assert unkeyed["register"][2].startswith("WITH new AS")
+    assert unkeyed["log"][1].startswith("SELECT event_id")
+    keyed_ = await _register_and_log(intake_client, statements, lambda: keyed(str(uuid.uuid4())))
+    for name, sent in keyed_.items():
+        print(name, "with a key", len(sent), *sent, sep="\n  ")
+        extra = [q for q in sent if q.startswith(KEY_STATEMENTS)]
+        assert len(extra) == len(KEY_STATEMENTS), sent
+        assert len(sent) == len(unkeyed[name]) + len(KEY_STATEMENTS), sent
+
+
+async def test_a_connection_used_outside_a_transaction_is_still_reset(
+    intake_runtime: Runtime, statements: Statements
+) -> None:
+    """Only a unit of work (or the idempotency middleware) vouches for its connection: any other
+    borrower's session is reset on release, so a SET there never reaches the next borrower."""
+    pool = intake_runtime.pool
+    statements.sent, statements.counting = [], True
+    async with pool.acquire() as conn:
+        await conn.execute("SET statement_timeout = 1234")
+    statements.counting = False
+    assert any("RESET ALL" in q for q in statements.sent), statements.sent
+    async with pool.acquire() as conn:  # the one connection of the pool
+        assert await conn.fetchval("SHOW statement_timeout") != "1234ms"
 
 
 async def test_a_clarification_command_with_its_read_model(statements: Statements) -> None:
@@ -125,13 +162,13 @@ async def test_a_clarification_command_with_its_read_model(statements: Statement
                 assert started.status_code == 200, started.text
             print("start", len(sent), *sent, sep="\n  ")
             within(sent)
+            # The matter's row evolved in hand and written in one statement (no read before it).
+            assert [q.split()[0] for q in sent[3:-1]] == ["UPDATE"], sent
             await _same_row_as_read(rt, case_id)
 
 
 async def _same_row_as_read(rt: Runtime, case_id: str) -> None:
     """The row the projection kept in hand is the row the table holds."""
-    from services.clarification.projections import _seen
-
     async with rt.pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM clarifications WHERE case_id = $1", case_id)
     assert row is not None and dict(row) == _seen[case_id].row
