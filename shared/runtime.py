@@ -205,6 +205,7 @@ class UnitOfWork:
             causation_id=causation_id,
             conn=self.conn,
             head=self._heads.get(stream_id),
+            locked=aggregate.case_id in self._locked,
         )
         # The store took the case's lock if this transaction did not hold it yet.
         self._locked.add(aggregate.case_id)

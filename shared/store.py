@@ -172,13 +172,16 @@ class EventStore:
         causation_id: uuid.UUID | None = None,
         conn: Conn | None = None,
         head: Head | None = None,
+        locked: bool = False,
     ) -> list[EventEnvelope]:
         """Append `events` after `expected_version`; the outbox rows commit with them.
 
         Raises ConcurrencyError when the stream has moved on. When `conn` is given the caller's
         transaction is used (a unit of work spanning more than one append). `head` is the stream's
         head as the caller read it in that transaction while holding the case's lock (`load_locked`):
-        the store then neither takes the lock again nor reads the head again.
+        the store then neither takes the lock again nor reads the head again. `locked`: the caller's
+        transaction holds the case's lock already (a stream expected to begin is then appended
+        without taking it again).
         """
         async with _transaction(self.pool, conn) as writing:
             return await self._append(
@@ -192,6 +195,7 @@ class EventStore:
                 correlation_id,
                 causation_id,
                 head,
+                locked,
             )
 
     async def _append(
@@ -206,6 +210,7 @@ class EventStore:
         correlation_id: uuid.UUID,
         causation_id: uuid.UUID | None,
         head: Head | None,
+        locked: bool,
     ) -> list[EventEnvelope]:
         if not events:
             return []
@@ -214,9 +219,11 @@ class EventStore:
         # caller hands over was read under that lock in this transaction (a unit of work's `get`).
         # A stream expected to begin needs no head read: the append statement takes the lock, and
         # the unique (stream_id, stream_version) constraint refuses it if the stream did begin.
+        # (A head read of a case already locked takes the lock again in the same round trip: a
+        # transaction lock is re-entrant.)
         lock: int | None = None
         if head is None and expected_version == 0:
-            head, lock = Head(0, GENESIS_HASH), case_lock_key(self.schema, case_id)
+            head, lock = Head(0, GENESIS_HASH), None if locked else case_lock_key(self.schema, case_id)
         elif head is None:
             head = await self.locked_head(conn, stream_id, case_id)
         version, prev_hash = head
