@@ -98,6 +98,43 @@ def joined(pool: asyncpg.Pool, conn: asyncpg.pool.PoolConnectionProxy) -> Iterat
         _joined.reset(token)
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pool's connection that can say its session holds nothing for the next borrower."""
+
+    __slots__ = ("_transactions_only",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._transactions_only = False
+
+    def transactions_only(self) -> None:
+        """Everything done on this connection since it was acquired ran in transactions that have
+        ended: their locks, cursors and settings (SET LOCAL) went with them, so its release may
+        skip the reset statement (one round trip per command). Call it only where the code
+        between acquire and release is known: a unit of work, the idempotency middleware."""
+        if not self.is_in_transaction():
+            self._transactions_only = True
+
+
+async def _reset(conn: asyncpg.Connection) -> None:
+    """What the pool runs on a released connection, after asyncpg rolled back any transaction
+    left open and forgot its listeners: the reset statement (session advisory locks, cursors,
+    LISTEN, SET), unless the connection was used in ended transactions only."""
+    if getattr(conn, "_transactions_only", False):
+        conn._transactions_only = False  # type: ignore[attr-defined]
+        return
+    query = conn.get_reset_query()
+    if query:
+        await conn.execute(query)
+
+
+def transactions_only(conn: Conn) -> None:
+    """`PooledConnection.transactions_only` for a connection (or its pool proxy) of any class."""
+    mark = getattr(conn, "transactions_only", None)
+    if mark is not None:
+        mark()
+
+
 async def create_pool(
     settings: PostgresSettings,
     schema: str,
@@ -114,8 +151,9 @@ async def create_pool(
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
         init=init_connection,
+        reset=_reset,
         loop=None,
-        connection_class=asyncpg.Connection,
+        connection_class=PooledConnection,
         record_class=asyncpg.Record,
         server_settings={"search_path": f"{schema},public", "application_name": f"zm-{schema}"},
     )

@@ -38,7 +38,7 @@ from starlette.middleware import Middleware
 
 from shared.auth import AuthError, KeysUnavailable, verifier
 from shared.crypto import load_master_key
-from shared.db import acquired, database_away, joined
+from shared.db import acquired, database_away, joined, transactions_only
 from shared.http import MAX_BODY_BYTES, problem_response, too_large_response, unavailable_response
 from shared.logging import get_logger, outages
 from shared.problems import language_of
@@ -263,6 +263,7 @@ class IdempotencyMiddleware:
                 if not committed:  # a refusal, a replay or a failure: nothing of it stays
                     with contextlib.suppress(Exception):
                         await transaction.rollback()
+            transactions_only(conn)
         await captured.forward(send)
 
     async def _replay(

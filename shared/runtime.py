@@ -28,7 +28,7 @@ from shared.auth_api import add_auth_routes
 from shared.bounded import today as business_today
 from shared.consumer import EventConsumer
 from shared.crypto import FieldCipher, load_master_key
-from shared.db import Conn, acquired, create_pool, migrate, service_migrations
+from shared.db import Conn, acquired, create_pool, migrate, service_migrations, transactions_only
 from shared.directory import Directory
 from shared.envelope import JURISDICTIONS, Actor, EventEnvelope
 from shared.errors import ConcurrencyError
@@ -41,7 +41,7 @@ from shared.openapi import install as document_api
 from shared.ops_api import ConsumerState, add_ops_routes
 from shared.outbox import OutboxRelay
 from shared.settings import AuditSettings, CryptoSettings, IdempotencySettings, RelaySettings
-from shared.store import EventStore, NewEvent, case_lock_key
+from shared.store import EventStore, Head, NewEvent
 from shared.topics import CHECKPOINTS_TOPIC, events_pattern
 from shared.workdays import covered
 
@@ -108,7 +108,10 @@ class UnitOfWork:
     its turn and decides on the state the previous one left; it is the lock the store takes for
     the case's outbox order, so a case costs one lock. A unit of work spanning several cases can
     still meet another in the opposite order: PostgreSQL breaks the deadlock and the loser runs
-    again (`Runtime.command`, `Runtime.react`), as it does on a version conflict."""
+    again (`Runtime.command`, `Runtime.react`), as it does on a version conflict.
+
+    The lock and the read are one round trip (`EventStore.load_locked`), and the loaded stream's
+    last event is the head `save` hands the store: it neither locks again nor reads the head again."""
 
     def __init__(
         self,
@@ -125,6 +128,10 @@ class UnitOfWork:
         self.cause = cause
         self.recorded: list[EventEnvelope] = []
         self._last_occurred: dict[str, datetime] = {}
+        self._locked: set[str] = set()
+        """The cases whose lock this transaction holds."""
+        self._heads: dict[str, Head] = {}
+        """Each stream's head as read (or written) under its case's lock in this transaction."""
 
     @property
     def cipher(self) -> FieldCipher:
@@ -135,18 +142,23 @@ class UnitOfWork:
 
     async def load(self, stream_id: str) -> list[tuple[EventEnvelope, BaseModel]]:
         """A stream's events with their typed (upcast) payloads, in version order."""
-        events = await self.store.load_in(self.conn, stream_id)
+        return self._decoded(stream_id, await self.store.load_in(self.conn, stream_id))
+
+    def _decoded(self, stream_id: str, events: list[EventEnvelope]) -> list[tuple[EventEnvelope, BaseModel]]:
         if events:
             self._last_occurred[stream_id] = events[-1].occurred_at
         return [(e, registry.decode(e)) for e in events]
 
     async def get(self, aggregate: A) -> A:
         """Lock the aggregate's case, load its stream and evolve the (empty) aggregate to its state."""
-        await self.conn.execute(
-            "SELECT pg_advisory_xact_lock($1)", case_lock_key(self.store.schema, aggregate.case_id)
-        )
-        events = await self.load(aggregate.stream_id)
-        return evolved(aggregate, events)
+        stream_id, case_id = aggregate.stream_id, aggregate.case_id
+        if case_id in self._locked:
+            events = await self.store.load_in(self.conn, stream_id)
+        else:
+            events = await self.store.load_locked(self.conn, stream_id, case_id)
+            self._locked.add(case_id)
+        self._heads[stream_id] = Head.of(events)
+        return evolved(aggregate, self._decoded(stream_id, events))
 
     async def get_visible(self, aggregate: A) -> A:
         """`get`, and 404 when the stream does not exist or lies outside the caller's jurisdictions."""
@@ -192,7 +204,12 @@ class UnitOfWork:
             correlation_id=self.cause.correlation_id,
             causation_id=causation_id,
             conn=self.conn,
+            head=self._heads.get(stream_id),
+            locked=aggregate.case_id in self._locked,
         )
+        # The store took the case's lock if this transaction did not hold it yet.
+        self._locked.add(aggregate.case_id)
+        self._heads[stream_id] = Head.of(envelopes)
         if self.projector is not None:
             for envelope, payload in zip(envelopes, payloads, strict=True):
                 await self.projector(self.conn, envelope, payload)
@@ -325,8 +342,10 @@ class Runtime:
     @contextlib.asynccontextmanager
     async def unit_of_work(self, cause: Cause) -> AsyncIterator[UnitOfWork]:
         """One transaction on a connection of the pool (queries that must not retry use it)."""
-        async with acquired(self.pool) as conn, conn.transaction():
-            yield UnitOfWork(self.store, conn, self.projector, cause, self.cipher)
+        async with acquired(self.pool) as conn:
+            async with conn.transaction():
+                yield UnitOfWork(self.store, conn, self.projector, cause, self.cipher)
+            transactions_only(conn)  # not inside a request's transaction (joined): it is still open
 
     async def read(self, conn: Conn, aggregate: A) -> A:
         """An aggregate as its stream leaves it, without the case lock: for queries, which change

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -29,6 +30,20 @@ class NewEvent:
     payload: dict[str, Any]
     occurred_at: datetime | None = None
     event_id: uuid.UUID | None = None
+
+
+class Head(NamedTuple):
+    """A stream's last version and hash (0 and the genesis hash for a stream not begun)."""
+
+    version: int
+    hash: str
+
+    @classmethod
+    def of(cls, events: Sequence[EventEnvelope]) -> Head:
+        """The head the loaded stream ends at."""
+        if not events:
+            return cls(0, GENESIS_HASH)
+        return cls(events[-1].stream_version, events[-1].hash)
 
 
 @dataclass(frozen=True)
@@ -65,13 +80,40 @@ def outbox_channel(schema: str) -> str:
     return f"zm_outbox_{schema}"
 
 
-_INSERT_EVENT = """
-INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, case_id,
-                    jurisdiction, occurred_at, actor, correlation_id, causation_id, payload,
-                    prev_hash, hash, key_id, signature)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-"""
 _INSERT_OUTBOX = "INSERT INTO outbox (event_id, topic, key, body, headers) VALUES ($1, $2, $3, $4, $5)"
+_ENQUEUE = f"WITH o AS ({_INSERT_OUTBOX}) SELECT pg_notify($6, '')"
+# One append in one statement: the events, their outbox rows and the relay's wake-up call. The
+# per-event values come as arrays (one row each, in version order: `n` keeps the order, so the
+# global positions and the outbox ids run in version order too); what all events of an append
+# share comes once. Data-modifying CTEs always run to completion; the NOTIFY is delivered at commit.
+# `_APPEND_LOCKING` also takes the case's lock ($21), as an init plan: before the first row, so
+# before any outbox id is drawn.
+_APPEND_ROWS = """
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::timestamptz[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[])
+        WITH ORDINALITY AS u(event_id, stream_version, event_type, schema_version, occurred_at,
+                             payload, prev_hash, hash, signature, body, headers, n)
+"""
+_APPEND_WRITES = """), e AS (
+    INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, case_id,
+                        jurisdiction, occurred_at, actor, correlation_id, causation_id, payload,
+                        prev_hash, hash, key_id, signature)
+    SELECT event_id, $12, stream_version, event_type, schema_version, $13, $14, occurred_at,
+           $15::jsonb, $16, $17, payload::jsonb, prev_hash, hash, $18, signature
+    FROM new ORDER BY n
+), o AS (
+    INSERT INTO outbox (event_id, topic, key, body, headers)
+    SELECT event_id, $19, $13, body, headers::jsonb FROM new ORDER BY n
+)
+SELECT pg_notify($20, '')
+"""
+_APPEND = "WITH new AS (" + _APPEND_ROWS + _APPEND_WRITES
+_APPEND_LOCKING = (
+    "WITH new AS ("
+    + _APPEND_ROWS
+    + "    WHERE (SELECT true FROM pg_advisory_xact_lock($21::bigint))\n"
+    + _APPEND_WRITES
+)
 _COLUMNS = (
     "event_id, stream_id, stream_version, event_type, schema_version, case_id, jurisdiction,"
     " occurred_at, actor, correlation_id, causation_id, payload, prev_hash, hash, key_id, signature"
@@ -129,11 +171,17 @@ class EventStore:
         correlation_id: uuid.UUID,
         causation_id: uuid.UUID | None = None,
         conn: Conn | None = None,
+        head: Head | None = None,
+        locked: bool = False,
     ) -> list[EventEnvelope]:
         """Append `events` after `expected_version`; the outbox rows commit with them.
 
         Raises ConcurrencyError when the stream has moved on. When `conn` is given the caller's
-        transaction is used (a unit of work spanning more than one append).
+        transaction is used (a unit of work spanning more than one append). `head` is the stream's
+        head as the caller read it in that transaction while holding the case's lock (`load_locked`):
+        the store then neither takes the lock again nor reads the head again. `locked`: the caller's
+        transaction holds the case's lock already (a stream expected to begin is then appended
+        without taking it again).
         """
         async with _transaction(self.pool, conn) as writing:
             return await self._append(
@@ -146,6 +194,8 @@ class EventStore:
                 actor,
                 correlation_id,
                 causation_id,
+                head,
+                locked,
             )
 
     async def _append(
@@ -159,22 +209,27 @@ class EventStore:
         actor: Actor,
         correlation_id: uuid.UUID,
         causation_id: uuid.UUID | None,
+        head: Head | None,
+        locked: bool,
     ) -> list[EventEnvelope]:
         if not events:
             return []
         # Writers of one case (one Kafka key) take turns: the outbox ids of a key are then
-        # allocated in commit order, so publishing in id order keeps each key's order.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", case_lock_key(self.schema, case_id))
-        head = await conn.fetchrow(
-            "SELECT stream_version, hash FROM events WHERE stream_id = $1"
-            " ORDER BY stream_version DESC LIMIT 1",
-            stream_id,
-        )
-        version, prev_hash = (head["stream_version"], head["hash"]) if head else (0, GENESIS_HASH)
+        # allocated in commit order, so publishing in id order keeps each key's order. A head the
+        # caller hands over was read under that lock in this transaction (a unit of work's `get`).
+        # A stream expected to begin needs no head read: the append statement takes the lock, and
+        # the unique (stream_id, stream_version) constraint refuses it if the stream did begin.
+        # (A head read of a case already locked takes the lock again in the same round trip: a
+        # transaction lock is re-entrant.)
+        lock: int | None = None
+        if head is None and expected_version == 0:
+            head, lock = Head(0, GENESIS_HASH), None if locked else case_lock_key(self.schema, case_id)
+        elif head is None:
+            head = await self.locked_head(conn, stream_id, case_id)
+        version, prev_hash = head
         if version != expected_version:
             raise ConcurrencyError(stream_id, expected_version, version)
         now = datetime.now(UTC)
-        topic = events_topic(jurisdiction, self.context)
         sealed: list[EventEnvelope] = []
         signer = self.signer
         for new in events:
@@ -197,19 +252,54 @@ class EventStore:
             envelope = signer.sign(envelope)
             prev_hash = envelope.hash
             sealed.append(envelope)
+        # The unique (stream_id, stream_version) constraint is the last word on a concurrent
+        # writer (one that did not take the lock, or a head read outside it).
         try:
-            await conn.executemany(_INSERT_EVENT, [_event_args(e) for e in sealed])
+            await conn.execute(*self._append_args(sealed, stream_id, case_id, jurisdiction, actor, lock))
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_stream_version_key":
                 raise ConcurrencyError(stream_id, expected_version, version) from exc
             raise
-        await conn.executemany(
-            _INSERT_OUTBOX,
-            [(e.event_id, topic, e.case_id, e.to_bytes(), _headers(e)) for e in sealed],
-        )
-        await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
         metrics.appended(self.context, (e.event_type for e in sealed))
         return sealed
+
+    def _append_args(
+        self,
+        sealed: Sequence[EventEnvelope],
+        stream_id: str,
+        case_id: str,
+        jurisdiction: str,
+        actor: Actor,
+        lock: int | None,
+    ) -> tuple[Any, ...]:
+        """`_APPEND` and its arguments: the events' own values as arrays, the shared ones once;
+        with `lock`, the statement that takes that lock first."""
+        first = sealed[0]
+        trace = tracing.current_headers()
+        return (
+            _APPEND if lock is None else _APPEND_LOCKING,
+            [e.event_id for e in sealed],
+            [e.stream_version for e in sealed],
+            [e.event_type for e in sealed],
+            [e.schema_version for e in sealed],
+            [e.occurred_at for e in sealed],
+            [_dumps(e.payload) for e in sealed],
+            [e.prev_hash for e in sealed],
+            [e.hash for e in sealed],
+            [e.signature for e in sealed],
+            [e.to_bytes() for e in sealed],
+            [_dumps(_headers(e, trace)) for e in sealed],
+            stream_id,
+            case_id,
+            jurisdiction,
+            actor.model_dump(),
+            first.correlation_id,
+            first.causation_id,
+            first.key_id,
+            events_topic(jurisdiction, self.context),
+            outbox_channel(self.schema),
+            *(() if lock is None else (lock,)),
+        )
 
     async def enqueue_integration(
         self,
@@ -224,14 +314,33 @@ class EventStore:
         """Put an outbound integration message (a public contract, not an envelope) in the outbox,
         in the caller's transaction, so it is sent exactly when the events that caused it commit."""
         await conn.execute(
-            _INSERT_OUTBOX,
+            _ENQUEUE,
             message_id,
             topic,
             key,
             body,
             {"content-type": "application/json", **(headers or {}), **tracing.current_headers()},
+            outbox_channel(self.schema),
         )
-        await conn.execute("SELECT pg_notify($1, '')", outbox_channel(self.schema))
+
+    async def locked_head(self, conn: Conn, stream_id: str, case_id: str) -> Head:
+        """Take the case's transaction lock, then read the stream's head (one round trip)."""
+        row = await conn.fetchrow(
+            "SELECT version, hash FROM zm_locked_head($1, $2)", case_lock_key(self.schema, case_id), stream_id
+        )
+        if row is None or row["version"] is None:
+            return Head(0, GENESIS_HASH)
+        return Head(row["version"], row["hash"])
+
+    async def load_locked(self, conn: Conn, stream_id: str, case_id: str) -> list[EventEnvelope]:
+        """Take the case's transaction lock, then load the stream (one round trip): its last event
+        is the head an append in the same transaction starts from (`Head.of`)."""
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM zm_locked_stream($1, $2) ORDER BY stream_version",
+            case_lock_key(self.schema, case_id),
+            stream_id,
+        )
+        return [row_to_envelope(r) for r in rows]
 
     async def load_in(self, conn: Conn, stream_id: str) -> list[EventEnvelope]:
         """Load a stream inside the caller's transaction (for a unit of work)."""
@@ -323,33 +432,17 @@ class EventStore:
         return None
 
 
-def _event_args(e: EventEnvelope) -> tuple[Any, ...]:
-    return (
-        e.event_id,
-        e.stream_id,
-        e.stream_version,
-        e.event_type,
-        e.schema_version,
-        e.case_id,
-        e.jurisdiction,
-        e.occurred_at,
-        e.actor.model_dump(),
-        e.correlation_id,
-        e.causation_id,
-        e.payload,
-        e.prev_hash,
-        e.hash,
-        e.key_id,
-        e.signature,
-    )
+def _dumps(value: object) -> str:
+    """JSON for a jsonb array element (the connection's jsonb codec encodes scalars only)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
-def _headers(e: EventEnvelope) -> dict[str, str]:
+def _headers(e: EventEnvelope, trace: dict[str, str]) -> dict[str, str]:
     """Kafka headers for routing and tracing without opening the body."""
     return {
         "event_type": e.event_type,
         "schema_version": str(e.schema_version),
         "correlation_id": str(e.correlation_id),
         "content-type": "application/json",
-        **tracing.current_headers(),
+        **trace,
     }

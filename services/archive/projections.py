@@ -153,13 +153,20 @@ async def note_conclusion(conn: Conn, envelope: EventEnvelope, payload: Verifica
     untrue = sum(1 for finding in payload.findings.values() if finding in UNTRUE_FINDINGS)
     if untrue == 0:
         return  # only conclusions with an untrue point are counted
-    if payload.revision and await conn.fetchval(
-        "SELECT 1 FROM stat_conclusions WHERE case_id = $1 AND event_id <> $2",
-        envelope.case_id,
+    # A revised conclusion of a matter already counted is not counted again (its stream is read
+    # in order); the check and the insert are one statement.
+    await conn.execute(
+        "INSERT INTO stat_conclusions (event_id, case_id, jurisdiction, concluded_on, untrue_points)"
+        " SELECT $1, $2, $3, $4, $5 WHERE NOT ($6 AND EXISTS"
+        " (SELECT 1 FROM stat_conclusions WHERE case_id = $2 AND event_id <> $1))"
+        " ON CONFLICT (event_id) DO NOTHING",
         envelope.event_id,
-    ):
-        return  # a revised conclusion of a matter already counted (its stream is read in order)
-    await _note(conn, envelope, "stat_conclusions", concluded_on=payload.concluded_on, untrue_points=untrue)
+        envelope.case_id,
+        envelope.jurisdiction,
+        payload.concluded_on,
+        untrue,
+        bool(payload.revision),
+    )
 
 
 async def note_false_accusation(

@@ -3,8 +3,9 @@ dates come from the payloads, never the clock), and the queries over them."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -277,8 +278,57 @@ def evolve(row: dict[str, Any], envelope: EventEnvelope, payload: BaseModel) -> 
     return new
 
 
+class _Seen(NamedTuple):
+    """A matter's row as this process last wrote it, and the hash of the event it ends at."""
+
+    hash: str
+    row: dict[str, Any]
+
+
+_SEEN_MAX = 4096
+_seen: OrderedDict[str, _Seen] = OrderedDict()
+"""The rows this process wrote last (the newest last): a matter's next event evolves the row in
+hand instead of reading it again. A row is a pure function of its stream's events, and a hash
+names one stream prefix (the chain), so a row whose hash is the next event's `prev_hash` is the
+row that prefix left, whoever wrote it; the UPDATE's version condition finds out when the table
+no longer holds that prefix's row (another process, a replay, a transaction rolled back), and
+the row is then read as before."""
+
+_NEW_ROW: dict[str, Any] = {c: None for c in COLUMNS} | {
+    "state": "awaiting_outcome",
+    "version": 0,
+    "priority_flags": [],
+    "applications": {},
+    "steps": [],
+}
+"""A matter's row before its first event (the table's defaults)."""
+
+_INSERT_NEW = (
+    f"INSERT INTO clarifications (case_id, {', '.join(COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 2))})"
+    " ON CONFLICT (case_id) DO NOTHING RETURNING *"
+)
+_UPDATE_AFTER = f"{_UPDATE} AND version = ${len(COLUMNS) + 2} RETURNING *"
+_LOCKED_ROW = (
+    "INSERT INTO clarifications (case_id, jurisdiction, state, version)"
+    " VALUES ($1, $2, 'awaiting_outcome', 0)"
+    " ON CONFLICT (case_id) DO UPDATE SET version = clarifications.version RETURNING *"
+)
+
+
+def _remember(case_id: str, hash_: str, row: Any) -> None:
+    _seen[case_id] = _Seen(hash_, dict(row))
+    _seen.move_to_end(case_id)
+    while len(_seen) > _SEEN_MAX:
+        _seen.popitem(last=False)
+
+
 async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
-    """Projector of the clarification service's own events (same transaction as the append)."""
+    """Projector of the clarification service's own events (same transaction as the append).
+
+    One statement per event in the common case: the row in hand evolved and written if the
+    table still holds it (`_seen`), a first event's row inserted; otherwise the row is read
+    (created, locked) and written (two)."""
     if isinstance(payload, QuarterlyRoundHeld):
         await conn.execute(
             "INSERT INTO rounds (round_id, jurisdiction, quarter, held_on, matters)"
@@ -290,18 +340,25 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
             payload.matters,
         )
         return
-    await conn.execute(
-        "INSERT INTO clarifications (case_id, jurisdiction, state, version)"
-        " VALUES ($1, $2, 'awaiting_outcome', 0) ON CONFLICT DO NOTHING",
-        envelope.case_id,
-        envelope.jurisdiction,
-    )
-    row = await conn.fetchrow("SELECT * FROM clarifications WHERE case_id = $1 FOR UPDATE", envelope.case_id)
-    assert row is not None
-    if row["version"] >= envelope.stream_version:
-        return  # already projected (a replay over a live read model)
-    new = evolve(dict(row), envelope, payload)
-    await conn.execute(_UPDATE, envelope.case_id, *(new[c] for c in COLUMNS))
+    case_id, version = envelope.case_id, envelope.stream_version
+    seen = _seen.get(case_id)
+    written = None
+    if seen is not None and seen.hash == envelope.prev_hash and seen.row["version"] == version - 1:
+        new = evolve(seen.row, envelope, payload)
+        written = await conn.fetchrow(_UPDATE_AFTER, case_id, *(new[c] for c in COLUMNS), version - 1)
+    elif version == 1:
+        new = evolve(
+            {**_NEW_ROW, "case_id": case_id, "jurisdiction": envelope.jurisdiction}, envelope, payload
+        )
+        written = await conn.fetchrow(_INSERT_NEW, case_id, *(new[c] for c in COLUMNS))
+    if written is None:
+        row = await conn.fetchrow(_LOCKED_ROW, case_id, envelope.jurisdiction)
+        assert row is not None
+        if row["version"] >= version:
+            return  # already projected (a replay over a live read model)
+        new = evolve(dict(row), envelope, payload)
+        written = await conn.fetchrow(f"{_UPDATE} RETURNING *", case_id, *(new[c] for c in COLUMNS))
+    _remember(case_id, envelope.hash, written)
 
 
 # --- Queries -------------------------------------------------------------------------------------

@@ -29,14 +29,16 @@ from shared.events.intake import (
 )
 from shared.events.review import VerificationConcluded
 
+# The report and the number it took, in one statement (the sequence remembers the highest seen).
 _RECEIVED = """
-INSERT INTO reports (report_id, jurisdiction, state, channel, received_on, real_name, reporter_subject_id,
-                     subjects, allegations, summary, source_agency, source_reference, acceptance_notice_due)
-VALUES ($1, $2, 'received', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT (report_id) DO NOTHING
-"""
-_SEQUENCE_SEEN = """
-INSERT INTO report_sequences (jurisdiction, year, last) VALUES ($1, $2, $3)
+WITH report AS (
+    INSERT INTO reports (report_id, jurisdiction, state, channel, received_on, real_name,
+                         reporter_subject_id, subjects, allegations, summary, source_agency,
+                         source_reference, acceptance_notice_due)
+    VALUES ($1, $2, 'received', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    ON CONFLICT (report_id) DO NOTHING
+)
+INSERT INTO report_sequences (jurisdiction, year, last) VALUES ($13, $14, $15)
 ON CONFLICT (jurisdiction, year) DO UPDATE SET last = GREATEST(report_sequences.last, EXCLUDED.last)
 """
 
@@ -46,6 +48,7 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
     rid = envelope.case_id
     match payload:
         case ReportReceived():
+            jurisdiction, year, sequence = payload.report_id.split("-")
             await conn.execute(
                 _RECEIVED,
                 payload.report_id,
@@ -60,9 +63,10 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
                 payload.source_agency,
                 payload.source_reference,
                 acceptance_notice_due(payload.received_on) if payload.real_name else None,
+                jurisdiction,
+                int(year),
+                int(sequence),
             )
-            jurisdiction, year, sequence = payload.report_id.split("-")
-            await conn.execute(_SEQUENCE_SEEN, jurisdiction, int(year), int(sequence))
         case ReportLogged():
             await conn.execute(
                 "UPDATE reports SET state = 'logged', logged_on = $2, disposition_due = $3,"

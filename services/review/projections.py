@@ -29,6 +29,9 @@ from shared.events.review import (
     VerificationReopened,
 )
 
+# The verification's version, after another table's statement (its CTE) in the same round trip.
+_VERSION = "UPDATE verifications SET version = $2 WHERE case_id = $1"
+
 
 async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
     """Update the read models for one review event, in the transaction that recorded it."""
@@ -116,17 +119,18 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
         case FalseAccusationReferred():
             # The finding it follows was projected just before, in the same transaction.
             await conn.execute(
-                "INSERT INTO false_accusations (case_id, allegation_id, jurisdiction, referred_on,"
-                " referred_to, basis, approved_by, approval_jurisdiction)"
+                "WITH referred AS (INSERT INTO false_accusations (case_id, allegation_id, jurisdiction,"
+                " referred_on, referred_to, basis, approved_by, approval_jurisdiction)"
                 " SELECT case_id, $2, jurisdiction, $3, $4, findings -> $2 ->> 'basis',"
                 " findings -> $2 ->> 'approved_by', findings -> $2 ->> 'approval_jurisdiction'"
-                " FROM verifications WHERE case_id = $1",
+                " FROM verifications WHERE case_id = $1)"
+                " UPDATE verifications SET version = $5 WHERE case_id = $1",
                 case_id,
                 payload.allegation_id,
                 payload.referred_on,
                 payload.referred_to,
+                version,
             )
-            await conn.execute("UPDATE verifications SET version = $2 WHERE case_id = $1", case_id, version)
         case VerificationConcluded():
             await conn.execute(
                 "UPDATE verifications SET state = 'concluded', concluded_on = $2, eligible_for_pool = $3,"
@@ -157,26 +161,29 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
             )
         case ObjectionReceived():
             await conn.execute(
-                "INSERT INTO verification_objections (objection_id, case_id, jurisdiction, lodged_on,"
-                " grounds, new_evidence) VALUES ($1, $2, $3, $4, $5, $6)",
-                payload.objection_id,
+                "WITH lodged AS (INSERT INTO verification_objections (objection_id, case_id,"
+                " jurisdiction, lodged_on, grounds, new_evidence) VALUES ($6, $1, $3, $4, $5, $7))"
+                f" {_VERSION}",
                 case_id,
+                version,
                 envelope.jurisdiction,
                 payload.lodged_on,
                 payload.grounds,
+                payload.objection_id,
                 payload.new_evidence,
             )
-            await conn.execute("UPDATE verifications SET version = $2 WHERE case_id = $1", case_id, version)
         case ObjectionExamined():
             await conn.execute(
-                "UPDATE verification_objections SET examined_on = $2, upheld = $3, reason = $4"
-                " WHERE objection_id = $1",
-                payload.objection_id,
+                "WITH examined AS (UPDATE verification_objections SET examined_on = $3, upheld = $4,"
+                " reason = $5 WHERE objection_id = $6)"
+                f" {_VERSION}",
+                case_id,
+                version,
                 payload.examined_on,
                 payload.upheld,
                 payload.reason,
+                payload.objection_id,
             )
-            await conn.execute("UPDATE verifications SET version = $2 WHERE case_id = $1", case_id, version)
         case ResultsReportedBack():
             await conn.execute(
                 "INSERT INTO results_reports (jurisdiction, quarter, reported_on, matters)"

@@ -70,6 +70,27 @@ async def test_concurrent_appends_at_the_same_version_let_exactly_one_win(
     assert len(await store.load("case-3")) == 1
 
 
+async def test_one_append_of_many_events_keeps_their_order_in_the_store_and_the_outbox(
+    pool: asyncpg.Pool, schema: str
+) -> None:
+    """One statement writes a batch: global positions and outbox ids still run in version order
+    (the relay publishes in id order), also after an append that read the head."""
+    store = EventStore(pool, schema=schema, context="review")
+    await append(store, "case-b", 0, *(ev(i) for i in range(100)))
+    await append(store, "case-b", 100, *(ev(i) for i in range(100, 150)))
+    rows = await pool.fetch(
+        "SELECT e.stream_version, e.global_position, o.id FROM events e JOIN outbox o USING (event_id)"
+        " ORDER BY e.stream_version"
+    )
+    assert [r["stream_version"] for r in rows] == list(range(1, 151))
+    assert [r["global_position"] for r in rows] == sorted(r["global_position"] for r in rows)
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    loaded = await store.load("case-b")
+    assert [e.payload["n"] for e in loaded] == list(range(150))
+    assert all(e.hash_ok() for e in loaded) and loaded[100].prev_hash == loaded[99].hash
+    assert await store.verify() is None
+
+
 async def test_verify_passes_on_an_untouched_store(pool: asyncpg.Pool, schema: str) -> None:
     store = EventStore(pool, schema=schema, context="review")
     for s in range(3):
