@@ -22,7 +22,6 @@ from rich.console import Console
 from bench.common import Figure
 from services.definitions import definition_of
 from shared import settings
-from shared.db import init_connection
 from shared.envelope import JURISDICTIONS
 from shared.settings import SERVICES
 from shared.topics import events_topic
@@ -74,7 +73,7 @@ async def copy_ceiling(service: str, rebuilt: str, tables: list[str]) -> CopyCei
     target = await fresh_schema(service, "copy")
     conn = await asyncpg.connect(settings.postgres().dsn())
     try:
-        await init_connection(conn)
+        # asyncpg's own jsonb codec (text values, binary on the wire), which COPY needs.
         contents = []
         for table in tables:
             rows = await conn.fetch(f"SELECT * FROM {rebuilt}.{table}")

@@ -4,6 +4,7 @@ queued before them, and exactly the statements the projectors issued, no more, n
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, cast
@@ -20,7 +21,8 @@ Call = tuple[str, str, Any]
 
 class Recorder:
     """A connection holding, per key, the (sql, value) rows written in order; it logs each call.
-    Every statement's first argument is its key, the second its value."""
+    Every statement's first argument is its key, the second its value. Each call gives the event
+    loop a turn first, as a round trip to the database does."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[tuple[str, Any]]] = defaultdict(list)
@@ -30,24 +32,29 @@ class Recorder:
         self.rows[args[0]].append((sql, args[1]))
 
     async def execute(self, sql: str, *args: Any) -> str:
+        await asyncio.sleep(0)
         self.calls.append(("execute", sql, args))
         self._write(sql, args)
         return "INSERT 0 1"
 
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
+        await asyncio.sleep(0)
         self.calls.append(("executemany", sql, [tuple(a) for a in args]))
         for one in args:
             self._write(sql, one)
 
     async def fetchval(self, sql: str, *args: Any, column: int = 0) -> Any:
+        await asyncio.sleep(0)
         self.calls.append(("fetchval", sql, args))
         return len(self.rows[args[0]])
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
+        await asyncio.sleep(0)
         self.calls.append(("fetchrow", sql, args))
         return list(self.rows[args[0]])
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        await asyncio.sleep(0)
         self.calls.append(("fetch", sql, args))
         return [row for rows in self.rows.values() for row in rows if row[0] == args[0]]
 

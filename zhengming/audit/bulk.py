@@ -157,13 +157,20 @@ class BulkApplier:
                     break
                 await self.queue.flush(self.conn)
                 waiting, self._waiting = self._waiting, []
+                # Every answer first, then every key woken: a key woken early would queue writes
+                # and ask reads while the others are still being sent (its reads then before its
+                # writes).
+                results = []
                 for read in waiting:
                     self.reads += 1
                     if read.method == "fetchval":
-                        result = await self.conn.fetchval(read.sql, *read.args, column=read.column or 0)
+                        results.append(
+                            await self.conn.fetchval(read.sql, *read.args, column=read.column or 0)
+                        )
                     else:
-                        result = await getattr(self.conn, read.method)(read.sql, *read.args)
-                    self._runnable += 1
+                        results.append(await getattr(self.conn, read.method)(read.sql, *read.args))
+                self._runnable += len(waiting)
+                for read, result in zip(waiting, results, strict=True):
                     read.future.set_result(result)
         finally:
             for task in tasks:
