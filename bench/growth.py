@@ -5,12 +5,13 @@
   (331122-2023-000001, in case ids, stream ids, payloads and the ids derived from them) mapped to a
   fresh one per clone, each event sealed again in its clone's chain and signed with its context's
   local key (shared/envelope.py seal, shared/signing.py service_key), produced to throwaway topics
-  of their own (`zm.bench-growth.sNN.<context>`, slices of 10,000 events) so that the service's
-  real topics, and the replay figures measured on them, stay what the workflow made. Events of
+  of their own, one set a size (`zm.bench-growth.<events>.<context>`: as many partitions at every
+  size, so that memory compares), so that the service's real topics, and the replay figures
+  measured on them, stay what the workflow made. Events of
   streams that are not a case's (quarterly rounds, notices) are not cloned: their ids are per
   jurisdiction and period, not per case.
-- `replay_growth_figures` replays the first 1, 5 and 10 slices (10k, 50k, 100k events), each in a
-  subprocess of its own (`python -m bench.growth replay <service> <slices>`) that reports its
+- `replay_growth_figures` replays each size (10k, 50k, 100k events) in a subprocess of its own
+  (`python -m bench.growth replay <service> <events>`) that reports its
   events/s and its peak RSS, against the database's ceiling (COPY of the rows that replay wrote,
   into the same tables of a fresh schema) and a bare consumer of the same topics.
 """
@@ -42,9 +43,7 @@ from zhengming.local import ensure_topics
 
 REPLAY_GROWTH_SERVICE = "archive"
 """The service whose replay reads every context (its own and the three its statistics follow)."""
-REPLAY_GROWTH_SLICE = 10_000
-REPLAY_GROWTH_SLICES = (1, 5, 10)
-"""10k, 50k and 100k events."""
+REPLAY_GROWTH_SIZES = (10_000, 50_000, 100_000)
 
 _MATTER = re.compile(r"\b(\d{6})-(\d{4})-(\d{6})\b")
 _CASE = re.compile(r"^\d{6}-\d{4}-\d{6}(-\d+)?$")
@@ -53,12 +52,12 @@ _CLONES = uuid.UUID("5d1c0b1e-6a39-4f7e-9c55-0b3c1f0e6a14")
 _UNSEALED = ("hash", "prev_hash", "key_id", "signature")
 
 
-def replay_growth_topic(slice_no: int, context: str) -> str:
-    return f"zm.bench-growth.s{slice_no:02d}.{context}"
+def replay_growth_topic(size: int, context: str) -> str:
+    return f"zm.bench-growth.{size}.{context}"
 
 
-def replay_growth_topics(slices: int, contexts: list[str]) -> list[str]:
-    return [replay_growth_topic(s, c) for s in range(1, slices + 1) for c in contexts]
+def replay_growth_topics(size: int, contexts: list[str]) -> list[str]:
+    return [replay_growth_topic(size, c) for c in contexts]
 
 
 @dataclass
@@ -71,7 +70,8 @@ class _Template:
 
 
 def _context_of_topic(topic: str) -> str:
-    return topic.rsplit(".", 1)[-1]
+    """zm.<jurisdiction>.<context>.events (shared/topics.py events_topic)."""
+    return topic.split(".")[2]
 
 
 def _clone(
@@ -88,7 +88,7 @@ def _clone(
 
 @dataclass
 class GrowthEvents:
-    slices: int
+    sizes: tuple[int, ...]
     events: int
     clones: int
     templates: int
@@ -96,8 +96,10 @@ class GrowthEvents:
     seconds: float
 
 
-async def replay_growth_generate(service: str = REPLAY_GROWTH_SERVICE, slices: int = 10) -> GrowthEvents:
-    """`slices` × 10,000 events cloned from the service's replay topics into the growth topics."""
+async def replay_growth_generate(
+    service: str = REPLAY_GROWTH_SERVICE, sizes: tuple[int, ...] = REPLAY_GROWTH_SIZES
+) -> GrowthEvents:
+    """Each size's number of events cloned from the service's replay topics into its topics."""
     started = time.perf_counter()
     templates: list[_Template] = []
     skipped = 0
@@ -120,52 +122,57 @@ async def replay_growth_generate(service: str = REPLAY_GROWTH_SERVICE, slices: i
     # Matter numbers of clone n are the template's plus n × stride: never one another's.
     stride = 1 + max(int(m[3]) for t in templates for m in _MATTER.finditer(t.body))
     contexts = replay_contexts(service)
-    await ensure_topics(settings.kafka(), replay_growth_topics(slices, contexts))
+    await ensure_topics(settings.kafka(), [t for n in sizes for t in replay_growth_topics(n, contexts)])
     keys = {c: service_key(c) for c in contexts}
     producer = make_producer(settings.kafka(), linger_ms=20)
     await producer.start()
-    clone = 0
+    clones = 0
     try:
-        for slice_no in range(1, slices + 1):
+        for size in sizes:
             sent: list[asyncio.Future[Any]] = []
-            # A slice holds whole clones but its last, cut short: each key's events in one topic,
-            # in order (a clone's cases end early, as cases of a replay taken mid-way would).
-            while len(sent) < REPLAY_GROWTH_SLICE:
+            # Whole clones but the last, cut short (its cases end early, as the cases of a replay
+            # taken mid-way would); each key's events in order on one topic.
+            clone = 0
+            while len(sent) < size:
                 clone += 1
                 if (clone + 1) * stride > 999_999:
                     raise RuntimeError("too few matter numbers left for another clone")
                 hashes: dict[str, str] = {}
-                for template in templates[: REPLAY_GROWTH_SLICE - len(sent)]:
+                for template in templates[: size - len(sent)]:
                     cloned = _clone(template, clone, stride, hashes, keys)
                     sent.append(
                         await producer.send(
-                            replay_growth_topic(slice_no, template.context),
+                            replay_growth_topic(size, template.context),
                             value=cloned.to_bytes(),
                             key=cloned.case_id.encode(),
                             headers=[("content-type", b"application/json")],
                         )
                     )
             await asyncio.gather(*sent)
+            clones = max(clones, clone)
     finally:
         await producer.stop()
     return GrowthEvents(
-        slices,
-        slices * REPLAY_GROWTH_SLICE,
-        clone,
+        sizes,
+        sum(sizes),
+        clones,
         len(templates),
         skipped,
         time.perf_counter() - started,
     )
 
 
-async def replay_growth_drop(service: str = REPLAY_GROWTH_SERVICE, slices: int = 10) -> None:
+async def replay_growth_drop(
+    service: str = REPLAY_GROWTH_SERVICE, sizes: tuple[int, ...] = REPLAY_GROWTH_SIZES
+) -> None:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
     )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        doomed = [t for t in replay_growth_topics(slices, replay_contexts(service)) if t in existing]
+        wanted = [t for n in sizes for t in replay_growth_topics(n, replay_contexts(service))]
+        doomed = [t for t in wanted if t in existing]
         if doomed:
             await admin.delete_topics(doomed)
     finally:
@@ -179,10 +186,10 @@ def _rss_kb() -> int:
     return 0
 
 
-async def replay_growth_child(service: str, slices: int) -> dict[str, Any]:
-    """One replay of the first `slices` growth slices, in this process: events/s, RSS, COPY."""
+async def replay_growth_child(service: str, size: int) -> dict[str, Any]:
+    """One replay of a size's growth topics, in this process: events/s, RSS, COPY."""
     rss_start = _rss_kb()
-    topics = replay_growth_topics(slices, replay_contexts(service))
+    topics = replay_growth_topics(size, replay_contexts(service))
     report = await replay(service, topics=topics, compare=False, keep_schema=True, show_progress=False)
     try:
         rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
@@ -203,36 +210,36 @@ async def replay_growth_child(service: str, slices: int) -> dict[str, Any]:
     }
 
 
-async def _run_child(service: str, slices: int) -> dict[str, Any]:
+async def _run_child(service: str, size: int) -> dict[str, Any]:
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.growth",
         "replay",
         service,
-        str(slices),
+        str(size),
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
     if child.returncode != 0:
-        raise RuntimeError(f"replay growth child ({slices} slices) exited {child.returncode}")
+        raise RuntimeError(f"replay growth child ({size} events) exited {child.returncode}")
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
 
 
 async def replay_growth_figures(
-    console: Console, service: str = REPLAY_GROWTH_SERVICE, sizes: tuple[int, ...] = REPLAY_GROWTH_SLICES
+    console: Console, service: str = REPLAY_GROWTH_SERVICE, sizes: tuple[int, ...] = REPLAY_GROWTH_SIZES
 ) -> tuple[list[Figure], dict[str, Any]]:
     """Replay at 10k, 50k and 100k events (generated first, dropped after)."""
-    with console.status(f"replay growth: cloning {max(sizes) * REPLAY_GROWTH_SLICE:,} events…"):
-        generated = await replay_growth_generate(service, max(sizes))
+    with console.status(f"replay growth: cloning {sum(sizes):,} events…"):
+        generated = await replay_growth_generate(service, sizes)
     figures: list[Figure] = []
     try:
-        for slices in sizes:
-            topics = replay_growth_topics(slices, replay_contexts(service))
-            with console.status(f"replay growth: {slices * REPLAY_GROWTH_SLICE:,} events…"):
+        for size in sizes:
+            topics = replay_growth_topics(size, replay_contexts(service))
+            with console.status(f"replay growth: {size:,} events…"):
                 bare = await bare_read(topics)
-                child = await _run_child(service, slices)
+                child = await _run_child(service, size)
             figures.append(
                 Figure(
                     name=f"replay {service}, growth: {child['events']:,} events",
@@ -247,7 +254,7 @@ async def replay_growth_figures(
                     baseline_label="COPY ceiling",
                     baseline_s=float(child["copy_seconds"]),
                     notes=(
-                        f"zhengming.audit.replay({service!r}) of {slices} growth slice(s) in a"
+                        f"zhengming.audit.replay({service!r}) of {size:,} growth events in a"
                         " subprocess of its own (peak RSS of that process); events cloned from the"
                         " workflow's into new cases, sealed and signed again"
                     ),
@@ -269,7 +276,7 @@ async def replay_growth_figures(
                 )
             )
     finally:
-        await replay_growth_drop(service, max(sizes))
+        await replay_growth_drop(service, sizes)
     info = {
         "service": service,
         "templates": generated.templates,
@@ -285,7 +292,7 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "replay":
         print(json.dumps(asyncio.run(replay_growth_child(argv[1], int(argv[2])))))
         return 0
-    print("usage: python -m bench.growth replay <service> <slices>", file=sys.stderr)
+    print("usage: python -m bench.growth replay <service> <events>", file=sys.stderr)
     return 2
 
 

@@ -41,7 +41,7 @@ CORE_TABLES = frozenset(
 )
 
 
-BATCH_SIZE = 10_000
+BATCH_SIZE = 5_000
 """Events per transaction of a replay."""
 _ENVELOPES = TypeAdapter(list[EventEnvelope])
 """A batch of records decoded in one call."""
