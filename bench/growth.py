@@ -69,6 +69,11 @@ class _Template:
     """The envelope's JSON without its seal, where the ids are replaced."""
 
 
+def _template(envelope: EventEnvelope, context: str) -> _Template:
+    body = envelope.model_dump(mode="json", exclude=set(_UNSEALED))
+    return _Template(context, envelope.prev_hash, envelope.hash, json.dumps(body, ensure_ascii=False))
+
+
 def _context_of_topic(topic: str) -> str:
     """zm.<jurisdiction>.<context>.events (shared/topics.py events_topic)."""
     return topic.split(".")[2]
@@ -108,15 +113,7 @@ async def replay_growth_generate(
         if not _CASE.match(envelope.case_id):
             skipped += 1
             continue
-        body = envelope.model_dump(mode="json", exclude=set(_UNSEALED))
-        templates.append(
-            _Template(
-                _context_of_topic(record.topic),
-                envelope.prev_hash,
-                envelope.hash,
-                json.dumps(body, ensure_ascii=False),
-            )
-        )
+        templates.append(_template(envelope, _context_of_topic(record.topic)))
     if not templates:
         raise RuntimeError(f"no events of cases on {service}'s topics to clone")
     # Matter numbers of clone n are the template's plus n × stride: never one another's.
