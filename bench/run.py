@@ -15,7 +15,9 @@ machine, on a fresh stack of the bench's own (.local/bench/stack: Kafka on 21092
 4. The officers' console under 50 sessions at once: page loads of 待办 and of a case page, against
    the console's /healthz at the same concurrency, and the service calls per page (bench/console.py).
 5. Replay of each service's read models from Kafka offset 0 after the workflow, against a bare
-   aiokafka consumer reading the same topics; replay's read models must equal the live ones.
+   aiokafka consumer reading the same topics and against COPY of the rows it wrote (the
+   database's ceiling); replay's read models must equal the live ones. Then replay at 10k, 50k
+   and 100k events cloned from the workflow's (bench/growth.py), with each run's peak RSS.
 
 Usage: python -m bench.run [--quick] [--cases N] [--concurrency C] [--rate R] [--duration S] ...
 
@@ -668,6 +670,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bench.console import bench_console
+    from bench.growth import replay_growth_figures
     from bench.replay import bench_replay
     from bench.workflow import bench_workflow
 
@@ -684,6 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settled: dict[str, Any] = {}
     postgres: dict[str, Any] = {}
     console_info: dict[str, Any] = {}
+    replay_growth: dict[str, Any] = {}
 
     def phase(name: str, since: float) -> None:
         phases[name] = round(time.perf_counter() - since, 2)
@@ -713,6 +717,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         replayed, settled = asyncio.run(bench_replay(console))
         figures += replayed
         phase("replay", t)
+        # --- replay growth (bench/growth.py replay_growth_*): 10k, 50k, 100k events ---
+        t = time.perf_counter()
+        grown, replay_growth = asyncio.run(replay_growth_figures(console))
+        figures += grown
+        phase("replay growth", t)
     except (KeyboardInterrupt, Interrupted):
         err.print("\ninterrupted; stopping the bench's stack")
         return 130
@@ -742,7 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "phases_s": phases,
         "figures": [f.as_json() for f in figures],
         "workflow": workflow.json if workflow is not None else None,
-        "replay": {**settled, "all_equal": all_equal},
+        "replay": {**settled, "all_equal": all_equal, "growth": replay_growth},
         "console": console_info,
         "workflow_failures": len(failures),
     }

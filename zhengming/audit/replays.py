@@ -3,13 +3,15 @@ live ones and optionally switched over."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.definitions import definition_of
@@ -17,7 +19,9 @@ from shared import settings
 from shared.db import Conn, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, EventEnvelope
 from shared.events import registry
+from shared.runtime import Projector
 from shared.topics import events_topic
+from zhengming.audit.bulk import BulkApplier, Step
 from zhengming.audit.sources import read_topics
 
 # Tables of the core migrations, not read models: replay neither rebuilds nor compares them
@@ -37,6 +41,12 @@ CORE_TABLES = frozenset(
 )
 
 
+BATCH_SIZE = 5_000
+"""Events per transaction of a replay."""
+_ENVELOPES = TypeAdapter(list[EventEnvelope])
+"""A batch of records decoded in one call."""
+
+
 @dataclass
 class TableDiff:
     table: str
@@ -53,6 +63,10 @@ class ReplayReport:
     diffs: list[TableDiff]
     tables: list[str]
     switched: bool = False
+    compared: bool = True
+    statements: int = 0
+    """The projectors' statements (writes and reads) and the round trips that carried them."""
+    round_trips: int = 0
 
     @property
     def equal(self) -> bool:
@@ -67,7 +81,9 @@ class ReplayReport:
             f"{self.service}: replayed {self.events} events in {self.seconds:.1f}s"
             f" ({self.rate:,.0f} events/s) into {self.schema}; tables {', '.join(self.tables)}"
         ]
-        if self.equal:
+        if not self.compared:
+            out.append(f"{self.service}: not compared with the live read models")
+        elif self.equal:
             out.append(f"{self.service}: read models equal to the live ones")
         for d in self.diffs:
             out.append(
@@ -124,7 +140,12 @@ async def compare_read_models(
 
 class Replayer:
     """Applies events to a fresh schema's read models: own events through the service's projector,
-    foreign ones through its pure read-model functions. Never a reaction, never the outbox."""
+    foreign ones through its pure read-model functions. Never a reaction, never the outbox.
+
+    In bulk (zhengming/audit/bulk.py): each batch in one transaction, the projectors' writes sent
+    with one executemany per run of the same SQL. Duplicates (a record the relay sent twice) are
+    told apart by event id in memory, as the inbox does live: the scratch schema keeps no inbox,
+    which nothing reads (the comparison and the switch leave the core tables alone)."""
 
     def __init__(self, service: str, pool: asyncpg.Pool) -> None:
         self.service = service
@@ -133,28 +154,50 @@ class Replayer:
         self.foreign = dict(self.definition.foreign_read_models)
         self.exclude = set(self.definition.replay_exclude)
         self.applied = 0
+        self.statements = 0
+        self.round_trips = 0
+        # 128-bit ints, not UUID objects: the one thing replay keeps per event (about 60 bytes).
+        self._seen: set[int] = set()
 
     def contexts(self) -> list[str]:
         return [self.service, *sorted(self.foreign)]
 
-    async def apply_batch(self, envelopes: list[EventEnvelope]) -> None:
+    def _projector_of(self, payload: BaseModel) -> Projector | None:
+        context = _context_of(payload)
+        if context == self.service:
+            return self.definition.projector
+        return self.foreign.get(context)
+
+    async def apply_batch(self, envelopes: Sequence[EventEnvelope]) -> None:
+        steps: list[tuple[str, Step]] = []
+        for envelope in envelopes:
+            event = envelope.event_id.int
+            if event in self._seen:
+                continue
+            self._seen.add(event)
+            payload = registry.decode(envelope)
+            projector = self._projector_of(payload)
+            if projector is not None:
+                # The case is the Kafka key: the unit whose order the read models may rely on.
+                steps.append((envelope.case_id, _step(projector, envelope, payload)))
+            self.applied += 1
+        if not steps:
+            return
         async with self.pool.acquire() as conn, conn.transaction():
-            for envelope in envelopes:
-                fresh = await conn.fetchval(
-                    "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset)"
-                    " VALUES ('replay', $1, '', 0, 0) ON CONFLICT DO NOTHING RETURNING 1",
-                    envelope.event_id,
-                )
-                if not fresh:
-                    continue
-                payload = registry.decode(envelope)
-                context = _context_of(payload)
-                if context == self.service:
-                    if self.definition.projector is not None:
-                        await self.definition.projector(conn, envelope, payload)
-                elif context in self.foreign:
-                    await self.foreign[context](conn, envelope, payload)
-                self.applied += 1
+            # A scratch schema until compared or switched: a crash loses nothing that matters.
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            applier = BulkApplier(conn)
+            await applier.apply(steps)
+            await applier.flush()
+        self.statements += applier.queue.statements + applier.reads
+        self.round_trips += applier.queue.round_trips + applier.reads
+
+
+def _step(projector: Projector, envelope: EventEnvelope, payload: BaseModel) -> Step:
+    async def step(conn: Conn) -> None:
+        await projector(conn, envelope, payload)
+
+    return step
 
 
 def _context_of(payload: BaseModel) -> str:
@@ -186,15 +229,21 @@ async def replay(
     switch: bool = False,
     keep_schema: bool = False,
     show_progress: bool = True,
+    topics: Sequence[str] | None = None,
+    batch_size: int = BATCH_SIZE,
+    compare: bool = True,
 ) -> ReplayReport:
     """Rebuild a service's read models from Kafka offset 0 into a fresh schema, compare them
-    with the live ones, and optionally switch the live read models over to the rebuilt ones."""
+    with the live ones, and optionally switch the live read models over to the rebuilt ones.
+
+    `topics` and `compare=False` are the bench's growth runs: other topics than the service's own
+    and foreign ones, whose read models the live ones are not expected to equal."""
     schema = await fresh_schema(service, "replay")
     pool = await create_pool(settings.postgres(), schema, min_size=1, max_size=2)
     replayer = Replayer(service, pool)
     codes = [jurisdiction] if jurisdiction else sorted(JURISDICTIONS)
-    topics = [events_topic(j, c) for j in codes for c in replayer.contexts()]
-    batch: list[EventEnvelope] = []
+    if topics is None:
+        topics = [events_topic(j, c) for j in codes for c in replayer.contexts()]
     started = time.monotonic()
     progress = Progress(
         TextColumn(f"replay {service}"),
@@ -207,14 +256,24 @@ async def replay(
     )
     task = progress.add_task("replay", total=None, rate="0")
     records = 0
+    raw: list[bytes] = []
+    # One batch applied while the next is read and decoded (never more: memory stays flat).
+    applying: asyncio.Future[None] | None = None
+
+    async def submit() -> None:
+        nonlocal applying
+        envelopes = _ENVELOPES.validate_json(b"[" + b",".join(raw) + b"]")
+        raw.clear()
+        if applying is not None:
+            await applying
+        applying = asyncio.ensure_future(replayer.apply_batch(envelopes))
 
     async def on_record(record: Any) -> None:
         nonlocal records
         records += 1
-        batch.append(EventEnvelope.from_bytes(record.value))
-        if len(batch) >= 500:
-            await replayer.apply_batch(batch)
-            batch.clear()
+        raw.append(record.value)
+        if len(raw) >= batch_size:
+            await submit()
 
     def advance(n: int) -> None:
         elapsed = max(time.monotonic() - started, 1e-6)
@@ -222,22 +281,40 @@ async def replay(
 
     try:
         with progress:
-            await read_topics(topics, on_record, advance)
-            if batch:
-                await replayer.apply_batch(batch)
+            try:
+                await read_topics(topics, on_record, advance)
+                if raw:
+                    await submit()
+                if applying is not None:
+                    await applying
+            finally:
+                if applying is not None and not applying.done():
+                    applying.cancel()
+                    await asyncio.gather(applying, return_exceptions=True)
         seconds = time.monotonic() - started
         async with pool.acquire() as conn:
             tables = await read_model_tables(conn, service, replayer.exclude)
-            diffs = await compare_read_models(conn, service, schema, tables, jurisdiction)
+            diffs = await compare_read_models(conn, service, schema, tables, jurisdiction) if compare else []
             switched = False
-            if switch and jurisdiction is None:
+            if switch and compare and jurisdiction is None:
                 await _switch(conn, service, schema, tables)
                 switched = True
     finally:
         await pool.close()
         if not keep_schema:
             await drop_schema(schema)
-    return ReplayReport(service, schema, records, seconds, diffs, tables, switched)
+    return ReplayReport(
+        service,
+        schema,
+        records,
+        seconds,
+        diffs,
+        tables,
+        switched,
+        compare,
+        replayer.statements,
+        replayer.round_trips,
+    )
 
 
 async def _switch(conn: Conn, live: str, rebuilt: str, tables: list[str]) -> None:

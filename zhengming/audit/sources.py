@@ -42,8 +42,10 @@ async def read_topics(
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        max_partition_fetch_bytes=32 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
+        # What the fetcher buffers ahead is bounded by partition (it fetches for every partition
+        # whose records were handed out): memory stays flat in the number of events.
+        max_partition_fetch_bytes=1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
         **settings.kafka().client_options(),
     )
     await consumer.start()
