@@ -85,6 +85,9 @@ class OutboxRelay:
         self.reconciled = 0
         self._producer: AIOKafkaProducer | None = None
         self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
+        # The next batch, read while the previous one was committing (only ever rows still
+        # pending then and not in that batch); dropped whenever the relay is unsure.
+        self._ahead: list[asyncpg.Record] | None = None
         self._wake = asyncio.Event()
 
     @contextlib.asynccontextmanager
@@ -98,7 +101,7 @@ class OutboxRelay:
         # fencing (a commit the previous holder had begun is complete before we reconcile).
         await producer.begin_transaction()
         await producer.abort_transaction()
-        self._producer, self._unsure = producer, True
+        self._producer, self._unsure, self._ahead = producer, True, None
         try:
             yield producer
         finally:
@@ -108,39 +111,49 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows in id order, in one Kafka transaction; returns how
-        many rows were published (or found already published and marked)."""
+        many rows were published (or found already published and marked).
+
+        Pipelined: the batch's records are all handed to the producer before any is awaited, and
+        while the broker acknowledges them and the transaction commits, the next batch is read
+        (kept for the next call). Its rows are marked published in one statement, and only once
+        the transaction committed.
+        """
         producer = self._producer
         assert producer is not None, "publish inside `producing()`"
         async with self.pool.acquire() as conn:
             if self._unsure:
+                self._ahead = None
                 found = await self.reconcile(conn, producer)
                 self._unsure = False
                 if found:
                     return found
-            rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
-                " ORDER BY id LIMIT $1",
-                self.settings.batch_size,
-            )
+            rows, self._ahead = self._ahead or await _pending(conn, self.settings.batch_size), None
             if not rows:
                 return 0
+            ids = [row["id"] for row in rows]
             self._unsure = True
-            async with producer.transaction():
-                sent = []
-                for row in rows:
-                    with tracing.publishing(row["topic"], row["key"], row["headers"]) as carried:
-                        headers = [(k, v.encode()) for k, v in carried.items()]
-                        headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
-                        sent.append(
-                            await producer.send(
-                                row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
-                            )
-                        )
-                # Every record acknowledged before the commit: aiokafka commits a transaction even
-                # when one of its batches failed, and that record would then be marked unsent.
-                await asyncio.gather(*sent)
-            await _mark(conn, [r["id"] for r in rows])
-            self._unsure = False
+            ahead: asyncio.Task[list[asyncpg.Record]] | None = None
+            try:
+                async with producer.transaction():
+                    sent = [await _send(producer, row) for row in rows]
+                    # The rows pending now but for this batch's, read on this (otherwise idle)
+                    # connection while Kafka works. A snapshot in id order of every committed
+                    # row not in flight: a key's later rows commit (and take ids) after its
+                    # earlier ones, so they can only come in this snapshot or a later one.
+                    ahead = asyncio.create_task(_pending(conn, self.settings.batch_size, ids))
+                    # Every record acknowledged before the commit: aiokafka commits a transaction
+                    # even when one of its batches failed, and that record would then be marked
+                    # unsent.
+                    await asyncio.gather(*sent)
+                following = await ahead
+                await _mark(conn, ids)
+            finally:
+                # The connection goes back to the pool only once the read ahead is done with it.
+                if ahead is not None:
+                    await asyncio.wait([ahead])
+                    if not ahead.cancelled():
+                        ahead.exception()  # retrieved: a failed batch is what is raised
+            self._unsure, self._ahead = False, following
         self.published += len(rows)
         return len(rows)
 
@@ -252,7 +265,30 @@ class OutboxRelay:
         self._wake.set()
 
 
+async def _pending(conn: Conn, limit: int, in_flight: list[int] | None = None) -> list[asyncpg.Record]:
+    """The first `limit` unmarked rows in id order, but for those `in_flight`."""
+    return await conn.fetch(
+        "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
+        " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+        limit,
+        in_flight or [],
+    )
+
+
+async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
+    """Hand one row's record to the producer (returns at once unless its buffer is full); the
+    future resolves when the broker has it."""
+    with tracing.publishing(row["topic"], row["key"], row["headers"]) as carried:
+        headers = [(k, v.encode()) for k, v in carried.items()]
+        headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
+        future: asyncio.Future[Any] = await producer.send(
+            row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
+        )
+        return future
+
+
 async def _mark(conn: Conn, ids: list[int]) -> None:
+    """Mark rows published: one statement for a whole batch."""
     await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
 
 
