@@ -85,8 +85,10 @@ class OutboxRelay:
         self.reconciled = 0
         self._producer: AIOKafkaProducer | None = None
         self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
-        # The next batch, read while the previous one was committing (only ever rows still
-        # pending then and not in that batch); dropped whenever the relay is unsure.
+        # Pipelining (see publish_pending): the rows of the last batch committed on Kafka, to be
+        # marked, and the next batch, read while that one was sent (rows still pending then and
+        # not in it). Both dropped whenever the relay is unsure: reconciling covers them.
+        self._committed: list[int] = []
         self._ahead: list[asyncpg.Record] | None = None
         self._wake = asyncio.Event()
 
@@ -101,11 +103,17 @@ class OutboxRelay:
         # fencing (a commit the previous holder had begun is complete before we reconcile).
         await producer.begin_transaction()
         await producer.abort_transaction()
-        self._producer, self._unsure, self._ahead = producer, True, None
+        self._producer, self._unsure, self._committed, self._ahead = producer, True, [], None
         try:
             yield producer
         finally:
             self._producer = None
+            if self._committed and not self._unsure:
+                # The term's last batch committed: mark it now rather than reconcile it later.
+                with contextlib.suppress(*DB_DOWN):
+                    async with self.pool.acquire() as conn:
+                        await _mark(conn, self._committed)
+                self._committed = []
             with contextlib.suppress(Exception):
                 await producer.stop()
 
@@ -113,47 +121,50 @@ class OutboxRelay:
         """Publish one batch of pending rows in id order, in one Kafka transaction; returns how
         many rows were published (or found already published and marked).
 
-        Pipelined: the batch's records are all handed to the producer before any is awaited, and
-        while the broker acknowledges them and the transaction commits, the next batch is read
-        (kept for the next call). Its rows are marked published in one statement, and only once
-        the transaction committed.
+        Pipelined: the batch's records are all handed to the producer before any is awaited.
+        Meanwhile, on the database connection, the previous batch (committed on Kafka) is marked
+        published in one statement and the next batch is read, kept for the next call. A call
+        that finds nothing more to send marks what it holds, so a drain leaves no row unmarked.
         """
         producer = self._producer
         assert producer is not None, "publish inside `producing()`"
+        limit = self.settings.batch_size
         async with self.pool.acquire() as conn:
             if self._unsure:
-                self._ahead = None
+                self._ahead, self._committed = None, []
                 found = await self.reconcile(conn, producer)
                 self._unsure = False
                 if found:
                     return found
-            rows, self._ahead = self._ahead or await _pending(conn, self.settings.batch_size), None
+            committed, self._committed = self._committed, []
+            rows, self._ahead = self._ahead or await _pending(conn, limit, committed), None
             if not rows:
+                self._unsure = True  # until the marking is known to have landed
+                await _mark(conn, committed)
+                self._unsure = False
                 return 0
             ids = [row["id"] for row in rows]
+            # Any failure from here (Kafka's or the database's) is followed by a reconciliation,
+            # which also marks `committed` if this marking does not land.
             self._unsure = True
-            ahead: asyncio.Task[list[asyncpg.Record]] | None = None
+            beside: asyncio.Task[list[asyncpg.Record]] | None = None
             try:
                 async with producer.transaction():
+                    beside = asyncio.create_task(_mark_and_read(conn, committed, limit, ids))
+                    await asyncio.sleep(0)  # its statement goes out before the sending loop
                     sent = [await _send(producer, row) for row in rows]
-                    # The rows pending now but for this batch's, read on this (otherwise idle)
-                    # connection while Kafka works. A snapshot in id order of every committed
-                    # row not in flight: a key's later rows commit (and take ids) after its
-                    # earlier ones, so they can only come in this snapshot or a later one.
-                    ahead = asyncio.create_task(_pending(conn, self.settings.batch_size, ids))
                     # Every record acknowledged before the commit: aiokafka commits a transaction
                     # even when one of its batches failed, and that record would then be marked
                     # unsent.
                     await asyncio.gather(*sent)
-                following = await ahead
-                await _mark(conn, ids)
+                following = await beside
             finally:
-                # The connection goes back to the pool only once the read ahead is done with it.
-                if ahead is not None:
-                    await asyncio.wait([ahead])
-                    if not ahead.cancelled():
-                        ahead.exception()  # retrieved: a failed batch is what is raised
-            self._unsure, self._ahead = False, following
+                # The connection goes back to the pool only once the task is done with it.
+                if beside is not None:
+                    await asyncio.wait([beside])
+                    if not beside.cancelled():
+                        beside.exception()  # retrieved: a failed batch is what is raised
+            self._unsure, self._committed, self._ahead = False, ids, following
         self.published += len(rows)
         return len(rows)
 
@@ -275,6 +286,16 @@ async def _pending(conn: Conn, limit: int, in_flight: list[int] | None = None) -
     )
 
 
+async def _mark_and_read(
+    conn: Conn, committed: list[int], limit: int, in_flight: list[int]
+) -> list[asyncpg.Record]:
+    """Mark the previous batch, then read the next: the rows pending but for those in flight, a
+    snapshot in id order. A key's later rows commit (and take ids) after its earlier ones, so
+    they come in this snapshot or a later one, never ahead of the earlier ones."""
+    await _mark(conn, committed)
+    return await _pending(conn, limit, in_flight)
+
+
 async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
     """Hand one row's record to the producer (returns at once unless its buffer is full); the
     future resolves when the broker has it."""
@@ -289,6 +310,8 @@ async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Futu
 
 async def _mark(conn: Conn, ids: list[int]) -> None:
     """Mark rows published: one statement for a whole batch."""
+    if not ids:
+        return
     await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
 
 
