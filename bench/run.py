@@ -85,6 +85,8 @@ ACTOR = Actor(user_id="bench", role="letters_office", unit="缙云县纪委监�
 DEFAULTS = {"single": 5000, "batch": 20000, "relay": 20000, "verify": 20000}
 QUICK = {"single": 500, "batch": 2000, "relay": 2000, "verify": 2000}
 WORKFLOW_QUICK = {"cases": 40, "duration_s": 20.0}
+GROWTH: tuple[int, ...] = (10000, 50000, 100000)  # events: append, relay and verify at each (bench/growth.py)
+GROWTH_QUICK: tuple[int, ...] = (1000, 5000, 10000)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class Params:
     relay_batch_size: int = field(default_factory=lambda: RelaySettings().batch_size)
     linger_ms: int = field(default_factory=lambda: RelaySettings().linger_ms)
     partitions: int = PARTITIONS
+    growth: tuple[int, ...] = GROWTH
     workflow: WorkflowParams = field(default_factory=WorkflowParams)
 
 
@@ -675,6 +678,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Params:
     parser.add_argument("--batch", type=int, help=f"events appended {BATCH} per append")
     parser.add_argument("--relay", type=int, help="events relayed to Kafka")
     parser.add_argument("--verify", type=int, help="events whose audit verification is timed")
+    parser.add_argument(
+        "--growth",
+        help=(
+            f"comma-separated event counts at which append, relay and verify are measured again"
+            f" (default {','.join(map(str, GROWTH))}; --quick {','.join(map(str, GROWTH_QUICK))};"
+            " 'none' to skip)"
+        ),
+    )
     w = WorkflowParams()
     parser.add_argument("--cases", type=int, help=f"closed-loop cases (default {w.cases})")
     parser.add_argument(
@@ -718,7 +729,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Params:
         poll_ms=args.poll_ms,
         sample_ms=args.sample_ms,
     )
-    return Params(**rounded, workflow=workflow)
+    growth = GROWTH_QUICK if args.quick else GROWTH
+    if args.growth is not None:
+        growth = () if args.growth == "none" else tuple(int(n) for n in args.growth.split(",") if n)
+    # Whole streams here too.
+    growth = tuple(max(STREAM_LENGTH, n // STREAM_LENGTH * STREAM_LENGTH) for n in growth)
+    return Params(**rounded, growth=growth, workflow=workflow)
 
 
 async def run_store_relay(params: Params, console: Console) -> tuple[list[Figure], dict[str, Any]]:
@@ -730,6 +746,11 @@ async def run_store_relay(params: Params, console: Console) -> tuple[list[Figure
         figures.append(await bench_relay(params))
     with console.status("audit verification (verify, then bare read)…"):
         figures.append(await bench_verify(params))
+    if params.growth:
+        from bench.growth import store_relay_verify_growth  # it builds on this module
+
+        with console.status(f"growth: append, relay and verify at {params.growth} events…"):
+            figures += await store_relay_verify_growth(params, params.growth)
     return figures, postgres
 
 
