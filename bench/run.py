@@ -8,6 +8,10 @@ machine, on a fresh stack of the bench's own (.local/bench/stack: Kafka on 21092
 2. Outbox relay to Kafka (events/s): `OutboxRelay.drain()` of rows the store wrote beforehand,
    against a bare idempotent aiokafka producer (same settings) sending the same keys, bodies
    and headers, all futures gathered.
+   Audit verification (events/s): zhengming.audit.verification.verify_service of one service
+   (chains, signatures, the Kafka copy of every event) against a bare read of the same rows
+   and the same topic. Growth (bench/growth.py): append (batch), relay and verify again at each
+   `--growth` size (10k, 50k and 100k events; --quick 1k, 5k and 10k), each beside its baseline.
    (1 and 2 run before the services start, on Kafka and PostgreSQL alone.)
 3. Workflow (reports/s and per-step latency) through the four running services over HTTP, at a
    stated offered load: a closed loop and an open loop; against the bare-HTTP ceiling, /healthz
