@@ -8,6 +8,10 @@ machine, on a fresh stack of the bench's own (.local/bench/stack: Kafka on 21092
 2. Outbox relay to Kafka (events/s): `OutboxRelay.drain()` of rows the store wrote beforehand,
    against a bare idempotent aiokafka producer (same settings) sending the same keys, bodies
    and headers, all futures gathered.
+   Audit verification (events/s): zhengming.audit.verification.verify_service of one service
+   (chains, signatures, the Kafka copy of every event) against a bare read of the same rows
+   and the same topic. Growth (bench/growth.py): append (batch), relay and verify again at each
+   `--growth` size (10k, 50k and 100k events; --quick 1k, 5k and 10k), each beside its baseline.
    (1 and 2 run before the services start, on Kafka and PostgreSQL alone.)
 3. Workflow (reports/s and per-step latency) through the four running services over HTTP, at a
    stated offered load: a closed loop and an open loop; against the bare-HTTP ceiling, /healthz
@@ -17,7 +21,7 @@ machine, on a fresh stack of the bench's own (.local/bench/stack: Kafka on 21092
 5. Replay of each service's read models from Kafka offset 0 after the workflow, against a bare
    aiokafka consumer reading the same topics and against COPY of the rows it wrote (the
    database's ceiling); replay's read models must equal the live ones. Then replay at 10k, 50k
-   and 100k events cloned from the workflow's (bench/growth.py), with each run's peak RSS.
+   and 100k events cloned from the workflow's (bench/replay_growth.py), with each run's peak RSS.
 
 Usage: python -m bench.run [--quick] [--cases N] [--concurrency C] [--rate R] [--duration S] ...
 
@@ -52,6 +56,7 @@ from typing import Any
 import asyncpg
 import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from rich.console import Console
@@ -65,8 +70,12 @@ from shared.db import CORE_MIGRATIONS, create_pool, migrate
 from shared.envelope import Actor, canonical_json
 from shared.outbox import OutboxRelay, make_producer
 from shared.settings import PROJECT_ROOT, RelaySettings
+from shared.signing import Keyring, ServiceKey
+from shared.store import _COLUMNS as STORE_COLUMNS
 from shared.store import EventStore, NewEvent
+from shared.topics import events_topic
 from zhengming import audit
+from zhengming.audit.verification import verify_service
 from zhengming.local import ensure_topics
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -79,9 +88,11 @@ PARTITIONS = 3
 WARMUP_STREAMS = 5
 ACTOR = Actor(user_id="bench", role="letters_office", unit="缙云县纪委监委信访室")
 
-DEFAULTS = {"single": 5000, "batch": 20000, "relay": 20000}
-QUICK = {"single": 500, "batch": 2000, "relay": 2000}
+DEFAULTS = {"single": 5000, "batch": 20000, "relay": 20000, "verify": 20000}
+QUICK = {"single": 500, "batch": 2000, "relay": 2000, "verify": 2000}
 WORKFLOW_QUICK = {"cases": 40, "duration_s": 20.0}
+GROWTH: tuple[int, ...] = (10000, 50000, 100000)  # events: append, relay and verify at each (bench/growth.py)
+GROWTH_QUICK: tuple[int, ...] = (1000, 5000, 10000)
 
 
 @dataclass(frozen=True)
@@ -89,11 +100,13 @@ class Params:
     single: int
     batch: int
     relay: int
+    verify: int = DEFAULTS["verify"]
     batch_size: int = BATCH
     stream_length: int = STREAM_LENGTH
     relay_batch_size: int = field(default_factory=lambda: RelaySettings().batch_size)
     linger_ms: int = field(default_factory=lambda: RelaySettings().linger_ms)
     partitions: int = PARTITIONS
+    growth: tuple[int, ...] = GROWTH
     workflow: WorkflowParams = field(default_factory=WorkflowParams)
 
 
@@ -394,6 +407,72 @@ async def bench_relay(params: Params) -> Figure:
         await _delete_topics([relay_topic, bare_topic])
 
 
+# --- 3. audit verification -------------------------------------------------------------------
+
+
+async def filled_and_relayed(
+    pool: asyncpg.Pool, schema: str, context: str, events: int, signer: ServiceKey
+) -> str:
+    """Not timed: `events` appended (streams of STREAM_LENGTH, signed by `signer`) and relayed to
+    the context's events topic; returns the topic."""
+    topic = events_topic(JURISDICTION, context)
+    await ensure_topics(settings.kafka(), [topic], PARTITIONS)
+    store = EventStore(pool, schema=schema, context=context, signer=signer)
+    await _append_streams(store, "verify", events, BATCH)
+    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=2000))
+    assert await relay.drain() == events
+    return topic
+
+
+async def time_verify(pool: asyncpg.Pool, schema: str, context: str, keyring: Keyring) -> tuple[float, float]:
+    """(ours, bare) seconds: the audit's verification of one service (chains, signatures, the
+    Kafka copy of every event), against a bare read of the same rows and the same topics."""
+    topic = events_topic(JURISDICTION, context)
+    await _checkpoint()
+    t0 = time.perf_counter()
+    report = await verify_service(context, schema, pool, keyring, [JURISDICTION])
+    ours_s = time.perf_counter() - t0
+    assert report.ok, report.lines()
+    t0 = time.perf_counter()
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        rows = [r async for r in conn.cursor(f"SELECT {STORE_COLUMNS} FROM events", prefetch=2000)]
+    records = await audit.read_topics([topic])
+    bare_s = time.perf_counter() - t0
+    assert len(rows) == len(records) == report.checked[context]["events"], (len(rows), len(records))
+    return ours_s, bare_s
+
+
+async def bench_verify(params: Params) -> Figure:
+    tag = uuid.uuid4().hex[:8]
+    schema, context = _schema("verify"), f"bench{tag}"
+    signer = ServiceKey(context, Ed25519PrivateKey.generate())
+    await _migrated(schema)
+    pool = await create_pool(settings.postgres(), schema, min_size=1, max_size=2)
+    try:
+        await filled_and_relayed(pool, schema, context, params.verify, signer)
+        ours_s, bare_s = await time_verify(pool, schema, context, Keyring.of(signer))
+        return Figure(
+            name="audit verification of one service",
+            label="audit verify",
+            unit="events/s",
+            baseline_label="bare read",
+            count=params.verify,
+            ours_s=ours_s,
+            baseline_name="asyncpg cursor over the same columns of events + read_topics of the same topic",
+            baseline_s=bare_s,
+            notes=(
+                "ours: zhengming.audit.verify_service (each stream's versions, prev_hash, recomputed"
+                " hash and Ed25519 signature; each Kafka copy decoded, hash-checked, its signature"
+                " checked, matched to its row, key order); baseline: the same rows and records read"
+                " without any check"
+            ),
+        )
+    finally:
+        await pool.close()
+        await _drop_schema(schema)
+        await _delete_topics([events_topic(JURISDICTION, context)])
+
+
 # --- environment and output -------------------------------------------------------------------
 
 
@@ -604,6 +683,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Params:
     parser.add_argument("--single", type=int, help="events appended one per append")
     parser.add_argument("--batch", type=int, help=f"events appended {BATCH} per append")
     parser.add_argument("--relay", type=int, help="events relayed to Kafka")
+    parser.add_argument("--verify", type=int, help="events whose audit verification is timed")
+    parser.add_argument(
+        "--growth",
+        help=(
+            f"comma-separated event counts at which append, relay and verify are measured again"
+            f" (default {','.join(map(str, GROWTH))}; --quick {','.join(map(str, GROWTH_QUICK))};"
+            " 'none' to skip)"
+        ),
+    )
     w = WorkflowParams()
     parser.add_argument("--cases", type=int, help=f"closed-loop cases (default {w.cases})")
     parser.add_argument(
@@ -633,7 +721,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Params:
     args = parser.parse_args(argv)
     sizes = dict(QUICK if args.quick else DEFAULTS)
     if args.events is not None:
-        sizes = {"single": args.events // 4, "batch": args.events, "relay": args.events}
+        sizes = {k: args.events for k in DEFAULTS} | {"single": args.events // 4}
     for name in sizes:
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
@@ -647,7 +735,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Params:
         poll_ms=args.poll_ms,
         sample_ms=args.sample_ms,
     )
-    return Params(**rounded, workflow=workflow)
+    growth = GROWTH_QUICK if args.quick else GROWTH
+    if args.growth is not None:
+        growth = () if args.growth == "none" else tuple(int(n) for n in args.growth.split(",") if n)
+    # Whole streams here too.
+    growth = tuple(max(STREAM_LENGTH, n // STREAM_LENGTH * STREAM_LENGTH) for n in growth)
+    return Params(**rounded, growth=growth, workflow=workflow)
 
 
 async def run_store_relay(params: Params, console: Console) -> tuple[list[Figure], dict[str, Any]]:
@@ -657,6 +750,13 @@ async def run_store_relay(params: Params, console: Console) -> tuple[list[Figure
         figures += await bench_store(params)
     with console.status("outbox relay to Kafka (relay, then bare producer)…"):
         figures.append(await bench_relay(params))
+    with console.status("audit verification (verify, then bare read)…"):
+        figures.append(await bench_verify(params))
+    if params.growth:
+        from bench.growth import store_relay_verify_growth  # it builds on this module
+
+        with console.status(f"growth: append, relay and verify at {params.growth} events…"):
+            figures += await store_relay_verify_growth(params, params.growth)
     return figures, postgres
 
 
@@ -670,8 +770,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from bench.console import bench_console
-    from bench.growth import replay_growth_figures
     from bench.replay import bench_replay
+    from bench.replay_growth import replay_growth_figures
     from bench.workflow import bench_workflow
 
     env = stack.STACK.environment()
@@ -717,11 +817,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         replayed, settled = asyncio.run(bench_replay(console))
         figures += replayed
         phase("replay", t)
-        # --- replay growth (bench/growth.py replay_growth_*): 10k, 50k, 100k events ---
-        t = time.perf_counter()
-        grown, replay_growth = asyncio.run(replay_growth_figures(console))
-        figures += grown
-        phase("replay growth", t)
+        if params.growth:  # replay at the --growth sizes (bench/replay_growth.py)
+            t = time.perf_counter()
+            grown, replay_growth = asyncio.run(replay_growth_figures(console, sizes=params.growth))
+            figures += grown
+            phase("replay growth", t)
     except (KeyboardInterrupt, Interrupted):
         err.print("\ninterrupted; stopping the bench's stack")
         return 130

@@ -85,6 +85,11 @@ class OutboxRelay:
         self.reconciled = 0
         self._producer: AIOKafkaProducer | None = None
         self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
+        # Pipelining (see publish_pending): the rows of the last batch committed on Kafka, to be
+        # marked, and the next batch, read while that one was sent (rows still pending then and
+        # not in it). Both dropped whenever the relay is unsure: reconciling covers them.
+        self._committed: list[int] = []
+        self._ahead: list[asyncpg.Record] | None = None
         self._wake = asyncio.Event()
 
     @contextlib.asynccontextmanager
@@ -98,49 +103,68 @@ class OutboxRelay:
         # fencing (a commit the previous holder had begun is complete before we reconcile).
         await producer.begin_transaction()
         await producer.abort_transaction()
-        self._producer, self._unsure = producer, True
+        self._producer, self._unsure, self._committed, self._ahead = producer, True, [], None
         try:
             yield producer
         finally:
             self._producer = None
+            if self._committed and not self._unsure:
+                # The term's last batch committed: mark it now rather than reconcile it later.
+                with contextlib.suppress(*DB_DOWN):
+                    async with self.pool.acquire() as conn:
+                        await _mark(conn, self._committed)
+                self._committed = []
             with contextlib.suppress(Exception):
                 await producer.stop()
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows in id order, in one Kafka transaction; returns how
-        many rows were published (or found already published and marked)."""
+        many rows were published (or found already published and marked).
+
+        Pipelined: the batch's records are all handed to the producer before any is awaited.
+        Meanwhile, on the database connection, the previous batch (committed on Kafka) is marked
+        published in one statement and the next batch is read, kept for the next call. A call
+        that finds nothing more to send marks what it holds, so a drain leaves no row unmarked.
+        """
         producer = self._producer
         assert producer is not None, "publish inside `producing()`"
+        limit = self.settings.batch_size
         async with self.pool.acquire() as conn:
             if self._unsure:
+                self._ahead, self._committed = None, []
                 found = await self.reconcile(conn, producer)
                 self._unsure = False
                 if found:
                     return found
-            rows = await conn.fetch(
-                "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
-                " ORDER BY id LIMIT $1",
-                self.settings.batch_size,
-            )
+            committed, self._committed = self._committed, []
+            rows, self._ahead = self._ahead or await _pending(conn, limit, committed), None
             if not rows:
+                self._unsure = True  # until the marking is known to have landed
+                await _mark(conn, committed)
+                self._unsure = False
                 return 0
+            ids = [row["id"] for row in rows]
+            # Any failure from here (Kafka's or the database's) is followed by a reconciliation,
+            # which also marks `committed` if this marking does not land.
             self._unsure = True
-            async with producer.transaction():
-                sent = []
-                for row in rows:
-                    with tracing.publishing(row["topic"], row["key"], row["headers"]) as carried:
-                        headers = [(k, v.encode()) for k, v in carried.items()]
-                        headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
-                        sent.append(
-                            await producer.send(
-                                row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
-                            )
-                        )
-                # Every record acknowledged before the commit: aiokafka commits a transaction even
-                # when one of its batches failed, and that record would then be marked unsent.
-                await asyncio.gather(*sent)
-            await _mark(conn, [r["id"] for r in rows])
-            self._unsure = False
+            beside: asyncio.Task[list[asyncpg.Record]] | None = None
+            try:
+                async with producer.transaction():
+                    beside = asyncio.create_task(_mark_and_read(conn, committed, limit, ids))
+                    await asyncio.sleep(0)  # its statement goes out before the sending loop
+                    sent = [await _send(producer, row) for row in rows]
+                    # Every record acknowledged before the commit: aiokafka commits a transaction
+                    # even when one of its batches failed, and that record would then be marked
+                    # unsent.
+                    await asyncio.gather(*sent)
+                following = await beside
+            finally:
+                # The connection goes back to the pool only once the task is done with it.
+                if beside is not None:
+                    await asyncio.wait([beside])
+                    if not beside.cancelled():
+                        beside.exception()  # retrieved: a failed batch is what is raised
+            self._unsure, self._committed, self._ahead = False, ids, following
         self.published += len(rows)
         return len(rows)
 
@@ -252,7 +276,42 @@ class OutboxRelay:
         self._wake.set()
 
 
+async def _pending(conn: Conn, limit: int, in_flight: list[int] | None = None) -> list[asyncpg.Record]:
+    """The first `limit` unmarked rows in id order, but for those `in_flight`."""
+    return await conn.fetch(
+        "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
+        " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+        limit,
+        in_flight or [],
+    )
+
+
+async def _mark_and_read(
+    conn: Conn, committed: list[int], limit: int, in_flight: list[int]
+) -> list[asyncpg.Record]:
+    """Mark the previous batch, then read the next: the rows pending but for those in flight, a
+    snapshot in id order. A key's later rows commit (and take ids) after its earlier ones, so
+    they come in this snapshot or a later one, never ahead of the earlier ones."""
+    await _mark(conn, committed)
+    return await _pending(conn, limit, in_flight)
+
+
+async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
+    """Hand one row's record to the producer (returns at once unless its buffer is full); the
+    future resolves when the broker has it."""
+    with tracing.publishing(row["topic"], row["key"], row["headers"]) as carried:
+        headers = [(k, v.encode()) for k, v in carried.items()]
+        headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
+        future: asyncio.Future[Any] = await producer.send(
+            row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
+        )
+        return future
+
+
 async def _mark(conn: Conn, ids: list[int]) -> None:
+    """Mark rows published: one statement for a whole batch."""
+    if not ids:
+        return
     await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
 
 

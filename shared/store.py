@@ -386,10 +386,14 @@ class EventStore:
         found = await self.pool.fetchval("SELECT max(global_position) FROM unsigned_events_before")
         return int(found or 0)
 
-    async def verify(self, keyring: Keyring | None = None) -> ChainBreak | None:
+    async def verify(
+        self, keyring: Keyring | None = None, *, signed: set[str] | None = None
+    ) -> ChainBreak | None:
         """Check every stream's chain: versions 1..n without gaps, each prev_hash the previous
         hash, each hash recomputed from the stored fields, each event signed by a key of this
-        context in the keyring (SigningSettings' by default). Returns the first break, if any."""
+        context in the keyring (SigningSettings' by default). Returns the first break, if any.
+        `signed` collects the ids of the events whose signature was verified (so that the same
+        check of a copy elsewhere need not be repeated)."""
         keyring = keyring or Keyring.load()
         legacy = await self.unsigned_before()
         stream: str | None = None
@@ -428,6 +432,8 @@ class EventStore:
                         f"signature {problem.code}: {problem.reason}",
                         event_id=str(env.event_id),
                     )
+                if signed is not None:
+                    signed.add(str(env.event_id))
             prev = env.hash
         return None
 

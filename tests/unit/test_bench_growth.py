@@ -1,4 +1,4 @@
-"""The bench's replay growth generator (bench/growth.py): a clone of a case's events is a case of
+"""The bench's replay growth generator (bench/replay_growth.py): a clone of a case's events is a case of
 its own (fresh event ids, matter numbers and the ids made of them), sealed in a chain of its own
 and signed by the context's key, so that replay and verification take it as a real one."""
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.growth import _clone, _template
+from bench.replay_growth import _clone, _template
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.signing import Keyring, ServiceKey
 
