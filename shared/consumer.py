@@ -332,7 +332,12 @@ class EventConsumer:
 
     async def _settled_at(self, tp: TopicPartition, offset: int) -> None:
         """The message at `offset` is settled (so is every one before it on its partition):
-        commit now if the batch is full, else within `commit_interval_s`."""
+        commit now if the batch is full, else within `commit_interval_s`. A partition revoked while
+        its message was in hand is not recorded: its next owner starts at the committed offset
+        (this member too, should it come back), and an old offset kept here would later move the
+        group's offset backwards (a mass redelivery, dead letters published again)."""
+        if self._kafka is not None and tp not in self._kafka.assignment():
+            return
         self._settled[tp] = offset + 1
         self._unflushed += 1
         if self._unflushed >= self.settings.commit_every_messages:
@@ -442,6 +447,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.runner.flush(revoked)
         for tp in revoked:  # the next owner (maybe this one) starts at the committed offset
             self.runner._rewound.pop(tp, None)
+            self.runner._settled.pop(tp, None)  # a commit that failed just now is not kept for later
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         pass

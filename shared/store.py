@@ -387,13 +387,13 @@ class EventStore:
         return int(found or 0)
 
     async def verify(
-        self, keyring: Keyring | None = None, *, signed: set[str] | None = None
+        self, keyring: Keyring | None = None, *, signed: dict[str, tuple[str, str, str]] | None = None
     ) -> ChainBreak | None:
         """Check every stream's chain: versions 1..n without gaps, each prev_hash the previous
         hash, each hash recomputed from the stored fields, each event signed by a key of this
         context in the keyring (SigningSettings' by default). Returns the first break, if any.
-        `signed` collects the ids of the events whose signature was verified (so that the same
-        check of a copy elsewhere need not be repeated)."""
+        `signed` collects, by event id, the (key id, hash, signature) whose check passed, as
+        verified (so that the same check of a copy elsewhere need not be repeated)."""
         keyring = keyring or Keyring.load()
         legacy = await self.unsigned_before()
         stream: str | None = None
@@ -432,8 +432,8 @@ class EventStore:
                         f"signature {problem.code}: {problem.reason}",
                         event_id=str(env.event_id),
                     )
-                if signed is not None:
-                    signed.add(str(env.event_id))
+                if signed is not None and env.key_id is not None and env.signature is not None:
+                    signed[str(env.event_id)] = (env.key_id, env.hash, env.signature)
             prev = env.hash
         return None
 

@@ -303,16 +303,23 @@ _NEW_ROW: dict[str, Any] = {c: None for c in COLUMNS} | {
 }
 """A matter's row before its first event (the table's defaults)."""
 
+_RETURNING = "*, xmin::text AS row_xmin"
+"""The row and the transaction that wrote it: the row in hand is written over only while the
+table still holds that very row version (a `replay --switch` rewrites rows with the same
+`version` under a new xmin, so the next event reads the switched row instead)."""
+
 _INSERT_NEW = (
     f"INSERT INTO clarifications (case_id, {', '.join(COLUMNS)})"
     f" VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 2))})"
-    " ON CONFLICT (case_id) DO NOTHING RETURNING *"
+    f" ON CONFLICT (case_id) DO NOTHING RETURNING {_RETURNING}"
 )
-_UPDATE_AFTER = f"{_UPDATE} AND version = ${len(COLUMNS) + 2} RETURNING *"
+_UPDATE_AFTER = (
+    f"{_UPDATE} AND version = ${len(COLUMNS) + 2} AND xmin::text = ${len(COLUMNS) + 3} RETURNING {_RETURNING}"
+)
 _LOCKED_ROW = (
     "INSERT INTO clarifications (case_id, jurisdiction, state, version)"
     " VALUES ($1, $2, 'awaiting_outcome', 0)"
-    " ON CONFLICT (case_id) DO UPDATE SET version = clarifications.version RETURNING *"
+    f" ON CONFLICT (case_id) DO UPDATE SET version = clarifications.version RETURNING {_RETURNING}"
 )
 
 
@@ -345,7 +352,9 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
     written = None
     if seen is not None and seen.hash == envelope.prev_hash and seen.row["version"] == version - 1:
         new = evolve(seen.row, envelope, payload)
-        written = await conn.fetchrow(_UPDATE_AFTER, case_id, *(new[c] for c in COLUMNS), version - 1)
+        written = await conn.fetchrow(
+            _UPDATE_AFTER, case_id, *(new[c] for c in COLUMNS), version - 1, seen.row["row_xmin"]
+        )
     elif version == 1:
         new = evolve(
             {**_NEW_ROW, "case_id": case_id, "jurisdiction": envelope.jurisdiction}, envelope, payload
@@ -357,7 +366,9 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
         if row["version"] >= version:
             return  # already projected (a replay over a live read model)
         new = evolve(dict(row), envelope, payload)
-        written = await conn.fetchrow(f"{_UPDATE} RETURNING *", case_id, *(new[c] for c in COLUMNS))
+        written = await conn.fetchrow(
+            f"{_UPDATE} RETURNING {_RETURNING}", case_id, *(new[c] for c in COLUMNS)
+        )
     _remember(case_id, envelope.hash, written)
 
 

@@ -7,14 +7,19 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
+from uuid import uuid4
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from shared.db import Conn
+from shared.envelope import GENESIS_HASH, Actor, seal
 from zhengming.audit.bulk import BulkApplier, Step
+from zhengming.audit.replays import decode_batch
 
 Call = tuple[str, str, Any]
 
@@ -209,3 +214,35 @@ async def test_bulk_writes_and_reads_what_one_statement_at_a_time_does(
     for key in {k for k, _ in program}:
         assert [c for k, c in bulk_log if k == key] == [c for k, c in one_log if k == key]
     assert len([c for c in db.calls if c[0] == "executemany"]) <= len(one.calls)
+
+
+def _envelope_bytes(n: int) -> bytes:
+    return seal(
+        event_type="ReportReceived",
+        schema_version=1,
+        stream_id=f"s-{n}",
+        stream_version=1,
+        case_id=f"c-{n}",
+        jurisdiction="331122",
+        occurred_at=datetime(2023, 3, 1, tzinfo=UTC),
+        actor=Actor(user_id="u", role="letters_office", unit="信访室"),
+        correlation_id=uuid4(),
+        causation_id=None,
+        payload={"n": n},
+        prev_hash=GENESIS_HASH,
+    ).to_bytes()
+
+
+def test_a_batch_decodes_one_envelope_per_record() -> None:
+    values: list[bytes | None] = [_envelope_bytes(n) for n in range(3)]
+    assert [e.case_id for e in decode_batch(values)] == ["c-0", "c-1", "c-2"]
+
+
+@pytest.mark.parametrize("odd", ["two in one", "null", "empty"])
+def test_a_record_that_is_not_one_envelope_fails_the_batch(odd: str) -> None:
+    """Joined into one array, `{a},{b}` would read as two events: the live consumer dead-letters
+    such a record, and replay must not apply it either."""
+    a, b, c = (_envelope_bytes(n) for n in range(3))
+    value = {"two in one": a + b"," + b, "null": None, "empty": b""}[odd]
+    with pytest.raises(ValidationError):
+        decode_batch([c, value])

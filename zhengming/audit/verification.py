@@ -122,11 +122,11 @@ def _kafka_integrity(
     keyring: signing.Keyring,
     row: asyncpg.Record | None,
     unsigned_before: int,
-    signed_in_store: set[str],
+    signed_in_store: dict[str, tuple[str, str, str]],
 ) -> tuple[str, str] | None:
     """Why a Kafka record does not vouch for itself (code, reason), or None when it does. An
     unsigned copy passes only as the copy of a stored event older than signing.
-    `signed_in_store`: the ids of the stored events whose signature the store's check verified."""
+    `signed_in_store`: by event id, the (key id, hash, signature) the store's check verified."""
     if not envelope.hash_ok():
         return "hash_mismatch", f"content does not match hash {envelope.hash}"
     owner = parse_events_topic(topic)
@@ -135,9 +135,7 @@ def _kafka_integrity(
     if (
         envelope.signature is not None
         and row is not None
-        and str(row["event_id"]) in signed_in_store
-        and (row["key_id"], row["hash"], row["signature"])
-        == (envelope.key_id, envelope.hash, envelope.signature)
+        and signed_in_store.get(str(row["event_id"])) == (envelope.key_id, envelope.hash, envelope.signature)
     ):
         # The very check the store's verification passed for this row: the same key (hence the
         # same owner), signature and signed hash. Ed25519 verification is deterministic.
@@ -168,7 +166,7 @@ async def _verify_service(
     drain_timeout_s: float,
 ) -> None:
     store = EventStore(pool, schema=schema, context=service)
-    signed: set[str] = set()
+    signed: dict[str, tuple[str, str, str]] = {}
     broken = await store.verify(keyring, signed=signed)
     unsigned_before = await store.unsigned_before()
     if broken is not None:
