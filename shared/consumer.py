@@ -121,6 +121,8 @@ class EventConsumer:
         self._kafka: AIOKafkaConsumer | None = None
         # Partitions rewound to a message that must come back before anything after it settles.
         self._rewound: dict[TopicPartition, int] = {}
+        # Partitions the group took away and has not given back (the rebalance listener's).
+        self._revoked: set[TopicPartition] = set()
 
     def subscribe(
         self,
@@ -336,7 +338,7 @@ class EventConsumer:
         its message was in hand is not recorded: its next owner starts at the committed offset
         (this member too, should it come back), and an old offset kept here would later move the
         group's offset backwards (a mass redelivery, dead letters published again)."""
-        if self._kafka is not None and tp not in self._kafka.assignment():
+        if tp in self._revoked:
             return
         self._settled[tp] = offset + 1
         self._unflushed += 1
@@ -448,9 +450,10 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in revoked:  # the next owner (maybe this one) starts at the committed offset
             self.runner._rewound.pop(tp, None)
             self.runner._settled.pop(tp, None)  # a commit that failed just now is not kept for later
+        self.runner._revoked |= revoked
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass
+        self.runner._revoked -= assigned
 
 
 def _declared_type(record: ConsumerRecord[Any, Any]) -> str | None:
