@@ -8,6 +8,12 @@ key the keyring assigns to the context that owns the topic, does. Layout (Signin
     <keyring_dir>/<service>.<fingerprint>.pub  every public key ever used, kept after a rotation
 
 A key id is `<service>:<fingerprint>` (the first 16 hex digits of SHA-256 over the raw public key).
+
+Keys are held, stored and exchanged as `cryptography` keys (PEM files, fingerprints); the
+signature of every event is made and checked by libsodium (PyNaCl) from the same raw key bytes.
+Ed25519 is deterministic (RFC 8032), so both make the very same signatures; libsodium is the
+faster of the two here (sign 19 against 30 us, verify 46 against 97 us, `bench/signing.py`), and
+verification is what every consumer and the audit pay per event.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 
 from shared.envelope import EventEnvelope
 from shared.settings import SigningSettings, local
@@ -39,9 +47,12 @@ class SignatureProblem(Exception):
         self.reason = reason
 
 
+def _raw_public(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 def fingerprint(public: Ed25519PublicKey) -> str:
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(_raw_public(public)).hexdigest()[:16]
 
 
 def key_id_of(service: str, public: Ed25519PublicKey) -> str:
@@ -64,14 +75,24 @@ class ServiceKey:
     def public(self) -> Ed25519PublicKey:
         return self.private.public_key()
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return key_id_of(self.service, self.public)
 
+    @cached_property
+    def _sodium(self) -> SigningKey:
+        seed = self.private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return SigningKey(seed)
+
+    def signature(self, event_hash: str) -> str:
+        """base64 Ed25519 over the event hash (event_message), as an envelope carries it."""
+        return base64.b64encode(self._sodium.sign(event_message(event_hash)).signature).decode("ascii")
+
     def sign(self, envelope: EventEnvelope) -> EventEnvelope:
         """The envelope with this key's signature over its hash."""
-        signature = base64.b64encode(self.private.sign(event_message(envelope.hash))).decode("ascii")
-        return envelope.model_copy(update={"key_id": self.key_id, "signature": signature})
+        return envelope.model_copy(update={"key_id": self.key_id, "signature": self.signature(envelope.hash)})
 
 
 def _pem(private: Ed25519PrivateKey) -> bytes:
@@ -150,6 +171,18 @@ class TrustedKey:
     service: str
     public: Ed25519PublicKey
 
+    @cached_property
+    def _sodium(self) -> VerifyKey:
+        return VerifyKey(_raw_public(self.public))
+
+    def vouches(self, signature: bytes, message: bytes) -> bool:
+        """The signature over `message` is this key's."""
+        try:
+            self._sodium.verify(message, signature)
+        except (BadSignatureError, ValueError):
+            return False
+        return True
+
 
 class Keyring:
     """The public keys a deployment trusts, by key id, each belonging to one service."""
@@ -225,11 +258,12 @@ class Keyring:
                 f"{event} is signed by {trusted.service}'s key {trusted.key_id}, but {owner} owns it",
             )
         try:
-            trusted.public.verify(
-                base64.b64decode(envelope.signature, validate=True), event_message(envelope.hash)
-            )
-        except (InvalidSignature, ValueError) as exc:
+            signature = base64.b64decode(envelope.signature, validate=True)
+            message = event_message(envelope.hash)
+        except ValueError:
+            signature, message = b"", b""
+        if not trusted.vouches(signature, message):
             raise SignatureProblem(
                 "bad_signature", f"{event}: the signature of key {trusted.key_id} does not match its hash"
-            ) from exc
+            )
         return trusted

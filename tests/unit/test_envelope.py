@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_json, seal
@@ -141,3 +143,42 @@ def test_rejects_extra_fields_on_the_wire() -> None:
 def test_actor_rejects_extra_fields() -> None:
     with pytest.raises(ValidationError):
         Actor.model_validate({"user_id": "u", "role": "r", "unit": "u", "admin": True})
+
+
+# Every hash in every trail was made of the standard library's bytes; canonical_json's fast path
+# must give exactly those, and fall back to them wherever it cannot.
+_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=25,
+)
+
+
+def _stdlib(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@settings(max_examples=600, deadline=None)
+@given(_json_values)
+def test_canonical_json_is_the_standard_librarys_bytes(value: Any) -> None:
+    assert canonical_json(value) == _stdlib(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [1e16, 1e-07, 0.1, -0.0]},
+        {"n": float("nan"), "i": float("inf")},
+        {"big": 2**64, "neg": -(2**63) - 1},
+        {"ctl": '\x00\x1f\x7f\u2028\u2029"\\/\n\t\b\f\r', "汉": "缙云县", "𝄞": "😀"},
+        {"z": {"y": (1, 2)}, "a": [], "": None},
+        {2: "integer keys", 1: True},
+    ],
+)
+def test_canonical_json_edge_cases_are_the_standard_librarys_bytes(value: Any) -> None:
+    assert canonical_json(value) == _stdlib(value)

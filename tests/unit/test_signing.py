@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from shared.checkpoint import Checkpoint, merkle_root, signed_by_service
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.settings import SigningSettings
-from shared.signing import Keyring, ServiceKey, SignatureProblem, rotate, service_key
+from shared.signing import Keyring, ServiceKey, SignatureProblem, event_message, rotate, service_key
 
 
 @pytest.fixture
@@ -80,6 +80,31 @@ def test_every_forgery_is_named_with_its_own_code(signing: SigningSettings) -> N
             ring.check(envelope, "intake")
         assert caught.value.code == code
         assert str(envelope.event_id) in caught.value.reason
+
+
+def test_libsodium_signs_and_checks_exactly_as_openssl_did() -> None:
+    """Events signed before signing moved to libsodium keep verifying, and the other way round:
+    Ed25519 is deterministic, so both libraries make the same bytes from the same key."""
+    private = Ed25519PrivateKey.generate()
+    key = ServiceKey("intake", private)
+    ring = Keyring.of(key)
+    for n in range(20):
+        unsigned = event({"department": f"第{n}纪检监察室"})
+        by_openssl = base64.b64encode(private.sign(event_message(unsigned.hash))).decode()
+        assert key.signature(unsigned.hash) == by_openssl
+        old = unsigned.model_copy(update={"key_id": key.key_id, "signature": by_openssl})
+        assert ring.check(old, "intake").key_id == key.key_id
+        made = base64.b64decode(key.sign(unsigned).signature or "")
+        private.public_key().verify(made, event_message(unsigned.hash))
+
+
+@pytest.mark.parametrize("signature", ["", "not base64!", base64.b64encode(b"short").decode(), "A" * 88])
+def test_a_malformed_signature_is_a_bad_signature(signature: str) -> None:
+    key = ServiceKey("intake", Ed25519PrivateKey.generate())
+    forged = key.sign(event()).model_copy(update={"signature": signature or None})
+    with pytest.raises(SignatureProblem) as caught:
+        Keyring.of(key).check(forged, "intake")
+    assert caught.value.code == ("unsigned" if not signature else "bad_signature")
 
 
 def test_rotation_keeps_old_events_verifiable(signing: SigningSettings) -> None:
