@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import asyncpg.pool
 
+from shared.envelope import canonical_json
 from shared.logging import get_logger, outages
 from shared.settings import PostgresSettings
 
@@ -163,13 +164,15 @@ async def create_pool(
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """jsonb in and out as Python values."""
-    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=jsonb_text, decoder=json.loads, schema="pg_catalog")
     # A new connection is the first sign that a database outage is over (one line, if there was one).
     outages.up("database")
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)
+def jsonb_text(value: object) -> str:
+    """A value as jsonb's text (the connection's jsonb codec, and arrays of jsonb): the canonical
+    JSON of shared/envelope.py, fast for what events hold; jsonb keeps no key order anyway."""
+    return canonical_json(value).decode()
 
 
 def migration_files(dirs: Sequence[Path]) -> list[tuple[str, Path]]:

@@ -137,10 +137,12 @@ def _has_float(value: Any) -> bool:
     None (exact types): a float, or anything else, is left to the standard library."""
     kind = type(value)
     if kind is dict:
-        return any(type(v) not in _LEAVES and _has_float(v) for v in value.values())
-    if kind is list or kind is tuple:
-        return any(type(v) not in _LEAVES and _has_float(v) for v in value)
-    return kind not in _LEAVES
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return kind not in _LEAVES
+    return any(type(item) not in _LEAVES and _has_float(item) for item in items)
 
 
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -244,6 +244,29 @@ class Keyring:
     def check(self, envelope: EventEnvelope, owner: str) -> TrustedKey:
         """The key that signed `envelope`, which must belong to `owner` (the context that owns
         the topic or the store it came from). Raises SignatureProblem naming the event."""
+        trusted, signature, message = self._claimed(envelope, owner)
+        if not trusted.vouches(signature, message):
+            raise _bad_signature(envelope, trusted)
+        return trusted
+
+    def first_unvouched(
+        self, envelopes: Sequence[EventEnvelope], owner: str
+    ) -> tuple[int, SignatureProblem] | None:
+        """The first of `envelopes` whose signature does not vouch for it (its index and the
+        problem), or None: what `check` does for each, made to run in a worker thread (libsodium
+        lets go of the GIL while it verifies, so the audit checks signatures beside its hashing)."""
+        for index, envelope in enumerate(envelopes):
+            try:
+                trusted, signature, message = self._claimed(envelope, owner)
+            except SignatureProblem as problem:
+                return index, problem
+            if not trusted.vouches(signature, message):
+                return index, _bad_signature(envelope, trusted)
+        return None
+
+    def _claimed(self, envelope: EventEnvelope, owner: str) -> tuple[TrustedKey, bytes, bytes]:
+        """The key the envelope names (which must be trusted and `owner`'s), its signature and
+        the signed message, all unchecked yet."""
         event = f"event {envelope.event_id} ({envelope.event_type})"
         if not envelope.signature or not envelope.key_id:
             raise SignatureProblem("unsigned", f"{event} carries no signature; {owner} signs every event")
@@ -262,8 +285,12 @@ class Keyring:
             message = event_message(envelope.hash)
         except ValueError:
             signature, message = b"", b""
-        if not trusted.vouches(signature, message):
-            raise SignatureProblem(
-                "bad_signature", f"{event}: the signature of key {trusted.key_id} does not match its hash"
-            )
-        return trusted
+        return trusted, signature, message
+
+
+def _bad_signature(envelope: EventEnvelope, trusted: TrustedKey) -> SignatureProblem:
+    return SignatureProblem(
+        "bad_signature",
+        f"event {envelope.event_id} ({envelope.event_type}): the signature of key {trusted.key_id}"
+        " does not match its hash",
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import hashlib
-import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from shared import metrics, tracing
-from shared.db import Conn
+from shared.db import Conn, jsonb_text
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
 from shared.errors import ConcurrencyError
 from shared.signing import Keyring, ServiceKey, SignatureProblem, service_key
@@ -232,7 +234,8 @@ class EventStore:
         now = datetime.now(UTC)
         sealed: list[EventEnvelope] = []
         signer = self.signer
-        for new in events:
+        ids = new_event_ids(len(events))
+        for new, fresh_id in zip(events, ids, strict=True):
             version += 1
             envelope = seal(
                 event_type=new.event_type,
@@ -247,7 +250,7 @@ class EventStore:
                 causation_id=causation_id,
                 payload=new.payload,
                 prev_hash=prev_hash,
-                event_id=new.event_id,
+                event_id=new.event_id or fresh_id,
             )
             envelope = signer.sign(envelope)
             prev_hash = envelope.hash
@@ -283,12 +286,12 @@ class EventStore:
             [e.event_type for e in sealed],
             [e.schema_version for e in sealed],
             [e.occurred_at for e in sealed],
-            [_dumps(e.payload) for e in sealed],
+            [jsonb_text(e.payload) for e in sealed],
             [e.prev_hash for e in sealed],
             [e.hash for e in sealed],
             [e.signature for e in sealed],
             [e.to_bytes() for e in sealed],
-            [_dumps(_headers(e, trace)) for e in sealed],
+            [jsonb_text(_headers(e, trace)) for e in sealed],
             stream_id,
             case_id,
             jurisdiction,
@@ -387,15 +390,31 @@ class EventStore:
         return int(found or 0)
 
     async def verify(
-        self, keyring: Keyring | None = None, *, signed: dict[str, tuple[str, str, str]] | None = None
+        self, keyring: Keyring | None = None, *, signed: dict[str, Vouched] | None = None
     ) -> ChainBreak | None:
         """Check every stream's chain: versions 1..n without gaps, each prev_hash the previous
         hash, each hash recomputed from the stored fields, each event signed by a key of this
         context in the keyring (SigningSettings' by default). Returns the first break, if any.
-        `signed` collects, by event id, the (key id, hash, signature) whose check passed, as
-        verified (so that the same check of a copy elsewhere need not be repeated)."""
+        `signed` collects, by event id, what was verified of each event whose checks passed
+        (Vouched), so that the same checks of a copy elsewhere need not be repeated.
+
+        Signatures are checked by chunks of SIGNATURE_CHUNK in a worker thread while the loop
+        goes on hashing (libsodium lets go of the GIL); the first break in trail order is the
+        one returned, whichever check found it."""
         keyring = keyring or Keyring.load()
         legacy = await self.unsigned_before()
+        signatures = _SignatureChecks(keyring, self.context, signed)
+        try:
+            chain_break = await self._verify_chains(signatures, legacy)
+        except BaseException:
+            await signatures.abandon()
+            raise
+        # Events after a chain break are not the trail's: their signatures are not asked about.
+        return await signatures.first_break() or chain_break
+
+    async def _verify_chains(self, signatures: _SignatureChecks, legacy: int) -> ChainBreak | None:
+        """The first break of versions, prev_hash or hash; each event's signature check handed to
+        `signatures` meanwhile (an event of before signing without a signature needs none)."""
         stream: str | None = None
         expected_version = 0
         prev = GENESIS_HASH
@@ -421,26 +440,101 @@ class EventStore:
                     env.stream_id, env.stream_version, recomputed, env.hash, "hash", str(env.event_id)
                 )
             if env.signature is not None or position > legacy:
-                try:
-                    keyring.check(env, self.context)
-                except SignatureProblem as problem:
-                    return ChainBreak(
-                        env.stream_id,
-                        env.stream_version,
-                        f"a signature by a key of {self.context}",
-                        env.key_id or "(unsigned)",
-                        f"signature {problem.code}: {problem.reason}",
-                        event_id=str(env.event_id),
-                    )
-                if signed is not None and env.key_id is not None and env.signature is not None:
-                    signed[str(env.event_id)] = (env.key_id, env.hash, env.signature)
+                await signatures.add(env)
             prev = env.hash
         return None
 
 
-def _dumps(value: object) -> str:
-    """JSON for a jsonb array element (the connection's jsonb codec encodes scalars only)."""
-    return json.dumps(value, ensure_ascii=False)
+def new_event_ids(count: int) -> list[uuid.UUID]:
+    """`count` random (version 4) UUIDs out of one read of the system's randomness, where
+    uuid4() reads it once per id (a tenth of a batch append's CPU)."""
+    randomness = os.urandom(16 * count)
+    return [uuid.UUID(bytes=randomness[i : i + 16], version=4) for i in range(0, 16 * count, 16)]
+
+
+class Vouched(NamedTuple):
+    """What store.verify checked of one event: its key id, hash and signature as verified, and
+    the SHA-256 of its wire bytes (EventEnvelope.to_bytes, what the relay sent), so that a Kafka
+    record byte-equal to them is known to be this very event without being decoded again."""
+
+    key_id: str
+    hash: str
+    signature: str
+    wire: bytes
+
+
+SIGNATURE_CHUNK = 500
+"""Events whose signatures one worker-thread call checks (store.verify)."""
+
+
+Unvouched = asyncio.Future[tuple[int, SignatureProblem] | None]
+
+
+class _SignatureChecks:
+    """Signature checks of a trail's events in trail order, by chunks on a worker thread; at most
+    IN_FLIGHT chunks wait at a time, so memory stays flat however long the trail."""
+
+    IN_FLIGHT = 4
+
+    def __init__(self, keyring: Keyring, context: str, signed: dict[str, Vouched] | None) -> None:
+        self.keyring = keyring
+        self.context = context
+        self.signed = signed
+        self.found: ChainBreak | None = None
+        self._chunk: list[EventEnvelope] = []
+        self._running: collections.deque[tuple[list[EventEnvelope], Unvouched]] = collections.deque()
+
+    async def add(self, envelope: EventEnvelope) -> None:
+        self._chunk.append(envelope)
+        if len(self._chunk) >= SIGNATURE_CHUNK:
+            self._submit()
+        while self._running and (self._running[0][1].done() or len(self._running) > self.IN_FLIGHT):
+            await self._settle()
+
+    def _submit(self) -> None:
+        if self._chunk:
+            chunk, self._chunk = self._chunk, []
+            check = asyncio.to_thread(self.keyring.first_unvouched, chunk, self.context)
+            self._running.append((chunk, asyncio.ensure_future(check)))
+
+    async def _settle(self) -> None:
+        """The oldest chunk's result: its events into `signed` up to the first that failed, and
+        that one (if it is the first failure) as the break."""
+        chunk, future = self._running.popleft()
+        failed = await future
+        if self.found is not None:
+            return
+        passed = chunk if failed is None else chunk[: failed[0]]
+        if self.signed is not None:
+            for env in passed:
+                if env.key_id is not None and env.signature is not None:
+                    wire = hashlib.sha256(env.to_bytes()).digest()
+                    self.signed[str(env.event_id)] = Vouched(env.key_id, env.hash, env.signature, wire)
+        if failed is not None:
+            index, problem = failed
+            env = chunk[index]
+            self.found = ChainBreak(
+                env.stream_id,
+                env.stream_version,
+                f"a signature by a key of {self.context}",
+                env.key_id or "(unsigned)",
+                f"signature {problem.code}: {problem.reason}",
+                event_id=str(env.event_id),
+            )
+
+    async def first_break(self) -> ChainBreak | None:
+        """Waits for every chunk; the first event whose signature fails, as a ChainBreak."""
+        self._submit()
+        while self._running:
+            await self._settle()
+        return self.found
+
+    async def abandon(self) -> None:
+        """Let the chunks in flight finish (their threads cannot be stopped), results unread."""
+        while self._running:
+            _, future = self._running.popleft()
+            with contextlib.suppress(Exception):
+                await future
 
 
 def _headers(e: EventEnvelope, trace: dict[str, str]) -> dict[str, str]:

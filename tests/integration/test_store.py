@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 import pytest
 
+from shared import store as store_module
 from shared.crypto import FieldCipher, SealedField
 from shared.errors import ConcurrencyError, KeyErased
 from shared.store import EventStore, NewEvent
@@ -148,3 +149,53 @@ async def test_erased_field_is_unreadable_and_the_chain_still_verifies(
             await cipher.seal(conn, "reporter-1", "again", "reporter.identity")
     assert await store.verify() is None
     assert (await store.load("case-r"))[0].hash == stored.hash
+
+
+async def _signed_trail(store: EventStore, streams: int, length: int) -> None:
+    for s in range(streams):
+        await append(store, f"case-{s:03d}", 0, *(ev(i) for i in range(length)))
+
+
+async def _forge_signature(pool: asyncpg.Pool, stream: str, version: int) -> None:
+    """A signature by the right key over another event's hash: only the signature check sees it."""
+    await pool.execute(
+        "UPDATE events SET signature = (SELECT signature FROM events WHERE stream_id = $1"
+        " AND stream_version = $2 + 1) WHERE stream_id = $1 AND stream_version = $2",
+        stream,
+        version,
+    )
+
+
+@pytest.mark.parametrize("chunk", [7, 500])
+async def test_verify_names_the_first_bad_signature_in_trail_order_across_chunks(
+    pool: asyncpg.Pool, schema: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signatures are checked by chunks on a worker thread: the break returned is still the
+    first in trail order, and only events checked before it count as signed."""
+    monkeypatch.setattr(store_module, "SIGNATURE_CHUNK", chunk)
+    store = EventStore(pool, schema=schema, context="review")
+    await _signed_trail(store, 12, 10)
+    await _forge_signature(pool, "case-009", 4)
+    await _forge_signature(pool, "case-004", 6)
+    signed: dict[str, store_module.Vouched] = {}
+    broken = await store.verify(signed=signed)
+    assert broken is not None
+    assert (broken.stream_id, broken.stream_version) == ("case-004", 6)
+    assert broken.reason.startswith("signature bad_signature")
+    assert len(signed) == 4 * 10 + 5  # every event before it, none after
+
+
+async def test_a_chain_break_before_a_bad_signature_is_the_one_named(
+    pool: asyncpg.Pool, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "SIGNATURE_CHUNK", 3)
+    store = EventStore(pool, schema=schema, context="review")
+    await _signed_trail(store, 6, 5)
+    await _forge_signature(pool, "case-004", 2)
+    await pool.execute("DELETE FROM events WHERE stream_id = 'case-002' AND stream_version = 3")
+    broken = await store.verify()
+    assert broken is not None
+    assert (broken.stream_id, broken.stream_version, broken.reason) == ("case-002", 3, "version 3 missing")
+    await pool.execute("DELETE FROM events WHERE stream_id = 'case-002'")
+    broken = await store.verify()
+    assert broken is not None and (broken.stream_id, broken.stream_version) == ("case-004", 2)
