@@ -582,6 +582,9 @@ async def serve(definition: ServiceDefinition) -> None:
         enable_idempotence=True,
         metadata_max_age_ms=15_000,
         security=broker_security(kafka),
+        # The consumers' handlers take the message and nothing FastStream must inject or
+        # validate (shared/consumer.py): no dependency resolution per message.
+        apply_types=False,
     )
     for spec in definition.consumers(runtime):
         consumer = spec.consumer_class(
