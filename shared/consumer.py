@@ -36,7 +36,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import rejections, tracing
-from shared.db import Conn, database_away
+from shared.db import Conn, database_away, transactions_only
 from shared.envelope import EventEnvelope
 from shared.errors import DomainError, InvalidEvent, OutOfRange, UnknownEventType, without_values
 from shared.logging import get_logger, outages
@@ -280,27 +280,36 @@ class EventConsumer:
         """Inbox row and effect in one transaction: 'applied', or 'duplicate' when the inbox
         already holds the event. Raises DeadLetter when the effect refuses the event itself."""
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                fresh = await conn.fetchval(
-                    "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset)"
-                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-                    self.name,
-                    envelope.event_id,
-                    position["topic"],
-                    position["partition"],
-                    position["offset"],
-                )
-                if not fresh:
-                    log.info("event.duplicate")
-                    return "duplicate"
-                await self.apply(conn, envelope, payload)
+            async with self.pool.acquire() as conn:
+                status = await self._apply_in_transaction(conn, envelope, payload, position)
+                transactions_only(conn)  # back to the pool without the reset statement
         except DomainError as refused:  # the rules refuse what the message asks: it is poison
             raise DeadLetter("invalid_event", f"{refused.code}: {refused.detail}") from refused
         except OutOfRange as exc:  # e.g. a deadline in a year the working-day calendar lacks
             raise DeadLetter(exc.code, str(exc)) from exc
         except REJECTED as exc:
             raise DeadLetter("rejected", _short(exc)) from exc
-        log.info("event.applied")
+        log.info("event.duplicate" if status == "duplicate" else "event.applied")
+        return status
+
+    async def _apply_in_transaction(
+        self, conn: Conn, envelope: EventEnvelope, payload: BaseModel, position: dict[str, Any]
+    ) -> str:
+        """The inbox row, then the effect, in one transaction ("duplicate" when the inbox holds
+        the event already: nothing is applied)."""
+        async with conn.transaction():
+            fresh = await conn.fetchval(
+                "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+                self.name,
+                envelope.event_id,
+                position["topic"],
+                position["partition"],
+                position["offset"],
+            )
+            if not fresh:
+                return "duplicate"
+            await self.apply(conn, envelope, payload)
         return "applied"
 
     async def _retrying(self, step: str, action: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -80,6 +80,33 @@ class JoiningPool(asyncpg.Pool):
             return _JoinedAcquire(self, bound[1])
         return super().acquire(timeout=timeout)
 
+    # The pool's read methods run one statement outside any transaction of ours: an implicit
+    # transaction of its own, which ends with it, so the connection goes back without the reset
+    # statement (a round trip per query). They must take no session-level lock or setting; none
+    # does (the relay's session lock is taken on a connection it holds itself). `execute`, which
+    # may run anything, is left to reset.
+    async def fetch(
+        self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
+    ) -> list[Any]:
+        async with self.acquire() as conn:
+            rows: list[Any] = await conn.fetch(query, *args, timeout=timeout, record_class=record_class)
+            transactions_only(conn)
+            return rows
+
+    async def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None, record_class: Any = None
+    ) -> Any:
+        async with self.acquire() as conn:
+            row = await conn.fetchrow(query, *args, timeout=timeout, record_class=record_class)
+            transactions_only(conn)
+            return row
+
+    async def fetchval(self, query: str, *args: Any, column: int = 0, timeout: float | None = None) -> Any:
+        async with self.acquire() as conn:
+            value = await conn.fetchval(query, *args, column=column, timeout=timeout)
+            transactions_only(conn)
+            return value
+
     async def release(
         self, connection: asyncpg.pool.PoolConnectionProxy, *, timeout: float | None = None
     ) -> None:

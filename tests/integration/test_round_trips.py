@@ -149,6 +149,26 @@ async def test_a_connection_used_outside_a_transaction_is_still_reset(
         assert await conn.fetchval("SHOW statement_timeout") != "1234ms"
 
 
+async def test_the_pools_reads_skip_the_reset_and_its_execute_does_not(
+    intake_runtime: Runtime, statements: Statements
+) -> None:
+    """A read through the pool (one statement, its own implicit transaction) goes back without
+    the reset statement; `pool.execute`, which may run anything, is still followed by it."""
+    pool = intake_runtime.pool
+    statements.sent, statements.counting = [], True
+    assert await pool.fetchval("SELECT 1") == 1
+    assert [r[0] for r in await pool.fetch("SELECT 2")] == [2]
+    row = await pool.fetchrow("SELECT 3")
+    assert row is not None and row[0] == 3
+    statements.counting = False
+    assert statements.sent == ["SELECT 1", "SELECT 2", "SELECT 3"], statements.sent
+    statements.sent, statements.counting = [], True
+    await pool.execute("SET statement_timeout = 1234")
+    statements.counting = False
+    assert any("RESET ALL" in q for q in statements.sent), statements.sent
+    assert await pool.fetchval("SHOW statement_timeout") != "1234ms"
+
+
 async def test_a_clarification_command_with_its_read_model(statements: Statements) -> None:
     async with fresh_runtime(clarification) as rt:
         transport = httpx.ASGITransport(app=clarification_api(rt, NoReporter()))
