@@ -156,6 +156,13 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute(query)
 
 
+def sole_writer(conn: Any) -> bool:
+    """The connection writes a schema nobody else writes meanwhile (a replay's fresh schema,
+    zhengming/audit/bulk.py): a projector may evolve the rows it wrote last without asking the
+    table whether it still holds them."""
+    return getattr(conn, "sole_writer", False) is True
+
+
 def transactions_only(conn: Conn) -> None:
     """`PooledConnection.transactions_only` for a connection (or its pool proxy) of any class."""
     mark = getattr(conn, "transactions_only", None)

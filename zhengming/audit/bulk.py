@@ -78,6 +78,9 @@ class KeyedConn:
     key of the event being applied. Writes are queued (their status string is not known yet, so
     they answer ''); reads wait until the writes before them are sent."""
 
+    sole_writer = True
+    """Replay writes its fresh schema alone (shared/db.py `sole_writer`)."""
+
     def __init__(self, applier: BulkApplier, key: Key) -> None:
         self._applier = applier
         self._key = key
