@@ -175,7 +175,7 @@ class EventConsumer:
             self._rewind(msg, record, rewound)
             log.warning("consumer.out_of_order", expected=rewound, **_position(record))
             return Outcome("held")
-        declared = _declared_type(record)
+        declared = declared_type(record)
         if self.event_types is not None and declared is not None and declared not in self.event_types:
             # Nothing to apply, so nothing to decode, hash or verify. Trusting the header is safe:
             # skipping applies nothing, so a forged header can only make a message be ignored,
@@ -468,7 +468,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runner._revoked -= assigned
 
 
-def _declared_type(record: ConsumerRecord[Any, Any]) -> str | None:
+def declared_type(record: ConsumerRecord[Any, Any]) -> str | None:
     """The event type the record's header names; None without a (readable, non-empty) one."""
     for key, value in record.headers or ():
         if key == EVENT_TYPE_HEADER:

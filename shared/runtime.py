@@ -290,15 +290,23 @@ Update = Callable[[Conn, EventEnvelope, Any], Awaitable[None]]
 """One read model's update for one event type."""
 
 
-def read_models(updates: Mapping[type[BaseModel], Update]) -> Projector:
-    """One projector out of a table of read-model updates by event type."""
+class ReadModels:
+    """One projector out of a table of read-model updates by event type; `event_types` names the
+    types it does anything with (replay skips the others unread, on their header)."""
 
-    async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
-        update = updates.get(type(payload))
+    def __init__(self, updates: Mapping[type[BaseModel], Update]) -> None:
+        self.updates = dict(updates)
+        self.event_types = frozenset(registry.type_of(model) for model in updates)
+
+    async def __call__(self, conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
+        update = self.updates.get(type(payload))
         if update is not None:
             await update(conn, envelope, payload)
 
-    return project
+
+def read_models(updates: Mapping[type[BaseModel], Update]) -> ReadModels:
+    """One projector out of a table of read-model updates by event type."""
+    return ReadModels(updates)
 
 
 def read_model(update: Update) -> Reaction:

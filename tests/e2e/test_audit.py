@@ -300,6 +300,10 @@ async def test_replay_rebuilds_equal_read_models_and_publishes_nothing(scenario_
         try:
             assert result.equal, "\n".join(result.lines())
             assert result.events >= 1000
+            if service in ("intake", "archive"):
+                # Foreign events no read model of theirs uses are skipped on their header, unread
+                # (the read models are equal all the same).
+                assert result.ignored > 0, service
             if service == "clarification":
                 # Its projector evolves the row in hand (replay writes its schema alone): writes
                 # in bulk, no read back per event (which had been one round trip per event).

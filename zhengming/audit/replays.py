@@ -16,11 +16,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.definitions import definition_of
 from shared import settings
+from shared.consumer import declared_type
 from shared.db import Conn, create_pool, migrate, service_migrations
 from shared.envelope import JURISDICTIONS, EventEnvelope
 from shared.events import registry
 from shared.runtime import Projector
-from shared.topics import events_topic
+from shared.topics import events_topic, parse_events_topic
 from zhengming.audit.bulk import BulkApplier, Step
 from zhengming.audit.sources import read_topics
 
@@ -67,6 +68,8 @@ class ReplayReport:
     statements: int = 0
     """The projectors' statements (writes and reads) and the round trips that carried them."""
     round_trips: int = 0
+    ignored: int = 0
+    """Records of foreign contexts skipped unread: their header names a type no read model uses."""
 
     @property
     def equal(self) -> bool:
@@ -154,6 +157,7 @@ class Replayer:
         self.foreign = dict(self.definition.foreign_read_models)
         self.exclude = set(self.definition.replay_exclude)
         self.applied = 0
+        self.ignored = 0  # records skipped unread on their header (`ignores`)
         self.statements = 0
         self.round_trips = 0
         # 128-bit ints, not UUID objects: the one thing replay keeps per event (about 60 bytes).
@@ -161,6 +165,18 @@ class Replayer:
 
     def contexts(self) -> list[str]:
         return [self.service, *sorted(self.foreign)]
+
+    def ignores(self, record: Any) -> bool:
+        """A record of a foreign context whose `event_type` header names a type none of its
+        read models uses: nothing to apply, so nothing to decode (as the live consumers skip)."""
+        owner = parse_events_topic(record.topic)
+        if owner is None or owner[1] == self.service:
+            return False
+        used = getattr(self.foreign.get(owner[1]), "event_types", None)
+        if used is None:
+            return False
+        declared = declared_type(record)
+        return declared is not None and declared not in used
 
     def _projector_of(self, payload: BaseModel) -> Projector | None:
         context = _context_of(payload)
@@ -286,6 +302,9 @@ async def replay(
     async def on_record(record: Any) -> None:
         nonlocal records
         records += 1
+        if replayer.ignores(record):
+            replayer.ignored += 1
+            return
         raw.append(record.value)
         if len(raw) >= batch_size:
             await submit()
@@ -329,6 +348,7 @@ async def replay(
         compare,
         replayer.statements,
         replayer.round_trips,
+        replayer.ignored,
     )
 
 
