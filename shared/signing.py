@@ -12,7 +12,7 @@ A key id is `<service>:<fingerprint>` (the first 16 hex digits of SHA-256 over t
 Keys are held, stored and exchanged as `cryptography` keys (PEM files, fingerprints); the
 signature of every event is made and checked by libsodium (PyNaCl) from the same raw key bytes.
 Ed25519 is deterministic (RFC 8032), so both make the very same signatures; libsodium is the
-faster of the two here (sign 19 against 30 us, verify 46 against 97 us, `bench/signing.py`), and
+faster of the two here (sign 20 against 30 us, check 50 against 96 us: `python -m bench.signing`), and
 verification is what every consumer and the audit pay per event.
 """
 
