@@ -156,11 +156,13 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute(query)
 
 
-def sole_writer(conn: Any) -> bool:
-    """The connection writes a schema nobody else writes meanwhile (a replay's fresh schema,
-    zhengming/audit/bulk.py): a projector may evolve the rows it wrote last without asking the
-    table whether it still holds them."""
-    return getattr(conn, "sole_writer", False) is True
+def sole_writer(conn: Any) -> str | None:
+    """For a connection that writes a schema nobody else writes meanwhile (one replay's fresh
+    schema, zhengming/audit/bulk.py), the token of that one run; None for any other. Within a
+    run, a projector may evolve the rows it wrote last without asking the table whether it still
+    holds them (keyed by the token, so one run's rows never serve another's)."""
+    owner = getattr(conn, "sole_writer", None)
+    return owner if isinstance(owner, str) else None
 
 
 def transactions_only(conn: Conn) -> None:

@@ -281,9 +281,19 @@ class Subscription:
         return frozenset(registry.type_of(model) for model in self.reactions)
 
 
-def events_of(context: str) -> Callable[[Sequence[str]], str]:
+@dataclass(frozen=True)
+class EventsOf:
+    """The topics of a context's domain events in the served jurisdictions (a pattern)."""
+
+    context: str
+
+    def __call__(self, jurisdictions: Sequence[str]) -> str:
+        return events_pattern(self.context, list(jurisdictions))
+
+
+def events_of(context: str) -> EventsOf:
     """The topics of a context's domain events in the served jurisdictions."""
-    return lambda jurisdictions: events_pattern(context, list(jurisdictions))
+    return EventsOf(context)
 
 
 Update = Callable[[Conn, EventEnvelope, Any], Awaitable[None]]

@@ -323,28 +323,24 @@ _LOCKED_ROW = (
 )
 
 
-_replayed: OrderedDict[str, _Seen] = OrderedDict()
-"""`_seen` for a connection that is its schema's sole writer (replay): the row as evolved, with
-no table row version to check, so never mixed with `_seen`."""
+_replayed: OrderedDict[tuple[str, str], _Seen] = OrderedDict()
+"""`_seen` for a connection that is its schema's sole writer (replay), by (run, case): the row as
+evolved, with no table row version to check, so never mixed with `_seen` nor with another run's."""
 
 _INSERT_ROW = (
     f"INSERT INTO clarifications (case_id, {', '.join(COLUMNS)})"
-    f" VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 2))})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 2))}) ON CONFLICT (case_id) DO NOTHING"
 )
 
 
-def _keep(cache: OrderedDict[str, _Seen], case_id: str, hash_: str, row: dict[str, Any]) -> None:
-    cache[case_id] = _Seen(hash_, row)
-    cache.move_to_end(case_id)
-    while len(cache) > _SEEN_MAX:
-        cache.popitem(last=False)
-
-
-async def _project_alone(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> bool:
+async def _project_alone(run: str, conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> bool:
     """Replay's way, one write and no read: the row in hand (or a first event's new row)
     evolved and written. False when neither is there (the caller reads the row)."""
     case_id, version = envelope.case_id, envelope.stream_version
-    kept = _replayed.get(case_id)
+    key = (run, case_id)
+    kept = _replayed.get(key)
+    if kept is not None and kept.row["version"] >= version:
+        return True  # already projected (a second first event, say): as the live path skips it
     if kept is not None and kept.hash == envelope.prev_hash and kept.row["version"] == version - 1:
         new = evolve(kept.row, envelope, payload)
         await conn.execute(_UPDATE, case_id, *(new[c] for c in COLUMNS))
@@ -355,7 +351,10 @@ async def _project_alone(conn: Conn, envelope: EventEnvelope, payload: BaseModel
         await conn.execute(_INSERT_ROW, case_id, *(new[c] for c in COLUMNS))
     else:
         return False
-    _keep(_replayed, case_id, envelope.hash, {**new, "case_id": case_id})
+    _replayed[key] = _Seen(envelope.hash, {**new, "case_id": case_id})
+    _replayed.move_to_end(key)
+    while len(_replayed) > _SEEN_MAX:
+        _replayed.popitem(last=False)
     return True
 
 
@@ -383,7 +382,8 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
             payload.matters,
         )
         return
-    if sole_writer(conn) and await _project_alone(conn, envelope, payload):
+    run = sole_writer(conn)
+    if run is not None and await _project_alone(run, conn, envelope, payload):
         return
     case_id, version = envelope.case_id, envelope.stream_version
     seen = _seen.get(case_id)

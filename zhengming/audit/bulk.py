@@ -78,12 +78,14 @@ class KeyedConn:
     key of the event being applied. Writes are queued (their status string is not known yet, so
     they answer ''); reads wait until the writes before them are sent."""
 
-    sole_writer = True
-    """Replay writes its fresh schema alone (shared/db.py `sole_writer`)."""
-
     def __init__(self, applier: BulkApplier, key: Key) -> None:
         self._applier = applier
         self._key = key
+
+    @property
+    def sole_writer(self) -> str | None:
+        """The run that writes this schema alone, if it said so (shared/db.py `sole_writer`)."""
+        return self._applier.owner
 
     async def execute(self, sql: str, *args: Any) -> str:
         self._applier.queue.add(self._key, sql, args)
@@ -119,8 +121,10 @@ class _Read:
 class BulkApplier:
     """Applies the steps of many keys on one connection (in the caller's transaction)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, *, owner: str | None = None) -> None:
         self.conn = conn
+        # The token of a run that writes the schema alone (a replay), else None.
+        self.owner = owner
         self.queue = StatementQueue()
         self.reads = 0
         self._waiting: list[_Read] = []

@@ -156,6 +156,17 @@ class Replayer:
         self.definition = definition_of(service)
         self.foreign = dict(self.definition.foreign_read_models)
         self.exclude = set(self.definition.replay_exclude)
+        self.run = uuid.uuid4().hex  # this replay writes its schema alone (shared/db.py sole_writer)
+        # By foreign context, the types the service's live consumers of its events decode (None:
+        # every record). Replay skips a record on its header only where they skip it too, so a
+        # header that lies about its body cannot make replay differ from the live read models.
+        self._live_types: dict[str, frozenset[str] | None] = {}
+        for subscription in self.definition.subscriptions:
+            context = getattr(subscription.topics, "context", None)
+            if context is None:
+                continue
+            types, known = subscription.event_types, self._live_types.get(context, frozenset())
+            self._live_types[context] = None if types is None or known is None else known | types
         self.applied = 0
         self.ignored = 0  # records skipped unread on their header (`ignores`)
         self.statements = 0
@@ -173,10 +184,11 @@ class Replayer:
         if owner is None or owner[1] == self.service:
             return False
         used = getattr(self.foreign.get(owner[1]), "event_types", None)
-        if used is None:
+        live = self._live_types.get(owner[1], frozenset())
+        if used is None or live is None:
             return False
         declared = declared_type(record)
-        return declared is not None and declared not in used
+        return declared is not None and declared not in used and declared not in live
 
     def _projector_of(self, payload: BaseModel) -> Projector | None:
         context = _context_of(payload)
@@ -202,7 +214,7 @@ class Replayer:
         async with self.pool.acquire() as conn, conn.transaction():
             # A scratch schema until compared or switched: a crash loses nothing that matters.
             await conn.execute("SET LOCAL synchronous_commit = off")
-            applier = BulkApplier(conn)
+            applier = BulkApplier(conn, owner=self.run)
             await applier.apply(steps)
             await applier.flush()
         self.statements += applier.queue.statements + applier.reads
