@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from shared import settings
 from shared.consumer import EventConsumer
 from shared.errors import ConcurrencyError
-from shared.outbox import OutboxRelay
+from shared.outbox import DB_DOWN, OutboxRelay
 from shared.settings import ConsumerSettings, RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import events_topic
@@ -32,7 +32,8 @@ TOTAL = BATCHES * PER_BATCH
 # What restarts when the consumer has applied this many events (five database, three broker).
 RESTARTS = [(150, "postgres"), (350, "kafka"), (550, "postgres"), (800, "postgres"), (1000, "kafka"),
             (1250, "postgres"), (1500, "kafka"), (1750, "postgres")]  # fmt: skip
-DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# What a database restart raises, asyncpg's InternalClientError on a session cut mid-COMMIT among them.
+DOWN = DB_DOWN
 
 
 @contextlib.contextmanager
