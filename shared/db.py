@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import asyncpg.pool
+import orjson
 
 from shared.envelope import canonical_json
 from shared.logging import get_logger, outages
@@ -200,7 +201,7 @@ async def create_pool(
 
 async def init_connection(conn: asyncpg.Connection) -> None:
     """jsonb in and out as Python values."""
-    await conn.set_type_codec("jsonb", encoder=jsonb_text, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=jsonb_text, decoder=jsonb_value, schema="pg_catalog")
     # A new connection is the first sign that a database outage is over (one line, if there was one).
     outages.up("database")
 
@@ -209,6 +210,23 @@ def jsonb_text(value: object) -> str:
     """A value as jsonb's text (the connection's jsonb codec, and arrays of jsonb): the canonical
     JSON of shared/envelope.py, fast for what events hold; jsonb keeps no key order anyway."""
     return canonical_json(value).decode()
+
+
+# Every digit a "0", everything else a blank: a run of 19 digits may be an integer beyond 64 bits,
+# which orjson would read as a float.
+_DIGITS_AS_ZEROS = bytes(0x30 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def jsonb_value(text: str) -> Any:
+    """jsonb's text as a Python value, exactly what `json.loads` gives: by orjson (about twice as
+    fast with the check), or by the standard library where orjson would differ (a long run of
+    digits) or refuses (an infinite number, a lone surrogate)."""
+    raw = text.encode()
+    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZEROS):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(raw)
+    return json.loads(text)
 
 
 def migration_files(dirs: Sequence[Path]) -> list[tuple[str, Path]]:

@@ -276,14 +276,27 @@ class OutboxRelay:
         self._wake.set()
 
 
+# The read of the next batch walks the pending index in id order and stops at the batch's end,
+# whatever the planner believes: on a table whose statistics lag a backlog (a freshly filled
+# outbox, a relay back from an outage), it would sort every pending row for each batch instead.
+# And with a custom plan the array of rows in flight is a constant PostgreSQL hashes, where a
+# generic plan compares each row with every element (2,000 x 2,000 for a full batch).
+_INDEX_ORDER = (
+    "SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off;"
+    " SET LOCAL plan_cache_mode = force_custom_plan"
+)
+
+
 async def _pending(conn: Conn, limit: int, in_flight: list[int] | None = None) -> list[asyncpg.Record]:
     """The first `limit` unmarked rows in id order, but for those `in_flight`."""
-    return await conn.fetch(
-        "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
-        " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
-        limit,
-        in_flight or [],
-    )
+    async with conn.transaction():
+        await conn.execute(_INDEX_ORDER)
+        return await conn.fetch(
+            "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
+            " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
+            limit,
+            in_flight or [],
+        )
 
 
 async def _mark_and_read(
@@ -299,13 +312,22 @@ async def _mark_and_read(
 async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
     """Hand one row's record to the producer (returns at once unless its buffer is full); the
     future resolves when the broker has it."""
-    with tracing.publishing(row["topic"], row["key"], row["headers"]) as carried:
-        headers = [(k, v.encode()) for k, v in carried.items()]
-        headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
-        future: asyncio.Future[Any] = await producer.send(
-            row["topic"], value=row["body"], key=row["key"].encode(), headers=headers
-        )
-        return future
+    stored: dict[str, Any] = row["headers"]
+    if not tracing.carries_trace(stored):  # the common case: no span to open
+        return await _produce(producer, row, stored)
+    with tracing.publishing(row["topic"], row["key"], stored) as carried:
+        return await _produce(producer, row, carried)
+
+
+async def _produce(
+    producer: AIOKafkaProducer, row: asyncpg.Record, headers: dict[str, Any]
+) -> asyncio.Future[Any]:
+    record_headers = [(k, str(v).encode()) for k, v in headers.items()]
+    record_headers.append((MESSAGE_ID_HEADER, str(row["event_id"]).encode()))
+    future: asyncio.Future[Any] = await producer.send(
+        row["topic"], value=row["body"], key=row["key"].encode(), headers=record_headers
+    )
+    return future
 
 
 async def _mark(conn: Conn, ids: list[int]) -> None:

@@ -146,12 +146,17 @@ def _extract(headers: Mapping[str, str]) -> Context:
     return _propagator.extract({k: v for k, v in headers.items() if k in CARRIED})
 
 
+def carries_trace(headers: Mapping[str, Any]) -> bool:
+    """Whether an outbox row's headers hold a trace context to continue."""
+    return not headers.keys().isdisjoint(CARRIED)
+
+
 @contextlib.contextmanager
 def publishing(topic: str, key: str, headers: Mapping[str, Any]) -> Iterator[dict[str, str]]:
     """A PRODUCER span for one outbox row, child of the context stored with it; yields the row's
     headers (as strings) with the trace context replaced by the producer span's."""
     out = {k: str(v) for k, v in headers.items()}
-    if not out.keys() & CARRIED:  # rows written untraced (or before tracing): nothing to continue
+    if not carries_trace(out):  # rows written untraced (or before tracing): nothing to continue
         yield out
         return
     with _tracer.start_as_current_span(

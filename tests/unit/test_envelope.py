@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from shared.db import jsonb_value
 from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_json, seal
 
 CHINA = timezone(timedelta(hours=8))
@@ -182,3 +183,31 @@ def test_canonical_json_is_the_standard_librarys_bytes(value: Any) -> None:
 )
 def test_canonical_json_edge_cases_are_the_standard_librarys_bytes(value: Any) -> None:
     assert canonical_json(value) == _stdlib(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same types all the way down (1 == 1.0 but an int is not a float; NaN
+    counts as equal to NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b or (a != a and b != b))
+
+
+# jsonb comes back from PostgreSQL through jsonb_value: the very values json.loads would give.
+@given(_json_values, st.booleans())
+def test_jsonb_value_is_what_json_loads_gives(value: Any, spaced: bool) -> None:
+    text = json.dumps(value, ensure_ascii=False, indent=1 if spaced else None)
+    assert _same(jsonb_value(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["18446744073709551616", "-9223372036854775809", '{"n": 1234567890123456789012}', "1e400",
+     "-1e-400", '"\\ud800"', '["缙云县", 9223372036854775807, 1.5e-7, "1234567890123456789"]'],
+)  # fmt: skip
+def test_jsonb_value_edge_cases_are_what_json_loads_gives(text: str) -> None:
+    assert _same(jsonb_value(text), json.loads(text))
