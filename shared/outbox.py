@@ -14,6 +14,8 @@ leader and aborts whatever transaction it left open; it then reconciles: the row
 are looked up at the tail of their topics (read_committed) and those found are marked instead of
 sent again. The same reconciliation follows any failed batch, whose fate on Kafka is unknown (a
 commit that landed while the marking failed, say). Readers use isolation.level=read_committed.
+A term that ends between batches, with its last batch marked, says so (the `relay_term` row);
+the next term then has nothing to reconcile and skips it.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def make_producer(settings: KafkaSettings, *, linger_ms: int = 5, **extra: Any) 
     )
 
 
+_END_CLEAN = "UPDATE relay_term SET clean = true WHERE term = $1"
+
+
 def _relay_lock(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"relay:{schema}".encode()).digest()[:8], "big", signed=True)
 
@@ -83,6 +88,7 @@ class OutboxRelay:
         self.transactional_id = f"{deployment}.relay.{schema}"
         self.published = 0
         self.reconciled = 0
+        self.reconciliations = 0  # terms that had to read the topics' tails
         self._producer: AIOKafkaProducer | None = None
         self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
         # Pipelining (see publish_pending): the rows of the last batch committed on Kafka, to be
@@ -103,19 +109,37 @@ class OutboxRelay:
         # fencing (a commit the previous holder had begun is complete before we reconcile).
         await producer.begin_transaction()
         await producer.abort_transaction()
-        self._producer, self._unsure, self._committed, self._ahead = producer, True, [], None
         try:
-            yield producer
-        finally:
-            self._producer = None
-            if self._committed and not self._unsure:
-                # The term's last batch committed: mark it now rather than reconcile it later.
-                with contextlib.suppress(*DB_DOWN):
-                    async with self.pool.acquire() as conn:
-                        await _mark(conn, self._committed)
+            # Fenced now: no earlier term can commit anything more. If the last one ended clean,
+            # every row on Kafka is marked and there is nothing to reconcile.
+            term, after_clean = await self._begin_term()
+            self._producer, self._unsure, self._committed, self._ahead = producer, not after_clean, [], None
+            try:
+                yield producer
+            finally:
+                self._producer = None
+                if not self._unsure:
+                    # Between batches: mark the last one (rather than reconcile it later) and,
+                    # once that has landed, record that this term ended clean.
+                    with contextlib.suppress(*DB_DOWN):
+                        async with self.pool.acquire() as conn:
+                            await _mark(conn, self._committed)
+                            await conn.execute(_END_CLEAN, term)
                 self._committed = []
+        finally:
             with contextlib.suppress(Exception):
                 await producer.stop()
+
+    async def _begin_term(self) -> tuple[int, bool]:
+        """A new term's number, and whether the term before it ended clean (read under the row's
+        lock, so two terms starting at once see each other: the second finds the first's
+        `false`)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            clean: bool = await conn.fetchval("SELECT clean FROM relay_term FOR UPDATE")
+            term: int = await conn.fetchval(
+                "UPDATE relay_term SET term = term + 1, clean = false RETURNING term"
+            )
+        return term, clean
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows in id order, in one Kafka transaction; returns how
@@ -174,6 +198,7 @@ class OutboxRelay:
         A row's record can only have been written after the row was, so each topic is read from
         the oldest pending row's time (less a margin for clock skew) to its end.
         """
+        self.reconciliations += 1
         pending = await conn.fetch(
             "SELECT id, event_id, topic, created_at FROM outbox WHERE published_at IS NULL"
         )

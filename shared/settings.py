@@ -226,7 +226,10 @@ class RelaySettings(BaseSettings):
     # 0.30-0.36x a bare producer, 2000 gave 0.65-0.70x). Live batches stay as small as the backlog.
     batch_size: int = 2000
     poll_interval_s: float = 0.5
-    linger_ms: int = 5
+    # No linger: a batch's records are all handed over before the relay yields to the producer's
+    # sender, so they fill produce requests anyway, and nothing waits out a linger before the
+    # acknowledgements (a live event goes out at once; bench: 0.72 s to 0.60 s for 20,000 rows).
+    linger_ms: int = 0
     # Reconciling reads each topic from the oldest unmarked row's time less this margin, which
     # covers clock skew between the database and the relay's host.
     reconcile_margin_s: float = 30.0

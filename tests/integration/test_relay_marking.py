@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
-from shared import settings
+from shared import outbox, settings
 from shared.outbox import OutboxRelay
 from shared.settings import RelaySettings
 from shared.store import EventStore, NewEvent
@@ -19,13 +19,13 @@ J = "331122"
 BATCH = 40
 
 
-async def _append(store: EventStore, n: int) -> None:
+async def _append(store: EventStore, n: int, cases: str = "case") -> None:
     for k in range(n // 10):
         await store.append(
-            f"case-{k}",
+            f"{cases}-{k}",
             0,
             [NewEvent("Noted", 1, {"i": i}) for i in range(10)],
-            case_id=f"case-{k}",
+            case_id=f"{cases}-{k}",
             jurisdiction=J,
             actor=ACTOR,
             correlation_id=uuid.uuid4(),
@@ -72,3 +72,78 @@ async def test_a_failed_kafka_transaction_marks_none_of_its_rows(
 
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 0
     assert await read_topic(topic, 0, timeout_s=2) == []
+
+
+async def test_a_term_after_a_clean_one_has_nothing_to_reconcile(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    store = EventStore(pool, schema=schema, context=context)
+    await _append(store, 50)
+    first = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await first.drain() == 50
+    await _append(store, 20, cases="later")
+
+    second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await second.drain() == 20
+
+    assert (first.reconciliations, second.reconciliations) == (0, 0)  # a fresh outbox is clean too
+    assert len(await read_topic(topic, 70)) == 70
+    assert tuple(await pool.fetchrow("SELECT term, clean FROM relay_term") or ()) == (2, True)
+
+
+async def test_a_term_whose_last_marking_failed_makes_the_next_one_reconcile(
+    pool: asyncpg.Pool, schema: str, context: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    store = EventStore(pool, schema=schema, context=context)
+    await _append(store, 30)
+    first = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    real_mark = outbox._mark
+
+    async def database_gone(conn: object, ids: list[int]) -> None:
+        if ids:
+            raise OSError("connection lost")
+
+    async with first.producing():
+        assert await first.publish_pending() == 30  # committed on Kafka, marked at the term's end
+        monkeypatch.setattr(outbox, "_mark", database_gone)
+    monkeypatch.setattr(outbox, "_mark", real_mark)
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 30
+    assert await pool.fetchval("SELECT clean FROM relay_term") is False
+
+    second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await second.drain() == 30  # found on Kafka and marked, not sent again
+
+    assert (second.reconciliations, second.reconciled) == (1, 30)
+    assert len(await read_topic(topic, 30)) == 30
+    assert len(await read_topic(topic, 31, timeout_s=2)) == 30
+
+
+async def test_an_older_term_ending_late_cannot_vouch_for_a_newer_one(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    store = EventStore(pool, schema=schema, context=context)
+    await _append(store, 10)
+    async with pool.acquire() as conn:
+        await store.enqueue_integration(
+            conn, topic=topic, key="case-0", body=b"x" * (2 * 1024 * 1024), message_id=uuid.uuid4()
+        )
+    older = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    newer = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+
+    # The newer term fences the older one and ends unsure: its batch failed.
+    async with older.producing(), newer.producing():
+        with pytest.raises(MessageSizeTooLargeError):
+            await newer.publish_pending()
+    # The older term ended between batches, but its number is no longer the latest.
+    assert tuple(await pool.fetchrow("SELECT term, clean FROM relay_term") or ()) == (2, False)
+
+    await pool.execute("DELETE FROM outbox WHERE length(body) > 1024 * 1024")
+    last = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await last.drain() == 10
+    assert last.reconciliations == 1

@@ -38,6 +38,7 @@ CORE_TABLES = frozenset(
         "unsigned_events_before",
         "rejected_events",
         "idempotency_keys",
+        "relay_term",
     }
 )
 
