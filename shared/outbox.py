@@ -61,7 +61,22 @@ def make_producer(settings: KafkaSettings, *, linger_ms: int = 5, **extra: Any) 
     )
 
 
-_END_CLEAN = "UPDATE relay_term SET clean = true WHERE term = $1"
+_END_CLEAN = "UPDATE relay_term SET clean = true, producer_id = $2, producer_epoch = $3 WHERE term = $1"
+
+
+class TermSpoiled(Exception):
+    """A batch of this term failed after its Kafka transaction began: rows may be on Kafka
+    unmarked, and only a new term (a fresh producer, whose start fences this one and waits for
+    its last commit's markers) can reconcile them; within the term, a read of the topics' tails
+    could end before the markers of a commit Kafka has already acknowledged."""
+
+
+def _producer_identity(producer: AIOKafkaProducer) -> tuple[int, int]:
+    """The producer id and epoch Kafka gave this transactional producer when it fenced the last
+    one (aiokafka keeps them in its transaction manager: no public accessor)."""
+    txn = producer._txn_manager
+    assert txn is not None, "a transactional producer"
+    return txn.producer_id, txn.producer_epoch
 
 
 def _relay_lock(schema: str) -> int:
@@ -91,6 +106,7 @@ class OutboxRelay:
         self.reconciliations = 0  # terms that had to read the topics' tails
         self._producer: AIOKafkaProducer | None = None
         self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
+        self._sent_in_term = False  # a Kafka transaction began in this term: no more reconciling
         # Pipelining (see publish_pending): the rows of the last batch committed on Kafka, to be
         # marked, and the next batch, read while that one was sent (rows still pending then and
         # not in it). Both dropped whenever the relay is unsure: reconciling covers them.
@@ -112,30 +128,36 @@ class OutboxRelay:
         try:
             # Fenced now: no earlier term can commit anything more. If the last one ended clean,
             # every row on Kafka is marked and there is nothing to reconcile.
-            term, after_clean = await self._begin_term()
+            term, after_clean = await self._begin_term(_producer_identity(producer))
             self._producer, self._unsure, self._committed, self._ahead = producer, not after_clean, [], None
+            self._sent_in_term = False
             try:
                 yield producer
             finally:
                 self._producer = None
                 if not self._unsure:
                     # Between batches: mark the last one (rather than reconcile it later) and,
-                    # once that has landed, record that this term ended clean.
+                    # once that has landed, record that this term ended clean, and by whom.
                     with contextlib.suppress(*DB_DOWN):
                         async with self.pool.acquire() as conn:
                             await _mark(conn, self._committed)
-                            await conn.execute(_END_CLEAN, term)
+                            await conn.execute(_END_CLEAN, term, *_producer_identity(producer))
                 self._committed = []
         finally:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
-    async def _begin_term(self) -> tuple[int, bool]:
-        """A new term's number, and whether the term before it ended clean (read under the row's
-        lock, so two terms starting at once see each other: the second finds the first's
-        `false`)."""
+    async def _begin_term(self, identity: tuple[int, int]) -> tuple[int, bool]:
+        """A new term's number, and whether the term before it ended clean and was the last on
+        Kafka before this one: its producer has this one's id and the epoch before this one's
+        (migration 0007). Read under the row's lock, so two terms starting at once see each
+        other: the second finds the first's `false`."""
+        producer_id, epoch = identity
         async with self.pool.acquire() as conn, conn.transaction():
-            clean: bool = await conn.fetchval("SELECT clean FROM relay_term FOR UPDATE")
+            last = await conn.fetchrow("SELECT clean, producer_id, producer_epoch FROM relay_term FOR UPDATE")
+            assert last is not None, "migration 0006 seeds the row"
+            previous = (last["producer_id"], last["producer_epoch"])
+            clean = bool(last["clean"]) and previous == (producer_id, epoch - 1)
             term: int = await conn.fetchval(
                 "UPDATE relay_term SET term = term + 1, clean = false RETURNING term"
             )
@@ -153,6 +175,8 @@ class OutboxRelay:
         producer = self._producer
         assert producer is not None, "publish inside `producing()`"
         limit = self.settings.batch_size
+        if self._unsure and self._sent_in_term:
+            raise TermSpoiled(f"relay {self.schema}: a batch failed; a new term reconciles")
         async with self.pool.acquire() as conn:
             if self._unsure:
                 self._ahead, self._committed = None, []
@@ -167,9 +191,10 @@ class OutboxRelay:
                 await _mark(conn, committed)
                 self._unsure = False
                 return 0
+            self._sent_in_term = True
             ids = [row["id"] for row in rows]
-            # Any failure from here (Kafka's or the database's) is followed by a reconciliation,
-            # which also marks `committed` if this marking does not land.
+            # Any failure from here (Kafka's or the database's) ends the term (TermSpoiled); the
+            # next term's reconciliation also marks `committed` if this marking does not land.
             self._unsure = True
             beside: asyncio.Task[list[asyncpg.Record]] | None = None
             try:
@@ -291,6 +316,9 @@ class OutboxRelay:
                 if await self.publish_pending():
                     outages.up("broker")
                     continue
+            except TermSpoiled as exc:
+                log.warning("relay.new_term", schema=self.schema, reason=str(exc))
+                return
             except DB_DOWN as exc:
                 log.warning("relay.retry", error=str(exc))
             # Anything else (the broker away, a producer in a fatal state) ends the term: the next

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
@@ -9,7 +10,7 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
 from shared import outbox, settings
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, TermSpoiled
 from shared.settings import RelaySettings
 from shared.store import EventStore, NewEvent
 from shared.topics import events_topic
@@ -88,7 +89,8 @@ async def test_a_term_after_a_clean_one_has_nothing_to_reconcile(
     second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
     assert await second.drain() == 20
 
-    assert (first.reconciliations, second.reconciliations) == (0, 0)  # a fresh outbox is clean too
+    # The first term after the migrations trusts no earlier one (it finds nothing pending).
+    assert (first.reconciliations, second.reconciliations) == (1, 0)
     assert len(await read_topic(topic, 70)) == 70
     assert tuple(await pool.fetchrow("SELECT term, clean FROM relay_term") or ()) == (2, True)
 
@@ -147,3 +149,69 @@ async def test_an_older_term_ending_late_cannot_vouch_for_a_newer_one(
     last = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
     assert await last.drain() == 10
     assert last.reconciliations == 1
+
+
+async def test_a_producer_outside_the_terms_makes_the_next_term_reconcile(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    """A relay of an older release (or a database restored to before later terms) publishes under
+    the same transactional id without recording a term: the clean end recorded before it is not
+    trusted, since the next term's producer epoch is not the one right after the clean term's."""
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    store = EventStore(pool, schema=schema, context=context)
+    await _append(store, 50)
+    first = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await first.drain() == 50
+    assert await pool.fetchval("SELECT clean FROM relay_term") is True
+    await _append(store, 20, cases="later")
+
+    outsider = outbox.make_producer(settings.kafka(), linger_ms=0, transactional_id=first.transactional_id)
+    await outsider.start()
+    try:
+        async with pool.acquire() as conn:
+            rows = await outbox._pending(conn, 100)
+        async with outsider.transaction():
+            await asyncio.gather(*[await outbox._send(outsider, row) for row in rows])
+    finally:
+        await outsider.stop()  # committed on Kafka, never marked
+
+    second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await second.drain() == 20  # found on Kafka and marked, not sent again
+    assert (second.reconciliations, second.reconciled) == (1, 20)
+    assert len(await read_topic(topic, 71, timeout_s=3)) == 70
+
+
+async def test_a_batch_failing_after_its_commit_ends_the_term(
+    pool: asyncpg.Pool, schema: str, context: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marking of batch A fails beside the sending of batch B, which commits: the term may
+    not reconcile (a read of the topics' tails may end before B's commit markers); it ends, and
+    the next one, whose producer fenced it, reconciles A and B and sends the rest once."""
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    store = EventStore(pool, schema=schema, context=context)
+    await _append(store, 100)
+    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    real = outbox._mark_and_read
+
+    async def marking_fails(conn: asyncpg.Connection, committed: list[int], *args: object) -> object:
+        if committed:
+            raise OSError("connection lost")
+        return await real(conn, committed, *args)  # type: ignore[arg-type]
+
+    async with relay.producing():
+        assert await relay.publish_pending() == BATCH  # A
+        monkeypatch.setattr(outbox, "_mark_and_read", marking_fails)
+        with pytest.raises(OSError):
+            await relay.publish_pending()  # B committed on Kafka, A unmarked
+        monkeypatch.setattr(outbox, "_mark_and_read", real)
+        with pytest.raises(TermSpoiled):
+            await relay.publish_pending()
+    assert relay.reconciliations == 1  # the term's first, none after the failure
+    assert await pool.fetchval("SELECT clean FROM relay_term") is False
+
+    following = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    assert await following.drain() == 100
+    assert (following.reconciliations, following.reconciled) == (1, 2 * BATCH)
+    assert len(await read_topic(topic, 101, timeout_s=3)) == 100
