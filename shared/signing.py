@@ -28,8 +28,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.bindings import crypto_sign_BYTES, crypto_sign_open
 from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 from shared.envelope import EventEnvelope
 from shared.settings import SigningSettings, local
@@ -172,16 +173,30 @@ class TrustedKey:
     public: Ed25519PublicKey
 
     @cached_property
-    def _sodium(self) -> VerifyKey:
-        return VerifyKey(_raw_public(self.public))
+    def raw(self) -> bytes:
+        return _raw_public(self.public)
 
     def vouches(self, signature: bytes, message: bytes) -> bool:
         """The signature over `message` is this key's."""
+        return first_forged([(self.raw, signature, message)]) is None
+
+
+SignatureCheck = tuple[bytes, bytes, bytes]
+"""(raw public key, signature, signed message): one Ed25519 check, as plain bytes."""
+
+
+def first_forged(checks: Sequence[SignatureCheck]) -> int | None:
+    """The index of the first check whose signature is not its key's over its message, or None.
+    A function of bytes alone, so that the audit can run it in worker processes (where a thread
+    would wait for the GIL between checks)."""
+    for index, (public, signature, message) in enumerate(checks):
+        if len(signature) != crypto_sign_BYTES:
+            return index
         try:
-            self._sodium.verify(message, signature)
-        except (BadSignatureError, ValueError):
-            return False
-        return True
+            crypto_sign_open(signature + message, public)
+        except (BadSignatureError, ValueError, TypeError):
+            return index
+    return None
 
 
 class Keyring:
@@ -246,23 +261,23 @@ class Keyring:
         the topic or the store it came from). Raises SignatureProblem naming the event."""
         trusted, signature, message = self._claimed(envelope, owner)
         if not trusted.vouches(signature, message):
-            raise _bad_signature(envelope, trusted)
+            raise bad_signature(envelope)
         return trusted
 
-    def first_unvouched(
+    def claims(
         self, envelopes: Sequence[EventEnvelope], owner: str
-    ) -> tuple[int, SignatureProblem] | None:
-        """The first of `envelopes` whose signature does not vouch for it (its index and the
-        problem), or None: what `check` does for each, made to run in a worker thread (libsodium
-        lets go of the GIL while it verifies, so the audit checks signatures beside its hashing)."""
+    ) -> tuple[list[SignatureCheck], tuple[int, SignatureProblem] | None]:
+        """What `check` asks of each of `envelopes` up to the first whose claim already fails
+        (unsigned, an unknown key, another producer's key): the checks of the ones before it, for
+        `first_forged` to run, and that one's index and problem (or None when every claim holds)."""
+        checks: list[SignatureCheck] = []
         for index, envelope in enumerate(envelopes):
             try:
                 trusted, signature, message = self._claimed(envelope, owner)
             except SignatureProblem as problem:
-                return index, problem
-            if not trusted.vouches(signature, message):
-                return index, _bad_signature(envelope, trusted)
-        return None
+                return checks, (index, problem)
+            checks.append((trusted.raw, signature, message))
+        return checks, None
 
     def _claimed(self, envelope: EventEnvelope, owner: str) -> tuple[TrustedKey, bytes, bytes]:
         """The key the envelope names (which must be trusted and `owner`'s), its signature and
@@ -288,9 +303,10 @@ class Keyring:
         return trusted, signature, message
 
 
-def _bad_signature(envelope: EventEnvelope, trusted: TrustedKey) -> SignatureProblem:
+def bad_signature(envelope: EventEnvelope) -> SignatureProblem:
+    """The problem of an envelope whose signature is not its (trusted) key's over its hash."""
     return SignatureProblem(
         "bad_signature",
-        f"event {envelope.event_id} ({envelope.event_type}): the signature of key {trusted.key_id}"
+        f"event {envelope.event_id} ({envelope.event_type}): the signature of key {envelope.key_id}"
         " does not match its hash",
     )
