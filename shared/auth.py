@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -23,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from shared.envelope import JURISDICTIONS, Actor
+from shared.recent import Recent
 from shared.roles import Role
 from shared.settings import auth as configured
 from shared.settings import local
@@ -271,9 +271,8 @@ class TokenCache:
     tokens cannot fill it; an expired token is never answered from it."""
 
     def __init__(self, max_tokens: int = 4096, clock: Callable[[], float] = time.time) -> None:
-        self.max_tokens = max_tokens
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._entries: Recent[str, tuple[Principal, float]] = Recent(max_tokens)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -284,16 +283,12 @@ class TokenCache:
             return None
         principal, until = entry
         if self.clock() >= until:
-            del self._entries[token]
+            self._entries.pop(token)
             return None
-        self._entries.move_to_end(token)
         return principal
 
     def put(self, token: str, principal: Principal, until: float) -> None:
-        self._entries[token] = (principal, until)
-        self._entries.move_to_end(token)
-        while len(self._entries) > self.max_tokens:
-            self._entries.popitem(last=False)
+        self._entries.put(token, (principal, until))
 
 
 class Verifier:

@@ -3,7 +3,6 @@ dates come from the payloads, never the clock), and the queries over them."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import date
 from typing import Any, NamedTuple
 
@@ -36,6 +35,7 @@ from shared.events.clarification import (
     ReReviewSigned,
     TreatmentCorrected,
 )
+from shared.recent import Recent
 from shared.workdays import working_days_between
 
 COLUMNS = (
@@ -286,7 +286,7 @@ class _Seen(NamedTuple):
 
 
 _SEEN_MAX = 4096
-_seen: OrderedDict[str, _Seen] = OrderedDict()
+_seen: Recent[str, _Seen] = Recent(_SEEN_MAX)
 """The rows this process wrote last (the newest last): a matter's next event evolves the row in
 hand instead of reading it again. A row is a pure function of its stream's events, and a hash
 names one stream prefix (the chain), so a row whose hash is the next event's `prev_hash` is the
@@ -323,7 +323,7 @@ _LOCKED_ROW = (
 )
 
 
-_replayed: OrderedDict[tuple[str, str], _Seen] = OrderedDict()
+_replayed: Recent[tuple[str, str], _Seen] = Recent(_SEEN_MAX)
 """`_seen` for a connection that is its schema's sole writer (replay), by (run, case): the row as
 evolved, with no table row version to check, so never mixed with `_seen` nor with another run's."""
 
@@ -351,18 +351,8 @@ async def _project_alone(run: str, conn: Conn, envelope: EventEnvelope, payload:
         await conn.execute(_INSERT_ROW, case_id, *(new[c] for c in COLUMNS))
     else:
         return False
-    _replayed[key] = _Seen(envelope.hash, {**new, "case_id": case_id})
-    _replayed.move_to_end(key)
-    while len(_replayed) > _SEEN_MAX:
-        _replayed.popitem(last=False)
+    _replayed.put(key, _Seen(envelope.hash, {**new, "case_id": case_id}))
     return True
-
-
-def _remember(case_id: str, hash_: str, row: Any) -> None:
-    _seen[case_id] = _Seen(hash_, dict(row))
-    _seen.move_to_end(case_id)
-    while len(_seen) > _SEEN_MAX:
-        _seen.popitem(last=False)
 
 
 async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> None:
@@ -407,7 +397,8 @@ async def project(conn: Conn, envelope: EventEnvelope, payload: BaseModel) -> No
         written = await conn.fetchrow(
             f"{_UPDATE} RETURNING {_RETURNING}", case_id, *(new[c] for c in COLUMNS)
         )
-    _remember(case_id, envelope.hash, written)
+    assert written is not None  # the row is locked and ours
+    _seen.put(case_id, _Seen(envelope.hash, dict(written)))
 
 
 # --- Queries -------------------------------------------------------------------------------------
