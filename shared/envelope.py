@@ -104,6 +104,12 @@ class EventEnvelope(BaseModel):
     def computed_hash(self) -> str:
         return chain_hash(self.prev_hash, self.model_dump(mode="json", exclude=set(UNHASHED)))
 
+    def hash_and_wire(self) -> tuple[str, bytes]:
+        """`computed_hash()` and `to_bytes()` out of one dump of the envelope (the audit needs both)."""
+        whole = self.model_dump(mode="json")
+        body = {k: v for k, v in whole.items() if k not in UNHASHED}
+        return chain_hash(self.prev_hash, body), canonical_json(whole)
+
     def hash_ok(self) -> bool:
         return self.computed_hash() == self.hash
 

@@ -438,13 +438,16 @@ class EventStore:
                 return ChainBreak(
                     env.stream_id, env.stream_version, prev, env.prev_hash, "prev_hash", str(env.event_id)
                 )
-            recomputed = env.computed_hash()
+            if signatures.signed is None:
+                recomputed, wire = env.computed_hash(), None
+            else:
+                recomputed, wire = env.hash_and_wire()
             if recomputed != env.hash:
                 return ChainBreak(
                     env.stream_id, env.stream_version, recomputed, env.hash, "hash", str(env.event_id)
                 )
             if env.signature is not None or position > legacy:
-                await signatures.add(env)
+                await signatures.add(env, wire)
             prev = env.hash
         return None
 
@@ -518,42 +521,45 @@ class _SignatureChecks:
         self.signed = signed
         self.found: ChainBreak | None = None
         self._chunk: list[EventEnvelope] = []
+        self._wires: list[bytes | None] = []
         self._running: collections.deque[
-            tuple[list[EventEnvelope], tuple[int, SignatureProblem] | None, Unvouched]
+            tuple[list[EventEnvelope], list[bytes | None], tuple[int, SignatureProblem] | None, Unvouched]
         ] = collections.deque()
         self._workers: ProcessPoolExecutor | None = None
 
-    async def add(self, envelope: EventEnvelope) -> None:
+    async def add(self, envelope: EventEnvelope, wire: bytes | None) -> None:
+        """`wire`: the envelope's `to_bytes()`, when `signed` is asked for."""
         self._chunk.append(envelope)
+        self._wires.append(wire)
         if len(self._chunk) >= SIGNATURE_CHUNK:
             self._submit()
-        while self._running and (self._running[0][2].done() or len(self._running) > self.IN_FLIGHT):
+        while self._running and (self._running[0][3].done() or len(self._running) > self.IN_FLIGHT):
             await self._settle()
 
     def _submit(self) -> None:
         if not self._chunk:
             return
-        chunk, self._chunk = self._chunk, []
+        chunk, wires, self._chunk, self._wires = self._chunk, self._wires, [], []
         checks, refused = self.keyring.claims(chunk, self.context)
         if self._workers is None:
             self._workers = signature_workers()
         future = asyncio.get_running_loop().run_in_executor(self._workers, first_forged, checks)
-        self._running.append((chunk, refused, future))
+        self._running.append((chunk, wires, refused, future))
 
     async def _settle(self) -> None:
         """The oldest chunk's result: its events into `signed` up to the first that failed, and
         that one (if it is the first failure) as the break."""
-        chunk, refused, future = self._running.popleft()
+        chunk, wires, refused, future = self._running.popleft()
         forged = await future
         if self.found is not None:
             return
         failed = (forged, bad_signature(chunk[forged])) if forged is not None else refused
         passed = chunk if failed is None else chunk[: failed[0]]
         if self.signed is not None:
-            for env in passed:
+            for env, wire in zip(passed, wires, strict=False):
                 if env.key_id is not None and env.signature is not None:
-                    wire = hashlib.sha256(env.to_bytes()).digest()
-                    self.signed[str(env.event_id)] = Vouched(env.key_id, env.hash, env.signature, wire)
+                    digest = hashlib.sha256(wire or env.to_bytes()).digest()
+                    self.signed[str(env.event_id)] = Vouched(env.key_id, env.hash, env.signature, digest)
         if failed is not None:
             index, problem = failed
             env = chunk[index]
@@ -579,7 +585,7 @@ class _SignatureChecks:
     async def abandon(self) -> None:
         """Let the chunks in flight finish (a worker's call cannot be stopped), results unread."""
         while self._running:
-            future = self._running.popleft()[2]
+            future = self._running.popleft()[3]
             with contextlib.suppress(Exception):
                 await future
         self.close()

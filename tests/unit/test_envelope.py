@@ -211,3 +211,10 @@ def test_jsonb_value_is_what_json_loads_gives(value: Any, spaced: bool) -> None:
 )  # fmt: skip
 def test_jsonb_value_edge_cases_are_what_json_loads_gives(text: str) -> None:
     assert _same(jsonb_value(text), json.loads(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=st.dictionaries(_text, _json_values, max_size=6))
+def test_hash_and_wire_are_the_hash_and_bytes_of_one_dump(payload: dict[str, Any]) -> None:
+    envelope = _sealed(payload=payload).model_copy(update={"key_id": "review:00", "signature": "c2ln"})
+    assert envelope.hash_and_wire() == (envelope.computed_hash(), envelope.to_bytes())
