@@ -107,6 +107,7 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._unsure = True  # rows may be on Kafka unmarked: reconcile before sending
         self._sent_in_term = False  # a Kafka transaction began in this term: no more reconciling
+        self._backlog = True  # the last read found a full batch (or none was made yet)
         # Pipelining (see publish_pending): the rows of the last batch committed on Kafka, to be
         # marked, and the next batch, read while that one was sent (rows still pending then and
         # not in it). Both dropped whenever the relay is unsure: reconciling covers them.
@@ -185,7 +186,10 @@ class OutboxRelay:
                 if found:
                     return found
             committed, self._committed = self._committed, []
-            rows, self._ahead = self._ahead or await _pending(conn, limit, committed), None
+            # An empty read ahead is read again: rows may have committed since.
+            rows = self._ahead or await _pending(conn, limit, committed, backlog=self._backlog)
+            self._ahead = None
+            self._backlog = len(rows) >= limit
             if not rows:
                 self._unsure = True  # until the marking is known to have landed
                 await _mark(conn, committed)
@@ -199,7 +203,7 @@ class OutboxRelay:
             beside: asyncio.Task[list[asyncpg.Record]] | None = None
             try:
                 async with producer.transaction():
-                    beside = asyncio.create_task(_mark_and_read(conn, committed, limit, ids))
+                    beside = asyncio.create_task(_mark_and_read(conn, committed, limit, ids, self._backlog))
                     await asyncio.sleep(0)  # its statement goes out before the sending loop
                     sent = [await _send(producer, row) for row in rows]
                     # Every record acknowledged before the commit: aiokafka commits a transaction
@@ -340,26 +344,34 @@ _INDEX_ORDER = (
 )
 
 
-async def _pending(conn: Conn, limit: int, in_flight: list[int] | None = None) -> list[asyncpg.Record]:
-    """The first `limit` unmarked rows in id order, but for those `in_flight`."""
+_PENDING = (
+    "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
+    " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1"
+)
+
+
+async def _pending(
+    conn: Conn, limit: int, in_flight: list[int] | None = None, *, backlog: bool = True
+) -> list[asyncpg.Record]:
+    """The first `limit` unmarked rows in id order, but for those `in_flight`. `backlog`: more
+    than a batch may be pending (as the last read found), so the read is made to walk the index
+    (_INDEX_ORDER, in a transaction of its own); live, a few rows at a time, it is one statement
+    (whatever the plan, a few rows are read at once), a third of the round trips."""
+    if not backlog:
+        return await conn.fetch(_PENDING, limit, in_flight or [])
     async with conn.transaction():
         await conn.execute(_INDEX_ORDER)
-        return await conn.fetch(
-            "SELECT id, event_id, topic, key, body, headers FROM outbox WHERE published_at IS NULL"
-            " AND id <> ALL($2::bigint[]) ORDER BY id LIMIT $1",
-            limit,
-            in_flight or [],
-        )
+        return await conn.fetch(_PENDING, limit, in_flight or [])
 
 
 async def _mark_and_read(
-    conn: Conn, committed: list[int], limit: int, in_flight: list[int]
+    conn: Conn, committed: list[int], limit: int, in_flight: list[int], backlog: bool
 ) -> list[asyncpg.Record]:
     """Mark the previous batch, then read the next: the rows pending but for those in flight, a
     snapshot in id order. A key's later rows commit (and take ids) after its earlier ones, so
     they come in this snapshot or a later one, never ahead of the earlier ones."""
     await _mark(conn, committed)
-    return await _pending(conn, limit, in_flight)
+    return await _pending(conn, limit, in_flight, backlog=backlog)
 
 
 async def _send(producer: AIOKafkaProducer, row: asyncpg.Record) -> asyncio.Future[Any]:
