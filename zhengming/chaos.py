@@ -381,12 +381,17 @@ async def quiesce(client: Client, timeout_s: float = 900) -> None:
     last: dict[str, int] | None = None
     quiet_since: float | None = None
     looks = 0
+    behind: list[str] = []
+    unpublished: int | None = None
+    moving = True
     while time.monotonic() < deadline:
         states = await _consumers(client)
-        caught_up = all(s["lag"] == 0 and s["stopped"] is None for s in states)
-        drained = caught_up and await _unpublished() == 0
+        behind = [_behind(s) for s in states if s["lag"] != 0 or s["stopped"] is not None]
+        unpublished = None if behind else await _unpublished()
+        drained = not behind and unpublished == 0
         counts = await _event_counts()
-        if drained and counts == last:
+        moving = counts != last
+        if drained and not moving:
             looks += 1
             quiet_since = quiet_since or time.monotonic()
             if looks >= QUIET_LOOKS and time.monotonic() - quiet_since >= QUIET_SPAN_S:
@@ -395,7 +400,17 @@ async def quiesce(client: Client, timeout_s: float = 900) -> None:
             looks, quiet_since = 0, None
         last = counts
         await asyncio.sleep(2)
-    raise TimeoutError(f"the stack did not quiesce within {timeout_s:.0f}s")
+    # What the last look saw, so that a run that never quiesces says where it stuck.
+    raise TimeoutError(
+        f"the stack did not quiesce within {timeout_s:.0f}s; last look: consumers behind"
+        f" {behind or 'none'}, unpublished outbox rows {unpublished}, stores still moving"
+        f" {moving}"
+    )
+
+
+def _behind(state: dict[str, Any]) -> str:
+    """One consumer's state as a quiescence failure names it."""
+    return f"{state['consumer']} ({state['group_id']}): lag {state['lag']}, stopped {state['stopped']}"
 
 
 DOC_NUMBER_PARTS = re.compile(r"(.+)〔(\d{4})〕(\d+)号")
