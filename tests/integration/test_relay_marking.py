@@ -33,14 +33,23 @@ async def _append(store: EventStore, n: int, cases: str = "case") -> None:
         )
 
 
+def _relay(pool: asyncpg.Pool, schema: str) -> OutboxRelay:
+    return OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+
+
+async def _on_a_topic(pool: asyncpg.Pool, schema: str, context: str) -> tuple[str, EventStore]:
+    """The context's events topic, created, and its store."""
+    topic = events_topic(J, context)
+    await create_topics(topic)
+    return topic, EventStore(pool, schema=schema, context=context)
+
+
 async def test_one_drain_marks_every_published_row_one_statement_per_batch(
     pool: asyncpg.Pool, schema: str, context: str
 ) -> None:
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 250)
-    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    relay = _relay(pool, schema)
 
     assert await relay.drain() == 250
 
@@ -55,9 +64,7 @@ async def test_one_drain_marks_every_published_row_one_statement_per_batch(
 async def test_a_failed_kafka_transaction_marks_none_of_its_rows(
     pool: asyncpg.Pool, schema: str, context: str
 ) -> None:
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 20)
     # A record beyond the producer's request size fails the batch it is in, after the others
     # were handed to the producer.
@@ -65,7 +72,7 @@ async def test_a_failed_kafka_transaction_marks_none_of_its_rows(
         await store.enqueue_integration(
             conn, topic=topic, key="case-0", body=b"x" * (2 * 1024 * 1024), message_id=uuid.uuid4()
         )
-    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    relay = _relay(pool, schema)
 
     async with relay.producing():
         with pytest.raises(MessageSizeTooLargeError):
@@ -78,15 +85,13 @@ async def test_a_failed_kafka_transaction_marks_none_of_its_rows(
 async def test_a_term_after_a_clean_one_has_nothing_to_reconcile(
     pool: asyncpg.Pool, schema: str, context: str
 ) -> None:
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 50)
-    first = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    first = _relay(pool, schema)
     assert await first.drain() == 50
     await _append(store, 20, cases="later")
 
-    second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    second = _relay(pool, schema)
     assert await second.drain() == 20
 
     # The first term after the migrations trusts no earlier one (it finds nothing pending).
@@ -98,11 +103,9 @@ async def test_a_term_after_a_clean_one_has_nothing_to_reconcile(
 async def test_a_term_whose_last_marking_failed_makes_the_next_one_reconcile(
     pool: asyncpg.Pool, schema: str, context: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 30)
-    first = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    first = _relay(pool, schema)
     real_mark = outbox._mark
 
     async def database_gone(conn: object, ids: list[int]) -> None:
@@ -116,7 +119,7 @@ async def test_a_term_whose_last_marking_failed_makes_the_next_one_reconcile(
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 30
     assert await pool.fetchval("SELECT clean FROM relay_term") is False
 
-    second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    second = _relay(pool, schema)
     assert await second.drain() == 30  # found on Kafka and marked, not sent again
 
     assert (second.reconciliations, second.reconciled) == (1, 30)
@@ -127,16 +130,14 @@ async def test_a_term_whose_last_marking_failed_makes_the_next_one_reconcile(
 async def test_an_older_term_ending_late_cannot_vouch_for_a_newer_one(
     pool: asyncpg.Pool, schema: str, context: str
 ) -> None:
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 10)
     async with pool.acquire() as conn:
         await store.enqueue_integration(
             conn, topic=topic, key="case-0", body=b"x" * (2 * 1024 * 1024), message_id=uuid.uuid4()
         )
-    older = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
-    newer = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    older = _relay(pool, schema)
+    newer = _relay(pool, schema)
 
     # The newer term fences the older one and ends unsure: its batch failed.
     async with older.producing(), newer.producing():
@@ -146,7 +147,7 @@ async def test_an_older_term_ending_late_cannot_vouch_for_a_newer_one(
     assert tuple(await pool.fetchrow("SELECT term, clean FROM relay_term") or ()) == (2, False)
 
     await pool.execute("DELETE FROM outbox WHERE length(body) > 1024 * 1024")
-    last = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    last = _relay(pool, schema)
     assert await last.drain() == 10
     assert last.reconciliations == 1
 
@@ -157,11 +158,9 @@ async def test_a_producer_outside_the_terms_makes_the_next_term_reconcile(
     """A relay of an older release (or a database restored to before later terms) publishes under
     the same transactional id without recording a term: the clean end recorded before it is not
     trusted, since the next term's producer epoch is not the one right after the clean term's."""
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 50)
-    first = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    first = _relay(pool, schema)
     assert await first.drain() == 50
     assert await pool.fetchval("SELECT clean FROM relay_term") is True
     await _append(store, 20, cases="later")
@@ -176,7 +175,7 @@ async def test_a_producer_outside_the_terms_makes_the_next_term_reconcile(
     finally:
         await outsider.stop()  # committed on Kafka, never marked
 
-    second = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    second = _relay(pool, schema)
     assert await second.drain() == 20  # found on Kafka and marked, not sent again
     assert (second.reconciliations, second.reconciled) == (1, 20)
     assert len(await read_topic(topic, 71, timeout_s=3)) == 70
@@ -188,11 +187,9 @@ async def test_a_batch_failing_after_its_commit_ends_the_term(
     """The marking of batch A fails beside the sending of batch B, which commits: the term may
     not reconcile (a read of the topics' tails may end before B's commit markers); it ends, and
     the next one, whose producer fenced it, reconciles A and B and sends the rest once."""
-    topic = events_topic(J, context)
-    await create_topics(topic)
-    store = EventStore(pool, schema=schema, context=context)
+    topic, store = await _on_a_topic(pool, schema, context)
     await _append(store, 100)
-    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    relay = _relay(pool, schema)
     real = outbox._mark_and_read
 
     async def marking_fails(conn: asyncpg.Connection, committed: list[int], *args: object) -> object:
@@ -211,7 +208,7 @@ async def test_a_batch_failing_after_its_commit_ends_the_term(
     assert relay.reconciliations == 1  # the term's first, none after the failure
     assert await pool.fetchval("SELECT clean FROM relay_term") is False
 
-    following = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=BATCH))
+    following = _relay(pool, schema)
     assert await following.drain() == 100
     assert (following.reconciliations, following.reconciled) == (1, 2 * BATCH)
     assert len(await read_topic(topic, 101, timeout_s=3)) == 100
