@@ -119,6 +119,7 @@ class EventConsumer:
         self._flush_timer: asyncio.Task[None] | None = None
         self._commit_lock = asyncio.Lock()  # commits land in the order they were taken
         self._kafka: AIOKafkaConsumer | None = None
+        self._stopping = False  # set while the aiokafka consumer stops: no commit is retried then
         # Partitions rewound to a message that must come back before anything after it settles.
         self._rewound: dict[TopicPartition, int] = {}
         # Partitions the group took away and has not given back (the rebalance listener's).
@@ -356,7 +357,14 @@ class EventConsumer:
         self._unflushed += 1
         if self._unflushed >= self.settings.commit_every_messages:
             await self.flush()
-        elif self._flush_timer is None or self._flush_timer.done():
+        else:
+            self._commit_later()
+
+    def _commit_later(self) -> None:
+        """Commit the settled offsets within `commit_interval_s`, unless a commit is already
+        waiting to (the timer running now is not: it is the commit that calls this)."""
+        timer = self._flush_timer
+        if timer is None or timer.done() or timer is asyncio.current_task():
             self._flush_timer = asyncio.create_task(self._flush_later(), name=f"{self.name}.commit")
 
     async def _flush_later(self) -> None:
@@ -395,20 +403,27 @@ class EventConsumer:
                 self.commits += 1
 
     def _keep(self, offsets: dict[TopicPartition, int]) -> None:
-        """Offsets whose commit failed, back for the next flush (unless a later one is there)."""
+        """Offsets whose commit failed, back for the next flush (unless a later one is there),
+        which a timer takes unless the consumer is stopping: with no message after them, nothing
+        else would, and the group would stay behind for good (a rebalance under way refuses a
+        commit, and the last batch of a quiet partition is often the one refused)."""
         for tp, offset in offsets.items():
             if self._settled.get(tp, -1) < offset:
                 self._settled[tp] = offset
+        if not self._stopping:
+            self._commit_later()
 
     def _adopt(self, consumer: AIOKafkaConsumer) -> None:
         """Remember the aiokafka consumer that fetches for this runner, and flush the settled
         offsets right before it stops (FastStream stops it after the message in hand settled)."""
+        self._stopping = False  # a consumer that hands out messages is running
         if consumer is self._kafka:
             return
         self._kafka, self._settled, self._unflushed = consumer, {}, 0
         stop = consumer.stop
 
         async def flush_then_stop() -> None:
+            self._stopping = True
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
             await self.flush()

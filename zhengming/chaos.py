@@ -617,8 +617,6 @@ def run_chaos(params: ChaosParams, out: Console | None = None) -> int:
     clean, chaos = results["clean"], results["chaos"]
     for line in chaos.disturbance.log:
         out.print(f"  {line}", markup=False)
-    for failure in (clean.failures + chaos.failures)[:10]:
-        out.print(f"  failure: {failure}", markup=False)
     rows = compare(clean, chaos)
     table = Table("figure", "clean run", "chaos run", "differs", title="zhengming chaos")
     for row in rows:
@@ -636,6 +634,10 @@ def run_chaos(params: ChaosParams, out: Console | None = None) -> int:
     summary.add_row("time to quiesce afterwards", f"{chaos.quiesce_s:.1f}s")
     summary.add_row("differences", str(differences))
     out.print(summary)
+    # Last, where a log's tail shows them: what failed, run by run.
+    for name, run in (("clean", clean), ("chaos", chaos)):
+        for failure in run.failures[:10]:
+            out.print(f"  failure ({name} run): {failure}", markup=False)
     if not chaos.verify_ok:
         for line in chaos.verify_lines[:10]:
             out.print(f"  verify: {line}", markup=False)

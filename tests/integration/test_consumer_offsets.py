@@ -12,6 +12,8 @@ import sys
 import uuid
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
@@ -112,6 +114,53 @@ async def test_offsets_are_committed_per_batch_and_the_rest_at_stop(
     assert consumer.commits == 3
     assert await committed_offsets(name, topic, 1) == {0: offsets[-1] + 1}
     assert await effects(pool) == {"case-0": 25}
+
+
+async def test_a_refused_commit_of_the_last_batch_is_taken_again_without_another_message(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    """A commit the group refuses (a rebalance under way) keeps its offsets; with no message
+    after them the group would stay behind for good, and a deployment would never look quiet."""
+    topic = events_topic(J, context)
+    name = f"c{uuid.uuid4().hex[:8]}"
+    await create_topics(topic, partitions=1)
+    await pool.execute(EFFECTS_DDL)
+    await write_and_relay(pool, schema, context, cases=1, per_case=5)
+    offsets = sorted(o for _, o in await record_offsets(topic))
+    refused: list[dict[TopicPartition, int]] = []
+
+    class Refusing(EventConsumer):
+        def _adopt(self, consumer: AIOKafkaConsumer) -> None:
+            if consumer is not self._kafka:
+                commit = consumer.commit
+
+                async def refuse_the_first(offsets: dict[TopicPartition, int]) -> None:
+                    if not refused:
+                        refused.append(dict(offsets))
+                        raise CommitFailedError("rebalance in progress (refused by the test)")
+                    await commit(offsets)
+
+                consumer.commit = refuse_the_first
+            super()._adopt(consumer)
+
+    timer_only = BATCHES_OF_10.model_copy(
+        update={"commit_every_messages": 1_000_000, "commit_interval_s": 0.2}
+    )
+    broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
+    consumer = Refusing(name, pool, registry, apply, settings=timer_only)
+    consumer.subscribe(broker, topic, group_id=name)
+    await broker.start()
+    try:
+
+        async def caught_up() -> bool:
+            return await committed_offsets(name, topic, 1) == {0: offsets[-1] + 1}
+
+        await wait_for(caught_up, "the group's offset to reach the last event while the consumer runs")
+        assert len(refused) == 1
+        assert consumer.commits >= 1
+    finally:
+        await broker.stop()
+    assert await effects(pool) == {"case-0": 5}
 
 
 async def test_a_revoked_partition_is_committed_before_its_next_owner_reads_it(
