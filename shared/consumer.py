@@ -117,6 +117,7 @@ class EventConsumer:
         self._settled: dict[TopicPartition, int] = {}
         self._unflushed = 0
         self._flush_timer: asyncio.Task[None] | None = None
+        self._timer_waiting = False  # a commit timer is asleep: what settles now, it will take
         self._commit_lock = asyncio.Lock()  # commits land in the order they were taken
         self._kafka: AIOKafkaConsumer | None = None
         self._stopping = False  # set while the aiokafka consumer stops: no commit is retried then
@@ -361,14 +362,19 @@ class EventConsumer:
             self._commit_later()
 
     def _commit_later(self) -> None:
-        """Commit the settled offsets within `commit_interval_s`, unless a commit is already
-        waiting to (the timer running now is not: it is the commit that calls this)."""
-        timer = self._flush_timer
-        if timer is None or timer.done() or timer is asyncio.current_task():
+        """Commit the settled offsets within `commit_interval_s`, unless a timer is still waiting
+        to. A timer that has woken takes only what had settled by then: an offset settled while
+        its commit is in flight needs a timer of its own, or a quiet partition's last message
+        would stay uncommitted until the next one came (and a deployment never look quiet)."""
+        if not self._timer_waiting:
+            self._timer_waiting = True
             self._flush_timer = asyncio.create_task(self._flush_later(), name=f"{self.name}.commit")
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.settings.commit_interval_s)
+        try:
+            await asyncio.sleep(self.settings.commit_interval_s)
+        finally:
+            self._timer_waiting = False
         await self.flush()
 
     async def flush(self, partitions: Collection[TopicPartition] | None = None) -> None:
@@ -425,7 +431,8 @@ class EventConsumer:
         async def flush_then_stop() -> None:
             self._stopping = True
             if self._flush_timer is not None:
-                self._flush_timer.cancel()
+                self._flush_timer.cancel()  # cancelled before it ran, it would never clear its flag
+            self._timer_waiting = False
             await self.flush()
             await stop()
 

@@ -27,9 +27,11 @@ J = "331122"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def write_and_relay(pool: asyncpg.Pool, schema: str, context: str, cases: int, per_case: int) -> None:
+async def write_and_relay(
+    pool: asyncpg.Pool, schema: str, context: str, cases: int, per_case: int, first_case: int = 0
+) -> None:
     store = EventStore(pool, schema=schema, context=context)
-    for c in range(cases):
+    for c in range(first_case, first_case + cases):
         await store.append(
             f"case-{c}",
             0,

@@ -163,6 +163,62 @@ async def test_a_refused_commit_of_the_last_batch_is_taken_again_without_another
     assert await effects(pool) == {"case-0": 5}
 
 
+async def test_a_message_settled_while_the_timer_commits_gets_a_commit_of_its_own(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    """The timer's commit takes what had settled when it woke; a message settled while that
+    commit is in flight, the last on its partition, must still be committed (it once waited for
+    a next message that never came, and the chaos run's stack never looked quiet)."""
+    topic = events_topic(J, context)
+    name = f"c{uuid.uuid4().hex[:8]}"
+    await create_topics(topic, partitions=1)
+    await pool.execute(EFFECTS_DDL)
+    await write_and_relay(pool, schema, context, cases=1, per_case=1)
+    in_flight, release = asyncio.Event(), asyncio.Event()
+
+    class Slow(EventConsumer):
+        def _adopt(self, consumer: AIOKafkaConsumer) -> None:
+            if consumer is not self._kafka:
+                commit = consumer.commit
+
+                async def hold_the_first(offsets: dict[TopicPartition, int]) -> None:
+                    if not in_flight.is_set():
+                        in_flight.set()
+                        await release.wait()
+                    await commit(offsets)
+
+                consumer.commit = hold_the_first
+            super()._adopt(consumer)
+
+    timer_only = BATCHES_OF_10.model_copy(
+        update={"commit_every_messages": 1_000_000, "commit_interval_s": 0.2}
+    )
+    broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
+    consumer = Slow(name, pool, registry, apply, settings=timer_only)
+    consumer.subscribe(broker, topic, group_id=name)
+    await broker.start()
+    try:
+        await asyncio.wait_for(in_flight.wait(), 60)  # the timer commits the first event
+        # A second event, settled while that commit is held.
+        await write_and_relay(pool, schema, context, cases=1, per_case=1, first_case=1)
+
+        async def second_applied() -> bool:
+            return consumer.counts["applied"] >= 2
+
+        await wait_for(second_applied, "the consumer to apply the events written meanwhile")
+        release.set()
+        offsets = sorted(o for _, o in await record_offsets(topic))
+
+        async def caught_up() -> bool:
+            return await committed_offsets(name, topic, 1) == {0: offsets[-1] + 1}
+
+        await wait_for(caught_up, "the group's offset to reach the last event while the consumer runs")
+    finally:
+        release.set()
+        await broker.stop()
+    assert await effects(pool) == {"case-0": 1, "case-1": 1}
+
+
 async def test_a_revoked_partition_is_committed_before_its_next_owner_reads_it(
     pool: asyncpg.Pool, schema: str, context: str
 ) -> None:
