@@ -9,8 +9,9 @@ the message, stops consuming and reports itself in `failure` (the service's /rea
 
 Offsets are committed lazily: each settled message moves its partition's settled offset (the
 next offset to commit, all before it settled), and the settled offsets are committed every
-`commit_every_messages` messages, `commit_interval_s` after the first uncommitted one, when a
-partition is revoked, when the runner gives up and when the consumer stops. Only offsets of
+`commit_every_messages` messages, `commit_interval_s` after the first uncommitted one (also one
+settled while a commit is in flight, and one whose commit was refused), when a partition is
+revoked, when the runner gives up and when the consumer stops. Only offsets of
 settled messages are ever recorded, so a commit cannot pass the message in hand; a crash before
 the commit redelivers settled messages, which the inbox drops as duplicates.
 
