@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,6 +39,28 @@ BATCHES_OF_10 = ConsumerSettings(
     commit_interval_s=3600,
 )
 NEVER_BEFORE_STOP = BATCHES_OF_10.model_copy(update={"commit_every_messages": 1_000_000})
+# Only the timer commits, and soon.
+TIMER_ONLY = NEVER_BEFORE_STOP.model_copy(update={"commit_interval_s": 0.2})
+
+Commit = Callable[[dict[TopicPartition, int]], Awaitable[None]]
+
+
+def committing_through(wrap: Callable[[Commit], Commit]) -> type[EventConsumer]:
+    """An EventConsumer whose aiokafka consumer commits through `wrap(its own commit)`."""
+
+    class Wrapped(EventConsumer):
+        def _adopt(self, consumer: AIOKafkaConsumer) -> None:
+            if consumer is not self._kafka:
+                consumer.commit = wrap(consumer.commit)
+            super()._adopt(consumer)
+
+    return Wrapped
+
+
+async def committed_to_the_end(group: str, topic: str) -> bool:
+    """Whether the group's offset of the one-partition topic is past its last record."""
+    offsets = sorted(o for _, o in await record_offsets(topic))
+    return await committed_offsets(group, topic, 1) == {0: offsets[-1] + 1}
 
 
 async def test_a_type_the_consumer_ignores_is_skipped_unread_and_one_it_reacts_to_is_read(
@@ -126,34 +149,25 @@ async def test_a_refused_commit_of_the_last_batch_is_taken_again_without_another
     await create_topics(topic, partitions=1)
     await pool.execute(EFFECTS_DDL)
     await write_and_relay(pool, schema, context, cases=1, per_case=5)
-    offsets = sorted(o for _, o in await record_offsets(topic))
     refused: list[dict[TopicPartition, int]] = []
 
-    class Refusing(EventConsumer):
-        def _adopt(self, consumer: AIOKafkaConsumer) -> None:
-            if consumer is not self._kafka:
-                commit = consumer.commit
+    def refuse_the_first(commit: Commit) -> Commit:
+        async def refusing(offsets: dict[TopicPartition, int]) -> None:
+            if not refused:
+                refused.append(dict(offsets))
+                raise CommitFailedError("rebalance in progress (refused by the test)")
+            await commit(offsets)
 
-                async def refuse_the_first(offsets: dict[TopicPartition, int]) -> None:
-                    if not refused:
-                        refused.append(dict(offsets))
-                        raise CommitFailedError("rebalance in progress (refused by the test)")
-                    await commit(offsets)
+        return refusing
 
-                consumer.commit = refuse_the_first
-            super()._adopt(consumer)
-
-    timer_only = BATCHES_OF_10.model_copy(
-        update={"commit_every_messages": 1_000_000, "commit_interval_s": 0.2}
-    )
     broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
-    consumer = Refusing(name, pool, registry, apply, settings=timer_only)
+    consumer = committing_through(refuse_the_first)(name, pool, registry, apply, settings=TIMER_ONLY)
     consumer.subscribe(broker, topic, group_id=name)
     await broker.start()
     try:
 
         async def caught_up() -> bool:
-            return await committed_offsets(name, topic, 1) == {0: offsets[-1] + 1}
+            return await committed_to_the_end(name, topic)
 
         await wait_for(caught_up, "the group's offset to reach the last event while the consumer runs")
         assert len(refused) == 1
@@ -176,25 +190,17 @@ async def test_a_message_settled_while_the_timer_commits_gets_a_commit_of_its_ow
     await write_and_relay(pool, schema, context, cases=1, per_case=1)
     in_flight, release = asyncio.Event(), asyncio.Event()
 
-    class Slow(EventConsumer):
-        def _adopt(self, consumer: AIOKafkaConsumer) -> None:
-            if consumer is not self._kafka:
-                commit = consumer.commit
+    def hold_the_first(commit: Commit) -> Commit:
+        async def holding(offsets: dict[TopicPartition, int]) -> None:
+            if not in_flight.is_set():
+                in_flight.set()
+                await release.wait()
+            await commit(offsets)
 
-                async def hold_the_first(offsets: dict[TopicPartition, int]) -> None:
-                    if not in_flight.is_set():
-                        in_flight.set()
-                        await release.wait()
-                    await commit(offsets)
+        return holding
 
-                consumer.commit = hold_the_first
-            super()._adopt(consumer)
-
-    timer_only = BATCHES_OF_10.model_copy(
-        update={"commit_every_messages": 1_000_000, "commit_interval_s": 0.2}
-    )
     broker = KafkaBroker(settings.kafka().bootstrap, logger=None)
-    consumer = Slow(name, pool, registry, apply, settings=timer_only)
+    consumer = committing_through(hold_the_first)(name, pool, registry, apply, settings=TIMER_ONLY)
     consumer.subscribe(broker, topic, group_id=name)
     await broker.start()
     try:
@@ -207,10 +213,9 @@ async def test_a_message_settled_while_the_timer_commits_gets_a_commit_of_its_ow
 
         await wait_for(second_applied, "the consumer to apply the events written meanwhile")
         release.set()
-        offsets = sorted(o for _, o in await record_offsets(topic))
 
         async def caught_up() -> bool:
-            return await committed_offsets(name, topic, 1) == {0: offsets[-1] + 1}
+            return await committed_to_the_end(name, topic)
 
         await wait_for(caught_up, "the group's offset to reach the last event while the consumer runs")
     finally:
