@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -59,6 +60,46 @@ async def test_one_drain_marks_every_published_row_one_statement_per_batch(
     assert marks == -(-250 // BATCH)
     records = await read_topic(topic, 250)
     assert len(records) == 250
+
+
+async def test_records_that_fill_many_batches_keep_each_key_in_order_on_the_partition_send_picks(
+    pool: asyncpg.Pool, schema: str, context: str
+) -> None:
+    """The relay fills record batches itself: bodies of 40 to 300 kB fill a batch every few rows
+    (one, 300 kB, is larger than a batch and goes on its own), across partitions, in one term."""
+    topic, store = await _on_a_topic(pool, schema, context)
+    probe_topic = f"{topic}.probe"
+    await create_topics(probe_topic)
+    sizes = [40_000, 90_000, 1_000, outbox.MAX_BATCH_BYTES + 40_000, 120_000]
+    async with pool.acquire() as conn:
+        for i in range(60):
+            body = json.dumps({"i": i}).encode() + b" " * sizes[i % len(sizes)]
+            await store.enqueue_integration(
+                conn, topic=topic, key=f"case-{i % 7}", body=body, message_id=uuid.uuid4()
+            )
+    relay = OutboxRelay(pool, settings.kafka(), schema=schema, settings=RelaySettings(batch_size=25))
+
+    assert await relay.drain() == 60
+
+    # Where a plain `send` of each key lands, on a topic of as many partitions.
+    probe = outbox.make_producer(settings.kafka())
+    await probe.start()
+    try:
+        send_picks = {
+            f"case-{k}".encode(): (
+                await probe.send_and_wait(probe_topic, b"", key=f"case-{k}".encode())
+            ).partition
+            for k in range(7)
+        }
+    finally:
+        await probe.stop()
+    records = await read_topic(topic, 60)
+    assert sorted(json.loads(value)["i"] for _, value, _ in records) == list(range(60))  # each once
+    for key, picked in send_picks.items():
+        on_kafka = [(json.loads(value)["i"], partition) for k, value, partition in records if k == key]
+        assert [i for i, _ in on_kafka] == [i for i in range(60) if f"case-{i % 7}".encode() == key]
+        assert {partition for _, partition in on_kafka} == {picked}
+    assert len({picked for picked in send_picks.values()}) > 1  # the keys spread over partitions
 
 
 async def test_a_failed_kafka_transaction_marks_none_of_its_rows(
@@ -171,7 +212,7 @@ async def test_a_producer_outside_the_terms_makes_the_next_term_reconcile(
         async with pool.acquire() as conn:
             rows = await outbox._pending(conn, 100)
         async with outsider.transaction():
-            await asyncio.gather(*[await outbox._send(outsider, row) for row in rows])
+            await asyncio.gather(*await outbox._send_all(outsider, rows))
     finally:
         await outsider.stop()  # committed on Kafka, never marked
 
