@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,7 +124,13 @@ def canonical_json(value: Any) -> bytes:
     float (whose exponent orjson writes differently), an integer beyond 64 bits or anything else
     orjson refuses goes to the standard library, so the bytes never change
     (tests/unit/test_envelope.py compares both on generated values)."""
-    if not _has_float(value):
+    return _canonical_json(value, plain=not _has_float(value))
+
+
+def _canonical_json(value: Any, *, plain: bool) -> bytes:
+    """`canonical_json` of a value known to be `plain` (no float, nothing but JSON's own types) or
+    not."""
+    if plain:
         try:
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # orjson.JSONEncodeError: a big integer, a non-string key, a surrogate
@@ -156,9 +163,13 @@ def _has_float(value: Any) -> bool:
 
 def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
     """SHA-256 over the previous hash and the canonical bytes of the rest of the envelope."""
+    return _chain_digest(prev_hash, canonical_json(body))
+
+
+def _chain_digest(prev_hash: str, canonical_body: bytes) -> str:
     digest = hashlib.sha256()
     digest.update(prev_hash.encode("ascii"))
-    digest.update(canonical_json(body))
+    digest.update(canonical_body)
     return digest.hexdigest()
 
 
@@ -179,23 +190,47 @@ def seal(
     event_id: uuid.UUID | None = None,
 ) -> EventEnvelope:
     """Build an envelope and compute its hash in the chain after `prev_hash`."""
-    draft = EventEnvelope(
-        event_id=event_id or uuid.uuid4(),
-        event_type=event_type,
-        schema_version=schema_version,
-        stream_id=stream_id,
-        stream_version=stream_version,
-        case_id=case_id,
-        jurisdiction=jurisdiction,
-        occurred_at=occurred_at,
-        actor=actor,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        payload=payload,
-        prev_hash=prev_hash,
-        hash=GENESIS_HASH,
-    )
-    return draft.model_copy(update={"hash": draft.computed_hash()})
+    return sealed(
+        draft(
+            event_id=event_id or uuid.uuid4(),
+            event_type=event_type,
+            schema_version=schema_version,
+            stream_id=stream_id,
+            stream_version=stream_version,
+            case_id=case_id,
+            jurisdiction=jurisdiction,
+            occurred_at=occurred_at,
+            actor=actor,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            payload=payload,
+            prev_hash=prev_hash,
+        )
+    )[0]
+
+
+def draft(**fields: Any) -> EventEnvelope:
+    """An envelope validated but not yet hashed (its hash the genesis one), for `sealed`."""
+    return EventEnvelope(**fields, hash=GENESIS_HASH)
+
+
+HashSigner = Callable[[str], tuple[str, str]]
+"""Signs an event hash: its (key id, base64 signature) (shared/signing.py, `ServiceKey.vouch`)."""
+
+
+def sealed(unhashed: EventEnvelope, sign: HashSigner | None = None) -> tuple[EventEnvelope, bytes]:
+    """The envelope with its hash in the chain after its `prev_hash` and, with `sign`, its
+    signature; with its wire form (`to_bytes()`). Out of one dump of the envelope: the store
+    seals every event it appends this way (a dump and a copy fewer an event than hashing, signing
+    and dumping it in turn)."""
+    whole = unhashed.model_dump(mode="json")
+    body = {k: v for k, v in whole.items() if k not in UNHASHED}
+    plain = not _has_float(body)  # then the whole is too: what it adds are strings or None
+    update: dict[str, Any] = {"hash": _chain_digest(unhashed.prev_hash, _canonical_json(body, plain=plain))}
+    if sign is not None:
+        update["key_id"], update["signature"] = sign(update["hash"])
+    whole.update(update)
+    return unhashed.model_copy(update=update), _canonical_json(whole, plain=plain)
 
 
 def person_matter_id(matter_id: str, index: int) -> str:

@@ -91,9 +91,14 @@ class ServiceKey:
         """base64 Ed25519 over the event hash (event_message), as an envelope carries it."""
         return base64.b64encode(self._sodium.sign(event_message(event_hash)).signature).decode("ascii")
 
+    def vouch(self, event_hash: str) -> tuple[str, str]:
+        """This key's id and its signature over an event hash (what `sign` adds to an envelope)."""
+        return self.key_id, self.signature(event_hash)
+
     def sign(self, envelope: EventEnvelope) -> EventEnvelope:
         """The envelope with this key's signature over its hash."""
-        return envelope.model_copy(update={"key_id": self.key_id, "signature": self.signature(envelope.hash)})
+        key_id, signature = self.vouch(envelope.hash)
+        return envelope.model_copy(update={"key_id": key_id, "signature": signature})
 
 
 def _pem(private: Ed25519PrivateKey) -> bytes:

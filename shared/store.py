@@ -21,7 +21,7 @@ import asyncpg
 
 from shared import metrics, tracing
 from shared.db import Conn, jsonb_text
-from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
+from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, draft, sealed
 from shared.errors import ConcurrencyError
 from shared.signing import Keyring, ServiceKey, SignatureProblem, bad_signature, first_forged, service_key
 from shared.topics import events_topic
@@ -236,43 +236,50 @@ class EventStore:
         if version != expected_version:
             raise ConcurrencyError(stream_id, expected_version, version)
         now = datetime.now(UTC)
-        sealed: list[EventEnvelope] = []
-        signer = self.signer
+        envelopes: list[EventEnvelope] = []
+        wires: list[bytes] = []
+        vouch = self.signer.vouch
         ids = new_event_ids(len(events))
         for new, fresh_id in zip(events, ids, strict=True):
             version += 1
-            envelope = seal(
-                event_type=new.event_type,
-                schema_version=new.schema_version,
-                stream_id=stream_id,
-                stream_version=version,
-                case_id=case_id,
-                jurisdiction=jurisdiction,
-                occurred_at=new.occurred_at or now,
-                actor=actor,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                payload=new.payload,
-                prev_hash=prev_hash,
-                event_id=new.event_id or fresh_id,
+            envelope, wire = sealed(
+                draft(
+                    event_id=new.event_id or fresh_id,
+                    event_type=new.event_type,
+                    schema_version=new.schema_version,
+                    stream_id=stream_id,
+                    stream_version=version,
+                    case_id=case_id,
+                    jurisdiction=jurisdiction,
+                    occurred_at=new.occurred_at or now,
+                    actor=actor,
+                    correlation_id=correlation_id,
+                    causation_id=causation_id,
+                    payload=new.payload,
+                    prev_hash=prev_hash,
+                ),
+                vouch,
             )
-            envelope = signer.sign(envelope)
             prev_hash = envelope.hash
-            sealed.append(envelope)
+            envelopes.append(envelope)
+            wires.append(wire)
         # The unique (stream_id, stream_version) constraint is the last word on a concurrent
         # writer (one that did not take the lock, or a head read outside it).
         try:
-            await conn.execute(*self._append_args(sealed, stream_id, case_id, jurisdiction, actor, lock))
+            await conn.execute(
+                *self._append_args(envelopes, wires, stream_id, case_id, jurisdiction, actor, lock)
+            )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_stream_version_key":
                 raise ConcurrencyError(stream_id, expected_version, version) from exc
             raise
-        metrics.appended(self.context, (e.event_type for e in sealed))
-        return sealed
+        metrics.appended(self.context, (e.event_type for e in envelopes))
+        return envelopes
 
     def _append_args(
         self,
         sealed: Sequence[EventEnvelope],
+        wires: list[bytes],
         stream_id: str,
         case_id: str,
         jurisdiction: str,
@@ -280,7 +287,7 @@ class EventStore:
         lock: int | None,
     ) -> tuple[Any, ...]:
         """`_APPEND` and its arguments: the events' own values as arrays, the shared ones once;
-        with `lock`, the statement that takes that lock first."""
+        with `lock`, the statement that takes that lock first. `wires`: the events' `to_bytes()`."""
         first = sealed[0]
         trace = tracing.current_headers()
         return (
@@ -294,7 +301,7 @@ class EventStore:
             [e.prev_hash for e in sealed],
             [e.hash for e in sealed],
             [e.signature for e in sealed],
-            [e.to_bytes() for e in sealed],
+            wires,
             [jsonb_text(_headers(e, trace)) for e in sealed],
             stream_id,
             case_id,

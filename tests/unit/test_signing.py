@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.checkpoint import Checkpoint, merkle_root, signed_by_service
-from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, seal
+from shared.envelope import GENESIS_HASH, Actor, EventEnvelope, draft, seal, sealed
 from shared.settings import SigningSettings
 from shared.signing import Keyring, ServiceKey, SignatureProblem, event_message, rotate, service_key
 
@@ -39,6 +39,31 @@ def event(payload: dict[str, object] | None = None) -> EventEnvelope:
         payload=payload or {"department": "第三纪检监察室"},
         prev_hash=GENESIS_HASH,
     )
+
+
+@pytest.mark.parametrize(
+    "payload", [{"department": "第三纪检监察室"}, {"score": 1.5, "n": 2**70, "标题": ["甲", None]}]
+)
+def test_the_stores_one_dump_seal_is_sealing_signing_and_dumping_in_turn(
+    signing: SigningSettings, payload: dict[str, object]
+) -> None:
+    """The store seals with `sealed` (one dump of the envelope for its hash, signature and wire
+    form); it must give what `seal`, `ServiceKey.sign` and `to_bytes` give one after the other,
+    floats and big integers (the standard library's JSON) included."""
+    key = service_key("intake", signing)
+    in_turn = key.sign(event(payload))
+    fields = in_turn.model_dump(exclude={"hash", "key_id", "signature"})
+    fields["actor"] = in_turn.actor
+
+    envelope, wire = sealed(draft(**fields), key.vouch)
+
+    assert envelope == in_turn
+    assert wire == in_turn.to_bytes()
+    assert Keyring.load(signing.keyring()).check(envelope, "intake").key_id == key.key_id
+    unsigned, unsigned_wire = sealed(draft(**fields))
+    assert (unsigned.signature, unsigned.key_id) == (None, None)
+    assert unsigned.hash == envelope.hash
+    assert unsigned_wire == unsigned.to_bytes() != wire
 
 
 def test_a_service_key_is_created_once_private_and_published_to_the_keyring(signing: SigningSettings) -> None:
