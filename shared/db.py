@@ -224,8 +224,10 @@ def jsonb_value(text: str) -> Any:
     digits) or refuses (an infinite number, a lone surrogate)."""
     raw = text.encode()
     if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZEROS):
-        with contextlib.suppress(orjson.JSONDecodeError):
+        try:  # not contextlib.suppress: a third of the time of a small value
             return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
     return json.loads(text)
 
 

@@ -107,9 +107,8 @@ class EventEnvelope(BaseModel):
 
     def hash_and_wire(self) -> tuple[str, bytes]:
         """`computed_hash()` and `to_bytes()` out of one dump of the envelope (the audit needs both)."""
-        whole = self.model_dump(mode="json")
-        body = {k: v for k, v in whole.items() if k not in UNHASHED}
-        return chain_hash(self.prev_hash, body), canonical_json(whole)
+        recomputed, whole, plain = _hashed_dump(self)
+        return recomputed, _canonical_json(whole, plain=plain)
 
     def hash_ok(self) -> bool:
         return self.computed_hash() == self.hash
@@ -223,14 +222,21 @@ def sealed(unhashed: EventEnvelope, sign: HashSigner | None = None) -> tuple[Eve
     signature; with its wire form (`to_bytes()`). Out of one dump of the envelope: the store
     seals every event it appends this way (a dump and a copy fewer an event than hashing, signing
     and dumping it in turn)."""
-    whole = unhashed.model_dump(mode="json")
-    body = {k: v for k, v in whole.items() if k not in UNHASHED}
-    plain = not _has_float(body)  # then the whole is too: what it adds are strings or None
-    update: dict[str, Any] = {"hash": _chain_digest(unhashed.prev_hash, _canonical_json(body, plain=plain))}
+    recomputed, whole, plain = _hashed_dump(unhashed)
+    update: dict[str, Any] = {"hash": recomputed}
     if sign is not None:
         update["key_id"], update["signature"] = sign(update["hash"])
     whole.update(update)
     return unhashed.model_copy(update=update), _canonical_json(whole, plain=plain)
+
+
+def _hashed_dump(envelope: EventEnvelope) -> tuple[str, dict[str, Any], bool]:
+    """The envelope's hash recomputed, its JSON dump, and whether that dump is plain (no float, see
+    `canonical_json`): the hashed body is walked once, as what the whole adds are strings or None."""
+    whole = envelope.model_dump(mode="json")
+    body = {k: v for k, v in whole.items() if k not in UNHASHED}
+    plain = not _has_float(body)
+    return _chain_digest(envelope.prev_hash, _canonical_json(body, plain=plain)), whole, plain
 
 
 def person_matter_id(matter_id: str, index: int) -> str:
