@@ -15,7 +15,7 @@ from importlib import metadata
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
@@ -23,6 +23,7 @@ from bench.common import Figure
 from services.definitions import definition_of
 from shared import settings
 from shared.envelope import JURISDICTIONS
+from shared.ops_api import unread_records
 from shared.settings import SERVICES
 from shared.topics import events_topic
 from zhengming.audit import drop_schema, read_topics, replay
@@ -95,30 +96,33 @@ async def copy_ceiling(service: str, rebuilt: str, tables: list[str]) -> CopyCei
 
 
 async def _consumer_lag() -> int:
-    """Records the services' consumer groups have not committed yet, over the partitions they
-    committed on."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka().bootstrap, **settings.kafka().client_options()
+    """Records the services' consumer groups have not committed yet, counted as the operators'
+    /ops/consumers counts them (a transaction's commit marker at a partition's end is no record)."""
+    kafka = settings.kafka()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options())
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka.client_options(),
     )
     await admin.start()
+    await probe.start()
     try:
-        committed: dict[tuple[str, TopicPartition], int] = {}
+        lag = 0
         for group in await admin.list_consumer_groups():
-            for tp, meta in (await admin.list_consumer_group_offsets(group[0])).items():
-                committed[(group[0], tp)] = meta.offset
+            committed = {
+                tp: meta.offset
+                for tp, meta in (await admin.list_consumer_group_offsets(group[0])).items()
+                if meta.offset >= 0
+            }
+            if committed:
+                lag += await unread_records(probe, committed, await probe.end_offsets(list(committed)))
+        return lag
     finally:
+        await probe.stop()
         await admin.close()
-    if not committed:
-        return 0
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka().bootstrap, group_id=None, **settings.kafka().client_options()
-    )
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(list({tp for _, tp in committed}))
-    finally:
-        await consumer.stop()
-    return sum(max(0, int(ends[tp]) - offset) for (_, tp), offset in committed.items() if offset >= 0)
 
 
 async def settle(timeout_s: float = 120) -> dict[str, Any]:

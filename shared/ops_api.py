@@ -96,7 +96,7 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
                     consumer=c.name,
                     group_id=group,
                     partitions=len(committed),
-                    lag=await _unread(probe, committed, ends),
+                    lag=await unread_records(probe, committed, ends),
                     dead_letters=depth,
                     dead_letters_pending=pending,
                     dead_letter_topic=dlq,
@@ -119,7 +119,7 @@ COUNTED_LAG = 1000
 the offsets are (a transaction's commit marker takes an offset but is no record)."""
 
 
-async def _unread(
+async def unread_records(
     probe: AIOKafkaConsumer, committed: dict[TopicPartition, int], ends: dict[TopicPartition, int]
 ) -> int:
     """Records after the committed offsets. The relays write the events topics in transactions,

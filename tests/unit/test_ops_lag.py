@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from shared.ops_api import _unread
+from shared.ops_api import unread_records
 
 EVENTS = "zm.331122.intake.events"
 INBOUND = "zm.331122.inbound.reports"
@@ -50,21 +50,21 @@ class Probe:
 async def test_a_partition_read_to_its_last_transaction_has_nothing_unread() -> None:
     tp = TopicPartition(EVENTS, 0)
     log = [True, True, False]  # two events and the transaction's marker, all consumed
-    assert await _unread(Probe({tp: log}), {tp: 2}, {tp: 3}) == 0
+    assert await unread_records(Probe({tp: log}), {tp: 2}, {tp: 3}) == 0
 
 
 async def test_unread_records_are_counted_without_the_markers_between_them() -> None:
     tp = TopicPartition(EVENTS, 1)
     log = [True, False, True, True, False, True, False]  # consumed up to offset 1
-    assert await _unread(Probe({tp: log}), {tp: 2}, {tp: len(log)}) == 3
+    assert await unread_records(Probe({tp: log}), {tp: 2}, {tp: len(log)}) == 3
 
 
 async def test_one_record_behind_on_a_topic_without_transactions_is_one() -> None:
     tp = TopicPartition(INBOUND, 0)
     log = [True, True]
-    assert await _unread(Probe({tp: log}), {tp: 1}, {tp: 2}) == 1
+    assert await unread_records(Probe({tp: log}), {tp: 1}, {tp: 2}) == 1
 
 
 async def test_far_behind_is_counted_by_offsets() -> None:
     tp = TopicPartition(EVENTS, 2)
-    assert await _unread(Probe({tp: []}), {tp: 0}, {tp: 5000}) == 5000
+    assert await unread_records(Probe({tp: []}), {tp: 0}, {tp: 5000}) == 5000
