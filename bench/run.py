@@ -526,7 +526,12 @@ def _git() -> dict[str, Any]:
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+            # The bench's own results (the last run's latest.json) do not make the code dirty.
+            ["git", "status", "--porcelain", "--", ".", ":!bench/results"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return {}
