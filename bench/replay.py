@@ -15,7 +15,6 @@ from importlib import metadata
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
@@ -23,7 +22,7 @@ from bench.common import Figure
 from services.definitions import definition_of
 from shared import settings
 from shared.envelope import JURISDICTIONS
-from shared.ops_api import unread_records
+from shared.ops_api import lag_probe, unread_records
 from shared.settings import SERVICES
 from shared.topics import events_topic
 from zhengming.audit import drop_schema, read_topics, replay
@@ -100,13 +99,7 @@ async def _consumer_lag() -> int:
     /ops/consumers counts them (a transaction's commit marker at a partition's end is no record)."""
     kafka = settings.kafka()
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options())
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **kafka.client_options(),
-    )
+    probe = lag_probe(kafka)
     await admin.start()
     await probe.start()
     try:

@@ -54,13 +54,7 @@ class ConsumerState(BaseModel):
 async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
     kafka = settings.kafka()
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap, **kafka.client_options())
-    probe = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        **kafka.client_options(),
-    )
+    probe = lag_probe(kafka)
     try:
         await admin.start()
         await probe.start()
@@ -110,6 +104,18 @@ async def consumer_states(runtime: Runtime) -> list[ConsumerState]:
         # Either may not have started: stopping a client that never started is harmless.
         await probe.stop()
         await admin.close()
+
+
+def lag_probe(kafka: settings.KafkaSettings) -> AIOKafkaConsumer:
+    """A consumer of no group that reads what the services' consumers read (committed
+    transactions only), for `unread_records`."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **kafka.client_options(),
+    )
 
 
 READ_DEADLINE_S = 1.5
