@@ -192,8 +192,8 @@ SignatureCheck = tuple[bytes, bytes, bytes]
 
 def first_forged(checks: Sequence[SignatureCheck]) -> int | None:
     """The index of the first check whose signature is not its key's over its message, or None.
-    A function of bytes alone, so that the audit can run it in worker processes (where a thread
-    would wait for the GIL between checks)."""
+    A function of bytes alone: the audit runs it in worker processes (store.check_rows), where a
+    thread would wait for the GIL between checks."""
     for index, (public, signature, message) in enumerate(checks):
         if len(signature) != crypto_sign_BYTES:
             return index
@@ -268,21 +268,6 @@ class Keyring:
         if not trusted.vouches(signature, message):
             raise bad_signature(envelope)
         return trusted
-
-    def claims(
-        self, envelopes: Sequence[EventEnvelope], owner: str
-    ) -> tuple[list[SignatureCheck], tuple[int, SignatureProblem] | None]:
-        """What `check` asks of each of `envelopes` up to the first whose claim already fails
-        (unsigned, an unknown key, another producer's key): the checks of the ones before it, for
-        `first_forged` to run, and that one's index and problem (or None when every claim holds)."""
-        checks: list[SignatureCheck] = []
-        for index, envelope in enumerate(envelopes):
-            try:
-                trusted, signature, message = self._claimed(envelope, owner)
-            except SignatureProblem as problem:
-                return checks, (index, problem)
-            checks.append((trusted.raw, signature, message))
-        return checks, None
 
     def _claimed(self, envelope: EventEnvelope, owner: str) -> tuple[TrustedKey, bytes, bytes]:
         """The key the envelope names (which must be trusted and `owner`'s), its signature and

@@ -199,3 +199,32 @@ async def test_a_chain_break_before_a_bad_signature_is_the_one_named(
     await pool.execute("DELETE FROM events WHERE stream_id = 'case-002'")
     broken = await store.verify()
     assert broken is not None and (broken.stream_id, broken.stream_version) == ("case-004", 2)
+
+
+async def test_events_of_before_signing_pass_unsigned_and_a_later_unsigned_one_is_named(
+    pool: asyncpg.Pool, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event recorded before events were signed needs no signature; one written after does,
+    and the workers that check hashes and signatures tell the two apart by global position."""
+    monkeypatch.setattr(store_module, "SIGNATURE_CHUNK", 2)
+    store = EventStore(pool, schema=schema, context="review")
+    await append(store, "case-0", 0, *(ev(i) for i in range(3)))
+    await append(store, "case-1", 0, *(ev(i) for i in range(3)))
+    await pool.execute("UPDATE events SET key_id = NULL, signature = NULL WHERE stream_id = 'case-0'")
+    await pool.execute(
+        "INSERT INTO unsigned_events_before (global_position)"
+        " SELECT max(global_position) FROM events WHERE stream_id = 'case-0'"
+    )
+    signed: dict[str, store_module.Vouched] = {}
+    assert await store.verify(signed=signed) is None
+    case_1 = {
+        str(r["event_id"]) for r in await pool.fetch("SELECT event_id FROM events WHERE stream_id = 'case-1'")
+    }
+    assert set(signed) == case_1  # the unsigned ones vouch for nothing on Kafka
+    await pool.execute(
+        "UPDATE events SET key_id = NULL, signature = NULL WHERE stream_id = 'case-1' AND stream_version = 2"
+    )
+    broken = await store.verify()
+    assert broken is not None
+    assert (broken.stream_id, broken.stream_version) == ("case-1", 2)
+    assert broken.reason.startswith("signature unsigned"), broken.reason
