@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
 
 from shared import metrics, tracing
 from shared.db import Conn, jsonb_text, jsonb_value
@@ -536,7 +537,8 @@ def check_rows(
     """Each row decoded into its envelope, its hash recomputed from the stored fields, and its
     signature checked against `keys` (key id: its service and raw public key), up to the first
     row that fails. A row recorded before signing (global position up to `legacy`) without a
-    signature needs none. Runs in the audit's worker processes: a function of plain values."""
+    signature needs none. A row that is no event envelope (altered in the database) is a break,
+    not an error. Runs in the audit's worker processes: a function of plain values."""
     keyring = Keyring(
         {
             key_id: TrustedKey(key_id, service, Ed25519PublicKey.from_public_bytes(raw))
@@ -547,7 +549,20 @@ def check_rows(
     for row in rows:
         fields = dict(zip(_FIELDS, row, strict=False))
         fields["actor"], fields["payload"] = jsonb_value(fields["actor"]), jsonb_value(fields["payload"])
-        env = row_to_envelope(fields)
+        try:
+            env = row_to_envelope(fields)
+        except ValidationError as invalid:  # a row altered in the database into no event at all
+            first = invalid.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            broken = ChainBreak(
+                row[_STREAM],
+                row[_VERSION],
+                "an event envelope",
+                "undecodable row",
+                f"undecodable row: {where}: {first['msg']}",
+                event_id=row[0],
+            )
+            return RowsChecked(digests, broken)
         recomputed, wire = env.hash_and_wire() if wires else (env.computed_hash(), b"")
         if recomputed != env.hash:
             broken = ChainBreak(
