@@ -448,6 +448,8 @@ class EventStore:
                 if prev_hash != prev:
                     return ChainBreak(stream_id, stream_version, prev, prev_hash, "prev_hash", str(row[0]))
                 await checks.add(row)
+                if checks.found is not None:
+                    return None  # a worker found an earlier break: the rest is not the trail's
                 prev = row[_HASH]
         return None
 
@@ -471,10 +473,7 @@ class Vouched(NamedTuple):
 
 
 SIGNATURE_CHUNK = 500
-"""Events whose signatures one worker-process call checks (store.verify)."""
-
-
-Unvouched = asyncio.Future[int | None]
+"""Rows whose hashes and signatures one worker-process call checks (store.verify)."""
 
 
 _PR_SET_PDEATHSIG = 1
@@ -548,18 +547,16 @@ def check_rows(
     digests: list[bytes] = []
     for row in rows:
         fields = dict(zip(_FIELDS, row, strict=False))
-        fields["actor"], fields["payload"] = jsonb_value(fields["actor"]), jsonb_value(fields["payload"])
         try:
+            fields["actor"], fields["payload"] = jsonb_value(fields["actor"]), jsonb_value(fields["payload"])
             env = row_to_envelope(fields)
-        except ValidationError as invalid:  # a row altered in the database into no event at all
-            first = invalid.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
+        except ValueError as invalid:  # a row altered in the database into no event at all
             broken = ChainBreak(
                 row[_STREAM],
                 row[_VERSION],
                 "an event envelope",
                 "undecodable row",
-                f"undecodable row: {where}: {first['msg']}",
+                f"undecodable row: {_why_undecodable(invalid)}",
                 event_id=row[0],
             )
             return RowsChecked(digests, broken)
@@ -584,6 +581,17 @@ def check_rows(
                 return RowsChecked(digests, broken)
         digests.append(hashlib.sha256(wire).digest() if wires else b"")
     return RowsChecked(digests, None)
+
+
+def _why_undecodable(invalid: ValueError) -> str:
+    """The field and the problem of a row that is no envelope (its actor is validated apart, so
+    its errors' locations are prefixed here); a value JSON cannot give back (an integer of
+    thousands of digits) as itself."""
+    if not isinstance(invalid, ValidationError):
+        return f"payload or actor: {invalid}"
+    first = invalid.errors()[0]
+    location = (["actor"] if invalid.title == Actor.__name__ else []) + [str(part) for part in first["loc"]]
+    return f"{'.'.join(location)}: {first['msg']}"
 
 
 class _RowChecks:

@@ -230,14 +230,26 @@ async def test_events_of_before_signing_pass_unsigned_and_a_later_unsigned_one_i
     assert broken.reason.startswith("signature unsigned"), broken.reason
 
 
-async def test_a_row_altered_into_no_event_is_named_not_raised(pool: asyncpg.Pool, schema: str) -> None:
-    """A payload that is no JSON object: the audit names the row instead of failing (a 5xx in
-    GET /audit/verify)."""
+@pytest.mark.parametrize(
+    ("column", "altered", "named"),
+    [
+        ("payload", "'[1]'", "undecodable row: payload: "),
+        ("payload", """'{"n": 1e5000}'""", "undecodable row: payload or actor: "),
+        ("actor", """'{"user_id": 7}'""", "undecodable row: actor."),
+    ],
+)
+async def test_a_row_altered_into_no_event_is_named_not_raised(
+    pool: asyncpg.Pool, schema: str, column: str, altered: str, named: str
+) -> None:
+    """A payload that is no JSON object, a number JSON cannot give back, an actor of the wrong
+    shape: the audit names the row instead of failing (a 5xx in GET /audit/verify)."""
     store = EventStore(pool, schema=schema, context="review")
     for s in range(2):
         await append(store, f"case-{s}", 0, *(ev(i) for i in range(3)))
-    await pool.execute("UPDATE events SET payload = '[1]' WHERE stream_id = 'case-1' AND stream_version = 2")
+    await pool.execute(
+        f"UPDATE events SET {column} = {altered} WHERE stream_id = 'case-1' AND stream_version = 2"
+    )
     broken = await store.verify()
     assert broken is not None
     assert (broken.stream_id, broken.stream_version, broken.found) == ("case-1", 2, "undecodable row")
-    assert broken.reason.startswith("undecodable row: payload"), broken.reason
+    assert broken.reason.startswith(named), broken.reason
