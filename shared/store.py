@@ -385,17 +385,12 @@ class EventStore:
 
     async def iter_all(self, batch: int = 2000) -> AsyncIterator[EventEnvelope]:
         """Every event, stream by stream in version order (for verification and replay)."""
-        async for _, envelope in self._iter_positioned(batch):
-            yield envelope
-
-    async def _iter_positioned(self, batch: int = 2000) -> AsyncIterator[tuple[int, EventEnvelope]]:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
             cursor = conn.cursor(
-                f"SELECT {_COLUMNS}, global_position FROM events ORDER BY stream_id, stream_version",
-                prefetch=batch,
+                f"SELECT {_COLUMNS} FROM events ORDER BY stream_id, stream_version", prefetch=batch
             )
             async for row in cursor:
-                yield row["global_position"], row_to_envelope(row)
+                yield row_to_envelope(row)
 
     async def unsigned_before(self) -> int:
         """Events up to this global position were recorded before events were signed."""
@@ -509,12 +504,11 @@ CheckedRow = tuple[Any, ...]
 and its global position. The ids come as text and actor and payload as jsonb's text, decoded in
 the worker: a UUID object costs more to send to a worker than the whole rest of the row."""
 
+_FIELDS = tuple(_COLUMNS.replace(" ", "").split(","))
 _AS_TEXT = ("event_id", "actor", "correlation_id", "causation_id", "payload")
 _CHECKED_COLUMNS = (
-    ", ".join(f"{name}::text" if name in _AS_TEXT else name for name in _COLUMNS.replace(" ", "").split(","))
-    + ", global_position"
+    ", ".join(f"{name}::text" if name in _AS_TEXT else name for name in _FIELDS) + ", global_position"
 )
-_FIELDS = tuple(_COLUMNS.replace(" ", "").split(","))
 _STREAM, _VERSION, _PREV, _HASH, _KEY, _SIGNATURE = (
     _FIELDS.index(name)
     for name in ("stream_id", "stream_version", "prev_hash", "hash", "key_id", "signature")
