@@ -7,6 +7,7 @@ A sealed field goes into an event payload before the event is hashed; destroying
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -39,10 +40,16 @@ def load_master_key(settings: CryptoSettings) -> bytes:
     else:
         path: Path = settings.key_file()
         if not path.exists():
+            # Written whole under a name of this process's, then linked in: of services starting
+            # together, one key wins and none reads a half-written or empty file.
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            draft = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(base64.b64encode(secrets.token_bytes(32)).decode())
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+            draft.unlink()
         key = base64.b64decode(path.read_text().strip())
     if len(key) != 32:
         raise ValueError("the master key must be 32 bytes (base64)")
